@@ -1,0 +1,73 @@
+"""The connector contract: what the hub asks of a department system, and nothing more.
+
+A connector serves some record families for one department. The hub calls
+
+- ``fetch(family, keys, fields)`` with a batch of subject keys (USCCs or resident IDs, at most
+  ``batch_size``) and *only the fields the caller may receive*; it returns, for each key that
+  has records, the list of records as ``{field name: value}`` dicts in the catalogue's field
+  names and value types (str, datetime.date, decimal.Decimal, int). Keys with no records may
+  be absent from the result.
+- ``search(family, text, limit)`` for subject keys whose searchable field contains `text`.
+- ``health()`` for a cheap liveness probe.
+
+Connectors know nothing about policies or principals. They raise `UpstreamUnavailable` when
+the department cannot be reached in time and `UpstreamInvalid` when it answers with data that
+cannot be mapped; the hub turns both into per-field GraphQL errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+Record = dict[str, Any]
+
+
+class ConnectorError(Exception):
+    """A department system failed; `department` names it for the caller."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+
+    def __init__(self, department: str, message: str) -> None:
+        super().__init__(message)
+        self.department = department
+        self.message = message
+
+
+class UpstreamUnavailable(ConnectorError):
+    """The department did not answer (down, refused, timed out)."""
+
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class UpstreamInvalid(ConnectorError):
+    """The department answered with data the mapping cannot convert."""
+
+    code = "UPSTREAM_INVALID"
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    healthy: bool
+    detail: str = ""
+    checked_at: dt.datetime | None = None
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """One department system, serving one or more record families."""
+
+    name: str  # stable identifier, e.g. "market"
+    department: str  # the department's name, shown to callers in errors and the catalogue
+    families: frozenset[str]
+    batch_size: int
+    timeout: float  # seconds per call
+
+    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]: ...
+
+    async def search(self, family: str, text: str, limit: int) -> list[str]: ...
+
+    async def health(self) -> Health: ...
+
+    async def close(self) -> None: ...

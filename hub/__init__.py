@@ -1,0 +1,1 @@
+"""The Xinlian hub: Starlette app, endpoints, auth, federated executor, audit, store and CLI."""

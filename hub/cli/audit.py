@@ -1,0 +1,7 @@
+"""`xinlian audit` (being built)."""
+
+import argparse
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Key material management: the signing keyring in the data directory, JWKS, rotation."""

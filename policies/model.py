@@ -1,0 +1,65 @@
+"""Disclosure classes and the policy that assigns them to fields and grants them to scopes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping
+
+
+class DisclosureClass(enum.Enum):
+    """信息使用范围: how far a field may travel."""
+
+    PUBLIC = "PUBLIC"  # 公示: anyone, within the publicity window
+    SHARED = "SHARED"  # 内部共享: government departments
+    AUTHORIZED = "AUTHORIZED"  # 授权查询: named scopes, with a declared purpose
+    CONFIDENTIAL = "CONFIDENTIAL"  # 不予公开: never leaves its source through the hub
+
+    @property
+    def label(self) -> str:
+        return {"PUBLIC": "公示", "SHARED": "内部共享", "AUTHORIZED": "授权查询", "CONFIDENTIAL": "不予公开"}[self.value]
+
+
+class PolicyError(ValueError):
+    """A policy document is malformed or unsafe (e.g. a scope granting CONFIDENTIAL)."""
+
+
+FieldKey = tuple[str, str]  # (family name, field name)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An immutable policy version.
+
+    `classes` maps (family, field) to its disclosure class; `kind_overrides` maps a client kind
+    to per-field classes that replace the default for that kind only; `scopes` maps an OAuth2
+    scope to the classes it grants.
+    """
+
+    version: str
+    classes: Mapping[FieldKey, DisclosureClass]
+    scopes: Mapping[str, frozenset[DisclosureClass]]
+    kind_overrides: Mapping[str, Mapping[FieldKey, DisclosureClass]] = field(default_factory=dict)
+    public_scope: str = "credit:public"
+
+    def __post_init__(self) -> None:
+        for scope, granted in self.scopes.items():
+            if DisclosureClass.CONFIDENTIAL in granted:
+                raise PolicyError(f"scope {scope!r} grants CONFIDENTIAL, which never leaves its source")
+        if self.public_scope not in self.scopes:
+            raise PolicyError(f"the public scope {self.public_scope!r} is not defined")
+
+    def class_of(self, key: FieldKey, kind: str | None = None) -> DisclosureClass:
+        """The class of a field for a client kind; unnamed fields are CONFIDENTIAL."""
+        if kind is not None:
+            override = self.kind_overrides.get(kind, {}).get(key)
+            if override is not None:
+                return override
+        return self.classes.get(key, DisclosureClass.CONFIDENTIAL)
+
+    def granted(self, scopes: frozenset[str]) -> frozenset[DisclosureClass]:
+        """The classes a set of scopes grants together."""
+        out: set[DisclosureClass] = set()
+        for scope in scopes:
+            out |= self.scopes.get(scope, frozenset())
+        return frozenset(out)

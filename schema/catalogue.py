@@ -1,0 +1,213 @@
+"""The record families of the district's credit file and the fields each one has.
+
+This module is the one place where a field's *existence* is declared: its GraphQL name,
+value type, Chinese label (the national 双公示 data item) and description. Who may see a
+field lives in `policies/`; where it comes from lives in each connector's mapping.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ValueType(enum.Enum):
+    """The value type of a record field, as exposed in GraphQL."""
+
+    STRING = "String"
+    DATE = "Date"
+    DECIMAL = "Decimal"
+    INT = "Int"
+
+
+class SubjectKind(enum.Enum):
+    """The kinds of credit subject (信用主体)."""
+
+    LEGAL_PERSON = "legal_person"
+    NATURAL_PERSON = "natural_person"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """One field of a record family."""
+
+    name: str  # snake_case; GraphQL exposes it in camelCase
+    type: ValueType
+    label: str  # the Chinese data item name
+    description: str
+
+    @property
+    def graphql_name(self) -> str:
+        head, *rest = self.name.split("_")
+        return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFamily:
+    """A standard family of credit records (e.g. administrative penalties)."""
+
+    name: str  # policy and connector key, snake_case
+    type_name: str  # GraphQL object type name
+    label: str
+    description: str
+    many: bool  # a list of records per subject, or at most one
+    subjects: tuple[SubjectKind, ...]
+    fields: tuple[FieldSpec, ...]
+
+    def field(self, name: str) -> FieldSpec:
+        for spec in self.fields:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.fields)
+
+    @property
+    def graphql_field(self) -> str:
+        """The field name on the subject type (e.g. `judgmentDebtorRecords`)."""
+        return FieldSpec(self.name, ValueType.STRING, "", "").graphql_name
+
+
+S, D, M, I = ValueType.STRING, ValueType.DATE, ValueType.DECIMAL, ValueType.INT
+LEGAL, NATURAL = SubjectKind.LEGAL_PERSON, SubjectKind.NATURAL_PERSON
+
+REGISTRATION = RecordFamily(
+    name="registration",
+    type_name="Registration",
+    label="登记基础信息",
+    description="Registration basics kept by the market regulation bureau.",
+    many=False,
+    subjects=(LEGAL,),
+    fields=(
+        FieldSpec("name", S, "主体名称", "Registered name of the legal person."),
+        FieldSpec("legal_representative", S, "法定代表人", "Name of the legal representative."),
+        FieldSpec("legal_representative_id", S, "法定代表人证件号码", "Resident ID of the legal representative."),
+        FieldSpec("status", S, "登记状态", "Registration status: 存续, 吊销 or 注销."),
+        FieldSpec("established_date", D, "成立日期", "Date of establishment."),
+        FieldSpec("address", S, "住所", "Registered address."),
+        FieldSpec("industry", S, "行业", "Industry (国民经济行业分类)."),
+        FieldSpec("registered_capital", M, "注册资本（万元）", "Registered capital in 10,000 yuan."),
+        FieldSpec("contact_phone", S, "联系电话", "Contact telephone on file with the registry."),
+    ),
+)
+
+LICENSES = RecordFamily(
+    name="licenses",
+    type_name="AdministrativeLicense",
+    label="行政许可",
+    description="Administrative licences granted to the subject, from every licensing department.",
+    many=True,
+    subjects=(LEGAL,),
+    fields=(
+        FieldSpec("decision_number", S, "行政许可决定文书号", "Number of the licence decision document."),
+        FieldSpec("license_name", S, "许可证书名称", "Name of the licence."),
+        FieldSpec("license_category", S, "许可类别", "Licence category (普通, 特许, 认可, 核准, 登记, 其他)."),
+        FieldSpec("license_number", S, "许可编号", "Licence number."),
+        FieldSpec("content", S, "许可内容", "What the licence permits."),
+        FieldSpec("decision_date", D, "许可决定日期", "Date of the licence decision."),
+        FieldSpec("valid_from", D, "有效期自", "Start of validity."),
+        FieldSpec("valid_to", D, "有效期至", "End of validity."),
+        FieldSpec("authority", S, "许可机关", "Issuing authority."),
+        FieldSpec("authority_uscc", S, "许可机关统一社会信用代码", "USCC of the issuing authority."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+PENALTIES = RecordFamily(
+    name="penalties",
+    type_name="AdministrativePenalty",
+    label="行政处罚",
+    description="Administrative penalties, a union across every department that imposes them.",
+    many=True,
+    subjects=(LEGAL, NATURAL),
+    fields=(
+        FieldSpec("decision_number", S, "行政处罚决定书文号", "Number of the penalty decision document."),
+        FieldSpec("violation_type", S, "违法行为类型", "Type of the violation."),
+        FieldSpec("facts", S, "违法事实", "Facts of the violation."),
+        FieldSpec("legal_basis", S, "处罚依据", "Legal basis of the penalty."),
+        FieldSpec("penalty_category", S, "处罚类别", "Penalty category (警告, 罚款, 没收违法所得, ...)."),
+        FieldSpec("content", S, "处罚内容", "Content of the penalty."),
+        FieldSpec("fine_amount", M, "罚款金额（万元）", "Fine in 10,000 yuan."),
+        FieldSpec("confiscation_amount", M, "没收违法所得、没收非法财物的金额（万元）", "Confiscated amount in 10,000 yuan."),
+        FieldSpec("decision_date", D, "处罚决定日期", "Date of the penalty decision."),
+        FieldSpec("authority", S, "处罚机关", "Penalising authority."),
+        FieldSpec("authority_uscc", S, "处罚机关统一社会信用代码", "USCC of the penalising authority."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+        FieldSpec("severity", S, "失信程度", "Severity: 轻微, 一般 or 严重."),
+        FieldSpec("publicity_end_date", D, "公示截止期", "Last day the record is shown to the public."),
+        FieldSpec("case_handler", S, "办案人员", "Officers who handled the case (internal)."),
+    ),
+)
+
+TAX_CREDIT = RecordFamily(
+    name="tax_credit",
+    type_name="TaxCredit",
+    label="纳税信用等级",
+    description="The subject's latest annual tax credit evaluation (A/B/M/C/D).",
+    many=False,
+    subjects=(LEGAL,),
+    fields=(
+        FieldSpec("level", S, "纳税信用等级", "Tax credit level: A, B, M, C or D."),
+        FieldSpec("year", I, "评价年度", "Evaluation year."),
+        FieldSpec("evaluation_date", D, "评价日期", "Date of the evaluation."),
+        FieldSpec("tax_paid", M, "年度纳税额（万元）", "Tax paid in the evaluation year, 10,000 yuan."),
+        FieldSpec("authority", S, "评价机关", "Evaluating tax authority."),
+    ),
+)
+
+JUDGMENT_DEBTORS = RecordFamily(
+    name="judgment_debtor_records",
+    type_name="JudgmentDebtorRecord",
+    label="失信被执行人",
+    description="Dishonest judgment debtor entries published by the courts.",
+    many=True,
+    subjects=(LEGAL, NATURAL),
+    fields=(
+        FieldSpec("case_number", S, "案号", "Enforcement case number."),
+        FieldSpec("court", S, "执行法院", "Enforcing court."),
+        FieldSpec("debtor_name", S, "被执行人姓名/名称", "Name of the judgment debtor."),
+        FieldSpec("debtor_id_number", S, "证件号码", "Identifier of the judgment debtor."),
+        FieldSpec("filing_date", D, "立案时间", "Date the enforcement case was filed."),
+        FieldSpec("publish_date", D, "发布时间", "Date the entry was published."),
+        FieldSpec("basis_document", S, "执行依据文号", "Number of the document enforced."),
+        FieldSpec("obligation", S, "生效法律文书确定的义务", "Obligation fixed by the effective legal document."),
+        FieldSpec("performance", S, "被执行人的履行情况", "How far the debtor has performed."),
+        FieldSpec("dishonest_behavior", S, "失信被执行人行为具体情形", "The dishonest behaviour."),
+    ),
+)
+
+HONORS = RecordFamily(
+    name="honors",
+    type_name="Honor",
+    label="守信激励",
+    description="Honours and red-list entries (守信激励).",
+    many=True,
+    subjects=(LEGAL,),
+    fields=(
+        FieldSpec("honor_name", S, "荣誉名称", "Name of the honour or red list."),
+        FieldSpec("awarding_authority", S, "认定机关", "Authority that awarded it."),
+        FieldSpec("award_date", D, "认定日期", "Date awarded."),
+        FieldSpec("valid_to", D, "有效期至", "End of validity."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+FAMILIES: dict[str, RecordFamily] = {
+    family.name: family
+    for family in (REGISTRATION, LICENSES, PENALTIES, TAX_CREDIT, JUDGMENT_DEBTORS, HONORS)
+}
+
+
+def family(name: str) -> RecordFamily:
+    """Look a record family up by name; `KeyError` names the unknown family."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise KeyError(f"unknown record family {name!r}") from None
+
+
+def families_for(kind: SubjectKind) -> tuple[RecordFamily, ...]:
+    """The record families a subject of this kind has, in declaration order."""
+    return tuple(f for f in FAMILIES.values() if kind in f.subjects)

@@ -1,0 +1,80 @@
+"""Chinese credit-subject identifiers and their check characters.
+
+- Unified social credit code (统一社会信用代码, GB 32100-2015) for legal persons.
+- Resident identity number (公民身份号码, GB 11643-1999) for natural persons.
+
+Both are validated before any connector is called; `InvalidIdentifier` carries a
+human-readable reason that the hub returns with ``extensions.code = BAD_USER_INPUT``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+_USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
+
+ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+ID_CHECK = "10X98765432"
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier failed its format or check-character rule."""
+
+
+def uscc_check_char(first17: str) -> str:
+    """The check character (position 18) for the first 17 characters of a USCC."""
+    if len(first17) != 17:
+        raise InvalidIdentifier("a unified social credit code body has 17 characters")
+    try:
+        total = sum(_USCC_VALUE[ch] * w for ch, w in zip(first17, USCC_WEIGHTS))
+    except KeyError as exc:
+        raise InvalidIdentifier(f"character {exc.args[0]!r} is not allowed in a unified social credit code") from None
+    return USCC_ALPHABET[(31 - total % 31) % 31]
+
+
+def validate_uscc(value: str) -> str:
+    """Return the normalised (upper-case) USCC or raise `InvalidIdentifier`."""
+    if not isinstance(value, str):
+        raise InvalidIdentifier("a unified social credit code must be a string")
+    code = value.strip().upper()
+    if len(code) != 18:
+        raise InvalidIdentifier(f"a unified social credit code has 18 characters, got {len(code)}")
+    for ch in code:
+        if ch not in _USCC_VALUE:
+            raise InvalidIdentifier(
+                f"character {ch!r} is not allowed in a unified social credit code (I, O, S, V, Z are excluded)"
+            )
+    expected = uscc_check_char(code[:17])
+    if code[17] != expected:
+        raise InvalidIdentifier(f"check character of {code} is wrong (expected {expected})")
+    return code
+
+
+def id_check_char(first17: str) -> str:
+    """The check character (position 18) for the first 17 digits of a resident ID."""
+    if len(first17) != 17 or not first17.isdigit():
+        raise InvalidIdentifier("a resident identity number body has 17 digits")
+    total = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS))
+    return ID_CHECK[total % 11]
+
+
+def validate_resident_id(value: str) -> str:
+    """Return the normalised resident identity number or raise `InvalidIdentifier`."""
+    if not isinstance(value, str):
+        raise InvalidIdentifier("a resident identity number must be a string")
+    code = value.strip().upper()
+    if len(code) != 18:
+        raise InvalidIdentifier(f"a resident identity number has 18 characters, got {len(code)}")
+    body, check = code[:17], code[17]
+    if not body.isdigit() or not (check.isdigit() or check == "X"):
+        raise InvalidIdentifier("a resident identity number is 17 digits and a digit or X")
+    try:
+        _dt.date(int(body[6:10]), int(body[10:12]), int(body[12:14]))
+    except ValueError:
+        raise InvalidIdentifier(f"birth date {body[6:14]} in resident identity number is not a date") from None
+    expected = id_check_char(body)
+    if check != expected:
+        raise InvalidIdentifier(f"check character of resident identity number is wrong (expected {expected})")
+    return code
