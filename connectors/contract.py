@@ -7,6 +7,8 @@ A connector serves some record families for one department. The hub calls
   has records, the list of records as ``{field name: value}`` dicts in the catalogue's field
   names and value types (str, datetime.date, decimal.Decimal, int). Keys with no records may
   be absent from the result.
+- ``provides(family)``: the fields of a family this connector maps; the hub never asks
+  for others, and lists the connector's department as a source of exactly these fields.
 - ``search(family, text, limit)`` for subject keys whose searchable field contains `text`.
 - ``health()`` for a cheap liveness probe.
 
@@ -63,6 +65,10 @@ class Connector(Protocol):
     families: frozenset[str]
     batch_size: int
     timeout: float  # seconds per call
+
+    def provides(self, family: str) -> frozenset[str]:
+        """The fields of `family` this connector maps (the hub asks for no others)."""
+        ...
 
     async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]: ...
 

@@ -53,6 +53,7 @@ class RecordFamily:
     many: bool  # a list of records per subject, or at most one
     subjects: tuple[SubjectKind, ...]
     fields: tuple[FieldSpec, ...]
+    recency: str | None = None  # newest first by this field; single-record families keep the newest
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
@@ -100,6 +101,7 @@ LICENSES = RecordFamily(
     description="Administrative licences granted to the subject, from every licensing department.",
     many=True,
     subjects=(LEGAL,),
+    recency="decision_date",
     fields=(
         FieldSpec("decision_number", S, "行政许可决定文书号", "Number of the licence decision document."),
         FieldSpec("license_name", S, "许可证书名称", "Name of the licence."),
@@ -122,6 +124,7 @@ PENALTIES = RecordFamily(
     description="Administrative penalties, a union across every department that imposes them.",
     many=True,
     subjects=(LEGAL, NATURAL),
+    recency="decision_date",
     fields=(
         FieldSpec("decision_number", S, "行政处罚决定书文号", "Number of the penalty decision document."),
         FieldSpec("violation_type", S, "违法行为类型", "Type of the violation."),
@@ -148,6 +151,7 @@ TAX_CREDIT = RecordFamily(
     description="The subject's latest annual tax credit evaluation (A/B/M/C/D).",
     many=False,
     subjects=(LEGAL,),
+    recency="year",
     fields=(
         FieldSpec("level", S, "纳税信用等级", "Tax credit level: A, B, M, C or D."),
         FieldSpec("year", I, "评价年度", "Evaluation year."),
@@ -164,6 +168,7 @@ JUDGMENT_DEBTORS = RecordFamily(
     description="Dishonest judgment debtor entries published by the courts.",
     many=True,
     subjects=(LEGAL, NATURAL),
+    recency="publish_date",
     fields=(
         FieldSpec("case_number", S, "案号", "Enforcement case number."),
         FieldSpec("court", S, "执行法院", "Enforcing court."),
@@ -185,6 +190,7 @@ HONORS = RecordFamily(
     description="Honours and red-list entries (守信激励).",
     many=True,
     subjects=(LEGAL,),
+    recency="award_date",
     fields=(
         FieldSpec("honor_name", S, "荣誉名称", "Name of the honour or red list."),
         FieldSpec("awarding_authority", S, "认定机关", "Authority that awarded it."),

@@ -1,0 +1,58 @@
+"""`create_app(settings)`: the hub's Starlette application and its routes."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .auth import auth_routes
+from .config import Settings
+from .endpoints.graphql import GraphQLEndpoint
+from .runtime import HubRuntime
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def index(request: Request) -> Response:
+    runtime: HubRuntime = request.app.state.runtime
+    base = runtime.settings.issuer
+    return JSONResponse(
+        {
+            "name": "Xinlian (信联) credit information hub",
+            "graphql": f"{base}/graphql",
+            "public_graphql": f"{base}/public/graphql",
+            "token_endpoint": f"{base}/oauth/token",
+            "jwks": f"{base}/.well-known/jwks.json",
+            "policy_version": runtime.policy.version,
+        }
+    )
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The hub application; the runtime (store, keys, connectors, audit) opens in its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await HubRuntime.open(settings)
+        app.state.runtime = runtime
+        for route in auth_routes(settings, runtime.store, runtime.keyring):
+            app.router.routes.append(route)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/graphql", GraphQLEndpoint(public=False).handle, methods=["GET", "POST"]),
+        Route("/public/graphql", GraphQLEndpoint(public=True).handle, methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

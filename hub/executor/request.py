@@ -1,0 +1,71 @@
+"""`RequestContext`: everything one GraphQL request needs, and what it did (for the audit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from xinlian.connectors.contract import Connector
+from xinlian.hub.principal import Principal
+from xinlian.policies.engine import decide
+from xinlian.policies.model import Policy
+from xinlian.policies.rows import PublicityWindow
+
+from .federation import Federation
+from .loader import FamilyLoader
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """A selected field the caller may not receive, at a generic response path."""
+
+    path: tuple[str, ...]
+    family: str
+    field: str
+    disclosure: str
+
+
+@dataclass
+class RequestContext:
+    principal: Principal
+    policy: Policy
+    federation: Federation
+    today: dt.date
+    public_rules: bool  # apply the public endpoint's row rules (publicity windows)
+    batch_limit: int = 1000
+    search_limit: int = 50
+    window: PublicityWindow = field(default_factory=PublicityWindow.standard)
+    subjects: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)
+    denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)
+    denied: set[str] = field(default_factory=set)  # "family.field", for the audit
+    upstream_failures: set[str] = field(default_factory=set)
+    _loaders: dict[tuple[str, str], FamilyLoader] = field(default_factory=dict)
+
+    def loader(self, connector: Connector, family: str) -> FamilyLoader:
+        key = (connector.name, family)
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = FamilyLoader(connector, family)
+        return loader
+
+    def may_receive(self, family: str, field_name: str) -> bool:
+        return decide(self.policy, self.principal, family, field_name).allowed
+
+    def deny(self, path: tuple[str, ...], family: str, field_name: str) -> None:
+        self.denied.add(f"{family}.{field_name}")
+        if path not in self.denials:
+            disclosure = decide(self.policy, self.principal, family, field_name).disclosure.value
+            self.denials[path] = Denial(path, family, field_name, disclosure)
+
+    def denial_errors(self) -> list[dict[str, Any]]:
+        """GraphQL errors for selected fields filtered to null (one per generic path)."""
+        return [
+            {
+                "message": f"Not authorized to receive {d.family}.{d.field} (disclosure class {d.disclosure})",
+                "path": list(d.path),
+                "extensions": {"code": "FORBIDDEN", "field": f"{d.family}.{d.field}", "disclosureClass": d.disclosure},
+            }
+            for d in self.denials.values()
+        ]

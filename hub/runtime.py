@@ -1,0 +1,99 @@
+"""`HubRuntime`: the long-lived parts of a running hub, opened at start-up and closed at shutdown.
+
+It owns the store, the keyring and bearer validator, the active policy, the federation of
+connectors, the two schemas (authenticated full schema, public contract) and the audit trail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+
+from xinlian.connectors.registry import load_connectors
+from xinlian.keys.keyring import Keyring
+from xinlian.policies import Policy, load_policy
+from xinlian.policies.engine import decide
+from xinlian.schema.graphql import build_schema
+
+from .audit.trail import AuditTrail
+from .auth.bearer import BearerValidator
+from .config import Settings
+from .executor import Federation, HubResolvers
+from .principal import Principal
+from .store import Store
+
+CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def _extensions() -> list[Any]:
+    return [
+        ParserCache(maxsize=512),
+        ValidationCache(maxsize=512),
+        QueryDepthLimiter(max_depth=10),
+        MaxAliasesLimiter(max_alias_count=50),
+    ]
+
+
+def public_contract(policy: Policy, resolvers: HubResolvers) -> strawberry.Schema:
+    """The public endpoint's schema: only fields PUBLIC under `policy` exist."""
+    public = Principal.public(policy.public_scope)
+    return build_schema(
+        lambda family, field: decide(policy, public, family, field).allowed, resolvers, extensions=_extensions()
+    )
+
+
+def full_schema(resolvers: HubResolvers) -> strawberry.Schema:
+    """The authenticated endpoint's schema: every catalogued field exists; policy filters values."""
+    return build_schema(lambda family, field: True, resolvers, extensions=_extensions())
+
+
+@dataclass
+class HubRuntime:
+    settings: Settings
+    store: Store
+    keyring: Keyring
+    validator: BearerValidator
+    policy: Policy
+    federation: Federation
+    schema: strawberry.Schema
+    public_schema: strawberry.Schema
+    audit: AuditTrail
+
+    @classmethod
+    async def open(cls, settings: Settings) -> "HubRuntime":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await Store.open(settings.database_url)
+        keyring = Keyring.load_or_create(settings.data_dir)
+        policy = load_policy(settings.policy_path)
+        connectors = (
+            load_connectors(settings.connectors_path, settings.data_dir)
+            if settings.connectors_path and settings.connectors_path.exists()
+            else []
+        )
+        resolvers = HubResolvers()
+        audit = AuditTrail(store)
+        await audit.start()
+        return cls(
+            settings=settings,
+            store=store,
+            keyring=keyring,
+            validator=BearerValidator(keyring, settings.issuer, settings.audience),
+            policy=policy,
+            federation=Federation(connectors),
+            schema=full_schema(resolvers),
+            public_schema=public_contract(policy, resolvers),
+            audit=audit,
+        )
+
+    def today(self) -> dt.date:
+        """Today's date in Hohhot (China Standard Time), for publicity windows."""
+        return dt.datetime.now(CHINA_STANDARD_TIME).date()
+
+    async def close(self) -> None:
+        await self.audit.stop()
+        await self.federation.close()
+        await self.store.close()

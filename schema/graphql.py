@@ -1,0 +1,211 @@
+"""Strawberry types built from the catalogue: the full schema and policy-derived contracts.
+
+`build_schema(visible, resolvers)` makes one `strawberry.Schema` in which only the fields for
+which `visible(family, field)` is true exist. The authenticated endpoint uses every field
+(denied ones come back null with an error); the public endpoint's *contract* schema is built
+with `visible` = "PUBLIC under the active policy", so non-public fields do not exist there at
+all, in validation or introspection.
+
+Record fields are plain attributes read from dict records (no per-field resolver): permission
+logic sits on the family fields, where the executor decides before anything is fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Protocol
+
+import strawberry
+import logging
+
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from .catalogue import FAMILIES, RecordFamily, SubjectKind, ValueType, families_for
+
+log = logging.getLogger("xinlian.schema")
+
+Visible = Callable[[str, str], bool]
+Resolver = Callable[..., Any]
+
+PYTHON_TYPES: dict[ValueType, type] = {
+    ValueType.STRING: str,
+    ValueType.DATE: dt.date,
+    ValueType.DECIMAL: decimal.Decimal,
+    ValueType.INT: int,
+}
+
+
+def read_attribute(obj: Any, name: str) -> Any:
+    """Default resolver: records are dicts, subjects are objects."""
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+class SchemaResolvers(Protocol):
+    """What the executor supplies to the schema: one resolver per root and family field."""
+
+    def root_fields(self) -> dict[str, Resolver]: ...
+
+    def family_resolver(self, family: RecordFamily) -> Resolver: ...
+
+    def subject_name_resolver(self) -> Resolver: ...
+
+
+@strawberry.type(description="One field of the district's credit data catalogue (信用档案目录).")
+class CatalogueEntry:
+    family: str = strawberry.field(description="Record family (policy key).")
+    family_label: str = strawberry.field(description="Chinese name of the record family.")
+    type_name: str = strawberry.field(description="GraphQL type holding the field.")
+    field_name: str = strawberry.field(description="GraphQL field name.")
+    value_type: str = strawberry.field(description="Value type: String, Date, Decimal or Int.")
+    label: str = strawberry.field(description="Chinese data item name.")
+    disclosure_class: str = strawberry.field(description="PUBLIC, SHARED, AUTHORIZED or CONFIDENTIAL.")
+    source_departments: list[str] = strawberry.field(description="Departments that supply the field.")
+    description: str = strawberry.field(description="What the field holds.")
+
+
+class CreditSchema(strawberry.Schema):
+    """A Strawberry schema that logs only unexpected errors (with their traceback).
+
+    Expected errors (bad input, forbidden fields, unavailable departments) carry an
+    `extensions.code` and are part of the response, not of the server log.
+    """
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            original = error.original_error
+            if original is not None and not isinstance(original, GraphQLError):
+                log.error("unexpected error at %s", error.path, exc_info=original)
+
+
+@dataclass(frozen=True)
+class BuiltTypes:
+    record_types: dict[str, type]
+    legal_person: type
+    natural_person: type
+
+
+def _record_type(family: RecordFamily, visible: Visible) -> type | None:
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {}
+    for spec in family.fields:
+        if not visible(family.name, spec.name):
+            continue
+        annotations[spec.name] = Optional[PYTHON_TYPES[spec.type]]
+        namespace[spec.name] = strawberry.field(default=None, description=f"{spec.label}. {spec.description}")
+    if not annotations:
+        return None
+    namespace["__annotations__"] = annotations
+    cls = type(family.type_name, (), namespace)
+    return strawberry.type(cls, description=f"{family.label}. {family.description}")
+
+
+def _family_visible(family: RecordFamily, visible: Visible) -> bool:
+    return any(visible(family.name, name) for name in family.field_names)
+
+
+def _subject_type(
+    name: str,
+    description: str,
+    key_field: str,
+    key_description: str,
+    kind: SubjectKind,
+    record_types: dict[str, type],
+    resolvers: SchemaResolvers,
+    with_name: bool,
+) -> type:
+    annotations: dict[str, Any] = {key_field: str}
+    namespace: dict[str, Any] = {key_field: strawberry.field(description=key_description)}
+    if with_name:
+        namespace["name"] = strawberry.field(
+            resolver=resolvers.subject_name_resolver(),
+            graphql_type=Optional[str],
+            description="主体名称 (from the registration record).",
+        )
+    for family in families_for(kind):
+        record_type = record_types.get(family.name)
+        if record_type is None:
+            continue
+        graphql_type = Optional[list[record_type]] if family.many else Optional[record_type]
+        namespace[family.name] = strawberry.field(
+            resolver=resolvers.family_resolver(family),
+            graphql_type=graphql_type,
+            description=f"{family.label}. {family.description}",
+        )
+    namespace["__annotations__"] = annotations
+    return strawberry.type(type(name, (), namespace), description=description)
+
+
+def build_types(visible: Visible, resolvers: SchemaResolvers) -> BuiltTypes:
+    record_types = {
+        name: t for name, family in FAMILIES.items() if (t := _record_type(family, visible)) is not None
+    }
+    legal = _subject_type(
+        "LegalPerson",
+        "A legal person or other organisation (法人和非法人组织), federated from every department.",
+        "uscc",
+        "统一社会信用代码 (GB 32100-2015).",
+        SubjectKind.LEGAL_PERSON,
+        record_types,
+        resolvers,
+        with_name=visible("registration", "name"),
+    )
+    natural = _subject_type(
+        "NaturalPerson",
+        "A natural person (自然人).",
+        "id_number",
+        "公民身份号码 (GB 11643-1999).",
+        SubjectKind.NATURAL_PERSON,
+        record_types,
+        resolvers,
+        with_name=False,
+    )
+    return BuiltTypes(record_types, legal, natural)
+
+
+def build_schema(
+    visible: Visible,
+    resolvers: SchemaResolvers,
+    *,
+    include_catalogue: bool = True,
+    extensions: list[Any] | None = None,
+) -> strawberry.Schema:
+    """A Strawberry schema exposing only the visible fields, wired to the executor's resolvers."""
+    built = build_types(visible, resolvers)
+    root = resolvers.root_fields()
+    L, N = built.legal_person, built.natural_person
+    namespace: dict[str, Any] = {
+        "legal_person": strawberry.field(
+            resolver=root["legal_person"], graphql_type=Optional[L],
+            description="One legal person by unified social credit code; null if no department knows it.",
+        ),
+        "legal_persons": strawberry.field(
+            resolver=root["legal_persons"], graphql_type=Optional[list[Optional[L]]],
+            description="Many legal persons at once (batch), in the order asked.",
+        ),
+        "natural_person": strawberry.field(
+            resolver=root["natural_person"], graphql_type=Optional[N],
+            description="One natural person by resident identity number.",
+        ),
+        "search_legal_persons": strawberry.field(
+            resolver=root["search_legal_persons"], graphql_type=Optional[list[L]],
+            description="Legal persons whose registered name contains `name`.",
+        ),
+    }
+    if include_catalogue:
+        namespace["catalogue"] = strawberry.field(
+            resolver=root["catalogue"], graphql_type=list[CatalogueEntry],
+            description="The district's credit data catalogue: every field, its class and its sources.",
+        )
+    namespace["__annotations__"] = {}
+    query = strawberry.type(type("Query", (), namespace), description="Xinlian credit information queries.")
+    return CreditSchema(
+        query=query,
+        config=StrawberryConfig(default_resolver=read_attribute),
+        extensions=extensions or [],
+    )
