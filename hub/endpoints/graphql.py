@@ -35,6 +35,12 @@ class RequestRejected(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+class Unauthenticated(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class GraphQLRequest:
     query: str
@@ -124,6 +130,7 @@ class GraphQLEndpoint:
         operation: str | None = None
         status, body, headers = 200, {}, {"x-request-id": request_id}
         outcome, error_codes = "ok", []
+        early: Response | None = None  # a response decided before execution (401)
         try:
             if request.method not in ("GET", "POST"):
                 raise RequestRejected(405, "METHOD_NOT_ALLOWED", "use POST (or GET for queries)")
@@ -131,10 +138,7 @@ class GraphQLEndpoint:
                 try:
                     principal = principal_from_request(request, runtime.validator)
                 except InvalidToken as exc:
-                    outcome, error_codes = "rejected", ["UNAUTHENTICATED"]
-                    response = unauthorized_response(str(exc))
-                    await self._audit(runtime, request, request_id, None, None, outcome, error_codes, None)
-                    return response
+                    raise Unauthenticated(str(exc)) from None
             gql = _parse(request, await _read_body(request))
             operation = gql.operation_name
             ctx = RequestContext(
@@ -160,6 +164,9 @@ class GraphQLEndpoint:
                 if errors:
                     body["errors"] = errors
                     outcome = "partial" if result.data is not None else "error"
+        except Unauthenticated as exc:
+            outcome, error_codes = "rejected", ["UNAUTHENTICATED"]
+            early = unauthorized_response(exc.reason)
         except RequestRejected as exc:
             status, outcome, error_codes = exc.status, "rejected", [exc.code]
             body = _error_body(exc.code, exc.message)
@@ -176,6 +183,9 @@ class GraphQLEndpoint:
                 status_code=503,
                 headers=headers,
             )
+        if early is not None:
+            early.headers["x-request-id"] = request_id
+            return early
         return JSONResponse(body, status_code=status, headers=headers)
 
     async def _audit(

@@ -1,10 +1,61 @@
-"""Opening the hub store (SQLite by default, PostgreSQL in production) and bringing it up to date."""
+"""Opening the hub store (SQLite by default, PostgreSQL in production) and bringing it up to date.
+
+`Store` owns the async engine and session factory, applies the Alembic migrations shipped in
+`xinlian.hub.store.migrations` (programmatically: no alembic.ini at runtime), tunes SQLite
+connections (WAL, foreign keys, full sync, busy timeout) and offers `exclusive()`: a write
+transaction that only one writer, in any process, holds at a time.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+import contextlib
+import zlib
+from pathlib import Path
+from typing import Any, AsyncIterator
 
-from .models import Base
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK = "xinlian.hub.store.migrations"
+
+
+def advisory_key(name: str) -> int:
+    """A stable PostgreSQL advisory-lock key (signed 64-bit) for a lock name."""
+    return zlib.crc32(name.encode("utf-8")) | 0x5849_4E00_0000_0000  # "XIN" in the high bytes
+
+
+def alembic_config() -> Config:
+    """Alembic configuration built in code: the script location is the migrations package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    return config
+
+
+def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not just a crash
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _upgrade_to_head(connection: Connection, config: Config) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 class Store:
@@ -12,19 +63,65 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        parsed = make_url(url)
+        self.dialect: str = parsed.get_backend_name()
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(url)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
     async def open(cls, url: str) -> "Store":
+        """Open the store and apply pending migrations (safe to call from many processes at once)."""
         store = cls(url)
-        await store.upgrade()
+        try:
+            await store.upgrade()
+        except BaseException:
+            await store.close()
+            raise
         return store
 
-    async def upgrade(self) -> None:
-        """Bring the schema up to date (to be replaced by Alembic migrations)."""
+    @property
+    def display_url(self) -> str:
+        """The URL with any password hidden, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    @staticmethod
+    def head_revision() -> str | None:
+        """The newest migration shipped with this version of the hub."""
+        return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+    async def upgrade(self) -> str | None:
+        """Apply the Alembic migrations up to head, under the migration lock; return the revision."""
+        config = alembic_config()
+        async with self.exclusive(MIGRATION_LOCK) as conn:
+            await conn.run_sync(_upgrade_to_head, config)
+            return await conn.run_sync(_current_revision)
+
+    async def current_revision(self) -> str | None:
+        """The migration revision the store is at (None for an empty database)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current_revision)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, lock_name: str) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds `lock_name` until it commits or rolls back.
+
+        PostgreSQL: `pg_advisory_xact_lock` on a key derived from the name, so hub processes
+        sharing the database take turns. SQLite: `BEGIN IMMEDIATE`, which takes the database's
+        single write lock up front (the name is implied: SQLite has one writer per file).
+        The transaction commits when the block ends and rolls back if it raises.
+        """
         async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+            if self.dialect == "sqlite":
+                # The sqlite3 driver begins transactions lazily before DML only; starting one
+                # ourselves makes it IMMEDIATE, and the driver's COMMIT/ROLLBACK still apply.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(lock_name)})
+            yield conn
 
     def session(self) -> AsyncSession:
         return self.sessions()

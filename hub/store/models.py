@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -28,13 +28,21 @@ class ClientRecord(Base):
 
 
 class AuditRecord(Base):
-    """One entry of the hash-chained audit trail (one per GraphQL request)."""
+    """One entry of the hash-chained audit trail (one per GraphQL request).
+
+    `content` is the entry's canonical JSON and `hash` = SHA-256(prev_hash + "\n" + content);
+    `at`, `request_id` and `client_id` repeat values from `content` so they can be indexed
+    (the verifier checks that they still agree with the hashed content).
+    """
 
     __tablename__ = "audit_entries"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    at: Mapped[str] = mapped_column(String(40), nullable=False)  # ISO 8601 UTC, part of the hash
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[str] = mapped_column(String(32), nullable=False, index=True)  # ISO 8601 UTC with 'Z'
     request_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    client_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)  # None: public
     content: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON of the entry
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)

@@ -1,0 +1,1 @@
+"""Migration scripts of the hub store, one per revision (0001_initial, ...)."""

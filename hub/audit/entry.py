@@ -1,0 +1,140 @@
+"""`AuditEntry`: what the hub records about one GraphQL request, and its canonical form.
+
+The canonical content is the entry as JSON with sorted keys, no whitespace, non-ASCII kept
+as is (UTF-8), lists sorted and de-duplicated, and times as ISO 8601 UTC with a 'Z'
+(`2026-04-01T08:30:00.123456Z`, always microseconds). The chain hash is computed over exactly
+these bytes (see `chain.py`), so an outside auditor can re-verify with nothing but the rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENDPOINTS = frozenset({"/graphql", "/public/graphql"})
+OUTCOMES = frozenset({"ok", "partial", "error", "rejected"})
+INDEXED_TEXT_LENGTH = 64  # request_id and client_id columns (the content keeps the full value)
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(at: dt.datetime) -> str:
+    """ISO 8601 in UTC with a 'Z' and microseconds: fixed width, so text order is time order."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("audit times must be timezone-aware")
+    return at.astimezone(dt.timezone.utc).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.timezone.utc)
+
+
+def _clean(value: str) -> str:
+    """Text as it can be stored as UTF-8: lone surrogates (valid in JSON input) are escaped."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clean_optional(value: str | None) -> str | None:
+    return None if value is None else _clean(str(value))
+
+
+def _clean_list(values: Any) -> list[str]:
+    return sorted({_clean(str(v)) for v in values or ()})
+
+
+def canonical_json(document: dict[str, Any]) -> str:
+    """Sorted keys, no whitespace, ensure_ascii=False: the one serialisation that is hashed."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One request to a GraphQL endpoint: who asked, why, about whom, what was released or denied.
+
+    `subjects` are subject identifiers (USCC, resident ID); `released` and `denied` are
+    "family.field" names; `errors` are GraphQL error codes. Lists are kept sorted and unique.
+    """
+
+    at: dt.datetime
+    request_id: str
+    endpoint: str
+    client_id: str | None
+    client_kind: str | None
+    outcome: str
+    policy_version: str
+    purpose: str | None = None
+    subjects: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
+    denied: list[str] = field(default_factory=list)
+    operation_name: str | None = None
+    errors: list[str] = field(default_factory=list)
+    remote_addr: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {self.endpoint!r}; expected one of {sorted(ENDPOINTS)}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {sorted(OUTCOMES)}")
+        format_time(self.at)  # rejects naive datetimes
+        set_ = object.__setattr__
+        set_(self, "at", self.at.astimezone(dt.timezone.utc))
+        set_(self, "request_id", _clean(str(self.request_id)))
+        set_(self, "policy_version", _clean(str(self.policy_version)))
+        for name in ("client_id", "client_kind", "purpose", "operation_name", "remote_addr"):
+            set_(self, name, _clean_optional(getattr(self, name)))
+        for name in ("subjects", "released", "denied", "errors"):
+            set_(self, name, _clean_list(getattr(self, name)))
+
+    def to_document(self) -> dict[str, Any]:
+        """The entry as a JSON-ready mapping (times as ISO 8601 'Z' strings)."""
+        document: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        document["at"] = format_time(self.at)
+        for name in ("subjects", "released", "denied", "errors"):
+            document[name] = list(document[name])
+        return document
+
+    def canonical_content(self) -> str:
+        """The exact text that is stored in `content` and hashed."""
+        return canonical_json(self.to_document())
+
+    @classmethod
+    def from_content(cls, content: str) -> "AuditEntry":
+        """Read an entry back from its stored canonical content."""
+        document = json.loads(content)
+        if not isinstance(document, dict):
+            raise ValueError("audit content is not a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = set(document) - known
+        if unknown:
+            raise ValueError(f"audit content has unknown keys: {sorted(unknown)}")
+        document["at"] = parse_time(document["at"])
+        return cls(**document)
+
+    @property
+    def indexed_request_id(self) -> str:
+        """The `request_id` column value (the content keeps the full text)."""
+        return self.request_id[:INDEXED_TEXT_LENGTH]
+
+    @property
+    def indexed_client_id(self) -> str | None:
+        """The `client_id` column value (None for the public endpoint)."""
+        return None if self.client_id is None else self.client_id[:INDEXED_TEXT_LENGTH]
+
+
+@dataclass(frozen=True)
+class StoredAuditEntry:
+    """An entry as it sits in the trail: its place in the chain, its hashes and its content.
+
+    `entry` is None when the stored content cannot be read back (it was tampered with).
+    """
+
+    seq: int
+    prev_hash: str
+    hash: str
+    content: str
+    entry: AuditEntry | None
+
+    def to_document(self) -> dict[str, Any]:
+        entry = self.entry.to_document() if self.entry is not None else None
+        return {"seq": self.seq, "prev_hash": self.prev_hash, "hash": self.hash, "entry": entry}
