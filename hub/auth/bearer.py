@@ -1,0 +1,198 @@
+"""Bearer token validation (RFC 6750 transport, RFC 9068 tokens): from `Authorization` to `Principal`.
+
+`BearerValidator.validate(token)` accepts only the hub's own access tokens and raises
+`InvalidToken(reason)` for anything else. Checked, in this order, before trusting any claim:
+
+1. shape: three base64url parts, a JSON object header, at most `MAX_TOKEN_LENGTH` characters;
+2. header: `alg` in the allow-list (ES256 only: "none", HS256 and the rest are refused before any
+   key is touched), `typ` is `at+jwt` (RFC 9068 §4), no `crit`, a `kid` the keyring verifies with;
+3. the ES256 signature, with that key only;
+4. claims: `iss` and `aud` are ours; `exp` not passed, `nbf`/`iat` not in the future (with
+   `LEEWAY` seconds of clock skew); `sub`, `client_id`, `jti`, `scope` and `kind` present.
+
+`principal_from_request` reads `Authorization: Bearer <token>`; `unauthorized_response` is the
+401 answer (`{"error": "invalid_token", ...}` with `WWW-Authenticate: Bearer ...`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Any
+
+from joserfc import jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwt import JWTClaimsRegistry
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from xinlian.hub.principal import Principal
+from xinlian.keys.keyring import Keyring
+
+from .access_token import ALGORITHMS, TOKEN_TYPE
+from .clients import CLIENT_KINDS
+
+MAX_TOKEN_LENGTH = 8 * 1024
+LEEWAY = 30  # seconds of clock skew tolerated on exp, nbf and iat
+ACCEPTED_TYPES = frozenset({TOKEN_TYPE, "application/" + TOKEN_TYPE})
+REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "client_id", "scope", "kind")
+REALM = "xinlian"
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*) *", re.IGNORECASE)
+
+
+class InvalidToken(Exception):
+    """The bearer token is missing or not acceptable; `reason` says why (safe to show the caller)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _b64decode(part: str) -> bytes:
+    if not _B64URL.fullmatch(part):
+        raise InvalidToken("malformed token")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("malformed token") from None
+
+
+def _header(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise InvalidToken("malformed token")
+    for part in parts:
+        _b64decode(part)
+    try:
+        header = json.loads(_b64decode(parts[0]))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidToken("malformed token") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("malformed token")
+    return header
+
+
+class BearerValidator:
+    """Validates the hub's access tokens against the keyring, the issuer and the audience."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        issuer: str,
+        audience: str,
+        *,
+        algorithms: tuple[str, ...] = ALGORITHMS,
+        leeway: int = LEEWAY,
+    ) -> None:
+        self.keyring = keyring
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = algorithms
+        self.leeway = leeway
+
+    def _claims_registry(self) -> JWTClaimsRegistry:
+        return JWTClaimsRegistry(
+            leeway=self.leeway,
+            iss={"essential": True, "value": self.issuer},
+            aud={"essential": True, "value": self.audience},
+            exp={"essential": True},
+            iat={"essential": True},
+            jti={"essential": True},
+            sub={"essential": True},
+            client_id={"essential": True},
+            scope={"essential": True, "allow_blank": True},
+            kind={"essential": True, "values": list(CLIENT_KINDS)},
+        )
+
+    def validate(self, token: str) -> Principal:
+        """The principal the token speaks for; `InvalidToken` if it is not a valid hub token."""
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("malformed token")
+        header = _header(token)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken("algorithm not allowed")
+        if header.get("typ") not in ACCEPTED_TYPES:
+            raise InvalidToken("wrong token type (expected at+jwt)")
+        if "crit" in header:
+            raise InvalidToken("unsupported critical header")
+        kid = header.get("kid")
+        key = self.keyring.verification_keys().get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("unknown key id")
+        try:
+            decoded = jwt.decode(token, key, algorithms=list(self.algorithms))
+        except BadSignatureError:
+            raise InvalidToken("bad signature") from None
+        except JoseError:
+            raise InvalidToken("malformed token") from None
+        claims = decoded.claims
+        try:
+            self._claims_registry().validate(claims)
+        except ExpiredTokenError:
+            raise InvalidToken("token expired") from None
+        except MissingClaimError as exc:
+            raise InvalidToken(f"missing claim: {exc.claim}") from None
+        except InvalidClaimError as exc:
+            raise InvalidToken(_claim_reason(exc)) from None
+        return self._principal(claims)
+
+    @staticmethod
+    def _principal(claims: dict[str, Any]) -> Principal:
+        client_id, scope, jti, kind = claims["client_id"], claims["scope"], claims["jti"], claims["kind"]
+        if not all(isinstance(v, str) for v in (client_id, scope, jti, kind)):
+            raise InvalidToken("malformed claims")
+        if claims["sub"] != client_id:
+            raise InvalidToken("sub does not match client_id")
+        return Principal(client_id=client_id, kind=kind, scopes=frozenset(scope.split()), token_id=jti)
+
+
+def _claim_reason(error: InvalidClaimError) -> str:
+    name = error.claim
+    if name == "iss":
+        return "wrong issuer"
+    if name == "aud":
+        return "wrong audience"
+    if name in ("nbf", "iat"):
+        return "token not yet valid"
+    return f"invalid claim: {name}"
+
+
+def bearer_token(request: Request) -> str:
+    """The token of `Authorization: Bearer <token>` (RFC 6750 §2.1)."""
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise InvalidToken("missing bearer token")
+    match = _BEARER.fullmatch(authorization)
+    if match is None:
+        raise InvalidToken("malformed Authorization header (expected: Bearer <token>)")
+    return match.group(1)
+
+
+def principal_from_request(request: Request, validator: BearerValidator) -> Principal:
+    """The principal of a request's bearer token; `InvalidToken` when missing or not valid.
+
+    Synchronous: validation is CPU only (no I/O), so endpoints call it without awaiting.
+    """
+    return validator.validate(bearer_token(request))
+
+
+def unauthorized_response(reason: str | InvalidToken) -> JSONResponse:
+    """The 401 answer to a missing or invalid bearer token (RFC 6750 §3)."""
+    description = reason.reason if isinstance(reason, InvalidToken) else str(reason)
+    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in description)[:200]
+    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{safe}"'
+    return JSONResponse(
+        {"error": "invalid_token", "error_description": description},
+        status_code=401,
+        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
+    )

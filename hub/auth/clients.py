@@ -1,0 +1,153 @@
+"""The client registry: the hub's OAuth2 clients in the hub store, with hashed secrets.
+
+Client kinds and the scopes each kind gets by default:
+
+| kind         | who                                          | default scope                         |
+|--------------|----------------------------------------------|---------------------------------------|
+| `department` | government departments (政府部门)            | `credit:public credit:shared`         |
+| `bank`       | banks (银行)                                 | `credit:public credit:authorized`     |
+| `agency`     | credit agencies (征信机构)                   | `credit:public credit:authorized`     |
+| `platform`   | the regional credit platform (自治区平台)    | `credit:public credit:shared`         |
+| `admin`      | hub administrators (管理员)                  | `admin credit:public credit:shared`   |
+| `subject`    | credit subjects (信用主体) through the portal | `credit:public`                       |
+
+Only a scrypt hash of each secret is stored (`client_secrets`); the secret itself is returned
+once, by `create`, and never again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from xinlian.hub.store import Store
+from xinlian.hub.store.models import ClientRecord
+
+from .client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret, verify_nothing, verify_secret
+
+CLIENT_KINDS: tuple[str, ...] = ("department", "bank", "agency", "platform", "admin", "subject")
+DEFAULT_SCOPES: dict[str, str] = {
+    "department": "credit:public credit:shared",
+    "bank": "credit:public credit:authorized",
+    "agency": "credit:public credit:authorized",
+    "platform": "credit:public credit:shared",
+    "admin": "admin credit:public credit:shared",
+    "subject": "credit:public",
+}
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # no ':' (HTTP Basic), URL-safe
+SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
+MAX_NAME_LENGTH = 200
+
+
+class ClientError(ValueError):
+    """A client cannot be created as asked (bad kind, scope, id or secret; id already taken)."""
+
+
+def default_scope(kind: str) -> str:
+    """The scope a client of `kind` gets when none is given."""
+    if kind not in DEFAULT_SCOPES:
+        raise ClientError(f"unknown client kind {kind!r} (one of: {', '.join(CLIENT_KINDS)})")
+    return DEFAULT_SCOPES[kind]
+
+
+def normalise_scope(scope: str) -> str:
+    """`scope` as space-separated, de-duplicated scope tokens, in the order given."""
+    tokens = scope.split()
+    for token in tokens:
+        if not SCOPE_TOKEN_PATTERN.fullmatch(token):
+            raise ClientError(f"invalid scope token {token!r}")
+    return " ".join(dict.fromkeys(tokens))
+
+
+class ClientRegistry:
+    """Create, find, list, disable and authenticate the hub's clients."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def create(
+        self,
+        name: str,
+        kind: str,
+        scope: str | None = None,
+        client_id: str | None = None,
+        secret: str | None = None,
+    ) -> tuple[str, str]:
+        """Register a client; return `(client_id, secret)`. The secret is not recoverable later."""
+        name = name.strip()
+        if not name or len(name) > MAX_NAME_LENGTH:
+            raise ClientError(f"a client name must be 1 to {MAX_NAME_LENGTH} characters")
+        kind_scope = default_scope(kind)  # also rejects an unknown kind
+        scope = normalise_scope(kind_scope if scope is None else scope)
+        if not scope:
+            raise ClientError("a client needs at least one scope")
+        if client_id is None:
+            client_id = f"{kind}-{generate_secret()[:16]}"
+        elif not CLIENT_ID_PATTERN.fullmatch(client_id):
+            raise ClientError("a client id is 1 to 64 of A-Z a-z 0-9 . _ ~ -")
+        if secret is None:
+            secret = generate_secret()
+        elif len(secret) < MIN_SECRET_LENGTH:
+            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} characters")
+        secret_hash = await asyncio.to_thread(hash_secret, secret)
+        record = ClientRecord(
+            client_id=client_id,
+            name=name,
+            kind=kind,
+            secret_hash=secret_hash,
+            scope=scope,
+            disabled=False,
+            created_at=dt.datetime.now(dt.timezone.utc),
+        )
+        async with self.store.session() as session:
+            session.add(record)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise ClientError(f"client id {client_id!r} is already registered") from None
+        return client_id, secret
+
+    async def get(self, client_id: str) -> ClientRecord | None:
+        """The client with this id, disabled or not."""
+        async with self.store.session() as session:
+            return await session.scalar(select(ClientRecord).where(ClientRecord.client_id == client_id))
+
+    async def list(self) -> list[ClientRecord]:
+        """Every client, oldest first."""
+        async with self.store.session() as session:
+            rows = await session.scalars(select(ClientRecord).order_by(ClientRecord.created_at, ClientRecord.id))
+            return list(rows)
+
+    async def disable(self, client_id: str) -> bool:
+        """Refuse this client from now on (tokens already issued run until they expire).
+
+        Returns False if there is no such client.
+        """
+        async with self.store.session() as session:
+            result = await session.execute(
+                update(ClientRecord).where(ClientRecord.client_id == client_id).values(disabled=True)
+            )
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def remove(self, client_id: str) -> bool:
+        """Delete the client (the demo uses it to re-create its clients). False if absent."""
+        async with self.store.session() as session:
+            result = await session.execute(delete(ClientRecord).where(ClientRecord.client_id == client_id))
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def authenticate(self, client_id: str, secret: str) -> ClientRecord | None:
+        """The client if `secret` is its secret and it is not disabled; otherwise None."""
+        record = await self.get(client_id)
+        if record is None:
+            await asyncio.to_thread(verify_nothing)
+            return None
+        matches = await asyncio.to_thread(verify_secret, secret, record.secret_hash)
+        if not matches or record.disabled:
+            return None
+        return record
