@@ -1,0 +1,132 @@
+"""The configured connectors: `connectors.toml` → validated `Connector` objects.
+
+Each `[[connector]]` entry has the settings every kind shares (name, kind, department,
+batch_size, timeout, search, `[connector.families.<family>]` mappings) and the options of its
+kind (`url` for "sql"). Everything is validated at load time; a mistake is a
+`ConnectorConfigError` naming the file, the connector and the item. New kinds register a
+`ConnectorKind` in `KINDS`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from sqlalchemy import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .contract import Connector
+from .mapping import ConnectorConfigError, FamilyMapping, SearchField, parse_families, parse_search
+from .sql import SqlConnector
+
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_TIMEOUT = 3.0
+COMMON_OPTIONS = frozenset({"name", "kind", "department", "batch_size", "timeout", "search", "families"})
+
+
+@dataclass(frozen=True)
+class ConnectorSpec:
+    """One validated `[[connector]]` entry; `options` holds its kind's own settings."""
+
+    name: str
+    kind: str
+    department: str
+    families: Mapping[str, FamilyMapping]
+    batch_size: int = DEFAULT_BATCH_SIZE
+    timeout: float = DEFAULT_TIMEOUT
+    search: SearchField | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectorKind:
+    """How to build one kind of connector, and which extra options it takes."""
+
+    build: Callable[[ConnectorSpec, Path, str], Connector]
+    options: frozenset[str]
+    required: frozenset[str] = frozenset()
+
+
+def _build_sql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
+    url = spec.options["url"]
+    if not isinstance(url, str) or not url.strip():
+        raise ConnectorConfigError(f"{where}.url: must be a database URL")
+    try:
+        make_url(url.replace("{data_dir}", str(data_dir)))
+    except ArgumentError:
+        raise ConnectorConfigError(f"{where}.url: not a database URL (dialect+driver://...)") from None
+    return SqlConnector(
+        spec.name, spec.department, url.strip(), spec.families,
+        batch_size=spec.batch_size, timeout=spec.timeout, search=spec.search, data_dir=data_dir,
+    )
+
+
+KINDS: dict[str, ConnectorKind] = {
+    "sql": ConnectorKind(_build_sql, options=frozenset({"url"}), required=frozenset({"url"})),
+}
+
+
+def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
+    value = entry.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConnectorConfigError(f"{where}: {key} must be a non-empty string")
+    return value.strip()
+
+
+def parse_connector(entry: Any, where: str) -> tuple[ConnectorSpec, ConnectorKind]:
+    """Validate one `[[connector]]` table (everything but building it)."""
+    if not isinstance(entry, dict):
+        raise ConnectorConfigError(f"{where}: a connector is a table")
+    name = _text(entry, "name", where)
+    where = f"{where} ({name})"
+    kind_name = _text(entry, "kind", where)
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise ConnectorConfigError(f"{where}: unknown kind {kind_name!r} (kinds: {', '.join(sorted(KINDS))})")
+    unknown = sorted(set(entry) - COMMON_OPTIONS - kind.options)
+    if unknown:
+        raise ConnectorConfigError(f"{where}: unknown option {unknown[0]!r} for a {kind_name} connector")
+    absent = sorted(kind.required - set(entry))
+    if absent:
+        raise ConnectorConfigError(f"{where}: a {kind_name} connector needs {absent[0]!r}")
+    batch_size = entry.get("batch_size", DEFAULT_BATCH_SIZE)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConnectorConfigError(f"{where}: batch_size must be a whole number of at least 1")
+    timeout = entry.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConnectorConfigError(f"{where}: timeout must be a positive number of seconds")
+    families = parse_families(entry.get("families"), f"{where}.families")
+    spec = ConnectorSpec(
+        name=name,
+        kind=kind_name,
+        department=_text(entry, "department", where),
+        families=families,
+        batch_size=batch_size,
+        timeout=float(timeout),
+        search=parse_search(entry.get("search"), families, f"{where}.search"),
+        options={k: entry[k] for k in kind.options if k in entry},
+    )
+    return spec, kind
+
+
+def load_connectors(path: Path, data_dir: Path) -> list[Connector]:
+    """The connectors configured in `path`; `{data_dir}` in URLs means `data_dir`."""
+    try:
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConnectorConfigError(f"{path}: not valid TOML ({exc})") from None
+    entries = document.get("connector", [])
+    if not isinstance(entries, list):
+        raise ConnectorConfigError(f"{path}: connectors are [[connector]] entries")
+    connectors: list[Connector] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        where = f"{path}: connector[{index}]"
+        spec, kind = parse_connector(entry, where)
+        if spec.name in seen:
+            raise ConnectorConfigError(f"{where}: duplicate connector name {spec.name!r}")
+        seen.add(spec.name)
+        connectors.append(kind.build(spec, Path(data_dir), f"{where} ({spec.name})"))
+    return connectors

@@ -1,0 +1,205 @@
+"""`SqlConnector`: a department database read through SQLAlchemy 2 (async), mapped declaratively.
+
+It owns turning a hub request into one bounded, parameterised query per batch: only the key
+column and the columns of the requested fields are selected (data minimisation), keys are
+bound in `WHERE key IN (...)`, rows are converted by the family's `FamilyMapping`. Database
+failures become `UpstreamUnavailable` with a message free of credentials and SQL; values that
+cannot be converted become `UpstreamInvalid` naming the field. SQLite files are opened
+read-only. Timeouts, retries and breakers are the hub's business, not this module's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+from sqlalchemy import URL, Select, make_url, select, text
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
+
+from .contract import Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .mapping import ConversionError, FamilyMapping, SearchField
+
+log = logging.getLogger("xinlian.connectors.sql")
+CALL_LOG_LIMIT = 10_000  # `calls` keeps at most this many recent fetches (a long-running hub must not grow)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchCall:
+    """One `fetch` as the connector received it, and the columns it selected."""
+
+    family: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+def resolve_url(url: str, data_dir: Path | None) -> URL:
+    """The engine URL: `{data_dir}` substituted; SQLite files opened read-only (never created)."""
+    if "{data_dir}" in url:
+        if data_dir is None:
+            raise ValueError("the URL uses {data_dir} but no data directory was given")
+        url = url.replace("{data_dir}", str(data_dir))
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") and not database.startswith("file:"):
+        parsed = parsed.set(database=f"file:{quote(database)}", query={**parsed.query, "mode": "ro", "uri": "true"})
+    return parsed
+
+
+class SqlConnector:
+    """A department's SQL database serving some record families (see `connectors.contract`)."""
+
+    kind = "sql"
+
+    def __init__(
+        self,
+        name: str,
+        department: str,
+        url: str,
+        mappings: Mapping[str, FamilyMapping],
+        *,
+        batch_size: int = 200,
+        timeout: float = 3.0,
+        search: SearchField | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.department = department
+        self.mappings = dict(mappings)
+        self.families = frozenset(self.mappings)
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.search_field = search
+        self.calls: list[FetchCall] = []
+        self._url = resolve_url(url, data_dir)
+        self._engine: AsyncEngine | None = None
+
+    def __repr__(self) -> str:
+        return f"SqlConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
+
+    # ---- the contract ------------------------------------------------------------------
+    def provides(self, family: str) -> frozenset[str]:
+        mapping = self.mappings.get(family)
+        return frozenset(mapping.fields) if mapping else frozenset()
+
+    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]:
+        mapping = self._mapping(family)
+        wanted = tuple(dict.fromkeys(fields))
+        missing = [f for f in wanted if f not in mapping.fields]
+        if missing:
+            raise ValueError(f"connector {self.name} does not map {family}.{missing[0]}")
+        unique = tuple(dict.fromkeys(keys))
+        columns = mapping.columns_for(wanted)
+        extra = tuple(c for c in columns if c != mapping.key)
+        self.calls.append(FetchCall(family, unique, wanted, columns))
+        if len(self.calls) > CALL_LOG_LIMIT:
+            del self.calls[: len(self.calls) - CALL_LOG_LIMIT]
+        out: dict[str, list[Record]] = {}
+        size = max(1, self.batch_size)
+        for start in range(0, len(unique), size):
+            chunk = unique[start : start + size]
+            rows = await self._rows(self._fetch_statement(mapping, chunk, extra))
+            for row in rows:
+                key = str(row[0]).strip()
+                values = {mapping.key: row[0], **dict(zip(extra, row[1:]))}
+                try:
+                    record = mapping.record(values, wanted)
+                except ConversionError as exc:
+                    raise UpstreamInvalid(self.department, f"{family}.{exc}") from None
+                out.setdefault(key, []).append(record)
+        return out
+
+    async def search(self, family: str, text: str, limit: int) -> list[str]:
+        spec = self.search_field
+        if spec is None or spec.family != family or limit <= 0 or not text:
+            return []
+        mapping = self._mapping(family)
+        source = mapping.fields[spec.field].source
+        assert source is not None  # parse_search accepts column-backed fields only
+        tbl = self._table(mapping, (source,))
+        key = tbl.c[mapping.key]
+        stmt = (
+            select(key)
+            .where(tbl.c[source].contains(text, autoescape=True), *self._filters(mapping, tbl))
+            .distinct()
+            .order_by(key)
+            .limit(limit)
+        )
+        return [str(row[0]).strip() for row in await self._rows(stmt)]
+
+    async def health(self) -> Health:
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            await self._rows(text("SELECT 1"))
+        except UpstreamUnavailable as exc:
+            return Health(False, exc.message, now)
+        return Health(True, "ok", now)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    # ---- statements --------------------------------------------------------------------
+    def _mapping(self, family: str) -> FamilyMapping:
+        try:
+            return self.mappings[family]
+        except KeyError:
+            raise ValueError(f"connector {self.name} does not serve {family!r}") from None
+
+    @staticmethod
+    def _table(mapping: FamilyMapping, columns: Sequence[str]) -> TableClause:
+        names = dict.fromkeys([mapping.key, *columns, *(c for c, _ in mapping.where)])
+        return table(mapping.table, *(column(n) for n in names), schema=mapping.schema)
+
+    @staticmethod
+    def _filters(mapping: FamilyMapping, tbl: TableClause) -> list[ColumnElement[bool]]:
+        return [
+            tbl.c[name] == values[0] if len(values) == 1 else tbl.c[name].in_(values)
+            for name, values in mapping.where
+        ]
+
+    def _fetch_statement(self, mapping: FamilyMapping, keys: Sequence[str], columns: Sequence[str]) -> Select[Any]:
+        tbl = self._table(mapping, columns)
+        key = tbl.c[mapping.key]
+        return select(key, *(tbl.c[c] for c in columns)).where(key.in_(keys), *self._filters(mapping, tbl))
+
+    # ---- execution ---------------------------------------------------------------------
+    def _engine_for_use(self) -> AsyncEngine:
+        if self._engine is None:
+            options: dict[str, Any] = {"pool_pre_ping": True}
+            if self._url.get_backend_name() != "sqlite":
+                options["pool_recycle"] = 1800
+            self._engine = create_async_engine(self._url, **options)
+        return self._engine
+
+    async def _rows(self, statement: Any) -> list[Row[Any]]:
+        try:
+            async with self._engine_for_use().connect() as conn:
+                result = await conn.execute(statement)
+                return list(result.all())
+        except Exception as exc:  # every database failure, whatever the driver raised
+            message = self._describe(exc)
+            log.warning("connector %s (%s): %s", self.name, self.department, message)
+            raise UpstreamUnavailable(self.department, message) from None
+
+    def _describe(self, exc: BaseException) -> str:
+        """What went wrong, without SQL, parameters, credentials or host secrets."""
+        origin = getattr(exc, "orig", None) or exc
+        detail = str(origin).strip().splitlines()[0] if str(origin).strip() else ""
+        detail = re.sub(r"^<class '[\w.]+'>:\s*", "", detail)
+        for secret in (self._url.password, self._url.username):
+            if secret:
+                detail = detail.replace(str(secret), "***")
+        detail = re.sub(r"(?i)(password|pwd|secret)\s*[=:]\s*\S+", r"\1=***", detail)
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        kind = type(origin).__name__
+        return f"department database failed ({kind}: {detail})" if detail else f"department database failed ({kind})"
