@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 
 from xinlian.connectors.registry import load_connectors
 from xinlian.keys.keyring import Keyring
@@ -29,20 +36,26 @@ from .store import Store
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
-def _extensions() -> list[Any]:
-    return [
-        ParserCache(maxsize=512),
-        ValidationCache(maxsize=512),
-        QueryDepthLimiter(max_depth=10),
-        MaxAliasesLimiter(max_alias_count=50),
+def _extensions(introspection: bool = True) -> list[Any]:
+    """Per-request extension factories (caches are shared module-level LRUs keyed by schema)."""
+    extensions: list[Any] = [
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: QueryDepthLimiter(max_depth=10),
+        lambda: MaxAliasesLimiter(max_alias_count=50),
     ]
+    if not introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return extensions
 
 
-def public_contract(policy: Policy, resolvers: HubResolvers) -> strawberry.Schema:
+def public_contract(policy: Policy, resolvers: HubResolvers, introspection: bool = True) -> strawberry.Schema:
     """The public endpoint's schema: only fields PUBLIC under `policy` exist."""
     public = Principal.public(policy.public_scope)
     return build_schema(
-        lambda family, field: decide(policy, public, family, field).allowed, resolvers, extensions=_extensions()
+        lambda family, field: decide(policy, public, family, field).allowed,
+        resolvers,
+        extensions=_extensions(introspection),
     )
 
 
@@ -85,7 +98,7 @@ class HubRuntime:
             policy=policy,
             federation=Federation(connectors),
             schema=full_schema(resolvers),
-            public_schema=public_contract(policy, resolvers),
+            public_schema=public_contract(policy, resolvers, settings.public_introspection),
             audit=audit,
         )
 

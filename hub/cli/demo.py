@@ -1,7 +1,123 @@
-"""`xinlian demo` (being built)."""
+"""`xinlian demo` (build the demo district and serve it) and `xinlian serve` (serve a data dir)."""
+
+from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from xinlian.hub.config import Settings
+
+DEMO_CLIENTS: dict[str, dict[str, str]] = {
+    "department": {"client_id": "demo-department", "name": "新城区发展和改革局（社会信用体系建设办公室）"},
+    "bank": {"client_id": "demo-bank", "name": "内蒙古银行呼和浩特新城支行"},
+    "admin": {"client_id": "demo-admin", "name": "新城区信用平台管理员"},
+}
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    pass
+    demo = sub.add_parser("demo", help="build the demo district (once) and serve the hub on it")
+    _serve_options(demo)
+    demo.add_argument("--subjects", type=int, default=2000, help="legal persons in the demo district (default 2000)")
+    demo.add_argument("--no-serve", action="store_true", help="build the district and clients, then exit")
+    demo.set_defaults(handler=run_demo)
+
+    serve = sub.add_parser("serve", help="serve the hub on a data directory")
+    _serve_options(serve)
+    serve.set_defaults(handler=run_serve)
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--data-dir", default=None, help="data directory (default ./xinlian-data or XINLIAN_DATA_DIR)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(args.data_dir, host=args.host, port=args.port)
+
+
+async def ensure_demo_clients(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Create the demo clients once; later runs reuse them (and re-create any that are gone)."""
+    from xinlian.hub.auth.clients import ClientRegistry, default_scope
+    from xinlian.hub.store import Store
+
+    path = settings.data_dir / "demo-clients.json"
+    saved: dict[str, dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    store = await Store.open(settings.database_url)
+    try:
+        registry = ClientRegistry(store)
+        out: dict[str, dict[str, Any]] = {}
+        for kind, spec in DEMO_CLIENTS.items():
+            known = saved.get(kind)
+            if known and await registry.authenticate(known["client_id"], known["client_secret"]) is not None:
+                out[kind] = known
+                continue
+            if await registry.get(spec["client_id"]) is not None:
+                await registry.remove(spec["client_id"])
+            scope = default_scope(kind)
+            client_id, secret = await registry.create(spec["name"], kind, scope, client_id=spec["client_id"])
+            out[kind] = {"client_id": client_id, "client_secret": secret, "scope": scope}
+    finally:
+        await store.close()
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.chmod(path, 0o600)
+    return out
+
+
+def _banner(settings: Settings, host: str, port: int, clients: dict[str, dict[str, Any]] | None) -> str:
+    base = f"http://{host}:{port}"
+    lines = [
+        "Xinlian (信联) hub",
+        f"  data directory     {settings.data_dir}",
+        f"  hub store          {settings.database_url.split('@')[-1]}",
+        f"  GraphQL (token)    {base}/graphql",
+        f"  GraphQL (public)   {base}/public/graphql",
+        f"  token endpoint     {base}/oauth/token",
+        f"  JWKS               {base}/.well-known/jwks.json",
+    ]
+    if clients:
+        lines.append(f"  demo clients       {settings.data_dir / 'demo-clients.json'}")
+        for kind, c in clients.items():
+            lines.append(f"    {kind:<11} client_id={c['client_id']}  client_secret={c['client_secret']}  scope=\"{c['scope']}\"")
+        c = clients["department"]
+        lines.append("  try:")
+        lines.append(
+            f"    curl -s -u {c['client_id']}:{c['client_secret']} -d grant_type=client_credentials {base}/oauth/token"
+        )
+    return "\n".join(lines)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from xinlian.hub.app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from xinlian.hub.demo.generator import build_demo_district
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.subjects < 12:
+        print("xinlian demo: --subjects must be at least 12", flush=True)
+        return 2
+    district = build_demo_district(settings.data_dir, legal_persons=args.subjects, natural_persons=args.subjects // 4)
+    clients = asyncio.run(ensure_demo_clients(settings))
+    print(f"Demo district: {district.legal_persons} legal persons, {district.natural_persons} natural persons")
+    print(_banner(settings, args.host, args.port, clients), flush=True)
+    if not args.no_serve:
+        _serve(settings, args.host, args.port)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(_banner(settings, args.host, args.port, None), flush=True)
+    _serve(settings, args.host, args.port)
+    return 0
