@@ -188,6 +188,10 @@ class SqlConnector:
         except Exception as exc:  # every database failure, whatever the driver raised
             message = self._describe(exc)
             log.warning("connector %s (%s): %s", self.name, self.department, message)
+            # Pooled connections may point at a database that has since been replaced or
+            # restarted: drop them so the next call reconnects from scratch.
+            if self._engine is not None:
+                await self._engine.dispose()
             raise UpstreamUnavailable(self.department, message) from None
 
     def _describe(self, exc: BaseException) -> str:
