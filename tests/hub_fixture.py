@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -59,10 +60,15 @@ class RunningHub:
 
 @contextlib.contextmanager
 def running_hub(
-    data_dir: Path, legal_persons: int = 150, natural_persons: int = 40, database_url: str | None = None
+    data_dir: Path,
+    legal_persons: int = 150,
+    natural_persons: int = 40,
+    database_url: str | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningHub]:
     district = build_demo_district(data_dir, legal_persons=legal_persons, natural_persons=natural_persons)
     settings = Settings.from_env(data_dir, database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
+    settings = dataclasses.replace(settings, **overrides)
     clients = asyncio.run(ensure_demo_clients(settings))
     app = create_app(settings)
     with serve_app(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
