@@ -3,69 +3,35 @@
 Each `[[connector]]` entry has the settings every kind shares (name, kind, department,
 batch_size, timeout, search, `[connector.families.<family>]` mappings) and the options of its
 kind (`url` for "sql"). Everything is validated at load time; a mistake is a
-`ConnectorConfigError` naming the file, the connector and the item. New kinds register a
-`ConnectorKind` in `KINDS`.
+`ConnectorConfigError` naming the file, the connector and the item. A kind is a module of
+this package exposing `KIND: ConnectorKind`, listed in `KIND_MODULES`.
 """
 
 from __future__ import annotations
 
+import importlib
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
-
-from sqlalchemy import make_url
-from sqlalchemy.exc import ArgumentError
+from typing import Any, Mapping
 
 from .contract import Connector
-from .mapping import ConnectorConfigError, FamilyMapping, SearchField, parse_families, parse_search
-from .sql import SqlConnector
+from .mapping import ConnectorConfigError, parse_families, parse_search
+from .spec import COMMON_OPTIONS, DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, ConnectorKind, ConnectorSpec
 
-DEFAULT_BATCH_SIZE = 200
-DEFAULT_TIMEOUT = 3.0
-COMMON_OPTIONS = frozenset({"name", "kind", "department", "batch_size", "timeout", "search", "families"})
-
-
-@dataclass(frozen=True)
-class ConnectorSpec:
-    """One validated `[[connector]]` entry; `options` holds its kind's own settings."""
-
-    name: str
-    kind: str
-    department: str
-    families: Mapping[str, FamilyMapping]
-    batch_size: int = DEFAULT_BATCH_SIZE
-    timeout: float = DEFAULT_TIMEOUT
-    search: SearchField | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+# kind name → module of this package exposing `KIND: ConnectorKind` (imported on first use, so a
+# broken or absent optional kind cannot stop the others from loading)
+KIND_MODULES: dict[str, str] = {"sql": "sql", "rest": "rest", "graphql": "graphql", "filedrop": "filedrop"}
 
 
-@dataclass(frozen=True)
-class ConnectorKind:
-    """How to build one kind of connector, and which extra options it takes."""
-
-    build: Callable[[ConnectorSpec, Path, str], Connector]
-    options: frozenset[str]
-    required: frozenset[str] = frozenset()
-
-
-def _build_sql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
-    url = spec.options["url"]
-    if not isinstance(url, str) or not url.strip():
-        raise ConnectorConfigError(f"{where}.url: must be a database URL")
-    try:
-        make_url(url.replace("{data_dir}", str(data_dir)))
-    except ArgumentError:
-        raise ConnectorConfigError(f"{where}.url: not a database URL (dialect+driver://...)") from None
-    return SqlConnector(
-        spec.name, spec.department, url.strip(), spec.families,
-        batch_size=spec.batch_size, timeout=spec.timeout, search=spec.search, data_dir=data_dir,
-    )
-
-
-KINDS: dict[str, ConnectorKind] = {
-    "sql": ConnectorKind(_build_sql, options=frozenset({"url"}), required=frozenset({"url"})),
-}
+def connector_kind(name: str, where: str) -> ConnectorKind:
+    """The `ConnectorKind` registered under `name`."""
+    module = KIND_MODULES.get(name)
+    if module is None:
+        raise ConnectorConfigError(f"{where}: unknown kind {name!r} (kinds: {', '.join(sorted(KIND_MODULES))})")
+    kind = getattr(importlib.import_module(f".{module}", __package__), "KIND", None)
+    if not isinstance(kind, ConnectorKind):
+        raise ConnectorConfigError(f"{where}: connector kind {name!r} is not available in this build")
+    return kind
 
 
 def _text(entry: Mapping[str, Any], key: str, where: str) -> str:
@@ -82,9 +48,7 @@ def parse_connector(entry: Any, where: str) -> tuple[ConnectorSpec, ConnectorKin
     name = _text(entry, "name", where)
     where = f"{where} ({name})"
     kind_name = _text(entry, "kind", where)
-    kind = KINDS.get(kind_name)
-    if kind is None:
-        raise ConnectorConfigError(f"{where}: unknown kind {kind_name!r} (kinds: {', '.join(sorted(KINDS))})")
+    kind = connector_kind(kind_name, where)
     unknown = sorted(set(entry) - COMMON_OPTIONS - kind.options)
     if unknown:
         raise ConnectorConfigError(f"{where}: unknown option {unknown[0]!r} for a {kind_name} connector")

@@ -19,12 +19,14 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from sqlalchemy import URL, Select, make_url, select, text
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
 
-from .contract import Health, Record, UpstreamInvalid, UpstreamUnavailable
-from .mapping import ConversionError, FamilyMapping, SearchField
+from .contract import Connector, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, SearchField
+from .spec import ConnectorKind, ConnectorSpec
 
 log = logging.getLogger("xinlian.connectors.sql")
 CALL_LOG_LIMIT = 10_000  # `calls` keeps at most this many recent fetches (a long-running hub must not grow)
@@ -207,3 +209,20 @@ class SqlConnector:
             detail = detail[:157] + "..."
         kind = type(origin).__name__
         return f"department database failed ({kind}: {detail})" if detail else f"department database failed ({kind})"
+
+
+def _build_sql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
+    url = spec.options["url"]
+    if not isinstance(url, str) or not url.strip():
+        raise ConnectorConfigError(f"{where}.url: must be a database URL")
+    try:
+        make_url(url.replace("{data_dir}", str(data_dir)))
+    except ArgumentError:
+        raise ConnectorConfigError(f"{where}.url: not a database URL (dialect+driver://...)") from None
+    return SqlConnector(
+        spec.name, spec.department, url.strip(), spec.families,
+        batch_size=spec.batch_size, timeout=spec.timeout, search=spec.search, data_dir=data_dir,
+    )
+
+
+KIND = ConnectorKind(_build_sql, options=frozenset({"url"}), required=frozenset({"url"}))
