@@ -24,8 +24,10 @@ def _class(value: Any, where: str) -> DisclosureClass:
         raise PolicyError(f"{where}: {value!r} is not a disclosure class ({names})") from None
 
 
-def _field_classes(table: dict[str, Any], where: str) -> dict[FieldKey, DisclosureClass]:
+def _field_classes(table: Any, where: str) -> dict[FieldKey, DisclosureClass]:
     """Parse `{family: {"*": CLASS, field: CLASS}}` into per-field classes."""
+    if not isinstance(table, dict):
+        raise PolicyError(f"{where}: expected a table of record families")
     out: dict[FieldKey, DisclosureClass] = {}
     for family_name, entries in table.items():
         family = FAMILIES.get(family_name)
@@ -49,15 +51,16 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
     scopes_table = document.get("scopes")
     if not isinstance(scopes_table, dict) or not scopes_table:
         raise PolicyError("policy has no [scopes] table")
-    scopes = {
-        scope: frozenset(_class(c, f"scopes.{scope}") for c in classes)
-        for scope, classes in scopes_table.items()
-    }
+    scopes: dict[str, frozenset[DisclosureClass]] = {}
+    for scope, granted in scopes_table.items():
+        if not isinstance(granted, list):
+            raise PolicyError(f"scopes.{scope}: expected an array of disclosure classes")
+        scopes[scope] = frozenset(_class(c, f"scopes.{scope}") for c in granted)
     classes = _field_classes(document.get("fields", {}), "fields")
-    overrides = {
-        kind: _field_classes(table, f"overrides.{kind}")
-        for kind, table in document.get("overrides", {}).items()
-    }
+    overrides_table = document.get("overrides", {})
+    if not isinstance(overrides_table, dict):
+        raise PolicyError("overrides: expected a table of client kinds")
+    overrides = {kind: _field_classes(table, f"overrides.{kind}") for kind, table in overrides_table.items()}
     return Policy(
         version=version,
         classes=classes,

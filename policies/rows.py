@@ -4,7 +4,9 @@
 counted from the decision date, a minor (轻微) penalty is normally not shown (at most 3 months
 if shown), an ordinary (一般) one at most 1 year, a severe (严重) one at most 3 years; display
 stops at the earlier of that maximum and the record's own publicity end date. A record whose
-window cannot be established is not shown (fail closed).
+window cannot be established (no decision date, unknown severity, an end date that is not a
+date) is not shown: the rule fails closed. The minimum windows (3 months, 1 year) matter for
+credit repair, a later issue.
 """
 
 from __future__ import annotations
@@ -26,35 +28,40 @@ def add_months(day: dt.date, months: int) -> dt.date:
     raise ValueError(day)  # pragma: no cover
 
 
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return value if isinstance(value, dt.date) else None
+
+
 @dataclass(frozen=True)
 class PublicityWindow:
     """Maximum public display per severity, in months from the decision date."""
 
     max_months: Mapping[str, int]
     show_minor: bool = False
-    minimum_months: Mapping[str, int] | None = None
 
     @classmethod
     def standard(cls) -> "PublicityWindow":
-        return cls(
-            max_months={"轻微": 3, "一般": 12, "严重": 36},
-            minimum_months={"轻微": 0, "一般": 3, "严重": 12},
-        )
+        return cls(max_months={"轻微": 3, "一般": 12, "严重": 36})
 
     def end_of_display(self, record: Mapping[str, Any]) -> dt.date | None:
         """The last day a penalty may be shown to the public, or None if it may not be shown."""
         severity = record.get("severity")
-        decided = record.get("decision_date")
+        decided = _as_date(record.get("decision_date"))
         own_end = record.get("publicity_end_date")
+        if not isinstance(severity, str) or decided is None:
+            return None  # the window cannot be established: fail closed
         if severity == "轻微" and not self.show_minor:
             return None
-        months = self.max_months.get(severity) if isinstance(severity, str) else None
-        if months is None or not isinstance(decided, dt.date):
-            return own_end if isinstance(own_end, dt.date) and severity in self.max_months else None
+        months = self.max_months.get(severity)
+        if months is None:
+            return None
         maximum = add_months(decided, months)
-        if isinstance(own_end, dt.date):
-            return min(maximum, own_end)
-        return maximum
+        if own_end is None:
+            return maximum
+        own = _as_date(own_end)
+        return None if own is None else min(maximum, own)
 
     def shows(self, record: Mapping[str, Any], today: dt.date) -> bool:
         end = self.end_of_display(record)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 
+_ASCII_DIGITS = frozenset("0123456789")
+
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 _USCC_VALUE = {ch: i for i, ch in enumerate(USCC_ALPHABET)}
@@ -38,6 +40,8 @@ def validate_uscc(value: str) -> str:
     """Return the normalised (upper-case) USCC or raise `InvalidIdentifier`."""
     if not isinstance(value, str):
         raise InvalidIdentifier("a unified social credit code must be a string")
+    if not value.isascii():
+        raise InvalidIdentifier("a unified social credit code has only ASCII letters and digits")
     code = value.strip().upper()
     if len(code) != 18:
         raise InvalidIdentifier(f"a unified social credit code has 18 characters, got {len(code)}")
@@ -54,7 +58,7 @@ def validate_uscc(value: str) -> str:
 
 def id_check_char(first17: str) -> str:
     """The check character (position 18) for the first 17 digits of a resident ID."""
-    if len(first17) != 17 or not first17.isdigit():
+    if len(first17) != 17 or not set(first17) <= _ASCII_DIGITS:
         raise InvalidIdentifier("a resident identity number body has 17 digits")
     total = sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS))
     return ID_CHECK[total % 11]
@@ -64,11 +68,13 @@ def validate_resident_id(value: str) -> str:
     """Return the normalised resident identity number or raise `InvalidIdentifier`."""
     if not isinstance(value, str):
         raise InvalidIdentifier("a resident identity number must be a string")
+    if not value.isascii():
+        raise InvalidIdentifier("a resident identity number has only ASCII digits and X")
     code = value.strip().upper()
     if len(code) != 18:
         raise InvalidIdentifier(f"a resident identity number has 18 characters, got {len(code)}")
     body, check = code[:17], code[17]
-    if not body.isdigit() or not (check.isdigit() or check == "X"):
+    if not set(body) <= _ASCII_DIGITS or not (check in _ASCII_DIGITS or check == "X"):
         raise InvalidIdentifier("a resident identity number is 17 digits and a digit or X")
     try:
         _dt.date(int(body[6:10]), int(body[10:12]), int(body[12:14]))
