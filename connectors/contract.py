@@ -27,14 +27,20 @@ Record = dict[str, Any]
 
 
 class ConnectorError(Exception):
-    """A department system failed; `department` names it for the caller."""
+    """A department system failed; `department` names it for the caller.
+
+    `message` is for the server log (it may name tables, columns or values); callers receive
+    only the department, the code and the short `reason` (e.g. "timeout", "circuit_open").
+    """
 
     code = "UPSTREAM_UNAVAILABLE"
+    default_reason = "unavailable"
 
-    def __init__(self, department: str, message: str) -> None:
+    def __init__(self, department: str, message: str, reason: str | None = None) -> None:
         super().__init__(message)
         self.department = department
         self.message = message
+        self.reason = reason or self.default_reason
 
 
 class UpstreamUnavailable(ConnectorError):
@@ -47,6 +53,7 @@ class UpstreamInvalid(ConnectorError):
     """The department answered with data the mapping cannot convert."""
 
     code = "UPSTREAM_INVALID"
+    default_reason = "invalid_data"
 
 
 @dataclass(frozen=True, slots=True)

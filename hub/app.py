@@ -16,6 +16,9 @@ from .endpoints.graphql import GraphQLEndpoint
 from .runtime import HubRuntime
 
 
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -52,7 +55,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
-        Route("/graphql", GraphQLEndpoint(public=False).handle, methods=["GET", "POST"]),
-        Route("/public/graphql", GraphQLEndpoint(public=True).handle, methods=["GET", "POST"]),
+        # every method reaches the handler, which refuses all but GET/POST itself, audited
+        Route("/graphql", GraphQLEndpoint(public=False).handle, methods=ALL_METHODS),
+        Route("/public/graphql", GraphQLEndpoint(public=True).handle, methods=ALL_METHODS),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

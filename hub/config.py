@@ -27,6 +27,7 @@ class Settings:
     batch_limit: int = 1000  # legalPersons(usccs:) at most this many codes
     search_limit: int = 50  # searchLegalPersons(first:) at most this many
     public_introspection: bool = True
+    request_timeout: float = 30.0  # seconds for one GraphQL request, all departments included
     policy_path: Path | None = None
     connectors_path: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -53,6 +54,7 @@ class Settings:
             access_token_ttl=int(os.environ.get("XINLIAN_TOKEN_TTL", "900")),
             batch_limit=int(os.environ.get("XINLIAN_BATCH_LIMIT", "1000")),
             public_introspection=_env_bool("XINLIAN_PUBLIC_INTROSPECTION", True),
+            request_timeout=float(os.environ.get("XINLIAN_REQUEST_TIMEOUT", "30")),
             policy_path=Path(policy) if policy else None,
             connectors_path=Path(connectors) if connectors else directory / "connectors.toml",
         )

@@ -7,6 +7,9 @@ gets a standard OAuth2 JSON error (RFC 6749 §5.2), never a stack trace.
 
 from __future__ import annotations
 
+import base64
+import binascii
+
 import logging
 from urllib.parse import parse_qsl
 
@@ -67,6 +70,17 @@ async def _read_form(request: Request) -> list[tuple[str, str]]:
         raise FormRejected(400, "The request body is not a valid form.") from None
 
 
+def _basic_credentials_readable(header: str | None) -> bool:
+    """False for a Basic header that is not base64 of UTF-8 `id:secret` (authlib would crash on it)."""
+    if not header or not header[:6].lower() == "basic ":
+        return True
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return False
+    return ":" in decoded
+
+
 class TokenEndpoint:
     """`POST /oauth/token` (client_credentials)."""
 
@@ -77,6 +91,10 @@ class TokenEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method != "POST":
             return oauth_error(405, "invalid_request", "The token endpoint accepts POST only.", {"Allow": "POST"})
+        if not _basic_credentials_readable(request.headers.get("authorization")):
+            return oauth_error(
+                401, "invalid_client", "Client authentication failed.", {"WWW-Authenticate": 'Basic realm="xinlian"'}
+            )
         try:
             form = await _read_form(request)
             if self._limiter is None:

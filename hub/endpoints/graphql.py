@@ -7,6 +7,7 @@ respond. If the audit entry cannot be stored the response is withheld (503).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -76,7 +77,7 @@ def _parse(request: Request, body: bytes) -> GraphQLRequest:
         elif content_type in ("application/json", ""):
             try:
                 raw = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise RequestRejected(400, "BAD_REQUEST", "request body is not valid JSON") from None
         else:
             raise RequestRejected(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
@@ -146,14 +147,22 @@ class GraphQLEndpoint:
                 policy=runtime.policy,
                 federation=runtime.federation,
                 today=runtime.today(),
-                public_rules=self.public,
+                public_endpoint=self.public,
                 batch_limit=runtime.settings.batch_limit,
                 search_limit=runtime.settings.search_limit,
             )
             schema = runtime.public_schema if self.public else runtime.schema
-            result = await schema.execute(
-                gql.query, variable_values=gql.variables, context_value=ctx, operation_name=gql.operation_name
-            )
+            try:
+                result = await asyncio.wait_for(
+                    schema.execute(
+                        gql.query, variable_values=gql.variables, context_value=ctx, operation_name=gql.operation_name
+                    ),
+                    timeout=runtime.settings.request_timeout,
+                )
+            except (asyncio.TimeoutError, TimeoutError):
+                raise RequestRejected(
+                    504, "REQUEST_TIMEOUT", f"the request did not complete within {runtime.settings.request_timeout:g} s"
+                ) from None
             errors = [_format_error(e) for e in result.errors or []] + ctx.denial_errors()
             error_codes = sorted({e["extensions"]["code"] for e in errors})
             if result.data is None and errors and all("path" not in e for e in errors):

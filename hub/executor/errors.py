@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 from graphql import GraphQLError
 
 from xinlian.connectors.contract import ConnectorError
+
+log = logging.getLogger("xinlian.executor")
 
 
 def bad_user_input(message: str, **extra: object) -> GraphQLError:
@@ -21,16 +24,26 @@ def forbidden(family: str, disclosure: str) -> GraphQLError:
 
 
 def upstream(failures: Iterable[ConnectorError]) -> GraphQLError:
-    """One error for a field whose sources failed, naming every failed department."""
+    """One error for a field whose sources failed, naming every failed department.
+
+    The caller learns which departments failed and why in one word; the connector's detailed
+    message (which may quote tables, columns or raw values) goes to the server log only.
+    """
     failures = list(failures)
+    for failure in failures:
+        log.warning("upstream %s (%s): %s", failure.department, failure.reason, failure.message)
     invalid = all(f.code == "UPSTREAM_INVALID" for f in failures)
     departments = sorted({f.department for f in failures})
-    detail = "; ".join(f"{f.department}: {f.message}" for f in failures)
+    reasons = sorted({f.reason for f in failures})
+    summary = "; ".join(f"{d} ({', '.join(sorted({f.reason for f in failures if f.department == d}))})" for d in departments)
     return GraphQLError(
-        f"Source department unavailable: {detail}" if not invalid else f"Source department sent invalid data: {detail}",
+        f"Source department sent data the hub could not read: {summary}"
+        if invalid
+        else f"Source department unavailable: {summary}",
         extensions={
             "code": "UPSTREAM_INVALID" if invalid else "UPSTREAM_UNAVAILABLE",
             "department": departments[0] if len(departments) == 1 else departments,
             "departments": departments,
+            "reason": reasons[0] if len(reasons) == 1 else reasons,
         },
     )

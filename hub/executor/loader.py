@@ -66,7 +66,7 @@ async def call_upstream(connector: Connector, call: Awaitable[T]) -> T:
     except ConnectorError:
         raise
     except (asyncio.TimeoutError, TimeoutError):
-        raise UpstreamUnavailable(connector.department, f"no answer within {connector.timeout:g} s") from None
+        raise UpstreamUnavailable(connector.department, f"no answer within {connector.timeout:g} s", "timeout") from None
     except Exception as exc:  # a connector bug must not take the request down
         log.exception("connector %s failed", connector.name)
         raise UpstreamUnavailable(connector.department, f"connector failed ({type(exc).__name__})") from None

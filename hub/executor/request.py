@@ -9,7 +9,7 @@ from typing import Any
 from xinlian.connectors.contract import Connector
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import decide
-from xinlian.policies.model import Policy
+from xinlian.policies.model import DisclosureClass, Policy
 from xinlian.policies.rows import PublicityWindow
 
 from .federation import Federation
@@ -32,8 +32,8 @@ class RequestContext:
     policy: Policy
     federation: Federation
     today: dt.date
-    public_rules: bool  # apply the public endpoint's row rules (publicity windows)
-    batch_limit: int = 1000
+    public_endpoint: bool  # serving /public/graphql (the public contract)
+    batch_limit: int = 1000  # subjects per request, across all root fields
     search_limit: int = 50
     window: PublicityWindow = field(default_factory=PublicityWindow.standard)
     subjects: set[str] = field(default_factory=set)
@@ -42,6 +42,17 @@ class RequestContext:
     denied: set[str] = field(default_factory=set)  # "family.field", for the audit
     upstream_failures: set[str] = field(default_factory=set)
     _loaders: dict[tuple[str, str], FamilyLoader] = field(default_factory=dict)
+    _subjects_asked: int = 0
+
+    @property
+    def applies_publicity_window(self) -> bool:
+        """Row rules for disclosure to the public apply to every caller not sharing inside government."""
+        return DisclosureClass.SHARED not in self.policy.granted(self.principal.scopes)
+
+    def reserve_subjects(self, count: int) -> bool:
+        """Count subjects asked for by this request; False once the request's budget is exceeded."""
+        self._subjects_asked += count
+        return self._subjects_asked <= self.batch_limit
 
     def loader(self, connector: Connector, family: str) -> FamilyLoader:
         key = (connector.name, family)

@@ -72,7 +72,7 @@ class HubResolvers:
         internal: set[str] = set()
         if family.recency:
             internal.add(family.recency)
-        if ctx.public_rules and family.name in WINDOWED_FAMILIES:
+        if ctx.applies_publicity_window and family.name in WINDOWED_FAMILIES:
             internal.update(ctx.window.fields)
         return frozenset(allowed) | {f for f in internal if ctx.may_receive(family.name, f)}
 
@@ -99,7 +99,7 @@ class HubResolvers:
         return out
 
     def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record]) -> list[Record]:
-        if ctx.public_rules and family.name in WINDOWED_FAMILIES:
+        if ctx.applies_publicity_window and family.name in WINDOWED_FAMILIES:
             records = [r for r in records if ctx.window.shows(r, ctx.today)]
         return _newest_first(family, records)
 
@@ -117,6 +117,9 @@ class HubResolvers:
         """Allowed selected fields; denied ones are recorded, or the whole family is refused."""
         allowed = [f for f in selected if ctx.may_receive(family.name, f)]
         denied = [f for f in selected if f not in allowed]
+        if not allowed and not any(ctx.may_receive(family.name, f) for f in family.field_names):
+            # nothing of this family may reach the caller: not even whether records exist
+            denied = denied or list(family.field_names)
         if denied and not allowed:
             ctx.denied.update(f"{family.name}.{f}" for f in denied)
             disclosure = ctx.policy.class_of((family.name, denied[0]), ctx.principal.kind).value
@@ -184,6 +187,8 @@ class HubResolvers:
             wanted.add("name")
         fields = frozenset(f for f in wanted if ctx.may_receive("registration", f))
         unique = list(dict.fromkeys(codes))
+        if not ctx.reserve_subjects(len(codes)):
+            raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
         loaded = await self._load(ctx, REGISTRATION, unique, fields)
         ctx.subjects.update(unique)
         out: list[LegalPersonRoot | None] = []
@@ -221,7 +226,10 @@ class HubResolvers:
                 code = validate_resident_id(id_number)
             except InvalidIdentifier as exc:
                 raise bad_user_input(f"idNumber: {exc}", argument="idNumber") from None
-            _context(info).subjects.add(code)
+            ctx = _context(info)
+            if not ctx.reserve_subjects(1):
+                raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
+            ctx.subjects.add(code)
             return NaturalPersonRoot(code)
 
         async def search_legal_persons(name: str, info: strawberry.Info, first: Optional[int] = 10) -> Any:
@@ -232,6 +240,9 @@ class HubResolvers:
                 raise bad_user_input(f"name: give 1 to {MAX_SEARCH_TEXT} characters", argument="name")
             if not 1 <= limit <= ctx.search_limit:
                 raise bad_user_input(f"first: between 1 and {ctx.search_limit}", argument="first")
+            if not ctx.may_receive(REGISTRATION.name, "name"):
+                ctx.denied.add("registration.name")
+                raise forbidden("registration", ctx.policy.class_of(("registration", "name"), ctx.principal.kind).value)
             sources = ctx.federation.sources(REGISTRATION.name)
             results = await asyncio.gather(
                 *(call_upstream(c, c.search(REGISTRATION.name, text, limit)) for c in sources), return_exceptions=True
@@ -252,7 +263,7 @@ class HubResolvers:
             for family in FAMILIES.values():
                 for spec in family.fields:
                     disclosure = ctx.policy.class_of((family.name, spec.name), ctx.principal.kind)
-                    if ctx.public_rules and not ctx.may_receive(family.name, spec.name):
+                    if ctx.public_endpoint and not ctx.may_receive(family.name, spec.name):
                         continue
                     entries.append(
                         CatalogueEntry(

@@ -5,23 +5,38 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from graphql import (
+    BooleanValueNode,
     FieldNode,
     FragmentSpreadNode,
-    GraphQLIncludeDirective,
     GraphQLResolveInfo,
-    GraphQLSkipDirective,
     InlineFragmentNode,
     SelectionSetNode,
+    VariableNode,
 )
-from graphql.execution.values import get_directive_values
 
 
-def _included(node: Any, variables: dict[str, Any]) -> bool:
-    skip = get_directive_values(GraphQLSkipDirective, node, variables)
-    if skip and skip.get("if") is True:
+def _condition(node: Any, directive: str, variables: Any) -> bool | None:
+    """The `if` of a @skip/@include on `node` (None when absent), variables already coerced."""
+    for found in node.directives or ():
+        if found.name.value != directive:
+            continue
+        for argument in found.arguments or ():
+            if argument.name.value != "if":
+                continue
+            value = argument.value
+            if isinstance(value, BooleanValueNode):
+                return value.value
+            if isinstance(value, VariableNode):
+                # graphql-core 3.2 passes a dict; 3.3 a VariableValues with `.coerced`
+                coerced = getattr(variables, "coerced", variables) or {}
+                return bool(coerced.get(value.name.value))
+    return None
+
+
+def _included(node: Any, variables: Any) -> bool:
+    if _condition(node, "skip", variables) is True:
         return False
-    include = get_directive_values(GraphQLIncludeDirective, node, variables)
-    return not (include and include.get("if") is False)
+    return _condition(node, "include", variables) is not False
 
 
 def _collect(selection_set: SelectionSetNode | None, info: GraphQLResolveInfo, out: dict[str, list[FieldNode]], seen: set[str]) -> None:
