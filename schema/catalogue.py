@@ -200,9 +200,55 @@ HONORS = RecordFamily(
     ),
 )
 
+SOCIAL_INSURANCE_ARREARS = RecordFamily(
+    name="social_insurance_arrears",
+    type_name="SocialInsuranceArrears",
+    label="社会保险费欠缴",
+    description="Employers' confirmed social insurance arrears, from the human resources and social security bureau.",
+    many=True,
+    subjects=(LEGAL,),
+    recency="confirmed_date",
+    fields=(
+        FieldSpec("insurance_type", S, "险种", "Insurance type (养老, 医疗, 失业, 工伤, 生育)."),
+        FieldSpec("arrears_period", S, "欠缴期间", "Months in arrears, e.g. 2026-01至2026-06."),
+        FieldSpec("arrears_amount", M, "欠缴金额（万元）", "Amount in arrears, 10,000 yuan."),
+        FieldSpec("confirmed_date", D, "认定日期", "Date the arrears were confirmed."),
+        FieldSpec("status", S, "状态", "欠缴 (outstanding) or 已补缴 (paid up)."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+SOCIAL_INSURANCE_CONTRIBUTIONS = RecordFamily(
+    name="social_insurance_contributions",
+    type_name="SocialInsuranceContribution",
+    label="社会保险参保缴费",
+    description="A natural person's social insurance contributions (a classic item banks ask for, with consent).",
+    many=True,
+    subjects=(NATURAL,),
+    recency="last_paid_month",
+    fields=(
+        FieldSpec("employer_name", S, "参保单位", "Employer that pays the contributions."),
+        FieldSpec("insurance_type", S, "险种", "Insurance type."),
+        FieldSpec("monthly_base", M, "缴费基数（元）", "Monthly contribution base in yuan."),
+        FieldSpec("paid_months", I, "累计缴费月数", "Months paid in total."),
+        FieldSpec("last_paid_month", S, "最近缴费年月", "Latest month paid, YYYY-MM."),
+        FieldSpec("status", S, "参保状态", "参保缴费, 暂停缴费 or 终止."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
 FAMILIES: dict[str, RecordFamily] = {
     family.name: family
-    for family in (REGISTRATION, LICENSES, PENALTIES, TAX_CREDIT, JUDGMENT_DEBTORS, HONORS)
+    for family in (
+        REGISTRATION,
+        LICENSES,
+        PENALTIES,
+        TAX_CREDIT,
+        JUDGMENT_DEBTORS,
+        HONORS,
+        SOCIAL_INSURANCE_ARREARS,
+        SOCIAL_INSURANCE_CONTRIBUTIONS,
+    )
 }
 
 

@@ -61,7 +61,8 @@ GRANTED_BY_DEFAULT = {
 def class_in_default_file(kind: str, family: str, field: str) -> DisclosureClass:
     """Read default.toml directly (not through the loader): override, then field, then "*"."""
     document = tomllib.loads(default_policy_path().read_text(encoding="utf-8"))
-    override = document.get("overrides", {}).get(kind, {}).get(family, {}).get(field)
+    overrides = document.get("overrides", {}).get(kind, {}).get(family, {})
+    override = overrides.get(field) or overrides.get("*")
     table = document["fields"].get(family, {})
     value = override or table.get(field) or table.get("*") or "CONFIDENTIAL"
     return DisclosureClass(value)
