@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
 
 from .contract import Connector, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .credentials import PASSWORD_PLACEHOLDER, secret_option, with_password
 from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, SearchField
 from .spec import ConnectorKind, ConnectorSpec
 
@@ -215,14 +216,29 @@ def _build_sql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
     url = spec.options["url"]
     if not isinstance(url, str) or not url.strip():
         raise ConnectorConfigError(f"{where}.url: must be a database URL")
+    url = url.strip()
+    password = secret_option(spec.options, "password", where, base=data_dir)
+    if password is None and PASSWORD_PLACEHOLDER in url:
+        raise ConnectorConfigError(
+            f"{where}.url: has {PASSWORD_PLACEHOLDER} but neither password_env nor password_file is set"
+        )
+    if password is not None:
+        if PASSWORD_PLACEHOLDER not in url:
+            raise ConnectorConfigError(
+                f"{where}.url: put {PASSWORD_PLACEHOLDER} where the password goes "
+                "(e.g. postgresql+asyncpg://reader:{password}@host:5432/db)"
+            )
+        url = with_password(url, password)
     try:
         make_url(url.replace("{data_dir}", str(data_dir)))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # the message could quote the URL: never repeat it
         raise ConnectorConfigError(f"{where}.url: not a database URL (dialect+driver://...)") from None
     return SqlConnector(
-        spec.name, spec.department, url.strip(), spec.families,
+        spec.name, spec.department, url, spec.families,
         batch_size=spec.batch_size, timeout=spec.timeout, search=spec.search, data_dir=data_dir,
     )
 
 
-KIND = ConnectorKind(_build_sql, options=frozenset({"url"}), required=frozenset({"url"}))
+KIND = ConnectorKind(
+    _build_sql, options=frozenset({"url", "password_env", "password_file"}), required=frozenset({"url"})
+)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -56,6 +56,75 @@ async def postgres_url() -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+MARIADB_SOCKET = "/run/mysqld/mysqld.sock"
+MARIADB_TEST_USER = "xinlian_test"
+MARIADB_TEST_PASSWORD = "xinlian-test-only-Pw1"  # a throwaway account on the machine's own server
+
+
+async def _mariadb_admin() -> dict[str, Any]:
+    """asyncmy connection keywords for an account over TCP that may create databases and users.
+
+    root@127.0.0.1 with an empty password where the server allows it (as on this machine);
+    where root may log in only through the unix socket, a dedicated `xinlian_test` account for
+    127.0.0.1 is made (or reset) through the socket, with a fixed test-only password.
+    """
+    import asyncmy
+    from asyncmy.errors import OperationalError
+
+    tcp: dict[str, Any] = {"host": MARIADB_HOST, "port": MARIADB_PORT}
+    try:
+        conn = await asyncmy.connect(**tcp, user="root", password="")
+    except OperationalError as exc:
+        if exc.args[0] not in (1045, 1698):  # access denied / root uses unix_socket auth
+            raise
+    else:
+        conn.close()
+        return {**tcp, "user": "root", "password": ""}
+    conn = await asyncmy.connect(unix_socket=MARIADB_SOCKET, user="root")
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE OR REPLACE USER '{MARIADB_TEST_USER}'@'{MARIADB_HOST}' IDENTIFIED BY %s",
+                (MARIADB_TEST_PASSWORD,),
+            )
+            await cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{MARIADB_TEST_USER}'@'{MARIADB_HOST}' WITH GRANT OPTION")
+    finally:
+        conn.close()
+    return {**tcp, "user": MARIADB_TEST_USER, "password": MARIADB_TEST_PASSWORD}
+
+
+async def _mariadb_execute(admin: dict[str, Any], statement: str) -> None:
+    import asyncmy
+
+    conn = await asyncmy.connect(**admin)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def mariadb_url() -> AsyncIterator[str]:
+    """A fresh, empty MariaDB database (utf8mb4; asyncmy URL), dropped after the test.
+
+    The URL's account may create databases and users: `mysql+asyncmy://root@127.0.0.1:3306/<name>`
+    where root logs in over TCP with an empty password (this machine's setup); otherwise the
+    `xinlian_test` account that `_mariadb_admin` creates through the unix socket as root.
+    """
+    require_service("MariaDB", MARIADB_HOST, MARIADB_PORT)
+    from urllib.parse import quote
+
+    admin = await _mariadb_admin()
+    name = f"xinlian_test_{uuid.uuid4().hex[:12]}"
+    await _mariadb_execute(admin, f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    login = quote(admin["user"], safe="") + (f":{quote(admin['password'], safe='')}" if admin["password"] else "")
+    try:
+        yield f"mysql+asyncmy://{login}@{MARIADB_HOST}:{MARIADB_PORT}/{name}"
+    finally:
+        await _mariadb_execute(admin, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 @pytest.fixture
