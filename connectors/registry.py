@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from .contract import Connector
 from .mapping import ConnectorConfigError, parse_families, parse_search
+from .resilience import parse_resilience
 from .spec import COMMON_OPTIONS, DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT, ConnectorKind, ConnectorSpec
 
 # kind name → module of this package exposing `KIND: ConnectorKind` (imported on first use, so a
@@ -61,6 +62,9 @@ def parse_connector(entry: Any, where: str) -> tuple[ConnectorSpec, ConnectorKin
     timeout = entry.get("timeout", DEFAULT_TIMEOUT)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ConnectorConfigError(f"{where}: timeout must be a positive number of seconds")
+    cache_ttl = entry.get("cache_ttl", 0)
+    if isinstance(cache_ttl, bool) or not isinstance(cache_ttl, (int, float)) or not 0 <= cache_ttl <= 3600:
+        raise ConnectorConfigError(f"{where}: cache_ttl must be between 0 and 3600 seconds")
     families = parse_families(entry.get("families"), f"{where}.families")
     spec = ConnectorSpec(
         name=name,
@@ -71,12 +75,19 @@ def parse_connector(entry: Any, where: str) -> tuple[ConnectorSpec, ConnectorKin
         timeout=float(timeout),
         search=parse_search(entry.get("search"), families, f"{where}.search"),
         options={k: entry[k] for k in kind.options if k in entry},
+        resilience=parse_resilience(entry.get("resilience"), f"{where}.resilience", timeout=float(timeout)),
+        cache_ttl=float(cache_ttl),
     )
     return spec, kind
 
 
 def load_connectors(path: Path, data_dir: Path) -> list[Connector]:
     """The connectors configured in `path`; `{data_dir}` in URLs means `data_dir`."""
+    return [connector for connector, _ in load_configured(path, data_dir)]
+
+
+def load_configured(path: Path, data_dir: Path) -> list[tuple[Connector, ConnectorSpec]]:
+    """The connectors configured in `path`, each with the spec it was built from."""
     try:
         document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -84,7 +95,7 @@ def load_connectors(path: Path, data_dir: Path) -> list[Connector]:
     entries = document.get("connector", [])
     if not isinstance(entries, list):
         raise ConnectorConfigError(f"{path}: connectors are [[connector]] entries")
-    connectors: list[Connector] = []
+    connectors: list[tuple[Connector, ConnectorSpec]] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         where = f"{path}: connector[{index}]"
@@ -92,5 +103,5 @@ def load_connectors(path: Path, data_dir: Path) -> list[Connector]:
         if spec.name in seen:
             raise ConnectorConfigError(f"{where}: duplicate connector name {spec.name!r}")
         seen.add(spec.name)
-        connectors.append(kind.build(spec, Path(data_dir), f"{where} ({spec.name})"))
+        connectors.append((kind.build(spec, Path(data_dir), f"{where} ({spec.name})"), spec))
     return connectors

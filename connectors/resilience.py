@@ -351,15 +351,16 @@ class DepartmentLink:
         except UpstreamUnavailable as exc:
             return _Outcome.FAILURE, None, exc, True
         except ConnectorError as exc:  # another kind of ConnectorError: the department failed
-            return _Outcome.FAILURE, None, UpstreamUnavailable(exc.department, exc.message), True
+            return _Outcome.FAILURE, None, UpstreamUnavailable(exc.department, exc.message, exc.reason), True
         except TimeoutError:
             if budget < self.policy.timeout:  # the request ran out of time, not the department
                 message = f"no answer before the request's deadline ({budget:.2g} s)"
-                return _Outcome.NEUTRAL, None, UpstreamUnavailable(department, message), False
-            return _Outcome.FAILURE, None, UpstreamUnavailable(department, f"no answer within {budget:g} s"), True
+                return _Outcome.NEUTRAL, None, UpstreamUnavailable(department, message, "deadline"), False
+            error = UpstreamUnavailable(department, f"no answer within {budget:g} s", "timeout")
+            return _Outcome.FAILURE, None, error, True
         except Exception as exc:  # a connector bug must not take the request down; asking again won't help
             log.exception("connector %s failed", self.connector.name)
-            error = UpstreamUnavailable(department, f"connector failed ({type(exc).__name__})")
+            error = UpstreamUnavailable(department, f"connector failed ({type(exc).__name__})", "connector_error")
             return _Outcome.FAILURE, None, error, False
 
     # ---- the breaker -------------------------------------------------------------------

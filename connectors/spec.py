@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from .contract import Connector
 from .mapping import FamilyMapping, SearchField
 
+if TYPE_CHECKING:
+    from .resilience import ResiliencePolicy
+
 DEFAULT_BATCH_SIZE = 200
 DEFAULT_TIMEOUT = 3.0
-COMMON_OPTIONS = frozenset({"name", "kind", "department", "batch_size", "timeout", "search", "families"})
+COMMON_OPTIONS = frozenset(
+    {"name", "kind", "department", "batch_size", "timeout", "search", "families", "resilience", "cache_ttl"}
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class ConnectorSpec:
     timeout: float = DEFAULT_TIMEOUT
     search: SearchField | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    resilience: "ResiliencePolicy | None" = None  # the department link's protections
+    cache_ttl: float = 0.0  # seconds the hub may keep PUBLIC records of this connector (0 = off)
 
 
 @dataclass(frozen=True)

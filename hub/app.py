@@ -13,14 +13,11 @@ from starlette.routing import Route
 from .auth import auth_routes
 from .config import Settings
 from .endpoints.graphql import GraphQLEndpoint
+from .endpoints.health import healthz, readyz
 from .runtime import HubRuntime
 
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
-
-async def healthz(request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
 
 
 async def index(request: Request) -> Response:
@@ -55,6 +52,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
         # every method reaches the handler, which refuses all but GET/POST itself, audited
         Route("/graphql", GraphQLEndpoint(public=False).handle, methods=ALL_METHODS),
         Route("/public/graphql", GraphQLEndpoint(public=True).handle, methods=ALL_METHODS),

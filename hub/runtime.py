@@ -7,7 +7,7 @@ connectors, the two schemas (authenticated full schema, public contract) and the
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import strawberry
@@ -20,7 +20,6 @@ from strawberry.extensions import (
     ValidationCache,
 )
 
-from xinlian.connectors.registry import load_connectors
 from xinlian.keys.keyring import Keyring
 from xinlian.policies import Policy, load_policy
 from xinlian.policies.engine import decide
@@ -30,6 +29,7 @@ from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
 from .config import Settings
 from .executor import Federation, HubResolvers
+from .executor.cache import PublicRecordCache
 from .principal import Principal
 from .store import Store
 
@@ -75,6 +75,7 @@ class HubRuntime:
     schema: strawberry.Schema
     public_schema: strawberry.Schema
     audit: AuditTrail
+    cache: PublicRecordCache = field(default_factory=PublicRecordCache)
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
@@ -82,10 +83,10 @@ class HubRuntime:
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir)
         policy = load_policy(settings.policy_path)
-        connectors = (
-            load_connectors(settings.connectors_path, settings.data_dir)
+        federation = (
+            Federation.from_config(settings.connectors_path, settings.data_dir)
             if settings.connectors_path and settings.connectors_path.exists()
-            else []
+            else Federation([])
         )
         resolvers = HubResolvers()
         audit = AuditTrail(store)
@@ -96,7 +97,7 @@ class HubRuntime:
             keyring=keyring,
             validator=BearerValidator(keyring, settings.issuer, settings.audience),
             policy=policy,
-            federation=Federation(connectors),
+            federation=federation,
             schema=full_schema(resolvers),
             public_schema=public_contract(policy, resolvers, settings.public_introspection),
             audit=audit,

@@ -7,6 +7,7 @@ Faults are injected into the real connectors of a real hub served on loopback.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import contextlib
 import shutil
 import sqlite3
@@ -79,7 +80,9 @@ def test_a_department_database_that_is_garbage(hub: RunningHub) -> None:
 
 def test_a_department_that_is_slower_than_its_timeout(hub: RunningHub) -> None:
     tax = hub.connector("tax")
-    saved_timeout, tax.timeout = tax.timeout, 0.2
+    link = hub.runtime.federation.department("tax").link
+    saved_policy = link.policy
+    link.policy = dataclasses.replace(saved_policy, timeout=0.2, retries=0)
 
     async def hang(original: Callable[..., Awaitable[Any]], args: tuple[Any, ...]) -> Any:
         await asyncio.sleep(5)
@@ -97,7 +100,7 @@ def test_a_department_that_is_slower_than_its_timeout(hub: RunningHub) -> None:
         assert departments == {tax.department}
         assert all(e["extensions"]["reason"] == "timeout" for e in upstream_errors(body))
     finally:
-        tax.timeout = saved_timeout
+        link.policy = saved_policy
     assert_healthy_profile(hub, hub.samples["a_level_taxpayer"])
 
 

@@ -11,7 +11,7 @@ import importlib
 import sys
 from typing import Sequence
 
-COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db")
+COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors")
 
 
 def build_parser() -> argparse.ArgumentParser:

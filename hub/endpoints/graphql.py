@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import logging
 import uuid
 from dataclasses import dataclass
@@ -148,6 +149,8 @@ class GraphQLEndpoint:
                 federation=runtime.federation,
                 today=runtime.today(),
                 public_endpoint=self.public,
+                deadline=time.monotonic() + runtime.settings.request_timeout,
+                cache=runtime.cache,
                 batch_limit=runtime.settings.batch_limit,
                 search_limit=runtime.settings.search_limit,
             )

@@ -1,30 +1,79 @@
-"""`Federation`: the configured connectors, indexed by the record families they serve."""
+"""`Federation`: the configured departments, each a connector behind its `DepartmentLink`.
+
+The links (bulkhead, retries, circuit breaker) live as long as the hub, so their state is
+shared by every request; `sources(family)` says which departments serve a record family.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
 
 from xinlian.connectors.contract import Connector
+from xinlian.connectors.registry import load_configured
+from xinlian.connectors.resilience import DepartmentLink, LinkStatus, ResiliencePolicy
+
+
+@dataclass(frozen=True)
+class Department:
+    """One federated department system."""
+
+    connector: Connector
+    link: DepartmentLink
+    cache_ttl: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.connector.name
 
 
 class Federation:
     """The department systems the hub federates."""
 
-    def __init__(self, connectors: Iterable[Connector]) -> None:
-        self.connectors: list[Connector] = list(connectors)
-        names = [c.name for c in self.connectors]
+    def __init__(
+        self,
+        connectors: Iterable[Connector],
+        resilience: Mapping[str, ResiliencePolicy] | None = None,
+        cache_ttl: Mapping[str, float] | None = None,
+    ) -> None:
+        resilience, cache_ttl = resilience or {}, cache_ttl or {}
+        self.departments: list[Department] = [
+            Department(c, DepartmentLink(c, resilience.get(c.name)), cache_ttl.get(c.name, 0.0)) for c in connectors
+        ]
+        names = [d.name for d in self.departments]
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"connector names must be unique: {sorted(duplicates)}")
+        self._by_name = {d.name: d for d in self.departments}
 
-    def sources(self, family: str) -> list[Connector]:
-        """Connectors that serve a family, in configuration order."""
-        return [c for c in self.connectors if family in c.families]
+    @classmethod
+    def from_config(cls, path: Path, data_dir: Path) -> "Federation":
+        configured = load_configured(path, data_dir)
+        return cls(
+            (c for c, _ in configured),
+            resilience={s.name: s.resilience for _, s in configured if s.resilience is not None},
+            cache_ttl={s.name: s.cache_ttl for _, s in configured},
+        )
 
-    def departments(self, family: str, field: str) -> list[str]:
+    @property
+    def connectors(self) -> list[Connector]:
+        return [d.connector for d in self.departments]
+
+    def department(self, name: str) -> Department:
+        return self._by_name[name]
+
+    def sources(self, family: str) -> list[Department]:
+        """Departments that serve a family, in configuration order."""
+        return [d for d in self.departments if family in d.connector.families]
+
+    def departments_for(self, family: str, field: str) -> list[str]:
         """Departments that supply one field of a family."""
-        return [c.department for c in self.sources(family) if field in c.provides(family)]
+        return [d.connector.department for d in self.sources(family) if field in d.connector.provides(family)]
+
+    def status(self) -> list[LinkStatus]:
+        return [d.link.status() for d in self.departments]
 
     async def close(self) -> None:
-        for connector in self.connectors:
-            await connector.close()
+        for department in self.departments:
+            await department.connector.close()

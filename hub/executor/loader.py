@@ -1,26 +1,38 @@
-"""`FamilyLoader`: per-request batching of one connector's fetches for one record family.
+"""`FamilyLoader`: per-request batching of one department's fetches for one record family.
 
 Loads issued in the same event-loop turn are merged: unique subject keys, the union of the
-requested fields, split into chunks of the connector's batch size, fetched concurrently, each
-chunk bounded by the connector's timeout. N subjects therefore cost ceil(N / batch size) calls.
+requested fields, split into chunks of the connector's batch size, fetched concurrently through
+the department's `DepartmentLink` (bulkhead, timeout, retries, circuit breaker) within the
+request's deadline. N subjects therefore cost ceil(N / batch size) calls.
+
+When the department allows it (`cache_ttl`) and every field asked is PUBLIC, keys found in the
+`PublicRecordCache` are not fetched again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import Awaitable, Sequence, TypeVar
+from typing import Sequence
 
-from xinlian.connectors.contract import Connector, ConnectorError, Record, UpstreamUnavailable
+from xinlian.connectors.contract import ConnectorError, Record
 
-log = logging.getLogger("xinlian.executor")
-T = TypeVar("T")
+from .cache import PublicRecordCache, cache_key
+from .federation import Department
 
 
 class FamilyLoader:
-    def __init__(self, connector: Connector, family: str) -> None:
-        self.connector = connector
+    def __init__(
+        self,
+        department: Department,
+        family: str,
+        deadline: float,
+        cache: PublicRecordCache | None = None,
+        cacheable: bool = False,
+    ) -> None:
+        self.department = department
         self.family = family
+        self.deadline = deadline
+        self.cache = cache if cacheable and department.cache_ttl > 0 else None
         self._pending: list[tuple[str, frozenset[str], asyncio.Future[list[Record]]]] = []
         self._scheduled = False
 
@@ -37,15 +49,28 @@ class FamilyLoader:
 
     async def _dispatch(self) -> None:
         pending, self._pending, self._scheduled = self._pending, [], False
+        connector = self.department.connector
+        fields = tuple(sorted(frozenset().union(*(f for _, f, _ in pending)) & connector.provides(self.family)))
+        by_key: dict[str, list[Record] | BaseException] = {}
         keys = list(dict.fromkeys(key for key, _, _ in pending))
-        fields = sorted(frozenset().union(*(f for _, f, _ in pending)) & self.connector.provides(self.family))
-        size = max(1, int(self.connector.batch_size))
+        if self.cache is not None:
+            for key in keys:
+                cached = self.cache.get(cache_key(connector.name, self.family, key, fields))
+                if cached is not None:
+                    by_key[key] = cached
+            keys = [k for k in keys if k not in by_key]
+        size = max(1, int(connector.batch_size))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
         results = await asyncio.gather(*(self._fetch(chunk, fields) for chunk in chunks), return_exceptions=True)
-        by_key: dict[str, list[Record] | BaseException] = {}
         for chunk, result in zip(chunks, results):
             for key in chunk:
-                by_key[key] = result if isinstance(result, BaseException) else result.get(key, [])
+                if isinstance(result, BaseException):
+                    by_key[key] = result
+                    continue
+                value = result.get(key, [])
+                by_key[key] = value
+                if self.cache is not None and not isinstance(value, BaseException):
+                    self.cache.put(cache_key(connector.name, self.family, key, fields), value, self.department.cache_ttl)
         for key, _, future in pending:
             if future.done():
                 continue
@@ -55,18 +80,5 @@ class FamilyLoader:
             else:
                 future.set_result(outcome)
 
-    async def _fetch(self, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]:
-        return await call_upstream(self.connector, self.connector.fetch(self.family, keys, fields))
-
-
-async def call_upstream(connector: Connector, call: Awaitable[T]) -> T:
-    """Await one connector call within its timeout; every failure becomes a `ConnectorError`."""
-    try:
-        return await asyncio.wait_for(call, timeout=connector.timeout)
-    except ConnectorError:
-        raise
-    except (asyncio.TimeoutError, TimeoutError):
-        raise UpstreamUnavailable(connector.department, f"no answer within {connector.timeout:g} s", "timeout") from None
-    except Exception as exc:  # a connector bug must not take the request down
-        log.exception("connector %s failed", connector.name)
-        raise UpstreamUnavailable(connector.department, f"connector failed ({type(exc).__name__})") from None
+    async def _fetch(self, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record] | ConnectorError]:
+        return await self.department.link.fetch(self.family, keys, fields, deadline=self.deadline)

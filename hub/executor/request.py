@@ -6,13 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from xinlian.connectors.contract import Connector
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import decide
 from xinlian.policies.model import DisclosureClass, Policy
 from xinlian.policies.rows import PublicityWindow
 
-from .federation import Federation
+from .cache import PublicRecordCache
+from .federation import Department, Federation
 from .loader import FamilyLoader
 
 
@@ -33,6 +33,8 @@ class RequestContext:
     federation: Federation
     today: dt.date
     public_endpoint: bool  # serving /public/graphql (the public contract)
+    deadline: float = float("inf")  # time.monotonic() by which every department call must end
+    cache: PublicRecordCache | None = None
     batch_limit: int = 1000  # subjects per request, across all root fields
     search_limit: int = 50
     window: PublicityWindow = field(default_factory=PublicityWindow.standard)
@@ -41,7 +43,7 @@ class RequestContext:
     denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)  # "family.field", for the audit
     upstream_failures: set[str] = field(default_factory=set)
-    _loaders: dict[tuple[str, str], FamilyLoader] = field(default_factory=dict)
+    _loaders: dict[tuple[str, str, bool], FamilyLoader] = field(default_factory=dict)
     _subjects_asked: int = 0
 
     @property
@@ -54,11 +56,15 @@ class RequestContext:
         self._subjects_asked += count
         return self._subjects_asked <= self.batch_limit
 
-    def loader(self, connector: Connector, family: str) -> FamilyLoader:
-        key = (connector.name, family)
+    def loader(self, department: Department, family: str, fields: frozenset[str]) -> FamilyLoader:
+        """The request's loader for a department and family (PUBLIC-only fetches may use the cache)."""
+        cacheable = self.cache is not None and all(
+            self.policy.class_of((family, f)) is DisclosureClass.PUBLIC for f in fields
+        )
+        key = (department.name, family, cacheable)
         loader = self._loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = FamilyLoader(connector, family)
+            loader = self._loaders[key] = FamilyLoader(department, family, self.deadline, self.cache, cacheable)
         return loader
 
     def may_receive(self, family: str, field_name: str) -> bool:

@@ -21,7 +21,6 @@ from xinlian.schema.graphql import CatalogueEntry
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
 from .errors import bad_user_input, forbidden, upstream
-from .loader import call_upstream
 from .request import RequestContext
 from .selection import generic_path, subfields
 
@@ -80,7 +79,7 @@ class HubResolvers:
         """Records per key from every source; a key maps to its failures if any source failed."""
         sources = ctx.federation.sources(family.name)
         per_source = [
-            [ctx.loader(c, family.name).load(key, fields) for key in keys] for c in sources
+            [ctx.loader(d, family.name, fields).load(key, fields) for key in keys] for d in sources
         ]
         flat = await asyncio.gather(*(f for futures in per_source for f in futures), return_exceptions=True)
         out: dict[str, list[Any]] = {}
@@ -245,7 +244,8 @@ class HubResolvers:
                 raise forbidden("registration", ctx.policy.class_of(("registration", "name"), ctx.principal.kind).value)
             sources = ctx.federation.sources(REGISTRATION.name)
             results = await asyncio.gather(
-                *(call_upstream(c, c.search(REGISTRATION.name, text, limit)) for c in sources), return_exceptions=True
+                *(d.link.search(REGISTRATION.name, text, limit, deadline=ctx.deadline) for d in sources),
+                return_exceptions=True,
             )
             failures = [r for r in results if isinstance(r, ConnectorError)]
             if failures:
@@ -274,7 +274,7 @@ class HubResolvers:
                             value_type=spec.type.value,
                             label=spec.label,
                             disclosure_class=disclosure.value,
-                            source_departments=ctx.federation.departments(family.name, spec.name),
+                            source_departments=ctx.federation.departments_for(family.name, spec.name),
                             description=spec.description,
                         )
                     )
