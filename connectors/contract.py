@@ -6,7 +6,8 @@ A connector serves some record families for one department. The hub calls
   ``batch_size``) and *only the fields the caller may receive*; it returns, for each key that
   has records, the list of records as ``{field name: value}`` dicts in the catalogue's field
   names and value types (str, datetime.date, decimal.Decimal, int). Keys with no records may
-  be absent from the result.
+  be absent from the result. A key whose own answer failed (one bad row, one upstream error
+  for one subject) may map to its `ConnectorError` instead: only that subject's field fails.
 - ``provides(family)``: the fields of a family this connector maps; the hub never asks
   for others, and lists the connector's department as a source of exactly these fields.
 - ``search(family, text, limit)`` for subject keys whose searchable field contains `text`.
@@ -56,6 +57,11 @@ class UpstreamInvalid(ConnectorError):
     default_reason = "invalid_data"
 
 
+# What `fetch` returns: per key its records, or — when one subject's answer failed but the
+# others' did not — that key's `ConnectorError`. A connector raises only when the whole call failed.
+FetchResult = dict[str, "list[Record] | ConnectorError"]
+
+
 @dataclass(frozen=True, slots=True)
 class Health:
     healthy: bool
@@ -77,7 +83,7 @@ class Connector(Protocol):
         """The fields of `family` this connector maps (the hub asks for no others)."""
         ...
 
-    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]: ...
+    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> FetchResult: ...
 
     async def search(self, family: str, text: str, limit: int) -> list[str]: ...
 

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, fields as dataclass_fields
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from .contract import Connector, ConnectorError, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .contract import Connector, ConnectorError, FetchResult, Health, UpstreamInvalid, UpstreamUnavailable
 from .mapping import ConnectorConfigError
 from .spec import DEFAULT_TIMEOUT
 
@@ -281,7 +281,7 @@ class DepartmentLink:
 
     async def fetch(
         self, family: str, keys: Sequence[str], fields: Sequence[str], *, deadline: float, retry: bool = True
-    ) -> dict[str, list[Record]]:
+    ) -> FetchResult:
         """`connector.fetch` through the link."""
         return await self.call(lambda: self.connector.fetch(family, keys, fields), deadline=deadline, retry=retry)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import Sequence
 
-from xinlian.connectors.contract import ConnectorError, Record
+from xinlian.connectors.contract import FetchResult, Record
 
 from .cache import PublicRecordCache, cache_key
 from .federation import Department
@@ -80,5 +80,5 @@ class FamilyLoader:
             else:
                 future.set_result(outcome)
 
-    async def _fetch(self, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record] | ConnectorError]:
+    async def _fetch(self, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
         return await self.department.link.fetch(self.family, keys, fields, deadline=self.deadline)

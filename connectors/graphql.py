@@ -1,0 +1,504 @@
+"""`GraphQLConnector`: a department that already speaks GraphQL, asked one query per batch.
+
+It owns turning a hub request into one GraphQL document per batch, built as a graphql-core AST
+(keys are never pasted into the text): subject keys travel only as variables, either as one list
+argument (`enterprises(codes: $keys)`, mode "list") or as one aliased root field per key
+(`k0: enterprise(code: $k0)`, mode "alias"). The selection set holds only the key path and the
+paths of the requested fields (data minimisation). Answers are mapped by the family's
+`FamilyMapping`: field sources are dotted paths inside each item, or inside the item's `records`
+(a list of records, or one record object; null means none).
+
+Failures: transport errors, timeouts and non-2xx answers are `UpstreamUnavailable`; non-JSON, a
+missing `data` or a mis-shaped answer is `UpstreamInvalid`. An upstream error whose `path`
+points at one subject fails only that subject: `fetch` maps its key to the `ConnectorError`
+instead of a list of records (docs/connectors-graphql.md), and raises only when every key of the
+call failed. Credentials come from environment variables or secret files and never appear in
+messages or logs. Timeouts around each call, retries and breakers belong to the hub.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import httpx
+from graphql import GraphQLError, parse_type, print_ast
+from graphql.language import ast
+
+from .contract import Connector, ConnectorError, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .credentials import secret_option
+from .mapping import ConnectorConfigError, ConversionError, FamilyMapping
+from .spec import ConnectorKind, ConnectorSpec
+
+log = logging.getLogger("xinlian.connectors.graphql")
+CALL_LOG_LIMIT = 10_000
+MAX_RESPONSE_BYTES = 16 * 2**20
+GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*\Z")
+Path_ = tuple[str, ...]
+from .contract import FetchResult  # noqa: E402  (a key may map to its failure)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchCall:
+    """One `fetch` as the connector received it, and the upstream paths it selected (key first)."""
+
+    family: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]  # dotted upstream paths; named like the SQL connector's log
+
+
+@dataclass(frozen=True, slots=True)
+class RootField:
+    """How one family is asked for: the upstream root field, its key argument, the item shape."""
+
+    field: str  # the family mapping's `table`
+    argument: str
+    argument_type: str  # GraphQL type of the key variable(s)
+    mode: str  # "list": one list argument; "alias": one aliased root field per key
+    key: Path_  # the family mapping's `key`, inside each item
+    records: Path_ = ()  # the record(s) inside each item (a list, an object or null); empty: the item
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLSearch:
+    """`graphql.search`: a root field taking the search text, returning subjects with a key path."""
+
+    field: str
+    arg: str
+    key: Path_
+    family: str | None = None  # None: any family this connector serves
+    limit_arg: str | None = None
+
+
+class _Shape(ValueError):
+    """An item does not have the shape the mapping expects (→ `UpstreamInvalid`)."""
+
+
+def _field(name: str, tree: Mapping[str, Any], alias: str | None = None, args: Mapping[str, str] = {}) -> ast.FieldNode:
+    """A field node selecting `tree` ({name: subtree}); `args` maps argument → variable name."""
+    return ast.FieldNode(
+        alias=ast.NameNode(value=alias) if alias else None, name=ast.NameNode(value=name), directives=(),
+        arguments=tuple(
+            ast.ArgumentNode(name=ast.NameNode(value=a), value=ast.VariableNode(name=ast.NameNode(value=v)))
+            for a, v in args.items()
+        ),
+        selection_set=ast.SelectionSetNode(selections=tuple(_field(n, t) for n, t in tree.items())) if tree else None,
+    )
+
+
+def _tree(paths: Iterable[Path_]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+    return tree
+
+
+def _document(operation: str, variables: Mapping[str, str], roots: Sequence[ast.FieldNode]) -> str:
+    """The printed query document; `variables` maps variable name → GraphQL type."""
+    definitions = tuple(
+        ast.VariableDefinitionNode(variable=ast.VariableNode(name=ast.NameNode(value=name)), type=parse_type(kind),
+                                   directives=())
+        for name, kind in variables.items()
+    )
+    op = ast.OperationDefinitionNode(
+        operation=ast.OperationType.QUERY, name=ast.NameNode(value=operation), directives=(),
+        variable_definitions=definitions, selection_set=ast.SelectionSetNode(selections=tuple(roots)),
+    )
+    return print_ast(ast.DocumentNode(definitions=(op,)))
+
+
+def _at(item: Any, path: Path_, *, container: bool = False) -> Any:
+    """The value at `path` (None if a step is null): a plain value, or a list/object if `container`."""
+    for depth, part in enumerate(path):
+        if item is None:
+            return None
+        if not isinstance(item, dict):
+            raise _Shape(f"{'.'.join(path[:depth]) or 'the item'} is not an object")
+        item = item.get(part)
+    if (not isinstance(item, (list, dict, type(None)))) if container else isinstance(item, (dict, list)):
+        raise _Shape(f"{'.'.join(path)} is not {'a list or object' if container else 'a plain value'}")
+    return item
+
+
+def _key(item: Any, path: Path_) -> str | None:
+    try:
+        value = _at(item, path)
+    except _Shape:
+        return None
+    return str(value).strip() if value is not None else None
+
+
+class GraphQLConnector:
+    """A department's GraphQL service serving some record families (see `connectors.contract`)."""
+
+    kind = "graphql"
+
+    def __init__(
+        self, name: str, department: str, endpoint: str, mappings: Mapping[str, FamilyMapping],
+        roots: Mapping[str, RootField], *, batch_size: int = 200, timeout: float = 3.0,
+        headers: Mapping[str, str] | None = None, auth: Mapping[str, str] | None = None,
+        search: GraphQLSearch | None = None, transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.department = department
+        self.endpoint = endpoint
+        self.mappings = dict(mappings)
+        self.roots = dict(roots)
+        self.families = frozenset(self.mappings)
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.search_spec = search
+        self.calls: list[FetchCall] = []
+        self._headers = {"Accept": "application/json", **(headers or {}), **(auth or {})}
+        self._secrets = tuple(v.removeprefix("Bearer ") for v in (auth or {}).values() if v)  # never in messages
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"GraphQLConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
+
+    # ---- the contract ------------------------------------------------------------------
+    def provides(self, family: str) -> frozenset[str]:
+        mapping = self.mappings.get(family)
+        return frozenset(mapping.fields) if mapping else frozenset()
+
+    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
+        """Records per key; a key whose subject failed upstream maps to its `ConnectorError`."""
+        if family not in self.mappings:
+            raise ValueError(f"connector {self.name} does not serve {family!r}")
+        mapping, root = self.mappings[family], self.roots[family]
+        wanted = tuple(dict.fromkeys(fields))
+        missing = [f for f in wanted if f not in mapping.fields]
+        if missing:
+            raise ValueError(f"connector {self.name} does not map {family}.{missing[0]}")
+        unique = tuple(dict.fromkeys(keys))
+        inner = [tuple(s.split(".")) for s in (mapping.fields[f].source for f in wanted) if s is not None]
+        if root.records and not inner:
+            inner = [("__typename",)]  # a list of records still needs a selection
+        paths = tuple(dict.fromkeys([root.key, *(root.records + p for p in inner)]))
+        self.calls.append(FetchCall(family, unique, wanted, tuple(".".join(p) for p in paths)))
+        del self.calls[:-CALL_LOG_LIMIT]
+        out: FetchResult = {}
+        size = max(1, self.batch_size)
+        for start in range(0, len(unique), size):
+            out.update(await self._fetch_batch(family, mapping, root, unique[start : start + size], wanted, paths))
+        failures = [v for v in out.values() if isinstance(v, ConnectorError)]
+        if unique and len(failures) == len(unique):  # nothing to return: the call failed as a whole
+            kind = UpstreamInvalid if all(isinstance(f, UpstreamInvalid) for f in failures) else UpstreamUnavailable
+            raise kind(self.department, failures[0].message, failures[0].reason)
+        return out
+
+    async def search(self, family: str, text: str, limit: int) -> list[str]:
+        spec = self.search_spec
+        if spec is None or family not in self.families or spec.family not in (None, family) or limit <= 0 or not text:
+            return []
+        variables, args = {"text": "String!"}, {spec.arg: "text"}
+        if spec.limit_arg:
+            variables["limit"], args[spec.limit_arg] = "Int!", "limit"
+        query = _document("xinlian_search", variables, [_field(spec.field, _tree([spec.key]), args=args)])
+        data = self._whole(await self._post(query, {"text": text, "limit": limit}, "xinlian_search"))
+        items = data.get(spec.field)
+        if not isinstance(items, list):
+            raise UpstreamInvalid(self.department, f"search: {spec.field} is not a list")
+        return sorted({key for item in items if (key := _key(item, spec.key))})[:limit]
+
+    async def health(self) -> Health:
+        now = dt.datetime.now(dt.timezone.utc)
+        try:
+            self._whole(await self._post("query xinlian_health { __typename }", {}, "xinlian_health"))
+        except ConnectorError as exc:
+            return Health(False, exc.message, now)
+        except Exception as exc:  # a probe never raises
+            return Health(False, f"health probe failed ({type(exc).__name__})", now)
+        return Health(True, "ok", now)
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # ---- one batch ---------------------------------------------------------------------
+    async def _fetch_batch(
+        self, family: str, mapping: FamilyMapping, root: RootField, keys: Sequence[str],
+        wanted: Sequence[str], paths: Sequence[Path_],
+    ) -> FetchResult:
+        tree, operation = _tree(paths), f"xinlian_{family}"
+        if root.mode == "list":
+            variables: dict[str, Any] = {"keys": list(keys)}
+            roots = [_field(root.field, tree, args={root.argument: "keys"})]
+        else:
+            variables = {f"k{i}": key for i, key in enumerate(keys)}
+            roots = [_field(root.field, tree, alias=a, args={root.argument: a}) for a in variables]
+        query = _document(operation, dict.fromkeys(variables, root.argument_type), roots)
+        body = await self._post(query, variables, operation)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise UpstreamInvalid(self.department, f"{family}: the answer has no data{self._first_error(body)}")
+        items, failures = self._attribute(family, root, data, body.get("errors") or [], keys)
+        out: FetchResult = {}
+        for key, found in items.items():
+            try:
+                records = [r for item in found for r in _records(mapping, root, item, wanted)]
+            except ConversionError as exc:
+                failures[key] = UpstreamInvalid(self.department, f"{family}.{exc.field} ({exc.source}): {exc.reason}")
+            except _Shape as exc:
+                failures[key] = UpstreamInvalid(self.department, f"{family}: {exc}")
+            else:
+                if records:
+                    out[key] = records
+        if failures:
+            first = next(iter(failures.values())).message
+            log.warning("connector %s (%s): %d subject(s) failed: %s", self.name, self.department, len(failures), first)
+        return {**out, **failures}
+
+    def _attribute(
+        self, family: str, root: RootField, data: dict[str, Any], errors: Any, keys: Sequence[str],
+    ) -> tuple[dict[str, list[Any]], dict[str, ConnectorError]]:
+        """Items per key, and failed keys: an error fails the one subject its `path` points at."""
+        aliases = {f"k{i}": i for i in range(len(keys))}
+        failed_at: dict[int, ConnectorError] = {}
+        for error in errors if isinstance(errors, list) else [errors]:
+            path = error.get("path") if isinstance(error, dict) else None
+            path = path if isinstance(path, list) and path else [None, None]
+            if root.mode == "alias":
+                slot = aliases.get(path[0]) if isinstance(path[0], str) else None
+            else:
+                slot = path[1] if len(path) > 1 and path[0] == root.field and isinstance(path[1], int) else None
+            if slot is None:  # not about one subject: the whole batch failed
+                raise self._reported(family, error)
+            failed_at.setdefault(slot, self._reported(family, error))
+        if root.mode == "alias":
+            if any(alias not in data for alias in aliases):
+                raise UpstreamInvalid(self.department, f"{family}: the answer lacks {root.field} for a subject")
+            slots: list[tuple[str | None, Any]] = [(key, data[f"k{i}"]) for i, key in enumerate(keys)]
+        elif isinstance(data.get(root.field), list):
+            slots = [(None, item) for item in data[root.field]]
+        else:
+            raise UpstreamInvalid(self.department, f"{family}: {root.field} is not a list")
+        wanted, items, failures = set(keys), dict[str, list[Any]](), dict[str, ConnectorError]()
+        unattributed = [e for slot, e in failed_at.items() if not 0 <= slot < len(slots)]
+        for slot, (asked, item) in enumerate(slots):
+            answered = _key(item, root.key)
+            key = asked or answered
+            if slot in failed_at:
+                if key in wanted:
+                    failures.setdefault(key, failed_at[slot])
+                else:
+                    unattributed.append(failed_at[slot])
+            elif item is None:
+                continue
+            elif key is None:
+                raise UpstreamInvalid(self.department, f"{family}: an item has no {'.'.join(root.key)}")
+            elif asked is not None and answered is not None and answered != asked:
+                failures[asked] = UpstreamInvalid(self.department, f"{family}: the answer is about another subject")
+            elif key in wanted:
+                items.setdefault(key, []).append(item)
+        if unattributed:  # whose it was cannot be told: every key without an answer fails
+            for key in keys:
+                if key not in items and key not in failures:
+                    failures[key] = UpstreamUnavailable(self.department, unattributed[0].message, "upstream_error")
+        return {k: v for k, v in items.items() if k not in failures}, failures
+
+    # ---- transport ---------------------------------------------------------------------
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        text = " ".join(text.split())
+        return text if len(text) <= 160 else text[:157] + "..."
+
+    def _first_error(self, body: Mapping[str, Any]) -> str:
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return f" ({self._redact(str(errors[0].get('message') or 'an error'))})"
+        return ""
+
+    def _reported(self, family: str, error: Any) -> UpstreamUnavailable:
+        message = error.get("message") if isinstance(error, dict) else None
+        detail = self._redact(str(message or "an unspecified error"))
+        message = f"{family}: the service reported an error ({detail})"
+        return UpstreamUnavailable(self.department, message, "upstream_error")
+
+    def _whole(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """`data` of an answer that must succeed as a whole (search, health)."""
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise UpstreamInvalid(self.department, f"the answer has no data{self._first_error(body)}")
+        if body.get("errors"):
+            message = f"the service reported an error{self._first_error(body)}"
+            raise UpstreamUnavailable(self.department, message, "upstream_error")
+        return data
+
+    async def _post(self, query: str, variables: Mapping[str, Any], operation: str) -> dict[str, Any]:
+        if self._client is None:
+            self._client = httpx.AsyncClient(headers=self._headers, timeout=self.timeout, transport=self._transport)
+        payload = {"query": query, "variables": dict(variables), "operationName": operation}
+        raw = bytearray()
+        try:
+            async with self._client.stream("POST", self.endpoint, json=payload) as response:
+                if not response.is_success:
+                    status = response.status_code
+                    raise UpstreamUnavailable(self.department, f"the service answered HTTP {status}", "http_status")
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_RESPONSE_BYTES:
+                        raise UpstreamInvalid(self.department, f"the answer exceeds {MAX_RESPONSE_BYTES // 2**20} MiB")
+        except ConnectorError as exc:
+            failure = exc
+        except httpx.TimeoutException:
+            failure = UpstreamUnavailable(self.department, f"no answer within {self.timeout:g} s", "timeout")
+        except httpx.HTTPError as exc:
+            detail = self._redact(str(exc)) or "no detail"
+            message = f"the service failed ({type(exc).__name__}: {detail})"
+            failure = UpstreamUnavailable(self.department, message, "unreachable")
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if isinstance(body, dict):
+                return body
+            failure = UpstreamInvalid(self.department, "the answer is not a GraphQL response (JSON object)")
+        log.warning("connector %s (%s): %s", self.name, self.department, failure.message)
+        raise failure from None
+
+
+def _records(mapping: FamilyMapping, root: RootField, item: Any, wanted: Sequence[str]) -> list[Record]:
+    """The records one item holds, with exactly the `wanted` fields, converted."""
+    elements = _at(item, root.records, container=True) if root.records else [item]
+    if isinstance(elements, dict):  # a single record
+        elements = [elements]
+    out = []
+    for element in elements or []:
+        if element is None:
+            continue
+        if not isinstance(element, dict):
+            raise _Shape(f"{'.'.join(root.records) or 'the item'} holds a value that is not an object")
+        sources = ((f, mapping.fields[f].source) for f in wanted)
+        out.append({f: mapping.fields[f].convert(_at(element, tuple(s.split("."))) if s else None) for f, s in sources})
+    return out
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+def _fail(where: str, message: str) -> ConnectorConfigError:
+    return ConnectorConfigError(f"{where}: {message}")
+
+
+def _path(value: Any, where: str, *, single: bool = False) -> Path_:
+    parts = tuple(value.split(".")) if isinstance(value, str) else ()
+    if not parts or not all(GRAPHQL_NAME.match(p) for p in parts) or (single and len(parts) > 1):
+        raise _fail(where, f"{value!r} is not {'a GraphQL name' if single else 'a dotted path of GraphQL field names'}")
+    return parts
+
+
+def _type(value: Any, where: str) -> str:
+    try:
+        return print_ast(parse_type(value))
+    except (GraphQLError, TypeError):
+        raise _fail(where, f"{value!r} is not a GraphQL type such as '[String!]!'") from None
+
+
+def _table(raw: Any, allowed: Iterable[str], required: Iterable[str], where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise _fail(where, "must be a table")
+    unknown, absent = sorted(set(raw) - set(allowed)), [r for r in required if r not in raw]
+    if unknown or absent:
+        problem = f"unknown option {unknown[0]!r}" if unknown else f"{absent[0]!r} is required"
+        raise _fail(where, f"{problem} (options: {', '.join(sorted(allowed))})")
+    return raw
+
+
+def _root(mapping: FamilyMapping, raw: Any, where: str) -> RootField:
+    raw = _table(raw, ("mode", "argument", "argument_type", "records"), ["argument"], where)
+    mode = raw.get("mode", "list")
+    argument_type = raw.get("argument_type", "[String!]!" if mode == "list" else "String!")
+    if mode not in ("list", "alias"):
+        raise _fail(f"{where}.mode", "must be 'list' or 'alias'")
+    records = _path(raw["records"], f"{where}.records") if "records" in raw else ()
+    root = RootField(
+        field=_path(mapping.table, f"{where} (table)", single=True)[0],
+        argument=_path(raw["argument"], f"{where}.argument", single=True)[0],
+        argument_type=_type(argument_type, f"{where}.argument_type"),
+        mode=mode, key=_path(mapping.key, f"{where} (key)"), records=records,
+    )
+    sources = (records + _path(f.source, f"{where} (field {f.name})") for f in mapping.fields.values() if f.source)
+    leaves = [root.key, *sources]
+    branches = {p[:i] for p in leaves for i in range(1, len(p))} | ({records} if records else set())
+    clash = next((p for p in leaves if p in branches), None)
+    if clash is not None:
+        raise _fail(where, f"{'.'.join(clash)} cannot be both a value and an object")
+    if records and root.key[: len(records)] == records:
+        raise _fail(where, f"the key {'.'.join(root.key)} must lie outside records")
+    return root
+
+
+def _auth(raw: Any, data_dir: Path, where: str) -> dict[str, str]:
+    """The credential header; its secret comes from `<stem>_env` or `<stem>_file` (`connectors.credentials`)."""
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind not in ("bearer", "api_key"):
+        raise _fail(where, "auth is {type = 'bearer', token_env = ...} or {type = 'api_key', header = ..., "
+                           "value_env = ...} (or token_file / value_file)")
+    stem = "token" if kind == "bearer" else "value"
+    _table(raw, ("type", f"{stem}_env", f"{stem}_file", *(("header",) if kind == "api_key" else ())), (), where)
+    value = secret_option(raw, stem, where, base=data_dir)
+    if value is None:
+        raise _fail(where, f"give {stem}_env or {stem}_file")
+    if kind == "bearer":
+        return {"Authorization": f"Bearer {value}"}
+    header = raw.get("header")
+    if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9-]+", header):
+        raise _fail(f"{where}.header", "must be an HTTP header name")
+    return {header: value}
+
+
+def _search(raw: Any, roots: Mapping[str, RootField], where: str) -> GraphQLSearch:
+    raw = _table(raw, ("field", "arg", "key", "family", "limit_arg"), ["field", "arg"], where)
+    family = raw.get("family")
+    if family is not None and family not in roots:
+        raise _fail(f"{where}.family", f"{family!r} is not served by this connector")
+    name = {n: _path(raw[n], f"{where}.{n}", single=True)[0] for n in ("field", "arg", "limit_arg") if n in raw}
+    key = _path(raw["key"], f"{where}.key") if "key" in raw else roots[family or next(iter(roots))].key
+    return GraphQLSearch(name["field"], name["arg"], key, family=family, limit_arg=name.get("limit_arg"))
+
+
+def _build_graphql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
+    options = spec.options
+    try:
+        url = httpx.URL(options["endpoint"]) if isinstance(options["endpoint"], str) else None
+    except httpx.InvalidURL:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise _fail(f"{where}.endpoint", "must be an http(s) URL")
+    if url.userinfo:
+        raise _fail(f"{where}.endpoint", "put credentials in 'auth', not in the URL")
+    if spec.search is not None:
+        raise _fail(f"{where}.search", "a graphql connector searches with graphql.search = { field = ..., arg = ... }")
+    headers = options.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise _fail(f"{where}.headers", "must be a table of header = text")
+    table = _table(options["graphql"], [*spec.families, "search"], spec.families, f"{where}.graphql")
+    roots = {}
+    for family, mapping in spec.families.items():
+        if mapping.schema is not None or mapping.where:
+            raise _fail(f"{where}.families.{family}", "'schema' and 'where' do not apply to a graphql connector")
+        roots[family] = _root(mapping, table[family], f"{where}.graphql.{family}")
+    return GraphQLConnector(
+        spec.name, spec.department, str(url), spec.families, roots, batch_size=spec.batch_size, timeout=spec.timeout,
+        headers=headers, auth=_auth(options["auth"], data_dir, f"{where}.auth") if "auth" in options else None,
+        search=_search(table["search"], roots, f"{where}.graphql.search") if "search" in table else None,
+    )
+
+
+KIND = ConnectorKind(
+    _build_graphql, options=frozenset({"endpoint", "auth", "headers", "graphql"}),
+    required=frozenset({"endpoint", "graphql"}),
+)
