@@ -24,7 +24,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
 
-from .contract import Connector, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .contract import Connector, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
 from .credentials import PASSWORD_PLACEHOLDER, secret_option, with_password
 from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, SearchField
 from .spec import ConnectorKind, ConnectorSpec
@@ -92,7 +92,7 @@ class SqlConnector:
         mapping = self.mappings.get(family)
         return frozenset(mapping.fields) if mapping else frozenset()
 
-    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> dict[str, list[Record]]:
+    async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
         mapping = self._mapping(family)
         wanted = tuple(dict.fromkeys(fields))
         missing = [f for f in wanted if f not in mapping.fields]
@@ -104,19 +104,25 @@ class SqlConnector:
         self.calls.append(FetchCall(family, unique, wanted, columns))
         if len(self.calls) > CALL_LOG_LIMIT:
             del self.calls[: len(self.calls) - CALL_LOG_LIMIT]
-        out: dict[str, list[Record]] = {}
+        out: FetchResult = {}
         size = max(1, self.batch_size)
         for start in range(0, len(unique), size):
             chunk = unique[start : start + size]
             rows = await self._rows(self._fetch_statement(mapping, chunk, extra))
             for row in rows:
                 key = str(row[0]).strip()
+                if isinstance(out.get(key), UpstreamInvalid):
+                    continue  # this subject already failed: one bad row fails only its subject
                 values = {mapping.key: row[0], **dict(zip(extra, row[1:]))}
                 try:
                     record = mapping.record(values, wanted)
                 except ConversionError as exc:
-                    raise UpstreamInvalid(self.department, f"{family}.{exc}") from None
-                out.setdefault(key, []).append(record)
+                    out[key] = UpstreamInvalid(self.department, f"{family}.{exc}")
+                    continue
+                out.setdefault(key, []).append(record)  # type: ignore[union-attr]
+        failed = [v for v in out.values() if isinstance(v, UpstreamInvalid)]
+        if failed and len(failed) == len(out) == len(unique):
+            raise failed[0]  # every subject asked failed: the call as a whole did
         return out
 
     async def search(self, family: str, text: str, limit: int) -> list[str]:

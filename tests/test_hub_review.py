@@ -126,3 +126,25 @@ def test_token_endpoint_with_undecodable_basic_credentials(hub: RunningHub) -> N
                              headers={"Authorization": f"Basic {garbage}"})
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_one_bad_row_fails_only_its_subject_and_quotes_no_data(hub: RunningHub) -> None:
+    db = hub.data_dir / "departments" / "market.db"
+    bad_subject, good_subject = hub.samples["expired_penalty"], hub.samples["multi_department_penalties"]
+    with sqlite3.connect(db) as conn:
+        rowid, fine = conn.execute("SELECT id, fkje FROM xzcf WHERE dsr_zjhm = ? LIMIT 1", (bad_subject,)).fetchone()
+        conn.execute("UPDATE xzcf SET fkje = ? WHERE id = ?", ("内部编号 HX-2023-0007 张三 13800000000", rowid))
+    try:
+        body = hub.query(
+            "query($c: [String!]!) { legalPersons(usccs: $c) { uscc penalties { decisionNumber fineAmount } } }",
+            "department", {"c": [bad_subject, good_subject]},
+        ).json()
+    finally:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE xzcf SET fkje = ? WHERE id = ?", (fine, rowid))
+    bad, good = body["data"]["legalPersons"]
+    assert bad["penalties"] is None and good["penalties"], "the other subject is still served"
+    [error] = body["errors"]
+    assert error["path"] == ["legalPersons", 0, "penalties"]
+    assert error["extensions"]["code"] == "UPSTREAM_INVALID"
+    assert "张三" not in str(body) and "HX-2023" not in str(body) and "fkje" not in str(body)

@@ -26,6 +26,7 @@ from xinlian.connectors.contract import UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError
 from xinlian.connectors.registry import load_connectors
 from xinlian.connectors.sql import SqlConnector
+from xinlian.hub.executor.federation import Federation
 from xinlian.hub.executor.loader import FamilyLoader
 
 MARKET = "新城区市场监督管理局"
@@ -218,7 +219,8 @@ async def test_only_the_key_and_the_requested_columns_are_selected(market: SqlCo
 
 
 async def test_n_subjects_cost_ceil_n_over_batch_size_calls(market: SqlConnector, statements: list[str]) -> None:
-    loader = FamilyLoader(market, "registration")
+    department = Federation([market]).department(market.name)
+    loader = FamilyLoader(department, "registration", deadline=time.monotonic() + 30)
     futures = [loader.load(key, frozenset({"status"})) for key in KEYS]
     results = [await f for f in futures]
     assert len(market.calls) == math.ceil(len(KEYS) / market.batch_size) == 3
