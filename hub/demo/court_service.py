@@ -166,7 +166,8 @@ class FaultInjection:
 
 
 async def _raw(send: Send, status: int, body: bytes, *, len_extra: int, complete: bool = True) -> None:
-    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(body) + len_extra).encode())]
+    length = str(len(body) + len_extra).encode()
+    headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", length)]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": not complete})
 
@@ -213,7 +214,8 @@ def court_app(records_by_key: Mapping[str, list[dict[str, Any]]], api_key: str, 
     async def batch(request: Request) -> JSONResponse:
         if (denied := refused(request)) is not None:
             return denied
-        ids = list(dict.fromkeys(i.strip().upper() for i in request.query_params.get("ids", "").split(",") if i.strip()))
+        asked = request.query_params.get("ids", "").split(",")
+        ids = list(dict.fromkeys(i.strip().upper() for i in asked if i.strip()))
         if not ids or len(ids) > MAX_IDS:
             return JSONResponse({"code": 400, "msg": f"ids 须为 1 至 {MAX_IDS} 个证件号码"}, status_code=400)
         entries = [entry for i in ids for entry in store.get(i, [])]
@@ -235,8 +237,10 @@ def court_app(records_by_key: Mapping[str, list[dict[str, Any]]], api_key: str, 
             limit = min(50, max(1, int(request.query_params.get("limit", "10"))))
         except ValueError:
             return JSONResponse({"code": 400, "msg": "limit 参数无效"}, status_code=400)
-        found = [e for entries in store.values() for e in entries if text and text in str(e.get("bzxr", {}).get("mc", ""))]
-        return JSONResponse({"code": 0, "msg": "success", "data": {"total": len(found), "list": found[:limit], "next": None}})
+        found = [e for entries in store.values() for e in entries
+                 if text and text in str(e.get("bzxr", {}).get("mc", ""))]
+        data = {"total": len(found), "list": found[:limit], "next": None, "next_page": None}
+        return JSONResponse({"code": 0, "msg": "success", "data": data})
 
     async def health(request: Request) -> JSONResponse:
         return refused(request) or JSONResponse({"code": 0, "msg": "ok"})
@@ -328,7 +332,8 @@ def run_in_thread(app: Any, host: str = "127.0.0.1", port: int = 0, **uvicorn_op
     while not server.started:
         if failure or not thread.is_alive() or time.monotonic() > deadline:
             stop()
-            raise RuntimeError(f"the court service did not start: {failure[0] if failure else 'it exited or timed out'}")
+            why = failure[0] if failure else "it exited or timed out"
+            raise RuntimeError(f"the court service did not start: {why}")
         time.sleep(0.01)
     scheme = "https" if uvicorn_options.get("ssl_certfile") else "http"
     return RunningService(f"{scheme}://{host}:{port}", stop)
