@@ -21,6 +21,7 @@ from xinlian.hub.app import create_app
 from xinlian.hub.cli.demo import ensure_demo_clients
 from xinlian.hub.config import Settings
 from xinlian.hub.demo.generator import build_demo_district
+from xinlian.hub.demo.services import start_demo_services
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunningHub:
     clients: dict[str, dict[str, Any]]
     samples: dict[str, str]
     http: httpx.Client
+    services: Any = None  # the demo's live department services (the court's REST API)
 
     @property
     def runtime(self) -> Any:
@@ -70,6 +72,10 @@ def running_hub(
     settings = Settings.from_env(data_dir, database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
     settings = dataclasses.replace(settings, **overrides)
     clients = asyncio.run(ensure_demo_clients(settings))
-    app = create_app(settings)
-    with serve_app(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
-        yield RunningHub(base_url, app, data_dir, clients, dict(district.samples), http)
+    services = start_demo_services(data_dir)  # the court's REST API, as `xinlian demo` starts it
+    try:
+        app = create_app(settings)
+        with serve_app(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+            yield RunningHub(base_url, app, data_dir, clients, dict(district.samples), http, services)
+    finally:
+        services.stop()

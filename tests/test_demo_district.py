@@ -14,6 +14,7 @@ import pytest
 
 from xinlian.connectors.contract import Connector, Record
 from xinlian.connectors.registry import load_connectors
+from xinlian.hub.demo.services import start_demo_services
 from xinlian.hub.demo.generator import (
     LEGAL_SAMPLES,
     NATURAL_SAMPLES,
@@ -49,10 +50,14 @@ def _digests(district: DemoDistrict) -> dict[str, str]:
 
 @pytest.fixture
 async def connectors(district: DemoDistrict) -> AsyncIterator[list[Connector]]:
+    services = start_demo_services(district.data_dir)  # the court's REST API
     loaded = load_connectors(district.connectors_path, district.data_dir)
-    yield loaded
-    for connector in loaded:
-        await connector.close()
+    try:
+        yield loaded
+    finally:
+        for connector in loaded:
+            await connector.close()
+        services.stop()
 
 
 async def _records(connectors: list[Connector], family: str, key: str) -> dict[str, list[Record]]:

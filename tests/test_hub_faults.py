@@ -58,24 +58,77 @@ def assert_healthy_profile(hub: RunningHub, uscc: str) -> None:
 
 
 def test_a_department_database_that_is_garbage(hub: RunningHub) -> None:
-    uscc = hub.samples["judgment_debtor"]
-    courts_db = hub.data_dir / "departments" / "courts.db"
-    saved = courts_db.with_suffix(".saved")
-    shutil.copy(courts_db, saved)
-    courts_db.write_bytes(b"this is not a database" * 100)
+    uscc = hub.samples["a_level_taxpayer"]
+    tax_db = hub.data_dir / "departments" / "tax.db"
+    saved = tax_db.with_suffix(".saved")
+    shutil.copy(tax_db, saved)
+    tax_db.write_bytes(b"this is not a database" * 100)
     try:
         body = hub.query(PROFILE, "department", {"u": uscc}).json()
         person = body["data"]["legalPerson"]
-        assert person["judgmentDebtorRecords"] is None
-        [error] = upstream_errors(body)
-        assert error["path"] == ["legalPerson", "judgmentDebtorRecords"]
-        assert error["extensions"]["code"] == "UPSTREAM_UNAVAILABLE"
-        assert error["extensions"]["department"] == hub.connector("courts").department
-        assert str(hub.data_dir) not in error["message"] and "sqlite" not in error["message"].lower()
-        assert person["name"] and person["registration"]["status"] and person["taxCredit"] is not None
+        assert person["taxCredit"] is None and person["penalties"] is None  # tax feeds both
+        errors = upstream_errors(body)
+        assert sorted(e["path"][-1] for e in errors) == ["penalties", "taxCredit"]
+        assert {e["extensions"]["code"] for e in errors} == {"UPSTREAM_UNAVAILABLE"}
+        assert {e["extensions"]["department"] for e in errors} == {hub.connector("tax").department}
+        assert str(hub.data_dir) not in str(errors) and "sqlite" not in str(errors).lower()
+        assert person["name"] and person["registration"]["status"] and person["judgmentDebtorRecords"] is not None
     finally:
-        shutil.move(saved, courts_db)
+        shutil.move(saved, tax_db)
     assert_healthy_profile(hub, uscc)
+
+
+@pytest.mark.parametrize(
+    "fault, code, reason",
+    [
+        ("error", "UPSTREAM_UNAVAILABLE", "http_status"),
+        ("garbage", "UPSTREAM_INVALID", "invalid_data"),
+        ("shape", "UPSTREAM_INVALID", "invalid_data"),
+        ("reset", "UPSTREAM_UNAVAILABLE", None),
+        ("truncated", None, None),
+    ],
+)
+def test_the_court_api_misbehaving(hub: RunningHub, fault: str, code: str | None, reason: str | None) -> None:
+    """The court is a real REST service on loopback; each fault is its answer to the next requests."""
+    uscc = hub.samples["judgment_debtor"]
+    link = hub.runtime.federation.department("courts").link
+    saved = link.policy
+    link.policy = dataclasses.replace(saved, retries=0)
+    hub.services.court.state.faults.inject(fault, times=1)
+    try:
+        body = hub.query(PROFILE, "department", {"u": uscc}).json()
+    finally:
+        link.policy = saved
+        hub.services.court.state.faults.clear()
+    person = body["data"]["legalPerson"]
+    assert person["judgmentDebtorRecords"] is None
+    [error] = upstream_errors(body)
+    assert error["path"] == ["legalPerson", "judgmentDebtorRecords"]
+    assert error["extensions"]["department"] == hub.connector("courts").department
+    if code:
+        assert error["extensions"]["code"] == code
+    if reason:
+        assert error["extensions"]["reason"] == reason
+    assert "127.0.0.1" not in error["message"] and "api" not in error["message"].lower()
+    assert person["name"] and person["taxCredit"] is not None, "the other departments are served"
+    assert_healthy_profile(hub, uscc)
+
+
+def test_a_hung_court_api(hub: RunningHub) -> None:
+    link = hub.runtime.federation.department("courts").link
+    saved = link.policy
+    link.policy = dataclasses.replace(saved, timeout=0.3, retries=0)
+    hub.services.court.state.faults.inject("hang", times=1)
+    try:
+        started = time.monotonic()
+        body = hub.query(PROFILE, "department", {"u": hub.samples["judgment_debtor"]}).json()
+        assert time.monotonic() - started < 5
+    finally:
+        link.policy = saved
+        hub.services.court.state.faults.clear()
+    [error] = upstream_errors(body)
+    assert error["extensions"]["reason"] == "timeout"
+    assert_healthy_profile(hub, hub.samples["judgment_debtor"])
 
 
 def test_a_department_that_is_slower_than_its_timeout(hub: RunningHub) -> None:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from hub_fixture import running_hub
 from xinlian.hub.demo.generator import build_demo_district
+from xinlian.hub.demo.services import start_demo_services
 
-QUERY = "query($u: String!) { legalPerson(uscc: $u) { name judgmentDebtorRecords { caseNumber } } }"
+QUERY = "query($u: String!) { legalPerson(uscc: $u) { name taxCredit { level } } }"
 
 
 def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
@@ -23,47 +24,53 @@ def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
         assert {c["connector"]: c["condition"] for c in ready["connectors"]} == {
             "market": "healthy", "tax": "healthy", "environment": "healthy", "courts": "healthy"
         }
-        link = hub.runtime.federation.department("courts").link
+        link = hub.runtime.federation.department("tax").link
         link.policy = dataclasses.replace(link.policy, failure_threshold=2, reset_timeout=0.5, retries=0)
-        courts_db = hub.data_dir / "departments" / "courts.db"
-        saved = courts_db.with_suffix(".saved")
-        shutil.copy(courts_db, saved)
-        courts_db.write_bytes(b"garbage" * 1000)
-        uscc = hub.samples["judgment_debtor"]
+        tax_db = hub.data_dir / "departments" / "tax.db"
+        saved = tax_db.with_suffix(".saved")
+        shutil.copy(tax_db, saved)
+        tax_db.write_bytes(b"garbage" * 1000)
+        uscc = hub.samples["a_level_taxpayer"]
         try:
             for _ in range(2):
                 hub.query(QUERY, "department", {"u": uscc})
-            courts = next(c for c in hub.http.get("/readyz").json()["connectors"] if c["connector"] == "courts")
-            assert courts["condition"] == "open" and courts["circuit"] == "open" and courts["consecutiveFailures"] == 2
+            tax = next(c for c in hub.http.get("/readyz").json()["connectors"] if c["connector"] == "tax")
+            assert tax["condition"] == "open" and tax["circuit"] == "open" and tax["consecutiveFailures"] == 2
             attempts = link.status().attempts
             body = hub.query(QUERY, "department", {"u": uscc}).json()
             assert body["data"]["legalPerson"]["name"], "other departments are still served"
             [error] = body["errors"]
             assert error["extensions"]["reason"] == "circuit_open"
-            assert link.status().attempts == attempts, "an open circuit fails fast without asking the courts"
+            assert link.status().attempts == attempts, "an open circuit fails fast without asking the tax bureau"
         finally:
-            shutil.move(saved, courts_db)
+            shutil.move(saved, tax_db)
         import time
 
         time.sleep(0.6)  # past reset_timeout: the next call is the half-open probe
         body = hub.query(QUERY, "department", {"u": uscc}).json()
-        assert "errors" not in body and body["data"]["legalPerson"]["judgmentDebtorRecords"]
-        courts = next(c for c in hub.http.get("/readyz").json()["connectors"] if c["connector"] == "courts")
-        assert courts["circuit"] == "closed" and courts["condition"] == "healthy"
+        assert "errors" not in body and body["data"]["legalPerson"]["taxCredit"]
+        tax = next(c for c in hub.http.get("/readyz").json()["connectors"] if c["connector"] == "tax")
+        assert tax["circuit"] == "closed" and tax["condition"] == "healthy"
         assert "garbage" not in hub.http.get("/readyz").text
 
 
 def test_connectors_check_prints_a_table_and_fails_on_a_down_department(tmp_path: Path) -> None:
     build_demo_district(tmp_path, legal_persons=20, natural_persons=5)
     command = [sys.executable, "-m", "xinlian.hub.cli", "connectors", "check", "--data-dir", str(tmp_path)]
-    ok = subprocess.run(command, capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "market" in ok.stdout and "healthy" in ok.stdout
-    (tmp_path / "departments" / "tax.db").unlink()
-    down = subprocess.run(command + ["--json"], capture_output=True, text=True)
+    services = start_demo_services(tmp_path)
+    try:
+        ok = subprocess.run(command, capture_output=True, text=True)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "market" in ok.stdout and "courts" in ok.stdout and "DOWN" not in ok.stdout
+        (tmp_path / "departments" / "tax.db").unlink()
+        down = subprocess.run(command + ["--json"], capture_output=True, text=True)
+    finally:
+        services.stop()
     assert down.returncode == 1
     rows = {r["connector"]: r for r in json.loads(down.stdout)}
-    assert rows["tax"]["healthy"] is False and rows["market"]["healthy"] is True
+    assert rows["tax"]["healthy"] is False and rows["market"]["healthy"] is True and rows["courts"]["healthy"] is True
+    court_down = subprocess.run(command + ["--json"], capture_output=True, text=True)  # the court API stopped
+    assert {r["connector"]: r["healthy"] for r in json.loads(court_down.stdout)}["courts"] is False
 
 
 def test_public_records_are_cached_only_when_configured_and_only_public(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     from xinlian.hub.demo.generator import build_demo_district
+    from xinlian.hub.demo.services import start_demo_services
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -110,9 +111,17 @@ def run_demo(args: argparse.Namespace) -> int:
     district = build_demo_district(settings.data_dir, legal_persons=args.subjects, natural_persons=args.subjects // 4)
     clients = asyncio.run(ensure_demo_clients(settings))
     print(f"Demo district: {district.legal_persons} legal persons, {district.natural_persons} natural persons")
-    print(_banner(settings, args.host, args.port, clients), flush=True)
-    if not args.no_serve:
+    if args.no_serve:
+        print(_banner(settings, args.host, args.port, clients), flush=True)
+        return 0
+    services = start_demo_services(settings.data_dir)
+    try:
+        if services.court_url:
+            print(f"Court API (REST stand-in for 新城区人民法院): {services.court_url}")
+        print(_banner(settings, args.host, args.port, clients), flush=True)
         _serve(settings, args.host, args.port)
+    finally:
+        services.stop()
     return 0
 
 

@@ -447,6 +447,9 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
     connectors_path = data_dir / "connectors.toml"
     if not connectors_path.exists():  # an operator's edits (e.g. a PostgreSQL URL) are kept
         shutil.copyfile(TEMPLATE, connectors_path)
+    from .court_service import court_api_key  # the court's REST API key (its connector reads it)
+
+    court_api_key(data_dir)
     return DemoDistrict(
         data_dir=data_dir, departments_dir=departments,
         databases={db: departments / f"{db}.db" for db in LAYOUTS},
