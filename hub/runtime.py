@@ -6,6 +6,7 @@ connectors, the two schemas (authenticated full schema, public contract) and the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,13 @@ def full_schema(resolvers: HubResolvers) -> strawberry.Schema:
     return build_schema(lambda family, field: True, resolvers, extensions=_extensions())
 
 
+async def _warm_up(federation: Federation, seconds: float = 60.0) -> None:
+    """Let connectors that keep a read model (file drops) build it before the first request."""
+    refreshers = [c.refresh() for c in federation.connectors if callable(getattr(c, "refresh", None))]
+    if refreshers:
+        await asyncio.wait_for(asyncio.gather(*refreshers, return_exceptions=True), seconds)
+
+
 @dataclass
 class HubRuntime:
     settings: Settings
@@ -88,6 +96,7 @@ class HubRuntime:
             if settings.connectors_path and settings.connectors_path.exists()
             else Federation([])
         )
+        await _warm_up(federation)
         resolvers = HubResolvers()
         audit = AuditTrail(store)
         await audit.start()

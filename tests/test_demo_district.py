@@ -80,7 +80,8 @@ def test_builds_four_department_databases_and_the_connector_file(district: DemoD
         assert path == district.data_dir / "departments" / f"{db}.db" and path.is_file()
     assert district.connectors_path.read_text(encoding="utf-8") == TEMPLATE.read_text(encoding="utf-8")
     assert (district.legal_persons, district.natural_persons, district.seed) == (2000, 500, 150102)
-    assert set(district.samples) == set(LEGAL_SAMPLES) | set(NATURAL_SAMPLES)
+    assert set(district.samples) == set(LEGAL_SAMPLES) | set(NATURAL_SAMPLES) | {"social_insurance_arrears", "insured_person"}
+    assert sorted(p.name for p in (district.data_dir / "drops" / "hr").iterdir()) == ["参保缴费_20261101.csv", "社保欠缴_20261101.csv"]
     assert _query(district, "market", "SELECT count(*) FROM qy_jbxx") == [(2000,)]
 
 
@@ -215,7 +216,7 @@ def test_some_natural_persons_have_penalties(district: DemoDistrict) -> None:
 
 
 async def test_every_mapped_column_exists_in_its_department_layout(district: DemoDistrict, connectors: list[Connector]) -> None:
-    assert [c.name for c in connectors] == ["market", "tax", "environment", "courts"]
+    assert [c.name for c in connectors] == ["market", "tax", "environment", "courts", "hr"]
     keys = list(district.samples.values())
     for connector in connectors:
         assert (await connector.health()).healthy

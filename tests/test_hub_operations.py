@@ -22,7 +22,7 @@ def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
         ready = hub.http.get("/readyz").json()
         assert ready["status"] == "ready" and ready["store"] == "ok"
         assert {c["connector"]: c["condition"] for c in ready["connectors"]} == {
-            "market": "healthy", "tax": "healthy", "environment": "healthy", "courts": "healthy"
+            "market": "healthy", "tax": "healthy", "environment": "healthy", "courts": "healthy", "hr": "healthy"
         }
         link = hub.runtime.federation.department("tax").link
         link.policy = dataclasses.replace(link.policy, failure_threshold=2, reset_timeout=0.5, retries=0)

@@ -25,6 +25,9 @@ from typing import Any
 from xinlian.policies.rows import add_months
 from xinlian.schema.identifiers import USCC_ALPHABET, id_check_char, uscc_check_char
 
+from .court_service import court_api_key
+from .hr_drop import write_hr_drop
+
 FORMAT = 1
 REFERENCE_DATE = dt.date(2026, 11, 1)
 DIVISION = "150102"
@@ -438,6 +441,7 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
         samples = district.populate()
         for db in LAYOUTS:
             district.write(db, departments / f"{db}.db")
+        samples.update(write_hr_drop(data_dir, seed))  # the human resources bureau's spreadsheet exports
         manifest = {**wanted, "samples": samples,
                     "tables": {db: {t: len(rows) for t, rows in ts.items()} for db, ts in district.rows.items()},
                     "sha256": {db: _sha256(departments / f"{db}.db") for db in LAYOUTS}}
@@ -447,9 +451,9 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
     connectors_path = data_dir / "connectors.toml"
     if not connectors_path.exists():  # an operator's edits (e.g. a PostgreSQL URL) are kept
         shutil.copyfile(TEMPLATE, connectors_path)
-    from .court_service import court_api_key  # the court's REST API key (its connector reads it)
-
-    court_api_key(data_dir)
+    if not (data_dir / "drops" / "hr").is_dir():
+        write_hr_drop(data_dir, seed)
+    court_api_key(data_dir)  # the court's REST API key (its connector reads it)
     return DemoDistrict(
         data_dir=data_dir, departments_dir=departments,
         databases={db: departments / f"{db}.db" for db in LAYOUTS},

@@ -1,0 +1,72 @@
+"""The human resources bureau's spreadsheet drop, federated live through the hub."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from hub_fixture import RunningHub, running_hub
+
+ARREARS = "query($u: String!) { legalPerson(uscc: $u) { name socialInsuranceArrears { insuranceType arrearsAmount status confirmedDate dataSourceUnit } } }"
+CONTRIBUTIONS = "query($id: String!) { naturalPerson(idNumber: $id) { socialInsuranceContributions { employerName paidMonths monthlyBase } } }"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with running_hub(tmp_path_factory.mktemp("hr"), legal_persons=80, natural_persons=20) as running:
+        yield running
+
+
+def test_departments_and_banks_see_arrears_the_public_does_not(hub: RunningHub) -> None:
+    uscc = hub.samples["social_insurance_arrears"]
+    for kind in ("department", "bank"):
+        body = hub.query(ARREARS, kind, {"u": uscc}).json()
+        assert "errors" not in body, body.get("errors")
+        [record, *_] = body["data"]["legalPerson"]["socialInsuranceArrears"]
+        assert record["dataSourceUnit"] == "新城区人力资源和社会保障局"
+        assert record["status"] in {"欠缴", "已补缴"} and float(record["arrearsAmount"]) > 0
+    public = hub.query(ARREARS, None, {"u": uscc})
+    assert public.status_code == 400  # SHARED: the field does not exist in the public contract
+
+
+def test_contributions_are_authorized_only(hub: RunningHub) -> None:
+    person = hub.samples["insured_person"]
+    bank = hub.query(CONTRIBUTIONS, "bank", {"id": person}).json()
+    assert bank["data"]["naturalPerson"]["socialInsuranceContributions"]
+    department = hub.query(CONTRIBUTIONS, "department", {"id": person}).json()
+    assert department["data"]["naturalPerson"]["socialInsuranceContributions"] is None
+    assert department["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+def test_a_new_export_dropped_into_the_folder_is_served(hub: RunningHub) -> None:
+    folder = hub.data_dir / "drops" / "hr"
+    uscc = hub.samples["clean"]
+    assert hub.query(ARREARS, "department", {"u": uscc}).json()["data"]["legalPerson"]["socialInsuranceArrears"] == []
+    new = folder / "社保欠缴_20261127.csv"
+    tmp = folder / "incoming.tmp"
+    tmp.write_bytes(
+        "统一社会信用代码,单位名称,险种,欠缴期间,欠缴金额（元）,认定日期,状态\r\n"
+        f"{uscc},新增单位,失业保险,2026-07至2026-09,36000,2026/11/20,0\r\n".encode("gb18030")
+    )
+    os.replace(tmp, new)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            records = hub.query(ARREARS, "department", {"u": uscc}).json()["data"]["legalPerson"]["socialInsuranceArrears"]
+            if records or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert records and records[0]["arrearsAmount"] == "3.6" and records[0]["insuranceType"] == "失业保险"
+    finally:
+        new.unlink()
+
+
+def test_bad_rows_are_reported_not_loaded(hub: RunningHub) -> None:
+    hr = hub.connector("hr")
+    reasons = {(b.file, b.row_number): b.reason for b in hr.bad_rows}
+    assert any("check character" in r for r in reasons.values())
+    assert any("十二" in r for r in reasons.values())
