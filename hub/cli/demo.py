@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from xinlian.hub.config import Settings

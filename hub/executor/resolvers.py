@@ -8,7 +8,6 @@ newest first → released fields recorded for the audit.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
