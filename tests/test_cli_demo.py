@@ -97,3 +97,26 @@ def test_public_introspection_can_be_switched_off(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.json()["data"]["searchLegalPersons"][0]["__typename"] == "LegalPerson"
         # the authenticated endpoint keeps introspection for clients
         assert hub.query("{ __schema { queryType { name } } }", "department").status_code == 200
+
+
+def test_demo_departments_on_postgresql_and_mariadb(tmp_path: Path, postgres_url: str, mariadb_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XINLIAN_")}
+    built = subprocess.run(
+        [sys.executable, "-m", "xinlian.hub.cli", "demo", "--no-serve", "--subjects", "40", "--data-dir", str(tmp_path),
+         "--market-url", postgres_url, "--tax-url", mariadb_url],
+        capture_output=True, text=True, env=env,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    config = (tmp_path / "connectors.toml").read_text(encoding="utf-8")
+    assert f'url = "{postgres_url}"' in config and f'url = "{mariadb_url}"' in config
+    with running_hub(tmp_path, legal_persons=40, natural_persons=10) as hub:
+        body = hub.query(
+            "query($u: String!) { legalPerson(uscc: $u) { name registration { status } taxCredit { level } } }",
+            "department", {"u": hub.samples["a_level_taxpayer"]},
+        ).json()
+        assert "errors" not in body, body.get("errors")
+        assert body["data"]["legalPerson"]["taxCredit"]["level"] == "A"
+        assert body["data"]["legalPerson"]["name"]
+        backends = {name: hub.connector(name)._url.get_backend_name() for name in ("market", "tax")}
+        assert backends == {"market": "postgresql", "tax": "mysql"}
+        assert hub.connector("market").calls and hub.connector("tax").calls

@@ -22,6 +22,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _serve_options(demo)
     demo.add_argument("--subjects", type=int, default=2000, help="legal persons in the demo district (default 2000)")
     demo.add_argument("--no-serve", action="store_true", help="build the district and clients, then exit")
+    demo.add_argument("--market-url", default=None,
+                      help="serve market regulation from this PostgreSQL/MariaDB database (the demo publishes its tables there)")
+    demo.add_argument("--tax-url", default=None,
+                      help="serve the tax bureau from this PostgreSQL/MariaDB database (the demo publishes its tables there)")
     demo.set_defaults(handler=run_demo)
 
     serve = sub.add_parser("serve", help="serve the hub on a data directory")
@@ -108,6 +112,9 @@ def run_demo(args: argparse.Namespace) -> int:
         print("xinlian demo: --subjects must be at least 12", flush=True)
         return 2
     district = build_demo_district(settings.data_dir, legal_persons=args.subjects, natural_persons=args.subjects // 4)
+    code = _publish_departments(settings, {"market": args.market_url, "tax": args.tax_url})
+    if code:
+        return code
     clients = asyncio.run(ensure_demo_clients(settings))
     print(f"Demo district: {district.legal_persons} legal persons, {district.natural_persons} natural persons")
     if args.no_serve:
@@ -121,6 +128,24 @@ def run_demo(args: argparse.Namespace) -> int:
         _serve(settings, args.host, args.port)
     finally:
         services.stop()
+    return 0
+
+
+def _publish_departments(settings: Settings, urls: dict[str, str | None]) -> int:
+    """Copy demo departments onto database servers and point their connectors there (0 = done)."""
+    from xinlian.connectors.mapping import ConnectorConfigError
+    from xinlian.hub.demo.remote import PublishError, point_connector, publish_department
+
+    for department, url in urls.items():
+        if not url:
+            continue
+        try:
+            asyncio.run(publish_department(settings.data_dir, department, url, connectors_path=settings.connectors_path))
+            point_connector(settings.connectors_path, department, url, data_dir=settings.data_dir)
+        except (ValueError, PublishError, ConnectorConfigError) as exc:
+            print(f"xinlian demo: {department}: {exc}", flush=True)
+            return 2
+        print(f"Demo department {department} now served from {url.split('@')[-1]}", flush=True)
     return 0
 
 

@@ -80,7 +80,11 @@ LONG_TEXT = 16_383  # characters: beyond this MariaDB's TEXT (65,535 bytes) is t
 ROW_BYTES = 60_000  # MariaDB rows hold at most 65,535 bytes of VARCHAR: leave headroom
 CHUNK_ROWS = 1_000  # rows per executemany
 IDENTIFIER = 63  # PostgreSQL's limit for names (MariaDB's is 64)
-MARIADB_TABLE_OPTIONS = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_bin"}
+MARIADB_TABLE_OPTIONS: dict[str, Any] = {  # for URLs naming either dialect: mysql+asyncmy:// or mariadb+asyncmy://
+    f"{dialect}_{option}": value
+    for dialect in ("mysql", "mariadb")
+    for option, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+}
 
 
 class PublishError(RuntimeError):
@@ -293,7 +297,7 @@ def server_tables(tables: Sequence[SourceTable], keys: dict[str, set[str]], meta
             Column(c.name, types[c.name], nullable=not (c.not_null or c.primary_key), autoincrement=False)
             for c in source.columns
         ]
-        constraints: list[Any] = [PrimaryKeyConstraint(*primary, name=f"pk_{source.name}"[:IDENTIFIER])] if primary else []
+        constraints: list[Any] = [PrimaryKeyConstraint(*primary)] if primary else []  # named by the server
         table = Table(source.name, metadata, *columns, *constraints, **MARIADB_TABLE_OPTIONS)
         leading = {i.columns[0] for i in source.indexes} | ({primary[0]} if primary else set())
         for index in source.indexes:
@@ -379,6 +383,11 @@ async def _replace(conn: AsyncConnection, metadata: MetaData, tables: Sequence[S
     return counts
 
 
+def local_url(department: str) -> str:
+    """The URL the demo's `connectors.toml` gives a department at first: its SQLite file (to point back)."""
+    return f"sqlite+aiosqlite:///{{data_dir}}/departments/{department}.db"
+
+
 def department_database(data_dir: Path, department: str) -> Path:
     """`<data_dir>/departments/<department>.db`, which must exist."""
     departments = Path(data_dir) / "departments"
@@ -390,7 +399,9 @@ def department_database(data_dir: Path, department: str) -> Path:
     return path
 
 
-async def publish_department(data_dir: Path, department: str, url: str, *, password: str | None = None) -> None:
+async def publish_department(
+    data_dir: Path, department: str, url: str, *, password: str | None = None, connectors_path: Path | None = None,
+) -> None:
     """Copy one demo department's SQLite database (e.g. "market") into the database at `url`.
 
     `url` is a SQLAlchemy async URL of an existing database on PostgreSQL
@@ -398,13 +409,16 @@ async def publish_department(data_dir: Path, department: str, url: str, *, passw
     for an account that may create tables there. A `{password}` in it is filled with `password`
     (URL-quoted). The department's tables are dropped and recreated with the same table and
     column names, their primary keys and indexes, an index on each key column its connector in
-    `<data_dir>/connectors.toml` uses, and every row; other tables are not touched.
+    `connectors_path` (default `<data_dir>/connectors.toml`) uses, and every row; other tables
+    are not touched. Raises `ValueError` for a bad department or URL, `PublishError` when the
+    server refuses (the message shows the URL without its password).
     """
     path = department_database(data_dir, department)
     target = server_url(url, password)
     sources = await asyncio.to_thread(read_department, path)
     metadata = MetaData()
-    tables = server_tables(sources, connector_keys(Path(data_dir) / "connectors.toml", department), metadata)
+    keys = connector_keys(Path(connectors_path) if connectors_path else Path(data_dir) / "connectors.toml", department)
+    tables = server_tables(sources, keys, metadata)
     try:
         engine: AsyncEngine = create_async_engine(target, hide_parameters=True)
     except (ArgumentError, SQLAlchemyError, ImportError) as exc:
@@ -547,7 +561,8 @@ def point_connector(
         if PASSWORD_PLACEHOLDER not in url:
             raise ValueError(f"{where}: with password_env, put {PASSWORD_PLACEHOLDER} where the password goes "
                              "(e.g. mysql+asyncmy://reader:{password}@host:3306/db)")
-    original = path.read_text(encoding="utf-8")
+    with open(path, encoding="utf-8", newline="") as source:  # line endings as they are (CRLF stays CRLF)
+        original = source.read()
     document = tomllib.loads(original)
     entries = document.get("connector")
     if not isinstance(entries, list):
