@@ -63,6 +63,21 @@ FetchResult = dict[str, "list[Record] | ConnectorError"]
 
 
 @dataclass(frozen=True, slots=True)
+class FetchCall:
+    """One `fetch` as a connector received it, and what it read upstream for it.
+
+    `columns` names what was selected upstream in the kind's own terms: columns of a table or a
+    drop file, dotted paths inside a JSON or GraphQL answer. Each connector keeps its recent
+    calls in `calls` (bounded by `connectors.calls.log_call`).
+    """
+
+    family: str
+    keys: tuple[str, ...]
+    fields: tuple[str, ...]
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     healthy: bool
     detail: str = ""

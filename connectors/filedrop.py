@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .contract import Connector, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .calls import distinct_request, log_call
+from .contract import Connector, FetchCall, FetchResult, Health, UpstreamInvalid, UpstreamUnavailable
 from .filedrop_index import DropIndex, DropPlan, FamilyRecords, refresh_index
 from .filedrop_records import BadFile, BadRow
 from .filedrop_sheets import SUFFIXES, DropFormat
 from .mapping import ConnectorConfigError, FamilyMapping, SearchField
 from .spec import ConnectorKind, ConnectorSpec
-from .sql import CALL_LOG_LIMIT, FetchCall
 
 log = logging.getLogger("xinlian.connectors.filedrop")
 DEFAULT_RELOAD_INTERVAL = 2.0
@@ -102,14 +102,8 @@ class FileDropConnector:
 
     async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
         mapping = self._mapping(family)
-        wanted = tuple(dict.fromkeys(fields))
-        missing = [f for f in wanted if f not in mapping.fields]
-        if missing:
-            raise ValueError(f"connector {self.name} does not map {family}.{missing[0]}")
-        unique = tuple(dict.fromkeys(keys))
-        self.calls.append(FetchCall(family, unique, wanted, mapping.columns_for(wanted)))
-        if len(self.calls) > CALL_LOG_LIMIT:
-            del self.calls[: len(self.calls) - CALL_LOG_LIMIT]
+        unique, wanted = distinct_request(self.name, family, mapping.fields, keys, fields)
+        log_call(self.calls, FetchCall(family, unique, wanted, mapping.columns_for(wanted)))
         served = self._served(await self.current()).get(family)
         out: FetchResult = {}
         if served is None:

@@ -13,7 +13,10 @@ missing `data` or a mis-shaped answer is `UpstreamInvalid`. An upstream error wh
 points at one subject fails only that subject: `fetch` maps its key to the `ConnectorError`
 instead of a list of records (docs/connectors-graphql.md), and raises only when every key of the
 call failed. Credentials come from environment variables or secret files and never appear in
-messages or logs. Timeouts around each call, retries and breakers belong to the hub.
+messages or logs (a body cut short is `UpstreamUnavailable` too: asking again may succeed).
+The wire (client, credentials, body ceiling) is `connectors.http`'s; reading the
+`[[connector]]` table is `connectors.graphql_config`'s, whose `KIND` this module re-exports.
+Timeouts around each call, retries and breakers belong to the hub.
 """
 
 from __future__ import annotations
@@ -21,59 +24,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import httpx
-from graphql import GraphQLError, parse_type, print_ast
+from graphql import parse_type, print_ast
 from graphql.language import ast
 
-from .contract import Connector, ConnectorError, Health, Record, UpstreamInvalid, UpstreamUnavailable
-from .credentials import secret_option
-from .mapping import ConnectorConfigError, ConversionError, FamilyMapping
-from .spec import ConnectorKind, ConnectorSpec
+from .calls import distinct_request, log_call, whole_call_failure
+from .contract import ConnectorError, FetchCall, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .graphql_config import KIND, GraphQLSearch, Path_, RootField
+from .http import BodyTooLarge, Credentials, clip, open_client, read_body
+from .mapping import ConversionError, FamilyMapping
 
 log = logging.getLogger("xinlian.connectors.graphql")
-CALL_LOG_LIMIT = 10_000
 MAX_RESPONSE_BYTES = 16 * 2**20
-GRAPHQL_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*\Z")
-Path_ = tuple[str, ...]
-from .contract import FetchResult  # noqa: E402  (a key may map to its failure)
 
-
-@dataclass(frozen=True, slots=True)
-class FetchCall:
-    """One `fetch` as the connector received it, and the upstream paths it selected (key first)."""
-
-    family: str
-    keys: tuple[str, ...]
-    fields: tuple[str, ...]
-    columns: tuple[str, ...]  # dotted upstream paths; named like the SQL connector's log
-
-
-@dataclass(frozen=True, slots=True)
-class RootField:
-    """How one family is asked for: the upstream root field, its key argument, the item shape."""
-
-    field: str  # the family mapping's `table`
-    argument: str
-    argument_type: str  # GraphQL type of the key variable(s)
-    mode: str  # "list": one list argument; "alias": one aliased root field per key
-    key: Path_  # the family mapping's `key`, inside each item
-    records: Path_ = ()  # the record(s) inside each item (a list, an object or null); empty: the item
-
-
-@dataclass(frozen=True, slots=True)
-class GraphQLSearch:
-    """`graphql.search`: a root field taking the search text, returning subjects with a key path."""
-
-    field: str
-    arg: str
-    key: Path_
-    family: str | None = None  # None: any family this connector serves
-    limit_arg: str | None = None
+__all__ = ["KIND", "MAX_RESPONSE_BYTES", "FetchCall", "GraphQLConnector", "GraphQLSearch", "RootField"]
 
 
 class _Shape(ValueError):
@@ -157,8 +123,8 @@ class GraphQLConnector:
         self.timeout = timeout
         self.search_spec = search
         self.calls: list[FetchCall] = []
-        self._headers = {"Accept": "application/json", **(headers or {}), **(auth or {})}
-        self._secrets = tuple(v.removeprefix("Bearer ") for v in (auth or {}).values() if v)  # never in messages
+        self._headers = {"Accept": "application/json", **(headers or {})}
+        self._credentials = Credentials(dict(auth or {}))  # their values never appear in messages
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
 
@@ -175,25 +141,20 @@ class GraphQLConnector:
         if family not in self.mappings:
             raise ValueError(f"connector {self.name} does not serve {family!r}")
         mapping, root = self.mappings[family], self.roots[family]
-        wanted = tuple(dict.fromkeys(fields))
-        missing = [f for f in wanted if f not in mapping.fields]
-        if missing:
-            raise ValueError(f"connector {self.name} does not map {family}.{missing[0]}")
-        unique = tuple(dict.fromkeys(keys))
+        unique, wanted = distinct_request(self.name, family, mapping.fields, keys, fields)
         inner = [tuple(s.split(".")) for s in (mapping.fields[f].source for f in wanted) if s is not None]
         if root.records and not inner:
             inner = [("__typename",)]  # a list of records still needs a selection
         paths = tuple(dict.fromkeys([root.key, *(root.records + p for p in inner)]))
-        self.calls.append(FetchCall(family, unique, wanted, tuple(".".join(p) for p in paths)))
-        del self.calls[:-CALL_LOG_LIMIT]
+        log_call(self.calls, FetchCall(family, unique, wanted, tuple(".".join(p) for p in paths)))
         out: FetchResult = {}
         size = max(1, self.batch_size)
         for start in range(0, len(unique), size):
             out.update(await self._fetch_batch(family, mapping, root, unique[start : start + size], wanted, paths))
         failures = [v for v in out.values() if isinstance(v, ConnectorError)]
-        if unique and len(failures) == len(unique):  # nothing to return: the call failed as a whole
-            kind = UpstreamInvalid if all(isinstance(f, UpstreamInvalid) for f in failures) else UpstreamUnavailable
-            raise kind(self.department, failures[0].message, failures[0].reason)
+        whole = whole_call_failure(self.department, unique, failures)
+        if whole is not None:  # nothing to return: the call failed as a whole
+            raise whole
         return out
 
     async def search(self, family: str, text: str, limit: int) -> list[str]:
@@ -309,10 +270,7 @@ class GraphQLConnector:
 
     # ---- transport ---------------------------------------------------------------------
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= 160 else text[:157] + "..."
+        return clip(" ".join(self._credentials.redact(text).split()), 160)
 
     def _first_error(self, body: Mapping[str, Any]) -> str:
         errors = body.get("errors")
@@ -337,21 +295,20 @@ class GraphQLConnector:
         return data
 
     async def _post(self, query: str, variables: Mapping[str, Any], operation: str) -> dict[str, Any]:
-        if self._client is None:
-            self._client = httpx.AsyncClient(headers=self._headers, timeout=self.timeout, transport=self._transport)
+        if self._client is None:  # environment proxies still apply here, unlike the REST kind
+            self._client = open_client(self._credentials, self._headers, self.timeout, transport=self._transport,
+                                       trust_env=True)
         payload = {"query": query, "variables": dict(variables), "operationName": operation}
-        raw = bytearray()
         try:
             async with self._client.stream("POST", self.endpoint, json=payload) as response:
                 if not response.is_success:
                     status = response.status_code
                     raise UpstreamUnavailable(self.department, f"the service answered HTTP {status}", "http_status")
-                async for chunk in response.aiter_bytes():
-                    raw += chunk
-                    if len(raw) > MAX_RESPONSE_BYTES:
-                        raise UpstreamInvalid(self.department, f"the answer exceeds {MAX_RESPONSE_BYTES // 2**20} MiB")
+                raw = await read_body(response, MAX_RESPONSE_BYTES)
         except ConnectorError as exc:
             failure = exc
+        except BodyTooLarge:
+            failure = UpstreamInvalid(self.department, f"the answer exceeds {MAX_RESPONSE_BYTES // 2**20} MiB")
         except httpx.TimeoutException:
             failure = UpstreamUnavailable(self.department, f"no answer within {self.timeout:g} s", "timeout")
         except httpx.HTTPError as exc:
@@ -385,120 +342,3 @@ def _records(mapping: FamilyMapping, root: RootField, item: Any, wanted: Sequenc
         out.append({f: mapping.fields[f].convert(_at(element, tuple(s.split("."))) if s else None) for f, s in sources})
     return out
 
-
-# ---- configuration -------------------------------------------------------------------------
-
-
-def _fail(where: str, message: str) -> ConnectorConfigError:
-    return ConnectorConfigError(f"{where}: {message}")
-
-
-def _path(value: Any, where: str, *, single: bool = False) -> Path_:
-    parts = tuple(value.split(".")) if isinstance(value, str) else ()
-    if not parts or not all(GRAPHQL_NAME.match(p) for p in parts) or (single and len(parts) > 1):
-        raise _fail(where, f"{value!r} is not {'a GraphQL name' if single else 'a dotted path of GraphQL field names'}")
-    return parts
-
-
-def _type(value: Any, where: str) -> str:
-    try:
-        return print_ast(parse_type(value))
-    except (GraphQLError, TypeError):
-        raise _fail(where, f"{value!r} is not a GraphQL type such as '[String!]!'") from None
-
-
-def _table(raw: Any, allowed: Iterable[str], required: Iterable[str], where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise _fail(where, "must be a table")
-    unknown, absent = sorted(set(raw) - set(allowed)), [r for r in required if r not in raw]
-    if unknown or absent:
-        problem = f"unknown option {unknown[0]!r}" if unknown else f"{absent[0]!r} is required"
-        raise _fail(where, f"{problem} (options: {', '.join(sorted(allowed))})")
-    return raw
-
-
-def _root(mapping: FamilyMapping, raw: Any, where: str) -> RootField:
-    raw = _table(raw, ("mode", "argument", "argument_type", "records"), ["argument"], where)
-    mode = raw.get("mode", "list")
-    argument_type = raw.get("argument_type", "[String!]!" if mode == "list" else "String!")
-    if mode not in ("list", "alias"):
-        raise _fail(f"{where}.mode", "must be 'list' or 'alias'")
-    records = _path(raw["records"], f"{where}.records") if "records" in raw else ()
-    root = RootField(
-        field=_path(mapping.table, f"{where} (table)", single=True)[0],
-        argument=_path(raw["argument"], f"{where}.argument", single=True)[0],
-        argument_type=_type(argument_type, f"{where}.argument_type"),
-        mode=mode, key=_path(mapping.key, f"{where} (key)"), records=records,
-    )
-    sources = (records + _path(f.source, f"{where} (field {f.name})") for f in mapping.fields.values() if f.source)
-    leaves = [root.key, *sources]
-    branches = {p[:i] for p in leaves for i in range(1, len(p))} | ({records} if records else set())
-    clash = next((p for p in leaves if p in branches), None)
-    if clash is not None:
-        raise _fail(where, f"{'.'.join(clash)} cannot be both a value and an object")
-    if records and root.key[: len(records)] == records:
-        raise _fail(where, f"the key {'.'.join(root.key)} must lie outside records")
-    return root
-
-
-def _auth(raw: Any, data_dir: Path, where: str) -> dict[str, str]:
-    """The credential header; its secret comes from `<stem>_env` or `<stem>_file` (`connectors.credentials`)."""
-    kind = raw.get("type") if isinstance(raw, dict) else None
-    if kind not in ("bearer", "api_key"):
-        raise _fail(where, "auth is {type = 'bearer', token_env = ...} or {type = 'api_key', header = ..., "
-                           "value_env = ...} (or token_file / value_file)")
-    stem = "token" if kind == "bearer" else "value"
-    _table(raw, ("type", f"{stem}_env", f"{stem}_file", *(("header",) if kind == "api_key" else ())), (), where)
-    value = secret_option(raw, stem, where, base=data_dir)
-    if value is None:
-        raise _fail(where, f"give {stem}_env or {stem}_file")
-    if kind == "bearer":
-        return {"Authorization": f"Bearer {value}"}
-    header = raw.get("header")
-    if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9-]+", header):
-        raise _fail(f"{where}.header", "must be an HTTP header name")
-    return {header: value}
-
-
-def _search(raw: Any, roots: Mapping[str, RootField], where: str) -> GraphQLSearch:
-    raw = _table(raw, ("field", "arg", "key", "family", "limit_arg"), ["field", "arg"], where)
-    family = raw.get("family")
-    if family is not None and family not in roots:
-        raise _fail(f"{where}.family", f"{family!r} is not served by this connector")
-    name = {n: _path(raw[n], f"{where}.{n}", single=True)[0] for n in ("field", "arg", "limit_arg") if n in raw}
-    key = _path(raw["key"], f"{where}.key") if "key" in raw else roots[family or next(iter(roots))].key
-    return GraphQLSearch(name["field"], name["arg"], key, family=family, limit_arg=name.get("limit_arg"))
-
-
-def _build_graphql(spec: ConnectorSpec, data_dir: Path, where: str) -> Connector:
-    options = spec.options
-    try:
-        url = httpx.URL(options["endpoint"]) if isinstance(options["endpoint"], str) else None
-    except httpx.InvalidURL:
-        url = None
-    if url is None or url.scheme not in ("http", "https") or not url.host:
-        raise _fail(f"{where}.endpoint", "must be an http(s) URL")
-    if url.userinfo:
-        raise _fail(f"{where}.endpoint", "put credentials in 'auth', not in the URL")
-    if spec.search is not None:
-        raise _fail(f"{where}.search", "a graphql connector searches with graphql.search = { field = ..., arg = ... }")
-    headers = options.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise _fail(f"{where}.headers", "must be a table of header = text")
-    table = _table(options["graphql"], [*spec.families, "search"], spec.families, f"{where}.graphql")
-    roots = {}
-    for family, mapping in spec.families.items():
-        if mapping.schema is not None or mapping.where:
-            raise _fail(f"{where}.families.{family}", "'schema' and 'where' do not apply to a graphql connector")
-        roots[family] = _root(mapping, table[family], f"{where}.graphql.{family}")
-    return GraphQLConnector(
-        spec.name, spec.department, str(url), spec.families, roots, batch_size=spec.batch_size, timeout=spec.timeout,
-        headers=headers, auth=_auth(options["auth"], data_dir, f"{where}.auth") if "auth" in options else None,
-        search=_search(table["search"], roots, f"{where}.graphql.search") if "search" in table else None,
-    )
-
-
-KIND = ConnectorKind(
-    _build_graphql, options=frozenset({"endpoint", "auth", "headers", "graphql"}),
-    required=frozenset({"endpoint", "graphql"}),
-)

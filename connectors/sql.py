@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
@@ -24,23 +23,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
 
-from .contract import Connector, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .calls import distinct_request, log_call
+from .contract import Connector, FetchCall, FetchResult, Health, UpstreamInvalid, UpstreamUnavailable
 from .credentials import PASSWORD_PLACEHOLDER, secret_option, with_password
 from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, SearchField
 from .spec import ConnectorKind, ConnectorSpec
 
 log = logging.getLogger("xinlian.connectors.sql")
-CALL_LOG_LIMIT = 10_000  # `calls` keeps at most this many recent fetches (a long-running hub must not grow)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchCall:
-    """One `fetch` as the connector received it, and the columns it selected."""
-
-    family: str
-    keys: tuple[str, ...]
-    fields: tuple[str, ...]
-    columns: tuple[str, ...]
 
 
 def resolve_url(url: str, data_dir: Path | None) -> URL:
@@ -94,16 +83,10 @@ class SqlConnector:
 
     async def fetch(self, family: str, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
         mapping = self._mapping(family)
-        wanted = tuple(dict.fromkeys(fields))
-        missing = [f for f in wanted if f not in mapping.fields]
-        if missing:
-            raise ValueError(f"connector {self.name} does not map {family}.{missing[0]}")
-        unique = tuple(dict.fromkeys(keys))
+        unique, wanted = distinct_request(self.name, family, mapping.fields, keys, fields)
         columns = mapping.columns_for(wanted)
         extra = tuple(c for c in columns if c != mapping.key)
-        self.calls.append(FetchCall(family, unique, wanted, columns))
-        if len(self.calls) > CALL_LOG_LIMIT:
-            del self.calls[: len(self.calls) - CALL_LOG_LIMIT]
+        log_call(self.calls, FetchCall(family, unique, wanted, columns))
         out: FetchResult = {}
         size = max(1, self.batch_size)
         for start in range(0, len(unique), size):

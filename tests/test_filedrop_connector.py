@@ -15,14 +15,13 @@ import pytest
 from openpyxl import Workbook
 
 from xinlian.connectors import filedrop, filedrop_index
-from xinlian.connectors.contract import Connector, UpstreamInvalid, UpstreamUnavailable
+from xinlian.connectors.contract import Connector, FetchCall, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.filedrop import FileDropConnector
 from xinlian.connectors.filedrop_index import Fingerprint, read_stable
 from xinlian.connectors.filedrop_records import BadFile, BadRow, subject_key
 from xinlian.connectors.filedrop_sheets import DropFormat
 from xinlian.connectors.mapping import ConnectorConfigError, parse_families, parse_search
 from xinlian.connectors.registry import load_connectors
-from xinlian.connectors.sql import FetchCall
 from xinlian.schema.catalogue import SubjectKind
 from xinlian.schema.identifiers import InvalidIdentifier, id_check_char, uscc_check_char
 

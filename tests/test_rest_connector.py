@@ -24,11 +24,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from servers import serve_app
 from starlette.applications import Starlette
 
-from xinlian.connectors.contract import Connector, UpstreamInvalid, UpstreamUnavailable
+from xinlian.connectors.contract import Connector, FetchCall, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError
 from xinlian.connectors.registry import load_connectors
 from xinlian.connectors.rest import RestConnector
-from xinlian.connectors.sql import FetchCall
 from xinlian.hub.demo.court_service import court_app, load_court_records, run_in_thread
 
 API_KEY = "court-test-key-5f1c9a"
@@ -301,7 +300,7 @@ async def test_pagination_that_loops_or_leaves_the_api_is_invalid(court, tmp_pat
         ("busy", UpstreamUnavailable, "reported code = 1001", "upstream_error"),
         ("garbage", UpstreamInvalid, "judgment_debtor_records: the response is not valid JSON", "invalid_data"),
         ("shape", UpstreamInvalid, r"data\.list is a string, not a list of records", "invalid_data"),
-        ("truncated", UpstreamInvalid, "the response was cut short", "invalid_data"),
+        ("truncated", UpstreamUnavailable, "the response from the department's API was cut short", "unreachable"),
         ("reset", UpstreamUnavailable, "reset|closed the connection", "unreachable"),
     ],
 )

@@ -1,0 +1,135 @@
+"""The wire to a department's HTTP service, shared by the REST and GraphQL connector kinds.
+
+It owns what both must do alike: the `Credentials` the hub presents (secret headers, the TLS
+setup) and keeping their values out of any text shown; the httpx client (redirects never
+followed: one could carry the credentials to another host); and reading a streamed body under
+a size ceiling (`read_body`). It also names what went wrong on the wire without URLs, host
+names or anything sent (`status_failure`, `transport_failure`): the REST kind's wording, which
+the GraphQL kind does not use yet (its terser messages are documented and tested as they are).
+The reasons agree: "timeout", "unreachable", "http_status". What an answer means — JSON
+records, GraphQL `data` and `errors` — is each connector's own business.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import httpx
+
+__all__ = [
+    "BodyTooLarge", "Credentials", "clip", "open_client", "read_body", "status_failure", "transport_failure",
+]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the hub presents to the department: secret headers and the TLS setup (never shown)."""
+
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    tls: bool | ssl.SSLContext = field(default=True, repr=False)  # True: the system's CAs (via httpx)
+
+    def redact(self, text: str) -> str:
+        """`text` with every secret value (a bearer token without its scheme) replaced by ***."""
+        for value in self.headers.values():
+            if value:
+                text = text.replace(value.removeprefix("Bearer "), "***")
+        return text
+
+
+def clip(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters with "..." where it was cut."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def open_client(
+    credentials: Credentials,
+    headers: Mapping[str, str],
+    timeout: float,
+    *,
+    base_url: httpx.URL | str = "",
+    connections: int = 100,
+    transport: httpx.AsyncBaseTransport | None = None,
+    trust_env: bool = False,
+) -> httpx.AsyncClient:
+    """A client sending `headers`, then the credentials' secret ones.
+
+    `trust_env=False` (the default) ignores proxies and CA bundles from the environment: the
+    configuration says where the department is and whom to trust.
+    """
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={**headers, **credentials.headers},
+        verify=credentials.tls,
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=min(connections, 20)),
+        follow_redirects=False,  # a redirect could carry the credentials elsewhere
+        trust_env=trust_env,
+        transport=transport,
+    )
+
+
+class BodyTooLarge(Exception):
+    """A response body passed the ceiling; it was not buffered further."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"exceeds {limit // 2**20} MiB")
+        self.limit = limit
+
+
+async def read_body(response: httpx.Response, limit: int) -> bytes:
+    """The body of a streamed response; `BodyTooLarge` as soon as it passes `limit` bytes.
+
+    A connection closed before the whole body arrived raises httpx's `RemoteProtocolError`.
+    """
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_failure(status: int) -> str:
+    """What a non-2xx status means, for the server log."""
+    if status in (401, 403):
+        return f"the department's API refused the hub's credentials (HTTP {status})"
+    if status == 429:
+        return "the department's API is limiting the hub's requests (HTTP 429)"
+    if status >= 500:
+        return f"the department's API failed (HTTP {status})"
+    if 300 <= status < 400:
+        return f"the department's API redirected the hub (HTTP {status}; redirects are not followed)"
+    return f"the department's API answered HTTP {status}"
+
+
+def transport_failure(exc: httpx.HTTPError) -> tuple[str, str]:
+    """What went wrong on the wire (message, reason), without URLs, host names or anything sent."""
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in causes:  # httpx → httpcore → anyio → the OS error
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text, kind = " ".join(str(c).lower() for c in causes), type(exc).__name__
+
+    def seen(*types: type[BaseException]) -> bool:
+        return any(isinstance(c, types) for c in causes)
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer from the department's API in time ({kind})", "timeout"
+    if seen(ssl.SSLError) or any(word in text for word in ("ssl", "certificate", "tls")):
+        return f"TLS with the department's API failed ({kind})", "unreachable"
+    if seen(ConnectionRefusedError):
+        return "the department's API refused the connection", "unreachable"
+    if seen(socket.gaierror):
+        return "the department's API host could not be resolved", "unreachable"
+    if seen(ConnectionResetError, ConnectionAbortedError, BrokenPipeError) or "reset" in text:
+        return f"the connection to the department's API was reset ({kind})", "unreachable"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect to the department's API ({kind})", "unreachable"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the department's API closed the connection without answering", "unreachable"
+    return f"the department's API could not be reached ({kind})", "unreachable"
