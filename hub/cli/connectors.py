@@ -68,6 +68,6 @@ def run_check(args: argparse.Namespace) -> int:
         for row in rows:
             state = "healthy" if row["healthy"] else "DOWN"
             print(f"{row['connector']:<14}{state:<10}{row['ms']:>8}  {row['department']:<28}{', '.join(row['families'])}")
-            if not row["healthy"]:
+            if row["detail"]:
                 print(f"{'':<34}{row['detail']}")
     return 0 if all(r["healthy"] for r in rows) else 1

@@ -32,6 +32,7 @@ class PublicRecordCache:
                 del self._entries[key]
             self.misses += 1
             return None
+        self._entries.move_to_end(key)  # least recently used goes first
         self.hits += 1
         return found[1]
 
