@@ -104,7 +104,12 @@ class FileDropConnector:
         mapping = self._mapping(family)
         unique, wanted = distinct_request(self.name, family, mapping.fields, keys, fields)
         log_call(self.calls, FetchCall(family, unique, wanted, mapping.columns_for(wanted)))
-        served = self._served(await self.current()).get(family)
+        index = await self.current()
+        unreadable = [b for b in (index.bad_files if index else ()) if getattr(b, "family", None) in (family, None)]
+        if unreadable:  # a whole export of this family is missing: every answer would be incomplete
+            first = unreadable[0]
+            raise UpstreamInvalid(self.department, f"{family}: {first.file} not loaded: {first.reason}")
+        served = self._served(index).get(family)
         out: FetchResult = {}
         if served is None:
             return out

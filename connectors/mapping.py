@@ -98,6 +98,9 @@ def to_date(raw: Any, date_format: str | None) -> dt.date:
     raise ValueError(f"{_shown(raw)} ({type(raw).__name__}) is not a date")
 
 
+MAX_EXPONENT = 18  # no amount, count or year of a credit record is anywhere near 10^18
+
+
 def to_decimal(raw: Any) -> decimal.Decimal:
     if isinstance(raw, bool):
         raise ValueError(f"{_shown(raw)} is not a number")
@@ -114,6 +117,9 @@ def to_decimal(raw: Any) -> decimal.Decimal:
         raise ValueError(f"{_shown(raw)} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{_shown(raw)} is not a finite number")
+    if value and not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        # '1E+300000' is 11 characters but a 300,001-digit integer: refuse before any arithmetic
+        raise ValueError(f"{_shown(raw)} is out of range")
     return value
 
 
@@ -167,6 +173,8 @@ class FieldMapping:
             value = self._typed(raw)
         except ValueError as exc:
             raise ConversionError(self.name, self.source, str(exc)) from None
+        except ArithmeticError:  # decimal overflow or invalid operation while scaling
+            raise ConversionError(self.name, self.source, f"{_shown(raw)} is out of range") from None
         if self.target is ValueType.STRING and self.type is not ValueType.STRING:
             return to_text(value)
         return value

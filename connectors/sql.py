@@ -91,9 +91,14 @@ class SqlConnector:
         size = max(1, self.batch_size)
         for start in range(0, len(unique), size):
             chunk = unique[start : start + size]
-            rows = await self._rows(self._fetch_statement(mapping, chunk, extra))
+            # Departments store a resident ID's check character as 'X' or 'x'; rows come back
+            # under the key the hub asked for, whatever the department's spelling or collation.
+            asked = {k.strip().upper(): k for k in chunk}
+            variants = tuple(k[:-1] + "x" for k in chunk if k.endswith("X"))
+            rows = await self._rows(self._fetch_statement(mapping, chunk + variants, extra))
             for row in rows:
-                key = str(row[0]).strip()
+                stored = str(row[0]).strip()
+                key = asked.get(stored.upper(), stored)
                 if isinstance(out.get(key), UpstreamInvalid):
                     continue  # this subject already failed: one bad row fails only its subject
                 values = {mapping.key: row[0], **dict(zip(extra, row[1:]))}

@@ -28,7 +28,7 @@ SHUTDOWN_TIMEOUT = 10.0
 @contextlib.contextmanager
 def serve_app(app: Any, *, lifespan: str = "on", log_level: str = "warning") -> Iterator[str]:
     """Serve `app` on a free port of 127.0.0.1 for the duration of the block; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio then sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -152,7 +152,9 @@ async def test_excel_unicode_text_and_tsv_exports_are_tab_separated(tmp_path: Pa
 
     result = await housing.fetch("penalties", [A], ["decision_number"])
     assert result == {A: [{"decision_number": "新住建罚〔2025〕6号"}, {"decision_number": "新住建罚〔2025〕5号"}]}
-    assert (await comma.fetch("penalties", [A], ["decision_number"])) == {A: [{"decision_number": "新住建罚〔2025〕6号"}]}
+    # read with commas, the .txt export is unreadable: its records are missing, so no answer is complete
+    with pytest.raises(UpstreamInvalid, match="xzcf_unicode.txt not loaded"):
+        await comma.fetch("penalties", [A], ["decision_number"])
     assert housing.bad_rows == () and housing.bad_files == ()
 
 
@@ -161,7 +163,8 @@ async def test_gb18030_read_as_utf8_reports_the_file_with_what_it_found(tmp_path
     write_penalties(folder, "xzcf_gbk.csv", [f"{A},新住建罚〔2025〕3号,20000,2025年04月01日,2,李娜"], encoding="gb18030")
     housing = connector(folder, fmt=DropFormat(encoding="utf-8"))
 
-    assert await housing.fetch("penalties", [A], ["decision_number"]) == {}
+    with pytest.raises(UpstreamInvalid, match="xzcf_gbk.csv not loaded"):  # never a silent, empty answer
+        await housing.fetch("penalties", [A], ["decision_number"])
     [bad] = housing.bad_files
     assert bad.file == "xzcf_gbk.csv"
     assert bad.reason.startswith("the header has no key column '统一社会信用代码' (read as UTF-8); columns found: ")
@@ -227,9 +230,11 @@ async def test_xlsx_sheet_missing_and_first_sheet_by_default(tmp_path: Path) -> 
     missing = connector(folder, {"honors": HONORS}, fmt=DropFormat(sheet="不存在", header_row=2))
     first = connector(folder, {"honors": HONORS}, fmt=DropFormat(header_row=2))  # the first sheet is 说明
 
-    assert await missing.fetch("honors", [A], ["honor_name"]) == {}
+    with pytest.raises(UpstreamInvalid, match="honors.xlsx not loaded"):
+        await missing.fetch("honors", [A], ["honor_name"])
     assert missing.bad_files == (BadFile("honors.xlsx", "no sheet named '不存在' (sheets: 说明, 红名单)", "honors"),)
-    assert await first.fetch("honors", [A], ["honor_name"]) == {}
+    with pytest.raises(UpstreamInvalid, match="honors.xlsx not loaded"):
+        await first.fetch("honors", [A], ["honor_name"])
     assert first.bad_files == (BadFile("honors.xlsx", "no header row 2 (the sheet has fewer rows)", "honors"),)
 
 
@@ -340,7 +345,7 @@ async def test_a_quoted_line_break_is_one_row_as_excel_counts_it(tmp_path: Path)
     assert [(b.row_number, b.reason) for b in housing.bad_rows] == [(3, "severity (column 失信程度): unknown code '9' (known: 1, 2, 3)")]
 
 
-async def test_malformed_files_are_reported_whole_and_the_others_still_served(tmp_path: Path) -> None:
+async def test_malformed_files_are_reported_whole_and_the_family_is_not_answered_incomplete(tmp_path: Path) -> None:
     folder = drop(tmp_path)
     write_penalties(folder, "xzcf_good.csv", [f"{A},新住建罚〔2025〕1号,5000,2025年03月01日,2,张伟"])
     (folder / "xzcf_garbage.csv").write_bytes(bytes(range(256)) * 8)
@@ -353,7 +358,9 @@ async def test_malformed_files_are_reported_whole_and_the_others_still_served(tm
     (folder / "torn.xlsx").write_bytes(b"PK\x03\x04" + b"\x01" * 64)
     housing = connector(folder, {"penalties": PENALTIES, "honors": HONORS})
 
-    assert await housing.fetch("penalties", [A], ["decision_number"]) == {A: [{"decision_number": "新住建罚〔2025〕1号"}]}
+    # the good file alone is not the family: answering from it would hide the unreadable exports
+    with pytest.raises(UpstreamInvalid, match="not loaded"):
+        await housing.fetch("penalties", [A], ["decision_number"])
     assert {(b.file, b.reason) for b in housing.bad_files} == {
         ("honors.xlsx", "not an XLSX workbook (not a zip archive; a CSV must be named .csv)"),
         ("old.xlsx", "an Excel 97-2003 workbook (.xls format): save it as .xlsx or .csv"),
@@ -378,7 +385,8 @@ async def test_size_and_row_limits_bound_indexing(tmp_path: Path) -> None:
     assert housing.bad_rows == (BadRow("xzcf_rows.csv", 5, "beyond max_rows = 3: this row and the rows after it were not loaded", "penalties"),)
 
     small = connector(folder, fmt=DropFormat(max_file_bytes=100))
-    assert await small.fetch("penalties", [A], ["decision_number"]) == {}
+    with pytest.raises(UpstreamInvalid, match="xzcf_rows.csv not loaded"):
+        await small.fetch("penalties", [A], ["decision_number"])
     [bad] = small.bad_files
     assert bad.file == "xzcf_rows.csv" and bad.reason.startswith("the file is 0.0 MB, above max_file_mb = ")
 

@@ -6,6 +6,7 @@ shared by every request; `sources(family)` says which departments serve a record
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -13,6 +14,8 @@ from typing import Iterable, Mapping
 from xinlian.connectors.contract import Connector
 from xinlian.connectors.registry import load_configured
 from xinlian.connectors.resilience import DepartmentLink, LinkStatus, ResiliencePolicy
+
+log = logging.getLogger("xinlian.executor")
 
 
 @dataclass(frozen=True)
@@ -76,4 +79,7 @@ class Federation:
 
     async def close(self) -> None:
         for department in self.departments:
-            await department.connector.close()
+            try:
+                await department.connector.close()
+            except Exception:  # one connector failing to close must not keep the others open
+                log.exception("closing connector %s failed", department.name)

@@ -12,12 +12,15 @@ When the department allows it (`cache_ttl`) and every field asked is PUBLIC, key
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Sequence
 
-from xinlian.connectors.contract import FetchResult, Record
+from xinlian.connectors.contract import FetchResult, Record, UpstreamUnavailable
 
 from .cache import PublicRecordCache, cache_key
 from .federation import Department
+
+log = logging.getLogger("xinlian.executor")
 
 
 class FamilyLoader:
@@ -49,6 +52,18 @@ class FamilyLoader:
 
     async def _dispatch(self) -> None:
         pending, self._pending, self._scheduled = self._pending, [], False
+        try:
+            await self._resolve(pending)
+        except Exception as exc:  # a connector broke the contract: no caller may wait forever
+            log.exception("loader for %s/%s failed", self.department.name, self.family)
+            failure = UpstreamUnavailable(
+                self.department.connector.department, f"connector failed ({type(exc).__name__})", "connector_error"
+            )
+            for _, _, future in pending:
+                if not future.done():
+                    future.set_exception(failure)
+
+    async def _resolve(self, pending: list[tuple[str, frozenset[str], "asyncio.Future[list[Record]]"]]) -> None:
         connector = self.department.connector
         fields = tuple(sorted(frozenset().union(*(f for _, f, _ in pending)) & connector.provides(self.family)))
         by_key: dict[str, list[Record] | BaseException] = {}
@@ -81,4 +96,7 @@ class FamilyLoader:
                 future.set_result(outcome)
 
     async def _fetch(self, keys: Sequence[str], fields: Sequence[str]) -> FetchResult:
-        return await self.department.link.fetch(self.family, keys, fields, deadline=self.deadline)
+        result = await self.department.link.fetch(self.family, keys, fields, deadline=self.deadline)
+        if not isinstance(result, dict):
+            raise TypeError(f"fetch returned {type(result).__name__}, not a dict")
+        return result
