@@ -313,12 +313,15 @@ class DepartmentLink:
         if remaining <= 0:
             raise self._reject("deadline", "no time left in the request for this department")
         slots = self._slots_for_this_loop()
+        # Wait for a slot no longer than one call may take: a slow department must answer
+        # "busy" quickly rather than hold the caller until the whole request times out.
+        wait = min(remaining, self.policy.timeout)
         try:
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(wait):
                 await slots.acquire()
         except TimeoutError:
             raise self._reject(
-                "busy", f"busy: {self.policy.max_concurrency} calls already in flight, no slot within the deadline"
+                "busy", f"busy: {self.policy.max_concurrency} calls already in flight, no slot within {wait:.2g} s"
             ) from None
         self._in_flight += 1
         probe = recorded = False

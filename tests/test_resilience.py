@@ -585,3 +585,20 @@ async def test_a_corrupted_department_database_opens_the_circuit_and_its_repair_
         assert status.state is CircuitState.CLOSED and status.condition == "healthy" and len(connector.calls) == 4
     finally:
         await connector.close()
+
+
+async def test_waiting_for_a_slot_is_bounded_by_one_call_not_by_the_request() -> None:
+    """A slow department answers "busy" after one call's timeout, long before the request's deadline."""
+    tax = TaxBureauDouble()
+    tax.gate = asyncio.Event()  # the first call holds the only slot
+    link = link_for(tax, timeout=0.2, max_concurrency=1)
+    first = asyncio.create_task(fetch(link, time.monotonic() + 30))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(UpstreamUnavailable) as caught:  # "busy", or its own timeout once it got the slot
+        await fetch(link, time.monotonic() + 30)
+    assert caught.value.reason in {"busy", "timeout"}
+    assert time.monotonic() - started < 1.0, "bounded by the department's timeout, not the request's 30 s"
+    tax.gate.set()
+    with pytest.raises(UpstreamUnavailable):  # the held call itself timed out after 0.2 s
+        await first
