@@ -1,13 +1,18 @@
 """Hub settings: where the data directory is, which store to use, who the issuer is.
 
 Settings come from arguments first, then `XINLIAN_*` environment variables, then defaults.
+Request hardening (query limits, rates, Redis, the public safelist) is described in docs/hardening.md.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .guard.query_limits import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryLimits
+from .guard.rate_limits import RateRules
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -15,6 +20,24 @@ def _env_bool(name: str, default: bool) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_query_limits(prefix: str, defaults: QueryLimits) -> QueryLimits:
+    """Query limits from `{prefix}MAX_DEPTH`, `{prefix}MAX_ALIASES`, ... (e.g. XINLIAN_PUBLIC_MAX_COST)."""
+    values = {}
+    for spec in dataclasses.fields(QueryLimits):
+        raw = os.environ.get(f"{prefix}{spec.name.upper()}")
+        values[spec.name] = int(raw) if raw is not None else getattr(defaults, spec.name)
+    return QueryLimits(**values)
+
+
+def _env_rate_rules() -> RateRules:
+    defaults = RateRules()
+    return RateRules(
+        public_ip=os.environ.get("XINLIAN_RATE_PUBLIC", defaults.public_ip),
+        graphql_ip=os.environ.get("XINLIAN_RATE_IP", defaults.graphql_ip),
+        client=os.environ.get("XINLIAN_RATE_CLIENT", defaults.client),
+    )
 
 
 @dataclass(frozen=True)
@@ -27,9 +50,17 @@ class Settings:
     batch_limit: int = 1000  # legalPersons(usccs:) at most this many codes
     search_limit: int = 50  # searchLegalPersons(first:) at most this many
     public_introspection: bool = True
+    introspection: bool = True  # on /graphql
     request_timeout: float = 30.0  # seconds for one GraphQL request, all departments included
     policy_path: Path | None = None
     connectors_path: Path | None = None
+    max_body_bytes: int = 64 * 1024  # a larger GraphQL request body is refused (413)
+    query_limits: QueryLimits = AUTHENTICATED_LIMITS  # /graphql
+    public_query_limits: QueryLimits = PUBLIC_LIMITS  # /public/graphql
+    rate_limits: RateRules = field(default_factory=RateRules)
+    redis_url: str | None = None  # rate-limit counts shared through Redis; process memory when None
+    redis_key_prefix: str = "xinlian"
+    public_safelist_path: Path | None = None  # persisted-query safelist for /public/graphql
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -46,6 +77,7 @@ class Settings:
         issuer = os.environ.get("XINLIAN_ISSUER") or f"http://{host}:{port}"
         policy = os.environ.get("XINLIAN_POLICY")
         connectors = os.environ.get("XINLIAN_CONNECTORS")
+        safelist = os.environ.get("XINLIAN_PUBLIC_SAFELIST")
         return cls(
             data_dir=directory,
             database_url=url,
@@ -54,7 +86,15 @@ class Settings:
             access_token_ttl=int(os.environ.get("XINLIAN_TOKEN_TTL", "900")),
             batch_limit=int(os.environ.get("XINLIAN_BATCH_LIMIT", "1000")),
             public_introspection=_env_bool("XINLIAN_PUBLIC_INTROSPECTION", True),
+            introspection=_env_bool("XINLIAN_INTROSPECTION", True),
             request_timeout=float(os.environ.get("XINLIAN_REQUEST_TIMEOUT", "30")),
             policy_path=Path(policy) if policy else None,
             connectors_path=Path(connectors) if connectors else directory / "connectors.toml",
+            max_body_bytes=int(os.environ.get("XINLIAN_MAX_BODY_BYTES", str(64 * 1024))),
+            query_limits=_env_query_limits("XINLIAN_", AUTHENTICATED_LIMITS),
+            public_query_limits=_env_query_limits("XINLIAN_PUBLIC_", PUBLIC_LIMITS),
+            rate_limits=_env_rate_rules(),
+            redis_url=os.environ.get("XINLIAN_REDIS_URL") or None,
+            redis_key_prefix=os.environ.get("XINLIAN_REDIS_KEY_PREFIX", "xinlian"),
+            public_safelist_path=Path(safelist) if safelist else None,
         )

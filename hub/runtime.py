@@ -1,7 +1,9 @@
 """`HubRuntime`: the long-lived parts of a running hub, opened at start-up and closed at shutdown.
 
 It owns the store, the keyring and bearer validator, the active policy, the federation of
-connectors, the two schemas (authenticated full schema, public contract) and the audit trail.
+connectors, the two schemas (authenticated full schema, public contract), the audit trail, and
+the request guards (rate limiter, public safelist). Each schema carries its endpoint's query
+limits and introspection switch as Strawberry extensions.
 """
 
 from __future__ import annotations
@@ -13,13 +15,7 @@ from typing import Any
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 
 from xinlian.keys.keyring import Keyring
 from xinlian.policies import Policy, load_policy
@@ -31,38 +27,48 @@ from .auth.bearer import BearerValidator
 from .config import Settings
 from .executor import Federation, HubResolvers
 from .executor.cache import PublicRecordCache
+from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, RateRules, Safelist
 from .principal import Principal
 from .store import Store
 
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
-def _extensions(introspection: bool = True) -> list[Any]:
-    """Per-request extension factories (caches are shared module-level LRUs keyed by schema)."""
+def _extensions(limits: QueryLimits, introspection: bool = True) -> list[Any]:
+    """Per-request extension factories, in the order they must run.
+
+    The token limit applies while parsing; `QueryGuard` (depth, aliases, root fields, cost) runs
+    in the validation stage ahead of `ValidationCache`, so an over-limit document is neither
+    validated nor executed. The caches are module-level LRUs keyed by document text.
+    """
     extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: ParserCache(maxsize=512),
+        lambda: QueryGuard(limits),
         lambda: ValidationCache(maxsize=512),
-        lambda: QueryDepthLimiter(max_depth=10),
-        lambda: MaxAliasesLimiter(max_alias_count=50),
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return extensions
 
 
-def public_contract(policy: Policy, resolvers: HubResolvers, introspection: bool = True) -> strawberry.Schema:
+def public_contract(
+    policy: Policy, resolvers: HubResolvers, introspection: bool = True, limits: QueryLimits = PUBLIC_LIMITS
+) -> strawberry.Schema:
     """The public endpoint's schema: only fields PUBLIC under `policy` exist."""
     public = Principal.public(policy.public_scope)
     return build_schema(
         lambda family, field: decide(policy, public, family, field).allowed,
         resolvers,
-        extensions=_extensions(introspection),
+        extensions=_extensions(limits, introspection),
     )
 
 
-def full_schema(resolvers: HubResolvers) -> strawberry.Schema:
+def full_schema(
+    resolvers: HubResolvers, introspection: bool = True, limits: QueryLimits = AUTHENTICATED_LIMITS
+) -> strawberry.Schema:
     """The authenticated endpoint's schema: every catalogued field exists; policy filters values."""
-    return build_schema(lambda family, field: True, resolvers, extensions=_extensions())
+    return build_schema(lambda family, field: True, resolvers, extensions=_extensions(limits, introspection))
 
 
 async def _warm_up(federation: Federation, seconds: float = 60.0) -> None:
@@ -84,10 +90,13 @@ class HubRuntime:
     public_schema: strawberry.Schema
     audit: AuditTrail
     cache: PublicRecordCache = field(default_factory=PublicRecordCache)
+    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(RateRules()))
+    safelist: Safelist | None = None  # persisted-query safelist of /public/graphql
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir)
         policy = load_policy(settings.policy_path)
@@ -100,6 +109,8 @@ class HubRuntime:
         resolvers = HubResolvers()
         audit = AuditTrail(store)
         await audit.start()
+        rate_limiter = RateLimiter(settings.rate_limits, settings.redis_url, settings.redis_key_prefix)
+        await rate_limiter.start()
         return cls(
             settings=settings,
             store=store,
@@ -107,9 +118,13 @@ class HubRuntime:
             validator=BearerValidator(keyring, settings.issuer, settings.audience),
             policy=policy,
             federation=federation,
-            schema=full_schema(resolvers),
-            public_schema=public_contract(policy, resolvers, settings.public_introspection),
+            schema=full_schema(resolvers, settings.introspection, settings.query_limits),
+            public_schema=public_contract(
+                policy, resolvers, settings.public_introspection, settings.public_query_limits
+            ),
             audit=audit,
+            rate_limiter=rate_limiter,
+            safelist=safelist,
         )
 
     def today(self) -> dt.date:
@@ -117,6 +132,7 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
+        await self.rate_limiter.close()
         await self.audit.stop()
         await self.federation.close()
         await self.store.close()

@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL / MariaDB databases made per test and dropped afterwards.
+"""Shared fixtures: real PostgreSQL / MariaDB databases made per test and dropped afterwards,
+and the machine's Redis with a key prefix per test whose keys are deleted afterwards.
 
 A test that needs a service skips with a clear reason when the service is absent, unless
 XINLIAN_REQUIRE_SERVICES=1 (set by .ci/run), in which case it fails.
@@ -16,6 +17,7 @@ import pytest
 REQUIRE_SERVICES = os.environ.get("XINLIAN_REQUIRE_SERVICES") == "1"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 MARIADB_HOST, MARIADB_PORT = "127.0.0.1", 3306
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 
 
 def _answers(host: str, port: int) -> bool:
@@ -139,3 +141,28 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def redis_key_prefix() -> str:
+    """A key prefix of this test's own in Redis (give it to the hub as `redis_key_prefix`)."""
+    return f"xinlian-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_url(redis_key_prefix: str) -> Iterator[str]:
+    """The machine's Redis (`redis://` URL); every key under `redis_key_prefix` is deleted afterwards."""
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    import redis
+
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+    try:
+        yield url
+    finally:
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(match=f"{redis_key_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()

@@ -1,8 +1,12 @@
 """The two GraphQL endpoints: `/graphql` (bearer token) and `/public/graphql` (anonymous).
 
-Request stages: read a bounded body → authenticate → execute over the endpoint's schema with a
-fresh `RequestContext` → format errors (masking anything unexpected) → write the audit entry →
-respond. If the audit entry cannot be stored the response is withheld (503).
+Request stages: method → rate limit per IP → authenticate → rate limit per client → read a
+bounded body → parse the HTTP request → persisted-query safelist (public) → execute over the
+endpoint's schema with a fresh `RequestContext` (the schema's extensions refuse over-limit
+documents before validation: tokens, depth, aliases, root fields, cost) → format errors (masking
+anything unexpected) → write the audit entry → respond. Every refusal is a GraphQL-shaped error
+with an `extensions.code` (docs/hardening.md) and is audited as "rejected". If the audit entry
+cannot be stored the response is withheld (503).
 """
 
 from __future__ import annotations
@@ -19,22 +23,44 @@ from typing import Any
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.auth.bearer import InvalidToken, principal_from_request, unauthorized_response
 from xinlian.hub.executor import RequestContext
+from xinlian.hub.guard import (
+    BATCHING_NOT_SUPPORTED,
+    QUERY_TOO_DEEP,
+    RATE_LIMITED,
+    PersistedQueryRefused,
+    code_for_parse_error,
+    resolve_document,
+)
+from xinlian.hub.guard.rate_limits import CLIENT, GRAPHQL_IP, PUBLIC_IP
 from xinlian.hub.principal import Principal
 from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.graphql")
-MAX_BODY_BYTES = 64 * 1024
+MAX_BODY_BYTES = 64 * 1024  # the default of Settings.max_body_bytes
 
 
 class RequestRejected(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    """A request refused before execution: HTTP status, `extensions.code`, message (and headers)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers or {}
+        self.extensions = extensions or {}
 
 
 class Unauthenticated(Exception):
@@ -45,57 +71,90 @@ class Unauthenticated(Exception):
 
 @dataclass(frozen=True)
 class GraphQLRequest:
-    query: str
+    query: str | None  # None only when the request names a persisted query by hash
     variables: dict[str, Any] | None
     operation_name: str | None
+    persisted_hash: str | None = None  # extensions.persistedQuery.sha256Hash
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestRejected(413, "PAYLOAD_TOO_LARGE", f"request body over {MAX_BODY_BYTES} bytes")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestRejected(413, "PAYLOAD_TOO_LARGE", f"request body over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
-        if len(body) > MAX_BODY_BYTES:
-            raise RequestRejected(413, "PAYLOAD_TOO_LARGE", f"request body over {MAX_BODY_BYTES} bytes")
+        if len(body) > limit:
+            raise RequestRejected(413, "PAYLOAD_TOO_LARGE", f"request body over {limit} bytes")
     return bytes(body)
+
+
+def _json_parameter(name: str, text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # ValueError: bad JSON, or an integer too long to convert
+        raise RequestRejected(400, "BAD_REQUEST", f"{name} is not valid JSON") from None
+
+
+def _persisted_hash(extensions: Any) -> str | None:
+    """`extensions.persistedQuery.sha256Hash` (Apollo's persisted queries), if the request has one."""
+    if extensions is None:
+        return None
+    if not isinstance(extensions, dict):
+        raise RequestRejected(400, "BAD_REQUEST", "extensions must be an object")
+    persisted = extensions.get("persistedQuery")
+    if persisted is None:
+        return None
+    digest = persisted.get("sha256Hash") if isinstance(persisted, dict) else None
+    if not isinstance(digest, str) or not digest:
+        raise RequestRejected(400, "BAD_REQUEST", "extensions.persistedQuery.sha256Hash must be a string")
+    return digest.lower()
 
 
 def _parse(request: Request, body: bytes) -> GraphQLRequest:
     if request.method == "GET":
         params = request.query_params
-        raw: dict[str, Any] = {"query": params.get("query"), "operationName": params.get("operationName")}
-        if params.get("variables"):
-            try:
-                raw["variables"] = json.loads(params["variables"])
-            except json.JSONDecodeError:
-                raise RequestRejected(400, "BAD_REQUEST", "variables is not valid JSON") from None
+        raw: Any = {"query": params.get("query"), "operationName": params.get("operationName")}
+        for name in ("variables", "extensions"):
+            if params.get(name):
+                raw[name] = _json_parameter(name, params[name])
     else:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type == "application/graphql":
-            raw = {"query": body.decode("utf-8", errors="replace")}
-        elif content_type in ("application/json", ""):
             try:
-                raw = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-                raise RequestRejected(400, "BAD_REQUEST", "request body is not valid JSON") from None
+                raw = {"query": body.decode("utf-8")}
+            except UnicodeDecodeError:
+                raise RequestRejected(400, "BAD_REQUEST", "request body is not valid UTF-8") from None
+        elif content_type in ("application/json", ""):
+            raw = _json_parameter("request body", body)
         else:
             raise RequestRejected(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
+    if isinstance(raw, list):
+        raise RequestRejected(
+            400, BATCHING_NOT_SUPPORTED, "batched requests (a JSON array) are not supported; send one operation"
+        )
     if not isinstance(raw, dict):
         raise RequestRejected(400, "BAD_REQUEST", "request body must be a JSON object")
     query, variables, operation = raw.get("query"), raw.get("variables"), raw.get("operationName")
-    if not isinstance(query, str) or not query.strip():
+    persisted = _persisted_hash(raw.get("extensions"))
+    if not (query is None and persisted) and (not isinstance(query, str) or not query.strip()):
         raise RequestRejected(400, "BAD_REQUEST", "query must be a non-empty string")
     if variables is not None and not isinstance(variables, dict):
         raise RequestRejected(400, "BAD_REQUEST", "variables must be an object")
     if operation is not None and not isinstance(operation, str):
         raise RequestRejected(400, "BAD_REQUEST", "operationName must be a string")
-    return GraphQLRequest(query, variables, operation)
+    return GraphQLRequest(query, variables, operation, persisted)
 
 
 def _format_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
+    limit_code = code_for_parse_error(error)
+    if limit_code == QUERY_TOO_DEEP and isinstance(original, RecursionError):
+        return {"message": "The document is nested too deeply", "extensions": {"code": limit_code}}
+    if limit_code is not None:
+        formatted = dict(error.formatted)
+        formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": limit_code}
+        return formatted
     if original is not None and not isinstance(original, GraphQLError):
         out: dict[str, Any] = {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
         if error.path:
@@ -112,8 +171,13 @@ def _format_error(error: GraphQLError) -> dict[str, Any]:
     return formatted
 
 
-def _error_body(code: str, message: str) -> dict[str, Any]:
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+def _error_body(code: str, message: str, extensions: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code, **(extensions or {})}}]}
+
+
+def _client_ip(request: Request) -> str:
+    """The peer address (behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips)."""
+    return request.client.host if request.client else "unknown"
 
 
 class GraphQLEndpoint:
@@ -136,13 +200,16 @@ class GraphQLEndpoint:
         try:
             if request.method not in ("GET", "POST"):
                 raise RequestRejected(405, "METHOD_NOT_ALLOWED", "use POST (or GET for queries)")
+            await self._admit(runtime, PUBLIC_IP if self.public else GRAPHQL_IP, _client_ip(request))
             if principal is None:
-                try:
-                    principal = principal_from_request(request, runtime.validator)
-                except InvalidToken as exc:
-                    raise Unauthenticated(str(exc)) from None
-            gql = _parse(request, await _read_body(request))
+                principal = await self._authenticate(request, runtime)
+                await self._admit(runtime, CLIENT, principal.client_id)
+            gql = _parse(request, await _read_body(request, runtime.settings.max_body_bytes))
             operation = gql.operation_name
+            try:
+                query = resolve_document(gql.query, gql.persisted_hash, runtime.safelist if self.public else None)
+            except PersistedQueryRefused as exc:
+                raise RequestRejected(400, exc.code, exc.message) from None
             ctx = RequestContext(
                 principal=principal,
                 policy=runtime.policy,
@@ -157,15 +224,19 @@ class GraphQLEndpoint:
             schema = runtime.public_schema if self.public else runtime.schema
             try:
                 result = await asyncio.wait_for(
-                    schema.execute(
-                        gql.query, variable_values=gql.variables, context_value=ctx, operation_name=gql.operation_name
-                    ),
+                    schema.execute(query, variable_values=gql.variables, context_value=ctx, operation_name=operation),
                     timeout=runtime.settings.request_timeout,
                 )
             except (asyncio.TimeoutError, TimeoutError):
                 raise RequestRejected(
                     504, "REQUEST_TIMEOUT", f"the request did not complete within {runtime.settings.request_timeout:g} s"
                 ) from None
+            except CannotGetOperationTypeError as exc:
+                raise RequestRejected(400, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason()) from None
+            except InvalidOperationTypeError as exc:
+                raise RequestRejected(400, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason(request.method)) from None
+            except MissingQueryError:
+                raise RequestRejected(400, "BAD_REQUEST", "query must be a non-empty string") from None
             errors = [_format_error(e) for e in result.errors or []] + ctx.denial_errors()
             error_codes = sorted({e["extensions"]["code"] for e in errors})
             if result.data is None and errors and all("path" not in e for e in errors):
@@ -181,7 +252,8 @@ class GraphQLEndpoint:
             early = unauthorized_response(exc.reason)
         except RequestRejected as exc:
             status, outcome, error_codes = exc.status, "rejected", [exc.code]
-            body = _error_body(exc.code, exc.message)
+            body = _error_body(exc.code, exc.message, exc.extensions)
+            headers.update(exc.headers)
         except Exception:  # never a stack trace to the caller
             log.exception("request %s failed", request_id)
             status, outcome, error_codes = 500, "error", ["INTERNAL_SERVER_ERROR"]
@@ -199,6 +271,26 @@ class GraphQLEndpoint:
             early.headers["x-request-id"] = request_id
             return early
         return JSONResponse(body, status_code=status, headers=headers)
+
+    async def _authenticate(self, request: Request, runtime: HubRuntime) -> Principal:
+        """The caller of /graphql, from its bearer token: the one place a token is checked."""
+        try:
+            return principal_from_request(request, runtime.validator)
+        except InvalidToken as exc:
+            raise Unauthenticated(str(exc)) from None
+
+    async def _admit(self, runtime: HubRuntime, scope: str, key: str) -> None:
+        """Count this request against `scope`'s rate for `key`; over the limit → 429 with Retry-After."""
+        admission = await runtime.rate_limiter.admit(scope, key)
+        if not admission.allowed:
+            wait = admission.retry_after
+            raise RequestRejected(
+                429,
+                RATE_LIMITED,
+                f"Too many requests ({admission.limit}); retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+                extensions={"retryAfter": wait},
+            )
 
     async def _audit(
         self,
