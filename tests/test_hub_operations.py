@@ -21,6 +21,7 @@ def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
     with running_hub(tmp_path, legal_persons=30, natural_persons=10) as hub:
         ready = hub.http.get("/readyz").json()
         assert ready["status"] == "ready" and ready["store"] == "ok"
+        assert ready["rateLimiter"]["storage"] == "memory" and ready["rateLimiter"]["state"] == "ok"
         assert {c["connector"]: c["condition"] for c in ready["connectors"]} == {
             "market": "healthy", "tax": "healthy", "environment": "healthy", "courts": "healthy", "hr": "healthy"
         }

@@ -57,5 +57,6 @@ async def readyz(request: Request) -> Response:
         "status": "ready" if store_ok else "unready",
         "store": "ok" if store_ok else "unreachable",
         "connectors": departments,
+        "rateLimiter": runtime.rate_limiter.status(),  # degraded (Redis away) does not make the hub unready
     }
     return JSONResponse(body, status_code=200 if store_ok else 503)
