@@ -24,6 +24,7 @@ from xinlian.schema.graphql import build_schema
 
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
+from .auth.revocation import revocation_list
 from .config import Settings
 from .executor import Federation, HubResolvers
 from .executor.cache import PublicRecordCache
@@ -115,7 +116,7 @@ class HubRuntime:
             settings=settings,
             store=store,
             keyring=keyring,
-            validator=BearerValidator(keyring, settings.issuer, settings.audience),
+            validator=BearerValidator(keyring, settings.issuer, settings.audience, revocations=revocation_list(store)),
             policy=policy,
             federation=federation,
             schema=full_schema(resolvers, settings.introspection, settings.query_limits),

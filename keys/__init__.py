@@ -1,6 +1,7 @@
 """Key material management: the signing keyring in the data directory, JWKS, rotation.
 
-`keys.keyring.Keyring` owns `<data-dir>/keys/` (generated on first run, never in the
-repository): the ES256 key that signs access tokens, the keys that verify them, and the JWKS
-published at `/.well-known/jwks.json`.
+- `keys.manifest`: the on-disk layout of `<data-dir>/keys/` (never in the repository);
+- `keys.keyring.Keyring`: the ES256 key that signs access tokens, the keys that verify them,
+  the JWKS published at `/.well-known/jwks.json`; reloads itself when the manifest changes;
+- `keys.rotation.rotate`: a new signing key, the old one verifying until its grace period ends.
 """

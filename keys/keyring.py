@@ -1,135 +1,71 @@
-"""The hub's signing keyring: ES256 keys in `<data-dir>/keys/`, the key that signs, the keys that verify, JWKS.
+"""The hub's signing keyring: the ES256 key that signs, the keys that verify, JWKS — kept current.
 
-Layout of `<data-dir>/keys/` (directory 0700, every file 0600; never inside the repository):
+The files (`<data-dir>/keys/manifest.json` and one `<kid>.pem` per key) are described in
+`keys.manifest`; rotation (`xinlian keys rotate`) is `keys.rotation.rotate`.
 
-    manifest.json      {"format": 1, "signing": KID, "keys": [KEY ENTRY, ...]}
-    <kid>.pem          one PKCS#8 private key per entry (EC P-256), named by its kid
-    .lock              taken (flock) while the keyring is created or changed
+Key life cycle (the status `xinlian keys list` shows):
+- `active`: the one key that signs new tokens (the manifest's "signing" kid); it also verifies.
+- `retired-verifying`: retired by a rotation, still inside its grace period (`verify_until` in
+  the future): published in the JWKS and accepted on tokens, never used to sign.
+- `expired`: past `verify_until`; kept on disk for the record, no longer published or accepted.
+- `verifying`: not retired and not signing (only a hand-edited manifest has one): accepted.
 
-A key entry is `{"kid", "alg", "crv", "file", "created", "retired", "verify_until"}`, timestamps
-ISO 8601 UTC or null. `kid` is the key's RFC 7638 JWK thumbprint (SHA-256), checked on every load.
+A running hub picks up a rotation without restart: every use of the keyring checks, at most
+once per `reload_interval` seconds (default `RELOAD_INTERVAL` = 2), whether `manifest.json` was
+replaced (inode, mtime, size) and if so reloads it under the directory lock. A rotation
+therefore takes effect in every hub process within `reload_interval` seconds. A manifest that
+fails to load keeps the previous keys in use (and is logged) until it is fixed.
 
-Key life cycle, so that rotation (a later issue) fits without a new layout:
-- `signing`: the one key that signs new tokens (the manifest's "signing" kid).
-- `verifying`: published in the JWKS and accepted on tokens, but no longer (or not yet) signing:
-  an entry with `retired` null, or retired with `verify_until` still in the future.
-- `retired`: past its grace period; kept on disk for the record, no longer published or accepted.
-Rotation will add a key, point "signing" at it and set the old key's `retired` and `verify_until`.
-
-Only creation on first run and loading are implemented here; anything unexpected on disk (a
-missing key file, a thumbprint that does not match, a corrupt manifest) raises `KeyringError`
-rather than silently replacing keys, because new keys would invalidate every token in flight.
+Anything unexpected on disk (a missing key file, a thumbprint that does not match, a corrupt
+manifest) raises `KeyringError` on first load rather than silently replacing keys, because new
+keys would invalidate every token in flight.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import logging
-import os
-import stat
-import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from joserfc.jwk import ECKey
 
-try:  # POSIX: serialise first-run creation between processes sharing a data directory
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from .manifest import (
+    ALGORITHM,
+    CURVE,
+    DIR_MODE,
+    MANIFEST,
+    KeyEntry,
+    KeyringError,
+    Manifest,
+    load_private_key,
+    locked,
+    manifest_signature,
+    new_key_entry,
+    read_manifest,
+    tighten,
+    utcnow,
+    write_private,
+)
+
+__all__ = ["ALGORITHM", "CURVE", "KeyDescription", "KeyEntry", "Keyring", "KeyringError", "key_directory"]
 
 log = logging.getLogger("xinlian.keys")
 
-ALGORITHM = "ES256"
-CURVE = "P-256"
-MANIFEST = "manifest.json"
-LOCK = ".lock"
-FORMAT = 1
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+RELOAD_INTERVAL = 2.0  # seconds between checks of manifest.json for a rotation
+
+ACTIVE = "active"
+RETIRED_VERIFYING = "retired-verifying"
+EXPIRED = "expired"
+VERIFYING = "verifying"
 
 
-class KeyringError(Exception):
-    """The key directory is unreadable, inconsistent or tampered with."""
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _iso(moment: dt.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: Any, what: str) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise KeyringError(f"{what} is not a timestamp")
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise KeyringError(f"{what} is not a timestamp: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
-
-
-@dataclass(frozen=True)
-class KeyEntry:
-    """One key of the manifest (its metadata; the key itself is in `file`)."""
-
-    kid: str
-    alg: str
-    crv: str
-    file: str
-    created: dt.datetime
-    retired: dt.datetime | None = None
-    verify_until: dt.datetime | None = None
-
-    def verifies_at(self, moment: dt.datetime) -> bool:
-        """Whether tokens signed with this key are still accepted at `moment`."""
-        if self.retired is None:
-            return True
-        return self.verify_until is not None and moment < self.verify_until
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kid": self.kid,
-            "alg": self.alg,
-            "crv": self.crv,
-            "file": self.file,
-            "created": _iso(self.created),
-            "retired": _iso(self.retired),
-            "verify_until": _iso(self.verify_until),
-        }
-
-    @classmethod
-    def from_json(cls, raw: Any) -> "KeyEntry":
-        if not isinstance(raw, dict):
-            raise KeyringError("manifest key entry is not an object")
-        kid, alg, crv, file = (raw.get(name) for name in ("kid", "alg", "crv", "file"))
-        if not all(isinstance(v, str) and v for v in (kid, alg, crv, file)):
-            raise KeyringError("manifest key entry lacks kid, alg, crv or file")
-        if alg != ALGORITHM or crv != CURVE:
-            raise KeyringError(f"key {kid}: unsupported algorithm {alg}/{crv} (expected {ALGORITHM}/{CURVE})")
-        if Path(file).name != file or file.startswith("."):
-            raise KeyringError(f"key {kid}: file name {file!r} must be a plain file in the key directory")
-        created = _parse_time(raw.get("created"), f"key {kid} created")
-        if created is None:
-            raise KeyringError(f"key {kid}: missing created timestamp")
-        return cls(
-            kid=kid,
-            alg=alg,
-            crv=crv,
-            file=file,
-            created=created,
-            retired=_parse_time(raw.get("retired"), f"key {kid} retired"),
-            verify_until=_parse_time(raw.get("verify_until"), f"key {kid} verify_until"),
-        )
+def key_directory(data_dir: Path | str) -> Path:
+    """`<data-dir>/keys`, absolute."""
+    return Path(data_dir).expanduser().resolve() / "keys"
 
 
 @dataclass(frozen=True)
@@ -141,56 +77,33 @@ class KeyDescription:
     created: dt.datetime
     retired: dt.datetime | None
     verify_until: dt.datetime | None
-    status: str  # signing | verifying | retired
+    status: str  # active | retired-verifying | expired | verifying
     path: Path
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically, readable by the owner only, and make it durable."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent reading of the key directory (swapped whole on reload)."""
 
+    manifest: Manifest
+    private: dict[str, ECKey]  # kid -> private key (kid, alg and use set)
+    public: dict[str, ECKey]  # kid -> public key
+    signature: tuple[int, int, int] | None
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can fsync a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    @classmethod
+    def read(cls, directory: Path) -> "_Snapshot":
+        signature = manifest_signature(directory)
+        manifest = read_manifest(directory)
+        private = {e.kid: load_private_key(directory, e) for e in manifest.entries}
+        public = {kid: ECKey.import_key(key.as_dict(private=False)) for kid, key in private.items()}
+        return cls(manifest, private, public, signature)
 
-
-def _tighten(path: Path, mode: int) -> None:
-    """Restore owner-only permissions if someone loosened them."""
-    current = stat.S_IMODE(path.stat().st_mode)
-    if current != mode:
-        log.warning("%s had mode %o; setting %o", path, current, mode)
-        os.chmod(path, mode)
-
-
-@contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    if fcntl is None:  # pragma: no cover - Windows
-        yield
-        return
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    def status(self, entry: KeyEntry, moment: dt.datetime) -> str:
+        if entry.kid == self.manifest.signing:
+            return ACTIVE
+        if entry.retired is None:
+            return VERIFYING
+        return RETIRED_VERIFYING if entry.verifies_at(moment) else EXPIRED
 
 
 class Keyring:
@@ -198,114 +111,112 @@ class Keyring:
 
     algorithm = ALGORITHM
 
-    def __init__(self, directory: Path, signing: str, entries: list[KeyEntry], keys: dict[str, ECKey]) -> None:
+    def __init__(self, directory: Path, snapshot: _Snapshot, *, reload_interval: float = RELOAD_INTERVAL) -> None:
         self.directory = directory
-        self._signing = signing
-        self._entries = entries
-        self._keys = keys  # kid -> private ECKey (kid, alg and use set)
-        self._public = {kid: ECKey.import_key(key.as_dict(private=False)) for kid, key in keys.items()}
+        self.reload_interval = reload_interval
+        self._snapshot = snapshot
+        self._checked_at = time.monotonic()
+        self._reload_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> "Keyring":
+    def load_or_create(cls, data_dir: Path, *, reload_interval: float = RELOAD_INTERVAL) -> "Keyring":
         """The keyring of `data_dir`, generating its first signing key if there is none yet."""
-        directory = Path(data_dir).expanduser().resolve() / "keys"
+        directory = key_directory(data_dir)
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        _tighten(directory, DIR_MODE)
-        with _locked(directory):
+        tighten(directory, DIR_MODE)
+        with locked(directory):
             if not (directory / MANIFEST).exists():
                 cls._create(directory)
-            return cls._read(directory)
+            return cls(directory, _Snapshot.read(directory), reload_interval=reload_interval)
 
     @classmethod
-    def load(cls, data_dir: Path) -> "Keyring | None":
+    def load(cls, data_dir: Path, *, reload_interval: float = RELOAD_INTERVAL) -> "Keyring | None":
         """The keyring of `data_dir` if it has one (never creates keys)."""
-        directory = Path(data_dir).expanduser().resolve() / "keys"
+        directory = key_directory(data_dir)
         if not (directory / MANIFEST).exists():
             return None
-        with _locked(directory):
-            return cls._read(directory)
+        with locked(directory):
+            return cls(directory, _Snapshot.read(directory), reload_interval=reload_interval)
 
-    @classmethod
-    def _create(cls, directory: Path) -> None:
+    @staticmethod
+    def _create(directory: Path) -> None:
         strays = sorted(p.name for p in directory.glob("*.pem"))
         if strays:
             raise KeyringError(
                 f"{directory} holds key files ({', '.join(strays)}) but no {MANIFEST}; "
                 "refusing to generate new keys over them"
             )
-        key = ECKey.generate_key(CURVE, private=True)
-        kid = key.thumbprint()
-        entry = KeyEntry(kid=kid, alg=ALGORITHM, crv=CURVE, file=f"{kid}.pem", created=_utcnow())
-        _write_private(directory / entry.file, key.as_pem(private=True))
-        manifest = {"format": FORMAT, "signing": kid, "keys": [entry.to_json()]}
-        _write_private(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-        log.info("generated signing key %s in %s", kid, directory)
+        entry = new_key_entry(directory, utcnow())
+        write_private(directory / MANIFEST, Manifest(entry.kid, (entry,)).to_bytes())
+        log.info("generated signing key %s in %s", entry.kid, directory)
 
-    @classmethod
-    def _read(cls, directory: Path) -> "Keyring":
-        manifest_path = directory / MANIFEST
-        _tighten(manifest_path, FILE_MODE)
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise KeyringError(f"cannot read {manifest_path}: {exc}") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise KeyringError(f"{manifest_path}: unknown manifest format")
-        raw_entries = manifest.get("keys")
-        if not isinstance(raw_entries, list) or not raw_entries:
-            raise KeyringError(f"{manifest_path}: no keys listed")
-        entries = [KeyEntry.from_json(raw) for raw in raw_entries]
-        if len({e.kid for e in entries}) != len(entries):
-            raise KeyringError(f"{manifest_path}: a kid is listed twice")
-        keys = {entry.kid: cls._load_key(directory, entry) for entry in entries}
-        signing = manifest.get("signing")
-        by_kid = {e.kid: e for e in entries}
-        if not isinstance(signing, str) or signing not in by_kid:
-            raise KeyringError(f"{manifest_path}: the signing kid is not one of the listed keys")
-        if by_kid[signing].retired is not None:
-            raise KeyringError(f"{manifest_path}: the signing key {signing} is retired")
-        return cls(directory, signing, entries, keys)
+    def reload_if_changed(self, *, force: bool = False) -> bool:
+        """Reload the manifest if it was replaced since the last load; True if keys changed.
 
-    @staticmethod
-    def _load_key(directory: Path, entry: KeyEntry) -> ECKey:
-        path = directory / entry.file
+        Checks the file at most once per `reload_interval` seconds unless `force`. Never raises:
+        a manifest that does not load is logged and the keys in use stay in use.
+        """
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.reload_interval:
+            return False
+        if not self._reload_lock.acquire(blocking=force):
+            return False  # another thread is reloading right now; use the current keys
         try:
-            _tighten(path, FILE_MODE)
-            pem = path.read_bytes()
-        except OSError as exc:
-            raise KeyringError(f"key {entry.kid}: cannot read {path}: {exc.strerror}") from None
-        try:
-            key = ECKey.import_key(pem, {"kid": entry.kid, "alg": ALGORITHM, "use": "sig"})
-        except Exception:
-            raise KeyringError(f"key {entry.kid}: {path} is not a valid EC private key") from None
-        if not key.is_private or key.curve_name != CURVE:
-            raise KeyringError(f"key {entry.kid}: {path} is not a {CURVE} private key")
-        if key.thumbprint() != entry.kid:
-            raise KeyringError(f"key {entry.kid}: {path} does not match its kid (thumbprint differs)")
-        return key
+            self._checked_at = now
+            if manifest_signature(self.directory) == self._snapshot.signature:
+                return False
+            with locked(self.directory):
+                fresh = _Snapshot.read(self.directory)
+        except (KeyringError, OSError) as exc:
+            log.error("keyring %s not reloaded, keeping the keys in use: %s", self.directory, exc)
+            return False
+        finally:
+            self._reload_lock.release()
+        previous, self._snapshot = self._snapshot, fresh
+        if previous.manifest.signing != fresh.manifest.signing:
+            log.info("keyring reloaded: signing key is now %s", fresh.manifest.signing)
+        return True
+
+    def _current(self) -> _Snapshot:
+        self.reload_if_changed()
+        return self._snapshot
 
     # -- use ------------------------------------------------------------------------------
 
     @property
     def kid(self) -> str:
         """The kid of the key that signs new tokens."""
-        return self._signing
+        return self._current().manifest.signing
 
     @property
     def signing_key(self) -> ECKey:
         """The private key that signs new tokens (kid, alg and use set)."""
-        return self._keys[self._signing]
+        return self.signing_pair()[1]
+
+    def signing_pair(self) -> tuple[str, ECKey]:
+        """The signing key's kid and private key, read together (consistent across a reload)."""
+        snapshot = self._current()
+        return snapshot.manifest.signing, snapshot.private[snapshot.manifest.signing]
 
     def verification_keys(self, at: dt.datetime | None = None) -> dict[str, ECKey]:
         """Public keys whose signatures are accepted now (or at `at`), by kid."""
-        moment = at or _utcnow()
+        snapshot = self._current()
+        moment = at or utcnow()
         return {
-            e.kid: self._public[e.kid]
-            for e in self._entries
-            if e.kid == self._signing or e.verifies_at(moment)
+            e.kid: snapshot.public[e.kid]
+            for e in snapshot.manifest.entries
+            if snapshot.status(e, moment) in (ACTIVE, VERIFYING, RETIRED_VERIFYING)
         }
+
+    def key_status(self, kid: str, at: dt.datetime | None = None) -> str | None:
+        """The status of key `kid` (`active`, `retired-verifying`, `expired`, ...) or None if unknown."""
+        snapshot = self._current()
+        for entry in snapshot.manifest.entries:
+            if entry.kid == kid:
+                return snapshot.status(entry, at or utcnow())
+        return None
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The JSON Web Key Set of the verification keys: public members only, with kid, alg, use."""
@@ -317,14 +228,16 @@ class Keyring:
 
     def describe(self) -> list[KeyDescription]:
         """Every key in the manifest with its status, newest first."""
-        now = _utcnow()
-        out = []
-        for e in self._entries:
-            if e.kid == self._signing:
-                status = "signing"
-            elif e.verifies_at(now):
-                status = "verifying"
-            else:
-                status = "retired"
-            out.append(KeyDescription(e.kid, e.alg, e.created, e.retired, e.verify_until, status, self.directory / e.file))
-        return sorted(out, key=lambda d: d.created, reverse=True)
+        snapshot = self._current()
+        now = utcnow()
+        described = [
+            (
+                (e.created, position),
+                KeyDescription(
+                    e.kid, e.alg, e.created, e.retired, e.verify_until, snapshot.status(e, now), self.directory / e.file
+                ),
+            )
+            for position, e in enumerate(snapshot.manifest.entries)  # later in the manifest = newer on a tie
+        ]
+        return [d for _, d in sorted(described, key=lambda pair: pair[0], reverse=True)]
+

@@ -34,7 +34,8 @@ from xinlian.hub.auth import (
     InvalidToken,
     auth_routes,
     default_scope,
-    principal_from_request,
+    principal_from_request_async,
+    revocation_list,
     unauthorized_response,
 )
 from xinlian.hub.auth.client_secrets import hash_secret, verify_secret
@@ -42,7 +43,7 @@ from xinlian.hub.cli import main
 from xinlian.hub.config import Settings
 from xinlian.hub.principal import Principal
 from xinlian.hub.store import Store
-from xinlian.keys.keyring import Keyring
+from xinlian.keys.keyring import RELOAD_INTERVAL, Keyring
 
 ISSUER = "http://hub.test"
 AUDIENCE = "xinlian-hub"
@@ -52,14 +53,20 @@ TTL = 300
 # --------------------------------------------------------------------------- the test hub
 
 
-def auth_app(settings: Settings) -> Starlette:
-    """The auth routes plus `/whoami`, a bearer-protected route, as the hub mounts them."""
+def auth_app(settings: Settings, *, key_reload_interval: float = RELOAD_INTERVAL) -> Starlette:
+    """The auth routes plus `/whoami`, a bearer-protected route, as the hub mounts them.
+
+    `/whoami` validates like `/graphql` does: `principal_from_request_async` (signature, claims,
+    revocation). `key_reload_interval` is how often the keyring looks for a rotation.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await Store.open(settings.database_url)
-        keyring = Keyring.load_or_create(settings.data_dir)
-        app.state.validator = BearerValidator(keyring, settings.issuer, settings.audience)
+        keyring = Keyring.load_or_create(settings.data_dir, reload_interval=key_reload_interval)
+        app.state.validator = BearerValidator(
+            keyring, settings.issuer, settings.audience, revocations=revocation_list(store)
+        )
         app.router.routes.extend(auth_routes(settings, store, keyring))
         try:
             yield
@@ -68,7 +75,7 @@ def auth_app(settings: Settings) -> Starlette:
 
     async def whoami(request: Request) -> Response:
         try:
-            principal = principal_from_request(request, request.app.state.validator)
+            principal = await principal_from_request_async(request, request.app.state.validator)
         except InvalidToken as exc:
             return unauthorized_response(str(exc))
         return JSONResponse({"client_id": principal.client_id, "kind": principal.kind, "scopes": sorted(principal.scopes)})
@@ -622,15 +629,18 @@ def test_cli_adds_lists_and_disables_clients(data_dir: Path, capsys: pytest.Capt
     assert main(["clients", "list", "--data-dir", str(data_dir)]) == 0
     listing = capsys.readouterr().out
     header, row = listing.splitlines()
-    assert header.split() == ["CLIENT_ID", "NAME", "KIND", "SCOPE", "DISABLED"]
-    assert row.split() == [client_id, "新城区税务局", "department", "credit:public", "credit:shared", "false"]
+    assert header.split() == ["CLIENT_ID", "NAME", "KIND", "SCOPE", "AUTH", "DISABLED"]
+    assert row.split() == [
+        client_id, "新城区税务局", "department", "credit:public", "credit:shared", "client_secret_basic", "false"
+    ]
     assert secret not in listing
 
     assert main(["clients", "disable", client_id, "--data-dir", str(data_dir)]) == 0
     assert f"disabled {client_id}" in capsys.readouterr().out
     assert main(["clients", "list", "--json", "--data-dir", str(data_dir)]) == 0
     [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert listed["disabled"] is True and "secret" not in json.dumps(listed)
+    assert listed["disabled"] is True and listed["auth"] == "client_secret_basic"
+    assert "client_secret" not in listed and "secret_hash" not in listed and secret not in json.dumps(listed)
     assert not asyncio.run(check())
 
 
@@ -662,13 +672,13 @@ def test_cli_lists_keys(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> N
     keyring = Keyring.load_or_create(data_dir)
     assert main(["keys", "list", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["KID", "ALG", "CREATED", "STATUS"]
-    kid, alg, created, status = out[2].split()
-    assert (kid, alg, status) == (keyring.kid, "ES256", "signing")
+    assert out[1].split() == ["KID", "ALG", "CREATED", "VERIFY_UNTIL", "STATUS"]
+    kid, alg, created, verify_until, status = out[2].split()
+    assert (kid, alg, verify_until, status) == (keyring.kid, "ES256", "-", "active")
     assert created.endswith("Z")
     pem = (data_dir / "keys" / f"{keyring.kid}.pem").read_text()
     assert pem.splitlines()[1] not in "\n".join(out)  # no key material
 
     assert main(["keys", "list", "--json", "--data-dir", str(data_dir)]) == 0
     [listed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert (listed["kid"], listed["status"]) == (keyring.kid, "signing")
+    assert (listed["kid"], listed["status"]) == (keyring.kid, "active")

@@ -101,7 +101,7 @@ def test_verification_keys_are_public(tmp_path: Path) -> None:
 def test_describe_shows_the_signing_key(tmp_path: Path) -> None:
     keyring = Keyring.load_or_create(tmp_path)
     [key] = keyring.describe()
-    assert (key.kid, key.alg, key.status) == (keyring.kid, "ES256", "signing")
+    assert (key.kid, key.alg, key.status) == (keyring.kid, "ES256", "active")
     assert key.created <= dt.datetime.now(dt.timezone.utc)
     assert key.path == tmp_path.resolve() / "keys" / f"{keyring.kid}.pem"
 
@@ -190,7 +190,137 @@ def test_manifest_layout_carries_rotation_grace_periods(tmp_path: Path) -> None:
     assert set(keyring.verification_keys()) == {current, in_grace}
     assert {k["kid"] for k in keyring.jwks()["keys"]} == {current, in_grace}
     assert {d.kid: d.status for d in keyring.describe()} == {
-        current: "signing",
-        in_grace: "verifying",
-        past_grace: "retired",
+        current: "active",
+        in_grace: "retired-verifying",
+        past_grace: "expired",
     }
+
+
+# --------------------------------------------------------------------------- rotation and reload
+
+
+def test_rotation_makes_a_new_signing_key_and_keeps_the_old_one_verifying(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    old = Keyring.load_or_create(tmp_path)
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+    done = rotate(tmp_path, grace=600)
+
+    assert done.retired_kid == old.kid and done.new_kid != old.kid
+    assert before + dt.timedelta(seconds=600) <= done.verify_until <= before + dt.timedelta(seconds=602)
+    rotated = Keyring.load_or_create(tmp_path)
+    assert rotated.kid == done.new_kid
+    assert set(rotated.verification_keys()) == {old.kid, done.new_kid}
+    assert {k["kid"] for k in rotated.jwks()["keys"]} == {old.kid, done.new_kid}
+    assert {d.kid: d.status for d in rotated.describe()} == {done.new_kid: "active", old.kid: "retired-verifying"}
+    assert [d.kid for d in rotated.describe()] == [done.new_kid, old.kid]  # newest first
+    for path in (tmp_path / "keys").iterdir():
+        assert mode(path) == 0o600, path
+    manifest = json.loads((tmp_path / "keys" / "manifest.json").read_text())
+    [old_entry] = [e for e in manifest["keys"] if e["kid"] == old.kid]
+    assert old_entry["retired"].endswith("Z") and old_entry["verify_until"].endswith("Z")
+
+
+def test_a_token_signed_before_rotation_verifies_until_the_grace_ends(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    old = Keyring.load_or_create(tmp_path)
+    token = jwt.encode({"alg": "ES256", "kid": old.kid}, {"n": 1}, old.signing_key, algorithms=["ES256"])
+    done = rotate(tmp_path, grace=60)
+    keyring = Keyring.load_or_create(tmp_path)
+
+    assert jwt.decode(token, keyring.verification_keys()[old.kid], algorithms=["ES256"]).claims == {"n": 1}
+    after_grace = done.verify_until + dt.timedelta(seconds=1)
+    assert old.kid not in keyring.verification_keys(at=after_grace)
+    assert keyring.key_status(old.kid, at=after_grace) == "expired"
+    assert keyring.key_status(done.new_kid, at=after_grace) == "active"
+    assert keyring.key_status("no-such-kid") is None
+
+
+def test_rotation_with_zero_grace_stops_the_old_key_at_once(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    old = Keyring.load_or_create(tmp_path)
+    moment = dt.datetime(2026, 5, 1, 8, 0, 0, tzinfo=dt.timezone.utc)
+    done = rotate(tmp_path, grace=0, now=moment)
+    assert done.verify_until == moment
+    keyring = Keyring.load_or_create(tmp_path)
+    assert old.kid not in keyring.verification_keys()
+    assert {k["kid"] for k in keyring.jwks()["keys"]} == {done.new_kid}
+    assert keyring.key_status(old.kid) == "expired"
+
+
+def test_a_grace_end_is_rounded_up_to_the_second(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    Keyring.load_or_create(tmp_path)
+    moment = dt.datetime(2026, 5, 1, 8, 0, 0, 250_000, tzinfo=dt.timezone.utc)
+    done = rotate(tmp_path, grace=10, now=moment)
+    assert done.verify_until == dt.datetime(2026, 5, 1, 8, 0, 11, tzinfo=dt.timezone.utc)
+
+
+def test_rotating_twice_keeps_both_retired_keys_with_their_own_grace(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    first = Keyring.load_or_create(tmp_path).kid
+    second = rotate(tmp_path, grace=0).new_kid
+    third = rotate(tmp_path, grace=600).new_kid
+    keyring = Keyring.load_or_create(tmp_path)
+    assert {d.kid: d.status for d in keyring.describe()} == {
+        third: "active",
+        second: "retired-verifying",
+        first: "expired",
+    }
+    assert len(list((tmp_path / "keys").glob("*.pem"))) == 3  # expired keys stay on disk for the record
+
+
+def test_rotation_refuses_a_broken_keyring_and_a_missing_one(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    with pytest.raises(KeyringError, match="no keys"):
+        rotate(tmp_path, grace=60)
+    keyring = Keyring.load_or_create(tmp_path)
+    manifest_before = (tmp_path / "keys" / "manifest.json").read_bytes()
+    (tmp_path / "keys" / f"{keyring.kid}.pem").write_bytes(ECKey.generate_key("P-256").as_pem(private=True))
+    with pytest.raises(KeyringError, match="does not match its kid"):
+        rotate(tmp_path, grace=60)
+    assert (tmp_path / "keys" / "manifest.json").read_bytes() == manifest_before
+    with pytest.raises(ValueError, match="negative"):
+        rotate(tmp_path, grace=-1)
+
+
+def test_a_loaded_keyring_picks_up_a_rotation_after_its_reload_interval(tmp_path: Path) -> None:
+    from xinlian.keys.rotation import rotate
+
+    keyring = Keyring.load_or_create(tmp_path, reload_interval=3600)
+    old = keyring.kid
+    done = rotate(tmp_path, grace=60)
+
+    assert keyring.kid == old  # not looked at yet: within the reload interval
+    assert keyring.reload_if_changed(force=True) is True
+    assert keyring.kid == done.new_kid
+    kid, key = keyring.signing_pair()
+    assert kid == done.new_kid and key.thumbprint() == done.new_kid
+    assert set(keyring.verification_keys()) == {old, done.new_kid}
+    assert keyring.reload_if_changed(force=True) is False  # nothing changed since
+
+
+def test_the_reload_check_is_throttled_by_the_interval(tmp_path: Path) -> None:
+    import time
+
+    from xinlian.keys.rotation import rotate
+
+    keyring = Keyring.load_or_create(tmp_path, reload_interval=0.05)
+    done = rotate(tmp_path, grace=60)
+    time.sleep(0.1)
+    assert keyring.kid == done.new_kid  # any use after the interval reloads
+
+
+def test_a_broken_manifest_keeps_the_keys_in_use(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    keyring = Keyring.load_or_create(tmp_path, reload_interval=3600)
+    kid = keyring.kid
+    (tmp_path / "keys" / "manifest.json").write_text("{broken")
+    assert keyring.reload_if_changed(force=True) is False
+    assert keyring.kid == kid and list(keyring.verification_keys()) == [kid]
+    assert "not reloaded" in caplog.text

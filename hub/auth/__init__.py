@@ -1,18 +1,32 @@
-"""Authentication: the OAuth2 token endpoint, signed JWT access tokens, JWKS, bearer validation, clients.
+"""Authentication: the OAuth2 authorization server, signed JWT access tokens, JWKS, bearer validation, clients.
 
 Modules (one idea each):
 - `clients`: `ClientRegistry` (the hub store's clients), client kinds and their default scopes;
 - `client_secrets`: generating secrets and their salted scrypt hashes;
+- `client_keys`: clients' public JWK Sets for `private_key_jwt`;
+- `client_assertion`: `private_key_jwt` client authentication (RFC 7523) and its replay ledger;
 - `access_token`: `AccessTokenIssuer`, RFC 9068 access tokens signed ES256 with the keyring;
 - `server`: authlib's `AuthorizationServer` adapted to Starlette (client_credentials grant);
-- `routes`: `POST /oauth/token`, `GET /.well-known/jwks.json`, and `auth_routes()` to mount them;
-- `bearer`: `BearerValidator`, `principal_from_request`, `unauthorized_response`.
+- `token_status`: the revocation (RFC 7009) and introspection (RFC 7662) endpoints;
+- `revocation`: `RevocationList`, the revoked token ids in the hub store, cached per process;
+- `metadata`: the authorization server metadata document (RFC 8414);
+- `routes`: the HTTP endpoints, and `auth_routes()` to mount them;
+- `bearer`: `BearerValidator`, `principal_from_request_async`, `unauthorized_response`.
 """
 
 from .access_token import AccessTokenIssuer, IssuedToken
-from .bearer import BearerValidator, InvalidToken, principal_from_request, unauthorized_response
+from .bearer import (
+    BearerValidator,
+    InvalidToken,
+    principal_from_request,
+    principal_from_request_async,
+    unauthorized_response,
+    unavailable_response,
+)
 from .clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientError, ClientRegistry, default_scope
-from .routes import JWKS_PATH, TOKEN_PATH, auth_routes, authorization_server
+from .metadata import INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH
+from .revocation import RevocationList, RevocationUnavailable, revocation_list
+from .routes import auth_routes, authorization_server
 from .server import HubAuthorizationServer, HubClient
 
 __all__ = [
@@ -24,13 +38,21 @@ __all__ = [
     "DEFAULT_SCOPES",
     "HubAuthorizationServer",
     "HubClient",
+    "INTROSPECTION_PATH",
     "InvalidToken",
     "IssuedToken",
     "JWKS_PATH",
+    "METADATA_PATH",
+    "REVOCATION_PATH",
+    "RevocationList",
+    "RevocationUnavailable",
     "TOKEN_PATH",
     "auth_routes",
     "authorization_server",
     "default_scope",
     "principal_from_request",
+    "principal_from_request_async",
+    "revocation_list",
     "unauthorized_response",
+    "unavailable_response",
 ]

@@ -71,6 +71,7 @@ class AccessTokenIssuer:
             "scope": scope,
             "kind": kind,
         }
-        header = {"typ": TOKEN_TYPE, "alg": ALGORITHMS[0], "kid": self.keyring.kid}
-        token = jwt.encode(header, claims, self.keyring.signing_key, algorithms=list(ALGORITHMS))
+        kid, key = self.keyring.signing_pair()  # read together: a rotation may land at any moment
+        header = {"typ": TOKEN_TYPE, "alg": ALGORITHMS[0], "kid": kid}
+        token = jwt.encode(header, claims, key, algorithms=list(ALGORITHMS))
         return IssuedToken(access_token=token, expires_in=self.ttl, scope=scope, token_id=token_id)

@@ -1,17 +1,21 @@
 """Bearer token validation (RFC 6750 transport, RFC 9068 tokens): from `Authorization` to `Principal`.
 
-`BearerValidator.validate(token)` accepts only the hub's own access tokens and raises
-`InvalidToken(reason)` for anything else. Checked, in this order, before trusting any claim:
+`BearerValidator.validate_async(token)` accepts only the hub's own, unrevoked access tokens and
+raises `InvalidToken(reason)` for anything else. Checked, in this order, before trusting any claim:
 
 1. shape: three base64url parts, a JSON object header, at most `MAX_TOKEN_LENGTH` characters;
 2. header: `alg` in the allow-list (ES256 only: "none", HS256 and the rest are refused before any
-   key is touched), `typ` is `at+jwt` (RFC 9068 §4), no `crit`, a `kid` the keyring verifies with;
+   key is touched), `typ` is `at+jwt` (RFC 9068 §4), no `crit`, a `kid` the keyring verifies with
+   (a key retired by rotation verifies until its grace period ends, then "signing key retired");
 3. the ES256 signature, with that key only;
 4. claims: `iss` and `aud` are ours; `exp` not passed, `nbf`/`iat` not in the future (with
-   `LEEWAY` seconds of clock skew); `sub`, `client_id`, `jti`, `scope` and `kind` present.
+   `LEEWAY` seconds of clock skew); `sub`, `client_id`, `jti`, `scope` and `kind` present;
+5. (async only) the token's `jti` is not revoked (`revocation.RevocationList`: at once in this
+   process, within about a second in other hub processes sharing the store).
 
-`principal_from_request` reads `Authorization: Bearer <token>`; `unauthorized_response` is the
-401 answer (`{"error": "invalid_token", ...}` with `WWW-Authenticate: Bearer ...`).
+`validate(token)` is steps 1–4 only (CPU, no I/O): endpoints must use `validate_async` or
+`principal_from_request_async`. `unauthorized_response` is the 401 answer
+(`{"error": "invalid_token", ...}` with `WWW-Authenticate: Bearer ...`).
 """
 
 from __future__ import annotations
@@ -35,10 +39,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from xinlian.hub.principal import Principal
-from xinlian.keys.keyring import Keyring
+from xinlian.keys.keyring import EXPIRED, Keyring
 
 from .access_token import ALGORITHMS, TOKEN_TYPE
 from .clients import CLIENT_KINDS
+from .revocation import RevocationList, RevocationUnavailable
+
+__all__ = [
+    "LEEWAY",
+    "BearerValidator",
+    "InvalidToken",
+    "RevocationUnavailable",
+    "bearer_token",
+    "principal_from_request",
+    "principal_from_request_async",
+    "unauthorized_response",
+    "unavailable_response",
+]
 
 MAX_TOKEN_LENGTH = 8 * 1024
 LEEWAY = 30  # seconds of clock skew tolerated on exp, nbf and iat
@@ -90,12 +107,14 @@ class BearerValidator:
         issuer: str,
         audience: str,
         *,
+        revocations: RevocationList | None = None,
         algorithms: tuple[str, ...] = ALGORITHMS,
         leeway: int = LEEWAY,
     ) -> None:
         self.keyring = keyring
         self.issuer = issuer
         self.audience = audience
+        self.revocations = revocations
         self.algorithms = algorithms
         self.leeway = leeway
 
@@ -114,7 +133,23 @@ class BearerValidator:
         )
 
     def validate(self, token: str) -> Principal:
-        """The principal the token speaks for; `InvalidToken` if it is not a valid hub token."""
+        """The principal the token speaks for (signature and claims only: revocation NOT checked)."""
+        return self._principal(self.verified_claims(token))
+
+    async def validate_async(self, token: str) -> Principal:
+        """The principal of a valid, unrevoked hub token; `InvalidToken` otherwise.
+
+        Raises `RevocationUnavailable` when the revocation status cannot be read (fail closed).
+        """
+        principal = self.validate(token)
+        if self.revocations is None:
+            raise RuntimeError("BearerValidator needs revocations=revocation_list(store) to check revocation")
+        if await self.revocations.is_revoked(principal.token_id or ""):
+            raise InvalidToken("token revoked")
+        return principal
+
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a hub token whose signature and claims check out; `InvalidToken` otherwise."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("malformed token")
         header = _header(token)
@@ -128,6 +163,8 @@ class BearerValidator:
         kid = header.get("kid")
         key = self.keyring.verification_keys().get(kid) if isinstance(kid, str) else None
         if key is None:
+            if isinstance(kid, str) and self.keyring.key_status(kid) == EXPIRED:
+                raise InvalidToken("signing key retired (past its grace period)")
             raise InvalidToken("unknown key id")
         try:
             decoded = jwt.decode(token, key, algorithms=list(self.algorithms))
@@ -144,7 +181,9 @@ class BearerValidator:
             raise InvalidToken(f"missing claim: {exc.claim}") from None
         except InvalidClaimError as exc:
             raise InvalidToken(_claim_reason(exc)) from None
-        return self._principal(claims)
+        if not isinstance(claims.get("exp"), int) or isinstance(claims.get("exp"), bool):
+            raise InvalidToken("malformed claims")
+        return claims
 
     @staticmethod
     def _principal(claims: dict[str, Any]) -> Principal:
@@ -179,11 +218,29 @@ def bearer_token(request: Request) -> str:
 
 
 def principal_from_request(request: Request, validator: BearerValidator) -> Principal:
-    """The principal of a request's bearer token; `InvalidToken` when missing or not valid.
+    """The principal of a request's bearer token, WITHOUT the revocation check (signature and claims).
 
-    Synchronous: validation is CPU only (no I/O), so endpoints call it without awaiting.
+    Kept for callers that cannot await; endpoints serving data use `principal_from_request_async`.
     """
     return validator.validate(bearer_token(request))
+
+
+async def principal_from_request_async(request: Request, validator: BearerValidator) -> Principal:
+    """The principal of a request's bearer token; `InvalidToken` when missing, invalid or revoked.
+
+    Raises `RevocationUnavailable` if the revocation status cannot be read: answer 503 then.
+    """
+    return await validator.validate_async(bearer_token(request))
+
+
+def unavailable_response() -> JSONResponse:
+    """The 503 answer when a token's revocation status cannot be established (store unreachable)."""
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": "token status unavailable; try again"},
+        status_code=503,
+        headers={"Retry-After": "1", "Cache-Control": "no-store"},
+    )
+
 
 
 def unauthorized_response(reason: str | InvalidToken) -> JSONResponse:

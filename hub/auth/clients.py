@@ -12,7 +12,9 @@ Client kinds and the scopes each kind gets by default:
 | `subject`    | credit subjects (信用主体) through the portal | `credit:public`                       |
 
 Only a scrypt hash of each secret is stored (`client_secrets`); the secret itself is returned
-once, by `create`, and never again.
+once, by `create`, and never again. A client registered with `create_with_keys` has no secret
+at all: it authenticates with `private_key_jwt` (RFC 7523), JWT assertions signed by one of its
+registered public keys (`client_keys`), which `set_keys` replaces when the client rotates them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from xinlian.hub.store import Store
 from xinlian.hub.store.models import ClientRecord
 
+from .client_keys import ClientKeyError, canonical_jwks, parse_client_jwks
 from .client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret, verify_nothing, verify_secret
 
 CLIENT_KINDS: tuple[str, ...] = ("department", "bank", "agency", "platform", "admin", "subject")
@@ -41,6 +44,9 @@ DEFAULT_SCOPES: dict[str, str] = {
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # no ':' (HTTP Basic), URL-safe
 SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
 MAX_NAME_LENGTH = 200
+SECRET_METHOD = "client_secret_basic"  # registered for secret clients; client_secret_post is also accepted
+PRIVATE_KEY_JWT = "private_key_jwt"
+NO_SECRET = ""  # the secret_hash of a private_key_jwt client: never verifies
 
 
 class ClientError(ValueError):
@@ -78,6 +84,46 @@ class ClientRegistry:
         secret: str | None = None,
     ) -> tuple[str, str]:
         """Register a client; return `(client_id, secret)`. The secret is not recoverable later."""
+        record = self._new_record(name, kind, scope, client_id)
+        if secret is None:
+            secret = generate_secret()
+        elif len(secret) < MIN_SECRET_LENGTH:
+            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} characters")
+        record.secret_hash = await asyncio.to_thread(hash_secret, secret)
+        await self._insert(record)
+        return record.client_id, secret
+
+    async def create_with_keys(
+        self,
+        name: str,
+        kind: str,
+        jwks: str | bytes | dict[str, object],
+        scope: str | None = None,
+        client_id: str | None = None,
+    ) -> str:
+        """Register a `private_key_jwt` client with its public JWK (Set); return its id. No secret."""
+        record = self._new_record(name, kind, scope, client_id)
+        record.secret_hash = NO_SECRET
+        record.token_endpoint_auth_method = PRIVATE_KEY_JWT
+        record.jwks = _checked_jwks(jwks)
+        await self._insert(record)
+        return record.client_id
+
+    async def set_keys(self, client_id: str, jwks: str | bytes | dict[str, object]) -> bool:
+        """Replace a `private_key_jwt` client's public keys. False if there is no such client."""
+        stored = _checked_jwks(jwks)
+        async with self.store.session() as session:
+            record = await session.scalar(select(ClientRecord).where(ClientRecord.client_id == client_id))
+            if record is None:
+                return False
+            if record.token_endpoint_auth_method != PRIVATE_KEY_JWT:
+                raise ClientError(f"client {client_id!r} authenticates with a secret, not with keys")
+            record.jwks = stored
+            await session.commit()
+        return True
+
+    @staticmethod
+    def _new_record(name: str, kind: str, scope: str | None, client_id: str | None) -> ClientRecord:
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH:
             raise ClientError(f"a client name must be 1 to {MAX_NAME_LENGTH} characters")
@@ -89,27 +135,25 @@ class ClientRegistry:
             client_id = f"{kind}-{generate_secret()[:16]}"
         elif not CLIENT_ID_PATTERN.fullmatch(client_id):
             raise ClientError("a client id is 1 to 64 of A-Z a-z 0-9 . _ ~ -")
-        if secret is None:
-            secret = generate_secret()
-        elif len(secret) < MIN_SECRET_LENGTH:
-            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} characters")
-        secret_hash = await asyncio.to_thread(hash_secret, secret)
-        record = ClientRecord(
+        return ClientRecord(
             client_id=client_id,
             name=name,
             kind=kind,
-            secret_hash=secret_hash,
+            secret_hash=NO_SECRET,
             scope=scope,
             disabled=False,
             created_at=dt.datetime.now(dt.timezone.utc),
+            token_endpoint_auth_method=SECRET_METHOD,
+            jwks=None,
         )
+
+    async def _insert(self, record: ClientRecord) -> None:
         async with self.store.session() as session:
             session.add(record)
             try:
                 await session.commit()
             except IntegrityError:
-                raise ClientError(f"client id {client_id!r} is already registered") from None
-        return client_id, secret
+                raise ClientError(f"client id {record.client_id!r} is already registered") from None
 
     async def get(self, client_id: str) -> ClientRecord | None:
         """The client with this id, disabled or not."""
@@ -148,6 +192,13 @@ class ClientRegistry:
             await asyncio.to_thread(verify_nothing)
             return None
         matches = await asyncio.to_thread(verify_secret, secret, record.secret_hash)
-        if not matches or record.disabled:
+        if not matches or record.disabled or record.token_endpoint_auth_method == PRIVATE_KEY_JWT:
             return None
         return record
+
+
+def _checked_jwks(jwks: str | bytes | dict[str, object]) -> str:
+    try:
+        return canonical_jwks(parse_client_jwks(jwks))  # type: ignore[arg-type]
+    except ClientKeyError as exc:
+        raise ClientError(f"client keys refused: {exc}") from None

@@ -1,16 +1,25 @@
-"""The hub's OAuth2 HTTP endpoints: `POST /oauth/token` and `GET /.well-known/jwks.json`.
+"""The hub's OAuth2 HTTP endpoints, and `auth_routes()` to mount them:
 
-The token endpoint reads at most `MAX_FORM_BYTES` of `application/x-www-form-urlencoded` body,
-then lets `HubAuthorizationServer` answer in a worker thread. Whatever goes wrong, the caller
-gets a standard OAuth2 JSON error (RFC 6749 §5.2), never a stack trace.
+| route | what |
+|---|---|
+| `POST /oauth/token` | client_credentials tokens (RFC 6749 §4.4) |
+| `POST /oauth/revoke` | token revocation (RFC 7009) |
+| `POST /oauth/introspect` | token introspection (RFC 7662) |
+| `GET /.well-known/jwks.json` | the keys that verify the hub's tokens (RFC 7517) |
+| `GET /.well-known/oauth-authorization-server` | authorization server metadata (RFC 8414) |
+
+The form endpoints read at most `MAX_FORM_BYTES` of `application/x-www-form-urlencoded` body,
+then let `HubAuthorizationServer` answer in a worker thread (at most
+`CONCURRENT_TOKEN_REQUESTS` at once, all form endpoints together). Whatever goes wrong, the
+caller gets a standard OAuth2 JSON error (RFC 6749 §5.2), never a stack trace.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-
 import logging
+from typing import Callable
 from urllib.parse import parse_qsl
 
 import anyio
@@ -24,13 +33,25 @@ from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
 
 from .access_token import AccessTokenIssuer
+from .bearer import BearerValidator
+from .client_assertion import AssertionLedger, PrivateKeyJWTAuthentication
 from .clients import ClientRegistry
+from .metadata import (
+    INTROSPECTION_PATH,
+    JWKS_PATH,
+    METADATA_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    authorization_server_metadata,
+    endpoint_url,
+)
+from .revocation import revocation_list
 from .server import HubAuthorizationServer, TokenRequest
+from .token_status import HubIntrospectionEndpoint, HubRevocationEndpoint
 
 log = logging.getLogger("xinlian.auth")
 
-TOKEN_PATH = "/oauth/token"
-JWKS_PATH = "/.well-known/jwks.json"
+FORM_METHODS = ["POST", "GET", "PUT", "PATCH", "DELETE"]  # all reach the handler, which answers 405
 MAX_FORM_BYTES = 8 * 1024
 MAX_FORM_FIELDS = 32
 CONCURRENT_TOKEN_REQUESTS = 8  # each secret check holds 16 MiB of scrypt memory for ~50 ms
@@ -53,7 +74,7 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
 async def _read_form(request: Request) -> list[tuple[str, str]]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise FormRejected(400, "Send the token request as application/x-www-form-urlencoded.")
+        raise FormRejected(400, "Send the request as application/x-www-form-urlencoded.")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
         raise FormRejected(413, f"The request body is over {MAX_FORM_BYTES} bytes.")
@@ -81,33 +102,44 @@ def _basic_credentials_readable(header: str | None) -> bool:
     return ":" in decoded
 
 
-class TokenEndpoint:
-    """`POST /oauth/token` (client_credentials)."""
+class FormEndpoint:
+    """A form-posting OAuth2 endpoint answered by the authorization server in a worker thread."""
 
-    def __init__(self, server: HubAuthorizationServer) -> None:
-        self.server = server
-        self._limiter: anyio.CapacityLimiter | None = None
+    def __init__(self, name: str, answer: Callable[[TokenRequest], Response], limiter: "_SharedLimiter") -> None:
+        self.name = name  # "token", "revocation" or "introspection"
+        self.answer = answer
+        self.limiter = limiter
 
     async def handle(self, request: Request) -> Response:
         if request.method != "POST":
-            return oauth_error(405, "invalid_request", "The token endpoint accepts POST only.", {"Allow": "POST"})
+            allow = {"Allow": "POST"}
+            return oauth_error(405, "invalid_request", f"The {self.name} endpoint accepts POST only.", allow)
         if not _basic_credentials_readable(request.headers.get("authorization")):
             return oauth_error(
                 401, "invalid_client", "Client authentication failed.", {"WWW-Authenticate": 'Basic realm="xinlian"'}
             )
         try:
             form = await _read_form(request)
-            if self._limiter is None:
-                self._limiter = anyio.CapacityLimiter(CONCURRENT_TOKEN_REQUESTS)
             token_request = TokenRequest(request.method, str(request.url), request.headers, form)
-            return await anyio.to_thread.run_sync(
-                self.server.create_token_response, token_request, limiter=self._limiter
-            )
+            return await anyio.to_thread.run_sync(self.answer, token_request, limiter=self.limiter.get())
         except FormRejected as exc:
             return oauth_error(exc.status, "invalid_request", exc.description)
         except Exception:  # never a stack trace to the caller
-            log.exception("token request failed")
-            return oauth_error(500, "server_error", "The token could not be issued.")
+            log.exception("%s request failed", self.name)
+            return oauth_error(500, "server_error", f"The {self.name} request could not be answered.")
+
+
+class _SharedLimiter:
+    """One `anyio.CapacityLimiter` for all form endpoints, made on first use (inside the event loop)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    def get(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.capacity)
+        return self._limiter
 
 
 class JWKSEndpoint:
@@ -120,17 +152,40 @@ class JWKSEndpoint:
         return JSONResponse(self.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
+class MetadataEndpoint:
+    """`GET /.well-known/oauth-authorization-server`: the RFC 8414 document."""
+
+    def __init__(self, issuer: str) -> None:
+        self.document = authorization_server_metadata(issuer)
+
+    async def handle(self, request: Request) -> Response:
+        return JSONResponse(self.document, headers={"Cache-Control": "public, max-age=3600"})
+
+
 def authorization_server(settings: Settings, store: Store, keyring: Keyring) -> HubAuthorizationServer:
-    """The hub's authorization server for these settings, store and keyring."""
+    """The hub's authorization server for these settings, store and keyring (all endpoints registered)."""
     issuer = AccessTokenIssuer(keyring, settings.issuer, settings.audience, settings.access_token_ttl)
-    return HubAuthorizationServer(ClientRegistry(store), issuer)
+    audiences = (settings.issuer, endpoint_url(settings.issuer, TOKEN_PATH))
+    private_key_jwt = PrivateKeyJWTAuthentication(audiences, AssertionLedger(store))
+    server = HubAuthorizationServer(ClientRegistry(store), issuer, private_key_jwt)
+    revocations = revocation_list(store)
+    validator = BearerValidator(keyring, settings.issuer, settings.audience, revocations=revocations)
+    server.register_endpoint(HubRevocationEndpoint(server, validator, revocations))
+    server.register_endpoint(HubIntrospectionEndpoint(server, validator, revocations))
+    return server
 
 
 def auth_routes(settings: Settings, store: Store, keyring: Keyring) -> list[Route]:
-    """The routes to mount: `POST /oauth/token` and `GET /.well-known/jwks.json`."""
-    token = TokenEndpoint(authorization_server(settings, store, keyring))
-    jwks = JWKSEndpoint(keyring)
+    """The routes to mount: token, revocation, introspection, JWKS and metadata (see the module docstring)."""
+    server = authorization_server(settings, store, keyring)
+    limiter = _SharedLimiter(CONCURRENT_TOKEN_REQUESTS)
+    token = FormEndpoint("token", server.create_token_response, limiter)
+    revoke = FormEndpoint("revocation", lambda r: server.create_endpoint_response("revocation", r), limiter)
+    introspect = FormEndpoint("introspection", lambda r: server.create_endpoint_response("introspection", r), limiter)
     return [
-        Route(TOKEN_PATH, token.handle, methods=["POST", "GET", "PUT", "PATCH", "DELETE"], name="oauth_token"),
-        Route(JWKS_PATH, jwks.handle, methods=["GET"], name="jwks"),
+        Route(TOKEN_PATH, token.handle, methods=FORM_METHODS, name="oauth_token"),
+        Route(REVOCATION_PATH, revoke.handle, methods=FORM_METHODS, name="oauth_revoke"),
+        Route(INTROSPECTION_PATH, introspect.handle, methods=FORM_METHODS, name="oauth_introspect"),
+        Route(JWKS_PATH, JWKSEndpoint(keyring).handle, methods=["GET"], name="jwks"),
+        Route(METADATA_PATH, MetadataEndpoint(settings.issuer).handle, methods=["GET"], name="oauth_metadata"),
     ]

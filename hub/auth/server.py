@@ -11,9 +11,15 @@ authlib's server is synchronous and framework-neutral; a framework integration s
   event loop (`anyio.from_thread.run`);
 - tokens are self-contained JWTs (`access_token.AccessTokenIssuer`): `save_token` stores nothing.
 
-Grant: `client_credentials` only. Client authentication: `client_secret_basic` or
-`client_secret_post` (one of them per request). An unknown client, a wrong secret and a disabled
-client all get the same `invalid_client` answer after the same amount of work.
+Grant: `client_credentials` only. Client authentication, one method per request:
+`client_secret_basic` or `client_secret_post` for clients registered with a secret,
+`private_key_jwt` (`client_assertion`, RFC 7523) for clients registered with public keys. An
+unknown client, a wrong secret, a disabled client and an unverifiable assertion all get the same
+`invalid_client` answer (secret checks after the same amount of work).
+
+Besides the token endpoint, the server answers the revocation (RFC 7009) and introspection
+(RFC 7662) endpoints of `token_status` through `create_endpoint_response(name, TokenRequest)`,
+with the same form checks and client authentication.
 """
 
 from __future__ import annotations
@@ -37,18 +43,25 @@ from authlib.oauth2.rfc6749 import (
     OAuth2Request,
     UnsupportedGrantTypeError,
 )
+from joserfc.jwk import Key, KeySet
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
 from xinlian.hub.store.models import ClientRecord
 
 from .access_token import AccessTokenIssuer
+from .client_assertion import InvalidClientAssertion, PrivateKeyJWTAuthentication
+from .client_keys import ClientKeyError, key_for_assertion, parse_client_jwks
 from .client_secrets import verify_nothing, verify_secret
-from .clients import ClientRegistry
+from .clients import PRIVATE_KEY_JWT, ClientRegistry
+from .metadata import CLIENT_AUTH_METHODS
 
 log = logging.getLogger("xinlian.auth")
 
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = CLIENT_AUTH_METHODS  # every method the server knows; each client may use its own
+ENDPOINTS = ("token", "revocation", "introspection")
+AUTHENTICATION_FAILED = "Client authentication failed."
 
 
 class HubClient(ClientMixin):
@@ -84,15 +97,36 @@ class HubClient(ClientMixin):
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return False
 
+    @property
+    def auth_method(self) -> str:
+        """The client's registered authentication method (`client_secret_basic` or `private_key_jwt`)."""
+        return self.record.token_endpoint_auth_method if self.record else ""
+
     def check_client_secret(self, client_secret: str) -> bool:
         if self.record is None:  # no such client: do the same work, then refuse
             verify_nothing()
             return False
         matches = verify_secret(client_secret, self.record.secret_hash)
-        return matches and not self.record.disabled
+        return matches and not self.record.disabled and self.auth_method != PRIVATE_KEY_JWT
+
+    def assertion_key(self, header: dict[str, Any]) -> Key | None:
+        """The registered public key that verifies a client assertion with `header`, if any."""
+        record = self.record
+        if record is None or record.disabled or self.auth_method != PRIVATE_KEY_JWT or not record.jwks:
+            return None
+        try:
+            keys: KeySet = parse_client_jwks(record.jwks)
+        except ClientKeyError:
+            log.error("client %s has unusable stored keys", record.client_id)
+            return None
+        return key_for_assertion(keys, header)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return endpoint == "token" and method in AUTH_METHODS
+        if endpoint not in ENDPOINTS or self.record is None:
+            return False
+        if self.auth_method == PRIVATE_KEY_JWT:
+            return method == PRIVATE_KEY_JWT
+        return method in SECRET_METHODS
 
     def check_response_type(self, response_type: str) -> bool:
         return False
@@ -149,13 +183,10 @@ class HubClientCredentialsGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = list(AUTH_METHODS)
 
     def validate_token_request(self) -> None:
-        uses_basic = self.request.headers.get("Authorization", "").lower().startswith("basic ")
-        if uses_basic and "client_secret" in self.request.payload.data:
-            raise InvalidRequestError("Use one client authentication method per request.")
         try:
             super().validate_token_request()
         except InvalidClientError as error:  # one answer for unknown client, wrong secret, disabled
-            error.description = "Client authentication failed."
+            _uniform(error)
             raise
         named = self.request.payload.client_id
         if named is not None and named != self.client.get_client_id():
@@ -185,12 +216,21 @@ class HubAuthorizationServer(AuthorizationServer):
     anyio (the client lookup calls back into the event loop).
     """
 
-    def __init__(self, registry: ClientRegistry, issuer: AccessTokenIssuer) -> None:
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        issuer: AccessTokenIssuer,
+        private_key_jwt: PrivateKeyJWTAuthentication | None = None,
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.issuer = issuer
         self.register_grant(HubClientCredentialsGrant)
         self.register_token_generator("default", self.generate_access_token)
+        if private_key_jwt is not None:
+            self.register_client_auth_method(PRIVATE_KEY_JWT, private_key_jwt)
+        else:  # a method named in AUTH_METHODS must exist; without assertions it never authenticates
+            self.register_client_auth_method(PRIVATE_KEY_JWT, lambda query_client, request: None)
 
     # -- the framework-integration surface authlib asks for ---------------------------------
 
@@ -245,12 +285,46 @@ class HubAuthorizationServer(AuthorizationServer):
         assert request is not None
         try:
             oauth2_request = self.create_oauth2_request(request)
-            for name, values in oauth2_request.payload.datalist.items():
-                if len(values) > 1:
-                    shown = re.sub(r"[^A-Za-z0-9_.-]", "?", name[:40])
-                    raise InvalidRequestError(f"Parameter '{shown}' is repeated.")
+            _check_form(oauth2_request)
             grant = self.get_token_grant(oauth2_request)
             grant.validate_token_request()
             return self.handle_response(*grant.create_token_response())
         except OAuth2Error as error:
             return self.handle_error_response(request, error)
+
+    def create_endpoint_response(self, name: str, request: Any = None) -> Response:
+        """Answer a revocation or introspection request (`name`: "revocation" or "introspection")."""
+        assert isinstance(request, TokenRequest)
+        try:
+            oauth2_request = self.create_oauth2_request(request)
+            _check_form(oauth2_request)
+            endpoint = self._endpoints[name][0]
+            try:
+                return self.handle_response(*endpoint.create_endpoint_response(oauth2_request))
+            except InvalidClientError as error:
+                _uniform(error)
+                raise
+        except OAuth2Error as error:
+            return self.handle_error_response(request, error)
+
+
+def _check_form(request: OAuth2Request) -> None:
+    """Each parameter once; one client authentication method per request."""
+    for name, values in request.payload.datalist.items():
+        if len(values) > 1:
+            shown = re.sub(r"[^A-Za-z0-9_.-]", "?", name[:40])
+            raise InvalidRequestError(f"Parameter '{shown}' is repeated.")
+    form = request.payload.data
+    used = [
+        request.headers.get("Authorization", "").lower().startswith("basic "),
+        "client_secret" in form,
+        "client_assertion" in form or "client_assertion_type" in form,
+    ]
+    if sum(used) > 1:
+        raise InvalidRequestError("Use one client authentication method per request.")
+
+
+def _uniform(error: InvalidClientError) -> None:
+    """One description for every failed authentication, except an assertion's own (signed) reasons."""
+    if not isinstance(error, InvalidClientAssertion):
+        error.description = AUTHENTICATION_FAILED

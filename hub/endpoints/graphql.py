@@ -28,7 +28,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.trail import AuditUnavailable
-from xinlian.hub.auth.bearer import InvalidToken, principal_from_request, unauthorized_response
+from xinlian.hub.auth.bearer import InvalidToken, RevocationUnavailable, principal_from_request_async, unauthorized_response
 from xinlian.hub.executor import RequestContext
 from xinlian.hub.guard import (
     BATCHING_NOT_SUPPORTED,
@@ -278,9 +278,11 @@ class GraphQLEndpoint:
     async def _authenticate(self, request: Request, runtime: HubRuntime) -> Principal:
         """The caller of /graphql, from its bearer token: the one place a token is checked."""
         try:
-            return principal_from_request(request, runtime.validator)
+            return await principal_from_request_async(request, runtime.validator)  # signature, claims, revocation
         except InvalidToken as exc:
             raise Unauthenticated(str(exc)) from None
+        except RevocationUnavailable:
+            raise RequestRejected(503, "REVOCATION_UNAVAILABLE", "token revocations cannot be checked right now") from None
 
     async def _admit(self, runtime: HubRuntime, scope: str, key: str) -> None:
         """Count this request against `scope`'s rate for `key`; over the limit → 429 with Retry-After."""

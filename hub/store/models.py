@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -13,7 +13,13 @@ class Base(DeclarativeBase):
 
 
 class ClientRecord(Base):
-    """An OAuth2 client of the hub (a department, bank, agency, platform or admin)."""
+    """An OAuth2 client of the hub (a department, bank, agency, platform or admin).
+
+    `token_endpoint_auth_method` (RFC 7591) is how the client proves who it is: with its secret
+    (`client_secret_basic`, which also allows `client_secret_post`), or with a JWT assertion
+    signed by a key of `jwks` (`private_key_jwt`, RFC 7523; `secret_hash` is then empty and
+    never verifies).
+    """
 
     __tablename__ = "clients"
 
@@ -25,6 +31,32 @@ class ClientRecord(Base):
     scope: Mapped[str] = mapped_column(Text, nullable=False, default="")  # space separated
     disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(
+        String(32), nullable=False, default="client_secret_basic", server_default="client_secret_basic"
+    )
+    jwks: Mapped[str | None] = mapped_column(Text, nullable=True)  # public JWK Set (JSON), private_key_jwt
+
+
+class RevokedToken(Base):
+    """An access token revoked before its expiry (RFC 7009), kept until it would have expired."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class UsedClientAssertion(Base):
+    """A client assertion (RFC 7523, private_key_jwt) already used, kept until it expires: no replay."""
+
+    __tablename__ = "used_client_assertions"
+    __table_args__ = (PrimaryKeyConstraint("client_id", "jti"),)
+
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    jti: Mapped[str] = mapped_column(String(255), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
 
 
 class AuditRecord(Base):

@@ -1,0 +1,127 @@
+"""Revoked access tokens (RFC 7009): the `revoked_tokens` table and the hub's cached view of it.
+
+The hub store is the source of truth: `revoke()` inserts `(jti, client_id, expires_at)`.
+`RevocationList.is_revoked(jti)` answers from an in-process set that is re-read from the store
+when it is older than `refresh_interval` seconds (default 1 s), so:
+
+- in the process that took the revocation, the token is refused at once (the set is updated
+  before `revoke()` returns);
+- in any other hub process sharing the store, within `refresh_interval` plus one store query
+  (about a second); a request that finds the set stale waits for the re-read, so the bound holds.
+
+If the store cannot be read when the set is stale, `is_revoked` raises `RevocationUnavailable`
+(fail closed: no request is served on an unknown revocation status).
+
+Rows are kept until the token would have expired plus `RETENTION_MARGIN` (longer than the
+validator's clock-skew leeway) and purged opportunistically whenever a token is revoked.
+Use one `RevocationList` per store and process — `revocation_list(store)` hands out that one —
+so the revocation endpoint and the bearer validator see the same set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import weakref
+from typing import Callable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from xinlian.hub.store import Store
+from xinlian.hub.store.models import RevokedToken
+
+log = logging.getLogger("xinlian.auth")
+
+REFRESH_INTERVAL = 1.0  # seconds: how stale another process's revocations may be
+RETENTION_MARGIN = 120  # seconds kept past `exp` (more than the validator's leeway)
+
+
+class RevocationUnavailable(Exception):
+    """The revocation status cannot be established (the hub store is unreachable): refuse to serve."""
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+
+
+class RevocationList:
+    """The revoked token ids (jti) of one hub store, cached in process for `refresh_interval` seconds."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        refresh_interval: float = REFRESH_INTERVAL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.refresh_interval = refresh_interval
+        self.clock = clock
+        self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds), as last read from the store
+        self._local: dict[str, float] = {}  # revoked by this process: survives a read that raced the insert
+        self._loaded_at: float | None = None  # time.monotonic() of the last successful read
+        self._lock: asyncio.Lock | None = None
+
+    async def revoke(self, jti: str, client_id: str, expires_at: float) -> None:
+        """Record token `jti` of `client_id`, expiring at `expires_at` (epoch seconds), as revoked."""
+        now = self.clock()
+        self._local[jti] = expires_at  # refused in this process from now on
+        async with self.store.session() as session:
+            session.add(RevokedToken(jti=jti, client_id=client_id, expires_at=_utc(expires_at), revoked_at=_utc(now)))
+            try:
+                await session.commit()
+            except IntegrityError:  # revoked before: nothing more to do
+                await session.rollback()
+            await session.execute(delete(RevokedToken).where(RevokedToken.expires_at < _utc(now - RETENTION_MARGIN)))
+            await session.commit()
+        log.info("revoked token %s of %s", jti, client_id)
+
+    async def is_revoked(self, jti: str) -> bool:
+        """Whether `jti` is revoked (as of at most `refresh_interval` seconds ago in other processes)."""
+        if self._stale():
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                if self._stale():  # not refreshed by the request we waited for
+                    await self.refresh()
+        return jti in self._revoked or jti in self._local
+
+    def _stale(self) -> bool:
+        return self._loaded_at is None or time.monotonic() - self._loaded_at >= self.refresh_interval
+
+    async def refresh(self) -> None:
+        """Re-read the revoked tokens that have not expired yet from the store."""
+        started = time.monotonic()
+        horizon = _utc(self.clock() - RETENTION_MARGIN)
+        try:
+            async with self.store.session() as session:
+                rows = await session.execute(
+                    select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at >= horizon)
+                )
+                fresh = {jti: _epoch(expires_at) for jti, expires_at in rows}
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("cannot read revoked tokens: %s", exc)
+            raise RevocationUnavailable("the token revocation status is unavailable") from None
+        self._local = {jti: expiry for jti, expiry in self._local.items() if expiry >= horizon.timestamp()}
+        self._revoked = fresh
+        self._loaded_at = started  # measured from before the read: never fresher than it is
+
+
+def _epoch(moment: dt.datetime) -> float:
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; the store writes UTC
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp()
+
+
+_shared: "weakref.WeakKeyDictionary[Store, RevocationList]" = weakref.WeakKeyDictionary()
+
+
+def revocation_list(store: Store) -> RevocationList:
+    """The process's one `RevocationList` for `store` (created on first use)."""
+    existing = _shared.get(store)
+    if existing is None:
+        existing = _shared[store] = RevocationList(store)
+    return existing
