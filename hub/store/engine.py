@@ -8,6 +8,8 @@ transaction that only one writer, in any process, holds at a time.
 
 from __future__ import annotations
 
+import time
+
 import contextlib
 import zlib
 from pathlib import Path
@@ -42,11 +44,26 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
         cursor.execute("PRAGMA synchronous = FULL")  # a commit survives power loss, not just a crash
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Switch the file to WAL once (it persists); two processes opening a new store may race for it."""
+    for attempt in range(50):
+        cursor.execute("PRAGMA journal_mode")
+        if str(cursor.fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # "database is locked" (sqlite3 or its async adapter): not covered by busy_timeout
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.05)
 
 
 def _upgrade_to_head(connection: Connection, config: Config) -> None:
