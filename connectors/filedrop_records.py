@@ -86,9 +86,8 @@ def _load_rows(family: str, mapping: FamilyMapping, name: str, sheet: Sheet, fmt
     loaded = FileRecords()
     for counted, row in enumerate(sheet.rows, 1):
         if counted > fmt.max_rows:
-            beyond = f"beyond max_rows = {fmt.max_rows}: this row and the rows after it were not loaded"
-            loaded.reject(BadRow(name, row.number, beyond, family), None)
-            break
+            # a partly loaded export would answer with some subjects' records silently missing
+            raise UnreadableFile(f"more than max_rows = {fmt.max_rows} data rows (row {row.number}): not loaded")
         if row.problem is not None:  # misshapen: whose row it is, only if its key cell is a valid key
             owner = _key_or_none(row.cells[key_at] if key_at < len(row.cells) else None, subjects)
             loaded.reject(BadRow(name, row.number, row.problem, family), owner)

@@ -380,9 +380,10 @@ async def test_size_and_row_limits_bound_indexing(tmp_path: Path) -> None:
     rows = [f"{A},新住建罚〔2025〕{i}号,100,2025年03月01日,1,张伟" for i in range(1, 6)]
     write_penalties(folder, "xzcf_rows.csv", rows)
     housing = connector(folder, fmt=DropFormat(max_rows=3))
-    result = await housing.fetch("penalties", [A], ["decision_number"])
-    assert len(result[A]) == 3
-    assert housing.bad_rows == (BadRow("xzcf_rows.csv", 5, "beyond max_rows = 3: this row and the rows after it were not loaded", "penalties"),)
+    with pytest.raises(UpstreamInvalid, match="xzcf_rows.csv not loaded"):  # never a silently truncated answer
+        await housing.fetch("penalties", [A], ["decision_number"])
+    [bad] = housing.bad_files
+    assert bad.file == "xzcf_rows.csv" and bad.reason == "more than max_rows = 3 data rows (row 5): not loaded"
 
     small = connector(folder, fmt=DropFormat(max_file_bytes=100))
     with pytest.raises(UpstreamInvalid, match="xzcf_rows.csv not loaded"):
