@@ -21,3 +21,27 @@ def test_a_revoked_token_is_refused_on_graphql_at_once(tmp_path: Path) -> None:
         metadata = hub.http.get("/.well-known/oauth-authorization-server").json()
         assert metadata["revocation_endpoint"].endswith("/oauth/revoke")
         assert "private_key_jwt" in metadata["token_endpoint_auth_methods_supported"]
+
+
+def test_disabling_a_client_stops_its_tokens(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    with running_hub(tmp_path, legal_persons=20, natural_persons=5) as hub:
+        token = hub.token("bank")
+        headers = {"Authorization": f"Bearer {token}"}
+        query = {"query": "{ catalogue { family } }"}
+        assert hub.http.post("/graphql", json=query, headers=headers).status_code == 200
+        disabled = subprocess.run(
+            [sys.executable, "-m", "xinlian.hub.cli", "clients", "disable", "demo-bank", "--data-dir", str(tmp_path)],
+            capture_output=True, text=True,
+        )
+        assert disabled.returncode == 0, disabled.stdout + disabled.stderr
+        deadline = time.monotonic() + 5  # another process disabled it: seen within the refresh interval
+        while True:
+            refused = hub.http.post("/graphql", json=query, headers=headers)
+            if refused.status_code == 401 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert refused.status_code == 401 and "disabled" in refused.json()["error_description"]

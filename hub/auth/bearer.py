@@ -146,6 +146,8 @@ class BearerValidator:
             raise RuntimeError("BearerValidator needs revocations=revocation_list(store) to check revocation")
         if await self.revocations.is_revoked(principal.token_id or ""):
             raise InvalidToken("token revoked")
+        if await self.revocations.is_client_disabled(principal.client_id):
+            raise InvalidToken("client disabled")
         return principal
 
     def verified_claims(self, token: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from xinlian.hub.store import Store
-from xinlian.hub.store.models import RevokedToken
+from xinlian.hub.store.models import ClientRecord, RevokedToken
 
 log = logging.getLogger("xinlian.auth")
 
@@ -62,6 +62,7 @@ class RevocationList:
         self.clock = clock
         self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds), as last read from the store
         self._local: dict[str, float] = {}  # revoked by this process: survives a read that raced the insert
+        self._disabled: frozenset[str] = frozenset()  # disabled clients: their tokens stop working too
         self._loaded_at: float | None = None  # time.monotonic() of the last successful read
         self._lock: asyncio.Lock | None = None
 
@@ -81,13 +82,21 @@ class RevocationList:
 
     async def is_revoked(self, jti: str) -> bool:
         """Whether `jti` is revoked (as of at most `refresh_interval` seconds ago in other processes)."""
+        await self._fresh()
+        return jti in self._revoked or jti in self._local
+
+    async def is_client_disabled(self, client_id: str | None) -> bool:
+        """Whether the client was disabled (`xinlian clients disable`): its tokens are refused at once."""
+        await self._fresh()
+        return client_id is not None and client_id in self._disabled
+
+    async def _fresh(self) -> None:
         if self._stale():
             if self._lock is None:
                 self._lock = asyncio.Lock()
             async with self._lock:
                 if self._stale():  # not refreshed by the request we waited for
                     await self.refresh()
-        return jti in self._revoked or jti in self._local
 
     def _stale(self) -> bool:
         return self._loaded_at is None or time.monotonic() - self._loaded_at >= self.refresh_interval
@@ -102,11 +111,15 @@ class RevocationList:
                     select(RevokedToken.jti, RevokedToken.expires_at).where(RevokedToken.expires_at >= horizon)
                 )
                 fresh = {jti: _epoch(expires_at) for jti, expires_at in rows}
+                disabled = frozenset(
+                    (await session.execute(select(ClientRecord.client_id).where(ClientRecord.disabled.is_(True)))).scalars()
+                )
         except (SQLAlchemyError, OSError) as exc:
             log.error("cannot read revoked tokens: %s", exc)
             raise RevocationUnavailable("the token revocation status is unavailable") from None
         self._local = {jti: expiry for jti, expiry in self._local.items() if expiry >= horizon.timestamp()}
         self._revoked = fresh
+        self._disabled = disabled
         self._loaded_at = started  # measured from before the read: never fresher than it is
 
 
