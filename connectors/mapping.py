@@ -282,7 +282,8 @@ def parse_field(family: str, name: str, raw: Any, where: str) -> FieldMapping:
     return mapping
 
 
-def _where(raw: Any, where: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+def parse_filters(raw: Any, where: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """`{name = value or [values]}` equality filters (a family's `where`, a REST `expect`)."""
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -320,7 +321,7 @@ def parse_family(family: str, raw: Any, where: str) -> FamilyMapping:
         key=_name(raw.get("key"), where, "key"),
         fields=fields,
         schema=_name(schema, where, "schema") if schema is not None else None,
-        where=_where(raw.get("where"), f"{where}.where"),
+        where=parse_filters(raw.get("where"), f"{where}.where"),
     )
 
 

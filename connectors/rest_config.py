@@ -22,7 +22,7 @@ import httpx
 from .credentials import secret
 from .dotted import DottedPath
 from .http import Credentials
-from .mapping import ConnectorConfigError
+from .mapping import ConnectorConfigError, parse_filters
 from .spec import ConnectorKind, ConnectorSpec
 
 if TYPE_CHECKING:
@@ -207,16 +207,10 @@ def _path(raw: Any, where: str) -> DottedPath:
 
 
 def _matches(raw: Any, where: str) -> tuple[tuple[DottedPath, tuple[Any, ...]], ...]:
-    """`{path = value or [values]}` tables (`expect`, a family's `where`)."""
+    """`{path = value or [values]}` tables (`expect`): the shared filter rules, on dotted paths."""
     if not isinstance(raw, dict):
         raise _fail(where, "must be a table {dotted.path = value or [values]}")
-    out = []
-    for path, value in raw.items():
-        values = tuple(value) if isinstance(value, list) else (value,)
-        if not values or any(isinstance(v, (dict, list)) for v in values):
-            raise _fail(f"{where}.{path}", "a value is a string, number or boolean, or a list of them")
-        out.append((_path(path, f"{where}.{path}"), values))
-    return tuple(out)
+    return tuple((_path(path, f"{where}.{path}"), values) for path, values in parse_filters(raw, where))
 
 
 def _endpoints(spec: ConnectorSpec, raw: Any, where: str) -> dict[str, Endpoint]:

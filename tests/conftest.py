@@ -166,3 +166,19 @@ def redis_url(redis_key_prefix: str) -> Iterator[str]:
                 client.delete(*keys)
         finally:
             client.close()
+
+
+@pytest.fixture
+def statements() -> Iterator[list[str]]:
+    """The SQL text of every statement any SQLAlchemy engine sends while the test runs."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(Engine, "before_cursor_execute", record)

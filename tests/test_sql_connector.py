@@ -6,11 +6,9 @@ import datetime as dt
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from xinlian.connectors.contract import Connector, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError, parse_families, parse_search
@@ -104,19 +102,6 @@ async def market(market_db: Path) -> Any:
     )
     yield connector
     await connector.close()
-
-
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """The SQL text of every statement any engine sends while the test runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(Engine, "before_cursor_execute", record)
 
 
 # ---- data minimisation and batching ---------------------------------------------------------

@@ -15,11 +15,10 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import Column, Date, Integer, MetaData, Numeric, SmallInteger, String, Table, event, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import Column, Date, Integer, MetaData, Numeric, SmallInteger, String, Table, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from xinlian.connectors.contract import UpstreamUnavailable
@@ -156,19 +155,6 @@ async def market(department_server: tuple[str, str], tmp_path: Path) -> Any:
     connector = load_one(tmp_path, connectors_toml(url, SCHEMA[server]))
     yield connector
     await connector.close()
-
-
-@pytest.fixture
-def statements() -> Iterator[list[str]]:
-    """The SQL text of every statement any engine sends while the test runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(Engine, "before_cursor_execute", record)
 
 
 # ---- conversion -----------------------------------------------------------------------------

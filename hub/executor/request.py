@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from xinlian.hub.principal import Principal
-from xinlian.policies.engine import decide
+from xinlian.policies.engine import Decision, decide
 from xinlian.policies.model import DisclosureClass, Policy
 from xinlian.policies.rows import PublicityWindow
 
@@ -45,8 +46,9 @@ class RequestContext:
     upstream_failures: set[str] = field(default_factory=set)
     _loaders: dict[tuple[str, str, bool], FamilyLoader] = field(default_factory=dict)
     _subjects_asked: int = 0
+    _decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def applies_publicity_window(self) -> bool:
         """Row rules for disclosure to the public apply to every caller not sharing inside government."""
         return DisclosureClass.SHARED not in self.policy.granted(self.principal.scopes)
@@ -67,13 +69,21 @@ class RequestContext:
             loader = self._loaders[key] = FamilyLoader(department, family, self.deadline, self.cache, cacheable)
         return loader
 
+    def decision(self, family: str, field_name: str) -> Decision:
+        """The policy's decision on one field for this request's caller (decided once per request)."""
+        key = (family, field_name)
+        found = self._decisions.get(key)
+        if found is None:
+            found = self._decisions[key] = decide(self.policy, self.principal, family, field_name)
+        return found
+
     def may_receive(self, family: str, field_name: str) -> bool:
-        return decide(self.policy, self.principal, family, field_name).allowed
+        return self.decision(family, field_name).allowed
 
     def deny(self, path: tuple[str, ...], family: str, field_name: str) -> None:
         self.denied.add(f"{family}.{field_name}")
         if path not in self.denials:
-            disclosure = decide(self.policy, self.principal, family, field_name).disclosure.value
+            disclosure = self.decision(family, field_name).disclosure.value
             self.denials[path] = Denial(path, family, field_name, disclosure)
 
     def denial_errors(self) -> list[dict[str, Any]]:

@@ -120,7 +120,7 @@ class HubResolvers:
             denied = denied or list(family.field_names)
         if denied and not allowed:
             ctx.denied.update(f"{family.name}.{f}" for f in denied)
-            disclosure = ctx.policy.class_of((family.name, denied[0]), ctx.principal.kind).value
+            disclosure = ctx.decision(family.name, denied[0]).disclosure.value
             raise forbidden(family.name, disclosure)
         for f in denied:
             ctx.deny(path + ("@",) * family.many + (family.field(f).graphql_name,), family.name, f)
@@ -240,7 +240,7 @@ class HubResolvers:
                 raise bad_user_input(f"first: between 1 and {ctx.search_limit}", argument="first")
             if not ctx.may_receive(REGISTRATION.name, "name"):
                 ctx.denied.add("registration.name")
-                raise forbidden("registration", ctx.policy.class_of(("registration", "name"), ctx.principal.kind).value)
+                raise forbidden("registration", ctx.decision("registration", "name").disclosure.value)
             sources = ctx.federation.sources(REGISTRATION.name)
             results = await asyncio.gather(
                 *(d.link.search(REGISTRATION.name, text, limit, deadline=ctx.deadline) for d in sources),
@@ -261,7 +261,7 @@ class HubResolvers:
             entries = []
             for family in FAMILIES.values():
                 for spec in family.fields:
-                    disclosure = ctx.policy.class_of((family.name, spec.name), ctx.principal.kind)
+                    disclosure = ctx.decision(family.name, spec.name).disclosure
                     if ctx.public_endpoint and not ctx.may_receive(family.name, spec.name):
                         continue
                     entries.append(
