@@ -8,6 +8,7 @@ from typing import Any
 
 from xinlian.schema.catalogue import FAMILIES
 
+from .masking import Mask, parse_mask
 from .model import DisclosureClass, FieldKey, Policy, PolicyError
 
 
@@ -46,6 +47,33 @@ def _field_classes(table: Any, where: str) -> dict[FieldKey, DisclosureClass]:
     return out
 
 
+def _masks(table: Any) -> dict[FieldKey, dict[DisclosureClass, Mask]]:
+    """Parse `{family: {field: {AUDIENCE: "spec"}}}` (AUDIENCE is PUBLIC, AUTHORIZED or SHARED)."""
+    if not isinstance(table, dict):
+        raise PolicyError("masks: expected a table of record families")
+    out: dict[FieldKey, dict[DisclosureClass, Mask]] = {}
+    for family_name, entries in table.items():
+        family = FAMILIES.get(family_name)
+        if family is None:
+            raise PolicyError(f"masks: unknown record family {family_name!r}")
+        if not isinstance(entries, dict):
+            raise PolicyError(f"masks.{family_name}: expected a table of field = {{ AUDIENCE = mask }}")
+        for name, per_audience in entries.items():
+            where = f"masks.{family_name}.{name}"
+            if name not in family.field_names:
+                raise PolicyError(f"masks.{family_name}: unknown field {name!r}")
+            if not isinstance(per_audience, dict) or not per_audience:
+                raise PolicyError(f"{where}: expected {{ PUBLIC = \"mask\" }} (a mask per audience class)")
+            masks: dict[DisclosureClass, Mask] = {}
+            for audience, spec in per_audience.items():
+                disclosure = _class(audience, where)
+                if disclosure is DisclosureClass.CONFIDENTIAL:
+                    raise PolicyError(f"{where}: CONFIDENTIAL is never an audience")
+                masks[disclosure] = parse_mask(spec, f"{where}.{audience}")
+            out[(family_name, name)] = masks
+    return out
+
+
 def parse_policy(document: dict[str, Any], version: str) -> Policy:
     """Build a `Policy` from a parsed TOML document."""
     scopes_table = document.get("scopes")
@@ -67,14 +95,49 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
         scopes=scopes,
         kind_overrides=overrides,
         public_scope=document.get("public_scope", "credit:public"),
+        masks=_masks(document.get("masks", {})),
     )
+
+
+def policy_document(policy: Policy) -> dict[str, Any]:
+    """The policy as an explicit document (every named field spelled out, no "*"), for storage.
+
+    `parse_policy(policy_document(p), p.version)` gives back an equal policy.
+    """
+    def by_family(classes: Any) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for (family_name, name), disclosure in sorted(classes.items()):
+            out.setdefault(family_name, {})[name] = disclosure.value
+        return out
+
+    masks: dict[str, dict[str, dict[str, str]]] = {}
+    for (family_name, name), per_audience in sorted(policy.masks.items()):
+        masks.setdefault(family_name, {})[name] = {a.value: m.spec for a, m in sorted(per_audience.items(), key=lambda i: i[0].value)}
+    return {
+        "public_scope": policy.public_scope,
+        "scopes": {scope: sorted(c.value for c in granted) for scope, granted in sorted(policy.scopes.items())},
+        "fields": by_family(policy.classes),
+        "overrides": {kind: by_family(table) for kind, table in sorted(policy.kind_overrides.items()) if table},
+        "masks": masks,
+    }
+
+
+def parse_policy_text(text: str, version: str | None = None, where: str = "policy") -> Policy:
+    """A policy from TOML text (its own `version` unless one is given)."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    return parse_policy(document, version or str(document.get("version", where)))
 
 
 def load_policy(path: Path | None = None, version: str | None = None) -> Policy:
     """Load a policy file (the shipped default when `path` is None)."""
     path = path or default_policy_path()
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: {exc}") from None
-    return parse_policy(document, version or document.get("version", path.stem))
+    text = path.read_text(encoding="utf-8")
+    if version is None:
+        try:
+            version = str(tomllib.loads(text).get("version", path.stem))
+        except tomllib.TOMLDecodeError as exc:
+            raise PolicyError(f"{path}: {exc}") from None
+    return parse_policy_text(text, version, str(path))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from .masking import Mask
 
 
 class DisclosureClass(enum.Enum):
@@ -33,7 +36,8 @@ class Policy:
 
     `classes` maps (family, field) to its disclosure class; `kind_overrides` maps a client kind
     to per-field classes that replace the default for that kind only; `scopes` maps an OAuth2
-    scope to the classes it grants.
+    scope to the classes it grants; `masks` maps (family, field) to the masking transform applied
+    for each audience (see `audience`).
     """
 
     version: str
@@ -41,6 +45,7 @@ class Policy:
     scopes: Mapping[str, frozenset[DisclosureClass]]
     kind_overrides: Mapping[str, Mapping[FieldKey, DisclosureClass]] = field(default_factory=dict)
     public_scope: str = "credit:public"
+    masks: Mapping[FieldKey, Mapping[DisclosureClass, "Mask"]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for scope, granted in self.scopes.items():
@@ -63,3 +68,18 @@ class Policy:
         for scope in scopes:
             out |= self.scopes.get(scope, frozenset())
         return frozenset(out)
+
+    def audience(self, scopes: frozenset[str]) -> DisclosureClass:
+        """The audience a caller belongs to, for masking: the widest class its scopes grant.
+
+        SHARED (government) ranks above AUTHORIZED (banks, agencies), which ranks above PUBLIC.
+        """
+        granted = self.granted(scopes)
+        for candidate in (DisclosureClass.SHARED, DisclosureClass.AUTHORIZED):
+            if candidate in granted:
+                return candidate
+        return DisclosureClass.PUBLIC
+
+    def mask_for(self, key: FieldKey, audience: DisclosureClass) -> "Mask | None":
+        """The transform applied to a field for an audience, or None (the value goes out in clear)."""
+        return self.masks.get(key, {}).get(audience)

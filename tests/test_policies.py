@@ -41,6 +41,8 @@ MINIMAL_SCOPES = '[scopes]\n"credit:public" = ["PUBLIC"]\n'
 class Caller:
     kind: str
     scopes: frozenset[str]
+    purpose: str | None = "loan-review"  # a declared purpose the client is registered for
+    allowed_purposes: frozenset[str] = frozenset({"loan-review"})
 
 
 PUBLIC_CALLER = Caller("public", frozenset({"credit:public"}))
@@ -142,7 +144,7 @@ def test_default_policy_names_no_field_outside_the_catalogue(default: Policy) ->
         ("tax_credit", "level", SHARED),
         ("tax_credit", "tax_paid", AUTHORIZED),
         ("judgment_debtor_records", "debtor_name", PUBLIC),
-        ("judgment_debtor_records", "debtor_id_number", SHARED),
+        ("judgment_debtor_records", "debtor_id_number", PUBLIC),  # masked for the public
         ("honors", "honor_name", PUBLIC),
     ],
 )
@@ -569,3 +571,80 @@ def test_loader_names_a_scope_given_as_a_string_instead_of_an_array(tmp_path: Pa
     with pytest.raises(PolicyError, match=r"credit:public") as caught:
         load_policy(write_policy(tmp_path, '[scopes]\n"credit:public" = "PUBLIC"\n'))
     assert "'P'" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------
+# Purpose binding and consent (AUTHORIZED fields only)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "purpose, allowed, reason",
+    [
+        (None, frozenset({"loan-review"}), "NO_PURPOSE"),
+        ("marketing", frozenset({"loan-review"}), "PURPOSE_NOT_ALLOWED"),
+        ("loan-review", frozenset(), "PURPOSE_NOT_ALLOWED"),
+        ("loan-review", frozenset({"loan-review"}), "GRANTED"),
+    ],
+)
+def test_authorized_fields_need_a_declared_purpose_the_client_is_registered_for(
+    default: Policy, purpose: str | None, allowed: frozenset[str], reason: str
+) -> None:
+    bank = Caller("bank", BANK.scopes, purpose, allowed)
+    decision = decide(default, bank, "tax_credit", "tax_paid")
+    assert decision.reason.name == reason
+    assert decision.allowed is (reason == "GRANTED")
+    # PUBLIC fields do not depend on the purpose
+    assert decide(default, bank, "registration", "name").allowed
+
+
+def test_natural_persons_authorized_data_also_needs_consent(default: Policy) -> None:
+    field = ("social_insurance_contributions", "monthly_base")
+    without = decide(default, BANK, *field, natural_person=True, consented=False)
+    assert not without.allowed and without.reason.name == "NO_CONSENT"
+    with_consent = decide(default, BANK, *field, natural_person=True, consented=True)
+    assert with_consent.allowed
+    # a legal person's AUTHORIZED data needs no consent; a natural person's PUBLIC data neither
+    assert decide(default, BANK, "tax_credit", "tax_paid", natural_person=False).allowed
+    assert decide(default, PUBLIC_CALLER, "penalties", "decision_number", natural_person=True).allowed
+
+
+def test_consent_never_opens_a_field_the_scopes_do_not_grant(default: Policy) -> None:
+    decision = decide(default, DEPARTMENT, "social_insurance_contributions", "monthly_base", natural_person=True, consented=True)
+    assert not decision.allowed and decision.reason.name == "NOT_GRANTED"
+
+
+# --------------------------------------------------------------------------------------------
+# Masks per field per audience
+# --------------------------------------------------------------------------------------------
+
+
+def test_masks_follow_the_callers_audience(default: Policy) -> None:
+    public = decide(default, PUBLIC_CALLER, "judgment_debtor_records", "debtor_id_number")
+    assert public.allowed and public.mask is not None and public.mask("150102199003071234") == "1501**********1234"
+    department = decide(default, DEPARTMENT, "judgment_debtor_records", "debtor_id_number")
+    assert department.allowed and department.mask is None  # government sees it in clear
+    bank = decide(default, BANK, "tax_credit", "tax_paid")
+    assert bank.mask is not None and bank.mask.spec == "round:10"
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('[masks.penalties]\nfacts = { PUBLIC = "sparkle" }', "unknown mask"),
+        ('[masks.penalties]\nfacts = { PUBLIC = "round:0" }', "positive step"),
+        ('[masks.penalties]\nfacts = { CONFIDENTIAL = "redact" }', "never an audience"),
+        ('[masks.penalties]\nshoe_size = { PUBLIC = "redact" }', "unknown field"),
+        ('[masks.nowhere]\nfacts = { PUBLIC = "redact" }', "unknown record family"),
+        ('[masks.penalties]\nfacts = "redact"', "mask per audience"),
+    ],
+)
+def test_bad_masks_are_refused_with_the_place_of_fault(table: str, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(tomllib.loads(MINIMAL_SCOPES + table), "x")
+
+
+def test_policy_document_round_trips(default: Policy) -> None:
+    from xinlian.policies.loader import policy_document
+
+    assert parse_policy(policy_document(default), default.version) == default
