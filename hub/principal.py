@@ -10,7 +10,10 @@ class Principal:
     """An authenticated client, or the anonymous public.
 
     `kind` is the client kind (public, department, bank, agency, platform, admin, subject);
-    `scopes` are the OAuth2 scopes of its token; `purpose` the declared purpose, if any.
+    `scopes` are the OAuth2 scopes of its token; `purpose` the purpose declared for this request
+    (`Xinlian-Purpose` header, else the token's `purpose` claim), if any; `allowed_purposes` the
+    purposes the client is registered for (a declared purpose outside them grants nothing);
+    `subject_id` the credit subject a client of kind `subject` speaks for.
     """
 
     client_id: str | None
@@ -18,6 +21,13 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     purpose: str | None = None
     token_id: str | None = None
+    allowed_purposes: frozenset[str] = field(default_factory=frozenset)
+    subject_id: str | None = None
+
+    @property
+    def purpose_allowed(self) -> bool:
+        """A purpose was declared and the client is registered for it."""
+        return self.purpose is not None and self.purpose in self.allowed_purposes
 
     @classmethod
     def public(cls, public_scope: str = "credit:public") -> "Principal":

@@ -13,8 +13,11 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-ENDPOINTS = frozenset({"/graphql", "/public/graphql"})
-OUTCOMES = frozenset({"ok", "partial", "error", "rejected"})
+ENDPOINTS = frozenset({"/graphql", "/public/graphql", "/admin/graphql", "cli"})
+OUTCOMES = frozenset({"ok", "partial", "error", "rejected", "alert"})
+# keys added after the first entries were written: left out of the content while empty, so
+# entries written before they existed keep their exact canonical form
+OPTIONAL_KEYS = ("masked", "detail")
 INDEXED_TEXT_LENGTH = 64  # request_id and client_id columns (the content keeps the full value)
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -52,8 +55,10 @@ def canonical_json(document: dict[str, Any]) -> str:
 class AuditEntry:
     """One request to a GraphQL endpoint: who asked, why, about whom, what was released or denied.
 
-    `subjects` are subject identifiers (USCC, resident ID); `released` and `denied` are
-    "family.field" names; `errors` are GraphQL error codes. Lists are kept sorted and unique.
+    `subjects` are subject identifiers (USCC, resident ID); `released`, `denied` and `masked`
+    are "family.field" names (`masked`: released through a masking transform); `errors` are
+    GraphQL error codes; `detail` says more about administrative actions, dry runs and alerts
+    (`endpoint` "/admin/graphql" or "cli", or outcome "alert"). Lists are kept sorted and unique.
     """
 
     at: dt.datetime
@@ -70,6 +75,8 @@ class AuditEntry:
     operation_name: str | None = None
     errors: list[str] = field(default_factory=list)
     remote_addr: str | None = None
+    masked: list[str] = field(default_factory=list)
+    detail: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
@@ -83,15 +90,20 @@ class AuditEntry:
         set_(self, "policy_version", _clean(str(self.policy_version)))
         for name in ("client_id", "client_kind", "purpose", "operation_name", "remote_addr"):
             set_(self, name, _clean_optional(getattr(self, name)))
-        for name in ("subjects", "released", "denied", "errors"):
+        for name in ("subjects", "released", "denied", "errors", "masked"):
             set_(self, name, _clean_list(getattr(self, name)))
+        if self.detail is not None:
+            set_(self, "detail", json.loads(canonical_json(self.detail)) or None)  # JSON-able, or refused
 
     def to_document(self) -> dict[str, Any]:
         """The entry as a JSON-ready mapping (times as ISO 8601 'Z' strings)."""
         document: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         document["at"] = format_time(self.at)
-        for name in ("subjects", "released", "denied", "errors"):
+        for name in ("subjects", "released", "denied", "errors", "masked"):
             document[name] = list(document[name])
+        for name in OPTIONAL_KEYS:
+            if not document[name]:
+                del document[name]
         return document
 
     def canonical_content(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from xinlian.hub.store import Store
-from xinlian.hub.store.models import AuditRecord
+from xinlian.hub.store.models import AuditRecord, AuditSubject
 
 from .chain import GENESIS_HASH, chain_hash
 from .entry import AuditEntry, StoredAuditEntry, format_time
@@ -162,6 +162,7 @@ class AuditTrail:
     async def _commit(self, batch: list[_Pending]) -> list[int]:
         t = AUDIT_TABLE.c
         rows: list[dict[str, Any]] = []
+        subjects: list[dict[str, Any]] = []
         async with self.store.exclusive(CHAIN_LOCK) as conn:
             last = (await conn.execute(select(t.seq, t.hash).order_by(t.seq.desc()).limit(1))).first()
             seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
@@ -179,8 +180,11 @@ class AuditTrail:
                         "hash": digest,
                     }
                 )
+                subjects.extend({"subject": s, "seq": seq} for s in dict.fromkeys(x[:32] for x in pending.entry.subjects))
                 prev = digest
             await conn.execute(insert(AUDIT_TABLE), rows)
+            if subjects:  # the subject index, in the same transaction as the entries
+                await conn.execute(insert(AuditSubject.__table__), subjects)
         return [row["seq"] for row in rows]  # committed: the `exclusive` block has ended
 
 

@@ -2,7 +2,8 @@
 
 Header: `{"typ": "at+jwt", "alg": "ES256", "kid": <signing key's kid>}`.
 Claims: `iss`, `aud`, `sub` (= `client_id` under client credentials), `client_id`, `iat`, `nbf`,
-`exp`, `jti`, `scope` (space separated) and `kind` (the client kind, which policies key on).
+`exp`, `jti`, `scope` (space separated) and `kind` (the client kind, which policies key on);
+`purpose` when the token request named one (the client must be registered for it).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class AccessTokenIssuer:
         self.ttl = ttl
         self.clock = clock
 
-    def issue(self, client_id: str, kind: str, scope: str) -> IssuedToken:
+    def issue(self, client_id: str, kind: str, scope: str, purpose: str | None = None) -> IssuedToken:
         now = int(self.clock())
         token_id = uuid.uuid4().hex
         claims: dict[str, Any] = {
@@ -71,6 +72,8 @@ class AccessTokenIssuer:
             "scope": scope,
             "kind": kind,
         }
+        if purpose is not None:
+            claims["purpose"] = purpose
         kid, key = self.keyring.signing_pair()  # read together: a rotation may land at any moment
         header = {"typ": TOKEN_TYPE, "alg": ALGORITHMS[0], "kid": kid}
         token = jwt.encode(header, claims, key, algorithms=list(ALGORITHMS))

@@ -194,7 +194,10 @@ class BearerValidator:
             raise InvalidToken("malformed claims")
         if claims["sub"] != client_id:
             raise InvalidToken("sub does not match client_id")
-        return Principal(client_id=client_id, kind=kind, scopes=frozenset(scope.split()), token_id=jti)
+        purpose = claims.get("purpose")
+        if purpose is not None and not isinstance(purpose, str):
+            raise InvalidToken("malformed claims")
+        return Principal(client_id=client_id, kind=kind, scopes=frozenset(scope.split()), token_id=jti, purpose=purpose)
 
 
 def _claim_reason(error: InvalidClaimError) -> str:

@@ -166,6 +166,70 @@ class ClientRegistry:
             rows = await session.scalars(select(ClientRecord).order_by(ClientRecord.created_at, ClientRecord.id))
             return list(rows)
 
+    async def rotate_secret(self, client_id: str, secret: str | None = None) -> str | None:
+        """Give a secret client a new secret (the old one stops at once); None if no such client.
+
+        Tokens already issued keep working until they expire; disable the client, or revoke them,
+        to stop those too.
+        """
+        if secret is None:
+            secret = generate_secret()
+        elif len(secret) < MIN_SECRET_LENGTH:
+            raise ClientError(f"a client secret must be at least {MIN_SECRET_LENGTH} characters")
+        digest = await asyncio.to_thread(hash_secret, secret)
+        async with self.store.session() as session:
+            record = await session.scalar(select(ClientRecord).where(ClientRecord.client_id == client_id))
+            if record is None:
+                return None
+            if record.token_endpoint_auth_method == PRIVATE_KEY_JWT:
+                raise ClientError(f"client {client_id!r} authenticates with keys; use set_keys to rotate them")
+            record.secret_hash = digest
+            await session.commit()
+        return secret
+
+    async def set_scope(self, client_id: str, scope: str) -> bool:
+        """Replace the scopes a client may ask for (new tokens only). False if no such client."""
+        scope = normalise_scope(scope)
+        if not scope:
+            raise ClientError("a client needs at least one scope")
+        return await self._set(client_id, scope=scope)
+
+    async def set_purposes(self, client_id: str, purposes: list[str] | tuple[str, ...]) -> bool:
+        """Replace the purposes a client may declare (they must be defined and not retired)."""
+        wanted = list(dict.fromkeys(p.strip() for p in purposes if p.strip()))
+        if wanted:
+            from xinlian.hub.governance.purposes import PurposeRegistry
+
+            active = await PurposeRegistry(self.store).active_codes(wanted)
+            unknown = [p for p in wanted if p not in active]
+            if unknown:
+                raise ClientError(f"unknown or retired purposes: {', '.join(unknown)}")
+        return await self._set(client_id, purposes=" ".join(wanted))
+
+    async def set_subject(self, client_id: str, subject_id: str | None) -> bool:
+        """Bind a `subject` client to the credit subject it speaks for (validated USCC or resident ID)."""
+        if subject_id is not None:
+            from xinlian.hub.governance.objections import ObjectionError, check_subject
+
+            try:
+                subject_id = check_subject(subject_id)
+            except ObjectionError as exc:
+                raise ClientError(str(exc)) from None
+            record = await self.get(client_id)
+            if record is not None and record.kind != "subject":
+                raise ClientError(f"only a client of kind 'subject' speaks for a subject ({client_id!r} is {record.kind!r})")
+        return await self._set(client_id, subject_id=subject_id)
+
+    async def enable(self, client_id: str) -> bool:
+        """Accept a disabled client again. False if no such client."""
+        return await self._set(client_id, disabled=False)
+
+    async def _set(self, client_id: str, **values: object) -> bool:
+        async with self.store.session() as session:
+            result = await session.execute(update(ClientRecord).where(ClientRecord.client_id == client_id).values(**values))
+            await session.commit()
+            return bool(result.rowcount)
+
     async def disable(self, client_id: str) -> bool:
         """Refuse this client from now on (tokens already issued run until they expire).
 

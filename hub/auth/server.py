@@ -79,6 +79,10 @@ class HubClient(ClientMixin):
         return self.record.kind if self.record else ""
 
     @property
+    def purposes(self) -> list[str]:
+        return (self.record.purposes or "").split() if self.record else []
+
+    @property
     def scopes(self) -> list[str]:
         return self.record.scope.split() if self.record else []
 
@@ -203,8 +207,17 @@ class HubClientCredentialsGrant(ClientCredentialsGrant):
             raise InvalidScopeError("The requested scope exceeds the scope registered for this client.")
         self.request.scope = " ".join(s for s in client.scopes if s in requested)
 
+    def validate_purpose(self) -> str | None:
+        """The optional `purpose` parameter: bound into the token, if the client is registered for it."""
+        purpose = self.request.payload.data.get("purpose")
+        if purpose is None or purpose == "":
+            return None
+        if purpose not in self.client.purposes:
+            raise InvalidRequestError("The purpose is not among the purposes registered for this client.")
+        return purpose
+
     def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        token = self.generate_token(scope=self.request.scope, include_refresh_token=False)
+        token = self.server.issue_access_token(self.client, self.request.scope, self.validate_purpose())
         self.save_token(token)
         return 200, token, self.TOKEN_RESPONSE_HEADER
 
@@ -267,7 +280,11 @@ class HubAuthorizationServer(AuthorizationServer):
         expires_in: int | None = None,
         include_refresh_token: bool = False,
     ) -> dict[str, Any]:
-        issued = self.issuer.issue(client.client_id, client.kind, scope or "")
+        return self.issue_access_token(client, scope)
+
+    def issue_access_token(self, client: HubClient, scope: str | None, purpose: str | None = None) -> dict[str, Any]:
+        """Sign an access token for `client` (bound to `purpose` when the request named one)."""
+        issued = self.issuer.issue(client.client_id, client.kind, scope or "", purpose=purpose)
         log.info("issued token %s to %s (scope %s)", issued.token_id, client.client_id, issued.scope)
         return issued.response()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -35,6 +35,10 @@ class ClientRecord(Base):
         String(32), nullable=False, default="client_secret_basic", server_default="client_secret_basic"
     )
     jwks: Mapped[str | None] = mapped_column(Text, nullable=True)  # public JWK Set (JSON), private_key_jwt
+    # purposes (codes of `purposes`) the client may declare for AUTHORIZED data, space separated
+    purposes: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
+    # a client of kind `subject` speaks for one credit subject (its USCC or resident ID)
+    subject_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
 
 
 class RevokedToken(Base):
@@ -78,3 +82,98 @@ class AuditRecord(Base):
     content: Mapped[str] = mapped_column(Text, nullable=False)  # canonical JSON of the entry
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+
+
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class AuditSubject(Base):
+    """Which audit entries name which subject: the index behind a subject's access log.
+
+    Written in the same transaction as the entries it indexes.
+    """
+
+    __tablename__ = "audit_subjects"
+    __table_args__ = (PrimaryKeyConstraint("subject", "seq"),)
+
+    subject: Mapped[str] = mapped_column(String(32), nullable=False)
+    seq: Mapped[int] = mapped_column(SEQ, nullable=False)
+
+
+class PolicyVersionRecord(Base):
+    """One version of the disclosure policy: the whole document, and who made it, when and why.
+
+    `document` is the canonical JSON of `policies.loader.policy_document`; `changes` a JSON list
+    of "what changed" lines against `parent`. Versions are never edited or deleted.
+    """
+
+    __tablename__ = "policy_versions"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)  # "v<number>"
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+    parent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    changes: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+
+
+class PolicyActivation(Base):
+    """A policy version made active; the active version is the latest activation."""
+
+    __tablename__ = "policy_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    activated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    activated_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class PurposeRecord(Base):
+    """A purpose a client may declare for AUTHORIZED data (e.g. `loan-review` 贷款审批)."""
+
+    __tablename__ = "purposes"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    retired: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class ConsentRecord(Base):
+    """A natural person's consent that a client receive its AUTHORIZED data for one purpose."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_subject_client_purpose", "subject", "client_id", "purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(64), nullable=False)
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    reference: Mapped[str] = mapped_column(String(200), nullable=False, default="")  # the signed form's number
+
+
+class ObjectionRecord(Base):
+    """An objection (异议) to one record: while open, the record is served flagged as disputed."""
+
+    __tablename__ = "objections"
+    __table_args__ = (Index("ix_objections_subject_family_status", "subject", "family", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    family: Mapped[str] = mapped_column(String(64), nullable=False)
+    record_ref: Mapped[str] = mapped_column(String(200), nullable=False)  # the record's key (e.g. decision number)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # open | upheld | dismissed
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    filed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    filed_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)

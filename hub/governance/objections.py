@@ -1,0 +1,105 @@
+"""`ObjectionRegister`: objections (异议) to single credit records, and the flag they raise.
+
+An objection names the subject, the record family and the record's key (its decision or case
+number: `RecordFamily.record_key`). While it is open, every caller who receives that record
+gets it with `underObjection: true`. Closing it (`upheld`: the department corrects or withdraws
+the record at its source; `dismissed`: the record stands) removes the flag. Objections are never
+deleted. The full objection workflow (filing by the subject, the department's verification
+within its deadline) builds on this register.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+from sqlalchemy import select, update
+
+from xinlian.hub.store import Store
+from xinlian.hub.store.models import ObjectionRecord
+from xinlian.schema.catalogue import FAMILIES
+from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
+
+OPEN = "open"
+OUTCOMES = ("upheld", "dismissed")
+
+
+class ObjectionError(ValueError):
+    """An objection cannot be filed or closed as asked."""
+
+
+def check_subject(subject: str) -> str:
+    """A USCC or a resident ID, normalised; `ObjectionError` otherwise."""
+    try:
+        return validate_uscc(subject)
+    except InvalidIdentifier:
+        pass
+    try:
+        return validate_resident_id(subject)
+    except InvalidIdentifier:
+        raise ObjectionError(f"subject {subject!r} is neither a valid USCC nor a valid resident ID") from None
+
+
+class ObjectionRegister:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def file(self, subject: str, family: str, record_ref: str, reason: str, filed_by: str) -> ObjectionRecord:
+        spec = FAMILIES.get(family)
+        if spec is None or spec.record_key is None:
+            keyed = ", ".join(n for n, f in FAMILIES.items() if f.record_key)
+            raise ObjectionError(f"objections can be filed against records of: {keyed}")
+        record_ref, reason = record_ref.strip(), reason.strip()
+        if not record_ref or len(record_ref) > 200:
+            raise ObjectionError(f"record_ref: the record's {spec.record_key}, 1 to 200 characters")
+        if not reason:
+            raise ObjectionError("reason: say why the record is disputed")
+        record = ObjectionRecord(
+            subject=check_subject(subject),
+            family=family,
+            record_ref=record_ref,
+            status=OPEN,
+            reason=reason,
+            filed_at=dt.datetime.now(dt.timezone.utc),
+            filed_by=filed_by,
+        )
+        async with self.store.session() as session:
+            session.add(record)
+            await session.commit()
+            await session.refresh(record)
+        return record
+
+    async def close(self, objection_id: int, outcome: str, note: str, closed_by: str) -> bool:
+        """Close an open objection as `upheld` or `dismissed`; False if none is open with that id."""
+        if outcome not in OUTCOMES:
+            raise ObjectionError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        async with self.store.session() as session:
+            result = await session.execute(
+                update(ObjectionRecord)
+                .where(ObjectionRecord.id == objection_id, ObjectionRecord.status == OPEN)
+                .values(status=outcome, outcome=note.strip(), closed_by=closed_by, closed_at=dt.datetime.now(dt.timezone.utc))
+            )
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def list(self, subject: str | None = None, status: str | None = None, limit: int = 200) -> list[ObjectionRecord]:
+        query = select(ObjectionRecord).order_by(ObjectionRecord.id.desc()).limit(limit)
+        if subject is not None:
+            query = query.where(ObjectionRecord.subject == subject)
+        if status is not None:
+            query = query.where(ObjectionRecord.status == status)
+        async with self.store.session() as session:
+            return list(await session.scalars(query))
+
+    async def open_refs_by_family(self, subjects: Iterable[str]) -> dict[tuple[str, str], set[str]]:
+        """{(subject, family): record refs} of the open objections against records of `subjects`."""
+        wanted = list(dict.fromkeys(subjects))
+        out: dict[tuple[str, str], set[str]] = {}
+        if not wanted:
+            return out
+        o = ObjectionRecord
+        query = select(o.subject, o.family, o.record_ref).where(o.subject.in_(wanted), o.status == OPEN)
+        async with self.store.session() as session:
+            for row in await session.execute(query):
+                out.setdefault((row.subject, row.family), set()).add(row.record_ref)
+        return out
