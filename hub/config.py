@@ -40,6 +40,15 @@ def _env_rate_rules() -> RateRules:
     )
 
 
+def _env_subject_cap() -> str:
+    """XINLIAN_AUTHORIZED_SUBJECT_CAP ("N/second|minute|hour|day", "0"/"off"), checked now: a bad one stops the hub."""
+    from .guard.harvest import parse_cap  # imported here: it needs the audit entry type
+
+    text = os.environ.get("XINLIAN_AUTHORIZED_SUBJECT_CAP", "500/day")
+    parse_cap(text)
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -61,6 +70,8 @@ class Settings:
     redis_url: str | None = None  # rate-limit counts shared through Redis; process memory when None
     redis_key_prefix: str = "xinlian"
     public_safelist_path: Path | None = None  # persisted-query safelist for /public/graphql
+    # distinct subjects whose AUTHORIZED data one client may receive per window (hub/guard/harvest.py)
+    authorized_subject_cap: str = "500/day"
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -97,4 +108,5 @@ class Settings:
             redis_url=os.environ.get("XINLIAN_REDIS_URL") or None,
             redis_key_prefix=os.environ.get("XINLIAN_REDIS_KEY_PREFIX", "xinlian"),
             public_safelist_path=Path(safelist) if safelist else None,
+            authorized_subject_cap=_env_subject_cap(),
         )

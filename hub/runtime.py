@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,21 +20,29 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 
 from xinlian.keys.keyring import Keyring
-from xinlian.policies import Policy, load_policy
+from xinlian.policies import Policy, default_policy_path, load_policy
+from xinlian.policies.loader import policy_document
 from xinlian.policies.engine import decide
 from xinlian.schema.graphql import build_schema
 
+from .active_policy import ActivePolicy, PolicyState
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
 from .auth.revocation import revocation_list
 from .config import Settings
-from .executor import Federation, HubResolvers
+from .executor import Federation, HubResolvers, RequestContext
+from .audit.access_log import SubjectAccessLog
 from .executor.cache import PublicRecordCache
+from .guard.harvest import HarvestGuard
+from .governance import ClientDirectory, ConsentBook, ObjectionRegister, PurposeRegistry
+from .governance.policy_versions import PolicyHistory
 from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, RateRules, Safelist
 from .principal import Principal
 from .store import Store
 
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
+log = logging.getLogger("xinlian.hub")
+DEPARTMENT_SHARE = 0.9  # of the request timeout, for department calls
 
 
 def _extensions(limits: QueryLimits, introspection: bool = True) -> list[Any]:
@@ -69,7 +79,9 @@ def full_schema(
     resolvers: HubResolvers, introspection: bool = True, limits: QueryLimits = AUTHENTICATED_LIMITS
 ) -> strawberry.Schema:
     """The authenticated endpoint's schema: every catalogued field exists; policy filters values."""
-    return build_schema(lambda family, field: True, resolvers, extensions=_extensions(limits, introspection))
+    return build_schema(
+        lambda family, field: True, resolvers, include_access_log=True, extensions=_extensions(limits, introspection)
+    )
 
 
 async def _warm_up(federation: Federation, seconds: float = 60.0) -> None:
@@ -93,6 +105,28 @@ class HubRuntime:
     cache: PublicRecordCache = field(default_factory=PublicRecordCache)
     rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(RateRules()))
     safelist: Safelist | None = None  # persisted-query safelist of /public/graphql
+    purposes: PurposeRegistry | None = None
+    consents: ConsentBook | None = None
+    objections: ObjectionRegister | None = None
+    clients: ClientDirectory | None = None
+    harvest: HarvestGuard | None = None  # the anti-harvesting cap on AUTHORIZED data
+    access_log: SubjectAccessLog | None = None
+    # the policy versions in the store, and the one in force here: `policy` and `public_schema`
+    # above are swapped together whenever `active_policy` sees another activation (see
+    # hub/active_policy.py: polled every second; `apply_activation()` at once)
+    policy_history: PolicyHistory | None = None
+    active_policy: ActivePolicy | None = None
+
+    def __post_init__(self) -> None:
+        self.policy_history = self.policy_history or PolicyHistory(self.store)
+        if self.active_policy is not None:
+            self.policy, self.public_schema = self.active_policy.policy, self.active_policy.public_schema
+            self.active_policy.subscribe(self._follow_policy)
+        self.purposes = self.purposes or PurposeRegistry(self.store)
+        self.consents = self.consents or ConsentBook(self.store)
+        self.objections = self.objections or ObjectionRegister(self.store)
+        self.clients = self.clients or ClientDirectory(self.store)
+        self.access_log = self.access_log or SubjectAccessLog(self.store)
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
@@ -100,7 +134,8 @@ class HubRuntime:
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir)
-        policy = load_policy(settings.policy_path)
+        policy_file = settings.policy_path or default_policy_path()
+        file_policy = load_policy(settings.policy_path)
         federation = (
             Federation.from_config(settings.connectors_path, settings.data_dir)
             if settings.connectors_path and settings.connectors_path.exists()
@@ -108,11 +143,28 @@ class HubRuntime:
         )
         await _warm_up(federation)
         resolvers = HubResolvers()
+        history = PolicyHistory(store)
+        active_policy = await ActivePolicy.open(
+            history,
+            lambda p: public_contract(p, resolvers, settings.public_introspection, settings.public_query_limits),
+            seed=file_policy,
+            seed_by="system",
+            seed_reason=f"initial policy from {policy_file.name}",
+        )
+        policy = active_policy.policy
+        if policy_document(file_policy) != policy_document(policy):
+            log.info(
+                "policy file %s differs from the store's active version %s, which is in force "
+                "(store it with `xinlian policy import %s --reason ...`)",
+                policy_file, policy.version, policy_file,
+            )
         audit = AuditTrail(store)
         await audit.start()
         rate_limiter = RateLimiter(settings.rate_limits, settings.redis_url, settings.redis_key_prefix)
         await rate_limiter.start()
-        return cls(
+        harvest = HarvestGuard.from_settings(settings)
+        await harvest.start()
+        runtime = cls(
             settings=settings,
             store=store,
             keyring=keyring,
@@ -120,20 +172,70 @@ class HubRuntime:
             policy=policy,
             federation=federation,
             schema=full_schema(resolvers, settings.introspection, settings.query_limits),
-            public_schema=public_contract(
-                policy, resolvers, settings.public_introspection, settings.public_query_limits
-            ),
+            public_schema=active_policy.public_schema,
             audit=audit,
             rate_limiter=rate_limiter,
             safelist=safelist,
+            harvest=harvest,
+            policy_history=history,
+            active_policy=active_policy,
         )
+        await active_policy.start()
+        return runtime
+
+    def request_context(
+        self,
+        principal: Principal,
+        *,
+        public_endpoint: bool,
+        policy: Policy | None = None,
+        deadline: float | None = None,
+    ) -> "RequestContext":
+        """A fresh `RequestContext` for one request (or a dry run: `policy` another version).
+
+        Departments get `DEPARTMENT_SHARE` of the request's time, so that when one is too slow
+        its fields come back as errors in a partial answer, not as a 504 for everything.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
+        return RequestContext(
+            principal=principal,
+            policy=policy or self.policy,
+            federation=self.federation,
+            today=self.today(),
+            public_endpoint=public_endpoint,
+            deadline=deadline,
+            cache=self.cache,
+            batch_limit=self.settings.batch_limit,
+            search_limit=self.settings.search_limit,
+            consents=self.consents,
+            objections=self.objections,
+            harvest=self.harvest if self.harvest is not None and self.harvest.enabled else None,
+            access_log=self.access_log,
+        )
+
+    def _follow_policy(self, state: PolicyState) -> None:
+        """Another policy version is in force: swap the pair in one step, drop cached records."""
+        self.policy, self.public_schema = state.policy, state.public_schema
+        self.cache.clear()  # fields cached as PUBLIC may be PUBLIC no longer
+
+    async def apply_activation(self) -> str:
+        """Put the store's active policy version in force here at once (after an activation);
+        other hub processes follow within a second. Returns the version in force."""
+        if self.active_policy is not None:
+            await self.active_policy.refresh()
+        return self.policy.version
 
     def today(self) -> dt.date:
         """Today's date in Hohhot (China Standard Time), for publicity windows."""
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
+        if self.active_policy is not None:
+            await self.active_policy.stop()
         await self.rate_limiter.close()
+        if self.harvest is not None:
+            await self.harvest.close()
         await self.audit.stop()
         await self.federation.close()
         await self.store.close()

@@ -54,6 +54,7 @@ class RecordFamily:
     subjects: tuple[SubjectKind, ...]
     fields: tuple[FieldSpec, ...]
     recency: str | None = None  # newest first by this field; single-record families keep the newest
+    record_key: str | None = None  # the field naming one record (objections refer to it)
 
     def field(self, name: str) -> FieldSpec:
         for spec in self.fields:
@@ -102,6 +103,7 @@ LICENSES = RecordFamily(
     many=True,
     subjects=(LEGAL,),
     recency="decision_date",
+    record_key="decision_number",
     fields=(
         FieldSpec("decision_number", S, "行政许可决定文书号", "Number of the licence decision document."),
         FieldSpec("license_name", S, "许可证书名称", "Name of the licence."),
@@ -114,6 +116,7 @@ LICENSES = RecordFamily(
         FieldSpec("authority", S, "许可机关", "Issuing authority."),
         FieldSpec("authority_uscc", S, "许可机关统一社会信用代码", "USCC of the issuing authority."),
         FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+        FieldSpec("review_status", S, "审核状态", "Review status at the source (e.g. 已审核); records awaiting review are not shown to the public."),
     ),
 )
 
@@ -125,6 +128,7 @@ PENALTIES = RecordFamily(
     many=True,
     subjects=(LEGAL, NATURAL),
     recency="decision_date",
+    record_key="decision_number",
     fields=(
         FieldSpec("decision_number", S, "行政处罚决定书文号", "Number of the penalty decision document."),
         FieldSpec("violation_type", S, "违法行为类型", "Type of the violation."),
@@ -141,6 +145,7 @@ PENALTIES = RecordFamily(
         FieldSpec("severity", S, "失信程度", "Severity: 轻微, 一般 or 严重."),
         FieldSpec("publicity_end_date", D, "公示截止期", "Last day the record is shown to the public."),
         FieldSpec("case_handler", S, "办案人员", "Officers who handled the case (internal)."),
+        FieldSpec("review_status", S, "审核状态", "Review status at the source (e.g. 已审核); records awaiting review are not shown to the public."),
     ),
 )
 
@@ -152,6 +157,7 @@ TAX_CREDIT = RecordFamily(
     many=False,
     subjects=(LEGAL,),
     recency="year",
+    record_key="year",
     fields=(
         FieldSpec("level", S, "纳税信用等级", "Tax credit level: A, B, M, C or D."),
         FieldSpec("year", I, "评价年度", "Evaluation year."),
@@ -169,6 +175,7 @@ JUDGMENT_DEBTORS = RecordFamily(
     many=True,
     subjects=(LEGAL, NATURAL),
     recency="publish_date",
+    record_key="case_number",
     fields=(
         FieldSpec("case_number", S, "案号", "Enforcement case number."),
         FieldSpec("court", S, "执行法院", "Enforcing court."),
@@ -180,6 +187,7 @@ JUDGMENT_DEBTORS = RecordFamily(
         FieldSpec("obligation", S, "生效法律文书确定的义务", "Obligation fixed by the effective legal document."),
         FieldSpec("performance", S, "被执行人的履行情况", "How far the debtor has performed."),
         FieldSpec("dishonest_behavior", S, "失信被执行人行为具体情形", "The dishonest behaviour."),
+        FieldSpec("review_status", S, "审核状态", "Review status at the source (e.g. 已审核); records awaiting review are not shown to the public."),
     ),
 )
 
@@ -191,12 +199,14 @@ HONORS = RecordFamily(
     many=True,
     subjects=(LEGAL,),
     recency="award_date",
+    record_key="honor_name",
     fields=(
         FieldSpec("honor_name", S, "荣誉名称", "Name of the honour or red list."),
         FieldSpec("awarding_authority", S, "认定机关", "Authority that awarded it."),
         FieldSpec("award_date", D, "认定日期", "Date awarded."),
         FieldSpec("valid_to", D, "有效期至", "End of validity."),
         FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+        FieldSpec("review_status", S, "审核状态", "Review status at the source (e.g. 已审核); records awaiting review are not shown to the public."),
     ),
 )
 
@@ -208,6 +218,7 @@ SOCIAL_INSURANCE_ARREARS = RecordFamily(
     many=True,
     subjects=(LEGAL,),
     recency="confirmed_date",
+    record_key="arrears_period",
     fields=(
         FieldSpec("insurance_type", S, "险种", "Insurance type (养老, 医疗, 失业, 工伤, 生育)."),
         FieldSpec("arrears_period", S, "欠缴期间", "Months in arrears, e.g. 2026-01至2026-06."),

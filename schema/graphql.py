@@ -69,6 +69,29 @@ class CatalogueEntry:
     description: str = strawberry.field(description="What the field holds.")
 
 
+@strawberry.type(
+    description=(
+        "One access of the calling subject's data (信用主体查询记录), from the hub's audit trail. "
+        "Fields are those of the whole request: a request about several subjects lists every "
+        "field it released."
+    )
+)
+class AccessLogEntry:
+    seq: int = strawberry.field(description="The audit entry's sequence number; pass it as `before` for older entries.")
+    at: dt.datetime = strawberry.field(description="When the request was answered (UTC).")
+    request_id: str = strawberry.field(description="The request's id (X-Request-Id), to quote in an objection or complaint.")
+    client_id: Optional[str] = strawberry.field(description="The client that asked; null for the anonymous public.")
+    client_name: Optional[str] = strawberry.field(description="The client's registered name; null for the public.")
+    client_kind: Optional[str] = strawberry.field(description="department, bank, agency, platform, admin, subject, or public.")
+    endpoint: str = strawberry.field(description="/graphql, /public/graphql, or /admin/graphql (a policy dry run).")
+    purpose: Optional[str] = strawberry.field(description="The purpose the client declared, if any.")
+    released: list[str] = strawberry.field(description="family.field names released in the request.")
+    masked: list[str] = strawberry.field(description="family.field names released masked.")
+    denied: list[str] = strawberry.field(description="family.field names asked for and refused.")
+    outcome: str = strawberry.field(description="ok, partial, error or rejected.")
+    policy_version: str = strawberry.field(description="The disclosure policy version that decided the fields.")
+
+
 class CreditSchema(strawberry.Schema):
     """A Strawberry schema that logs only unexpected errors (with their traceback).
 
@@ -81,6 +104,9 @@ class CreditSchema(strawberry.Schema):
             original = error.original_error
             if original is not None and not isinstance(original, GraphQLError):
                 log.error("unexpected error at %s", error.path, exc_info=original)
+
+
+OBJECTION_FLAG = "under_objection"  # set by the hub's row rules on records of keyed families
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,15 @@ def _record_type(family: RecordFamily, visible: Visible) -> type | None:
         namespace[spec.name] = strawberry.field(default=None, description=f"{spec.label}. {spec.description}")
     if not annotations:
         return None
+    if family.record_key is not None:
+        annotations[OBJECTION_FLAG] = Optional[bool]
+        namespace[OBJECTION_FLAG] = strawberry.field(
+            default=None,
+            description=(
+                "异议标注: true while an objection to this record is open (the record is disputed and "
+                "being verified); null when the record's key could not be read."
+            ),
+        )
     namespace["__annotations__"] = annotations
     cls = type(family.type_name, (), namespace)
     return strawberry.type(cls, description=f"{family.label}. {family.description}")
@@ -173,9 +208,14 @@ def build_schema(
     resolvers: SchemaResolvers,
     *,
     include_catalogue: bool = True,
+    include_access_log: bool = False,
     extensions: list[Any] | None = None,
 ) -> strawberry.Schema:
-    """A Strawberry schema exposing only the visible fields, wired to the executor's resolvers."""
+    """A Strawberry schema exposing only the visible fields, wired to the executor's resolvers.
+
+    `include_access_log` adds `myAccessLog` (root resolver "my_access_log"): the authenticated
+    full schema has it, the public contract never does.
+    """
     built = build_types(visible, resolvers)
     root = resolvers.root_fields()
     L, N = built.legal_person, built.natural_person
@@ -201,6 +241,15 @@ def build_schema(
         namespace["catalogue"] = strawberry.field(
             resolver=root["catalogue"], graphql_type=list[CatalogueEntry],
             description="The district's credit data catalogue: every field, its class and its sources.",
+        )
+    if include_access_log:
+        namespace["my_access_log"] = strawberry.field(
+            resolver=root["my_access_log"], graphql_type=list[AccessLogEntry],
+            description=(
+                "Who accessed the calling subject's data, newest first (only for a client of kind "
+                "`subject`, which speaks for one credit subject). `first`: 1 to 200; `before`: "
+                "the `seq` of the last entry of the previous page."
+            ),
         )
     namespace["__annotations__"] = {}
     query = strawberry.type(type("Query", (), namespace), description="Xinlian credit information queries.")

@@ -50,14 +50,22 @@ class RunningHub:
         assert response.status_code == 200, response.text
         return response.json()["access_token"]
 
-    def query(self, query: str, kind: str | None = None, variables: dict[str, Any] | None = None) -> httpx.Response:
-        """POST a query to /graphql as a demo client kind, or to /public/graphql when kind is None."""
+    def query(
+        self, query: str, kind: str | None = None, variables: dict[str, Any] | None = None, purpose: str | None = None
+    ) -> httpx.Response:
+        """POST a query to /graphql as a demo client kind, or to /public/graphql when kind is None.
+
+        `purpose` is sent as the `Xinlian-Purpose` header (the demo bank may declare `loan-review`).
+        """
         body: dict[str, Any] = {"query": query}
         if variables is not None:
             body["variables"] = variables
         if kind is None:
             return self.http.post("/public/graphql", json=body)
-        return self.http.post("/graphql", json=body, headers={"Authorization": f"Bearer {self.token(kind)}"})
+        headers = {"Authorization": f"Bearer {self.token(kind)}"}
+        if purpose is not None:
+            headers["Xinlian-Purpose"] = purpose
+        return self.http.post("/graphql", json=body, headers=headers)
 
 
 @contextlib.contextmanager
@@ -71,7 +79,7 @@ def running_hub(
     district = build_demo_district(data_dir, legal_persons=legal_persons, natural_persons=natural_persons)
     settings = Settings.from_env(data_dir, database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
     settings = dataclasses.replace(settings, **overrides)
-    clients = asyncio.run(ensure_demo_clients(settings))
+    clients = asyncio.run(ensure_demo_clients(settings, dict(district.samples)))
     services = start_demo_services(data_dir)  # the court's REST API, as `xinlian demo` starts it
     try:
         app = create_app(settings)

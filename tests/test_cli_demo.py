@@ -59,7 +59,7 @@ def test_demo_serves_prints_credentials_and_reuses_its_data_dir(tmp_path: Path) 
     try:
         _wait_ready(base, proc)
         clients = json.loads((tmp_path / "demo-clients.json").read_text(encoding="utf-8"))
-        assert set(clients) == {"department", "bank", "admin"}
+        assert set(clients) == {"department", "bank", "admin", "subject"}
         for kind, client in clients.items():
             assert set(client) == {"client_id", "client_secret", "scope"}
         assert oct((tmp_path / "demo-clients.json").stat().st_mode & 0o777) == "0o600"

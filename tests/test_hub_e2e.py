@@ -55,7 +55,7 @@ def test_department_sees_shared_fields_of_peers(hub: RunningHub) -> None:
 
 def test_bank_gets_authorized_not_shared(hub: RunningHub) -> None:
     uscc = hub.samples["multi_department_penalties"]
-    body = hub.query(PROFILE, "bank", {"uscc": uscc}).json()
+    body = hub.query(PROFILE, "bank", {"uscc": uscc}, purpose="loan-review").json()
     person = body["data"]["legalPerson"]
     assert person["taxCredit"]["taxPaid"] is not None  # AUTHORIZED
     assert person["taxCredit"]["level"]  # the bank-tax override makes the level AUTHORIZED for banks
@@ -74,7 +74,7 @@ def test_denied_fields_are_never_fetched(hub: RunningHub) -> None:
     tax = hub.connector("tax")
     market.calls.clear()
     tax.calls.clear()
-    hub.query(PROFILE, "bank", {"uscc": hub.samples["multi_department_penalties"]})
+    hub.query(PROFILE, "bank", {"uscc": hub.samples["multi_department_penalties"]}, purpose="loan-review")
     asked = {(c.family, f) for c in market.calls + tax.calls for f in c.fields}
     assert ("registration", "contact_phone") not in asked
     assert ("penalties", "case_handler") not in asked
@@ -220,7 +220,7 @@ def test_catalogue_lists_every_field_with_class_and_sources(hub: RunningHub) -> 
     from xinlian.schema.catalogue import FAMILIES
 
     query = "{ catalogue { family fieldName valueType label disclosureClass sourceDepartments description } }"
-    body = hub.query(query, "bank").json()
+    body = hub.query(query, "bank", purpose="loan-review").json()
     entries = body["data"]["catalogue"]
     assert len(entries) == sum(len(f.fields) for f in FAMILIES.values())
     phone = next(e for e in entries if e["family"] == "registration" and e["fieldName"] == "contactPhone")
@@ -261,7 +261,7 @@ def test_bad_requests_get_clear_errors(hub: RunningHub, content: bytes, code: st
 def test_every_request_is_audited_and_the_chain_verifies(hub: RunningHub) -> None:
     before = len(_tail(hub, 1000))
     uscc = hub.samples["multi_department_penalties"]
-    hub.query(PROFILE, "bank", {"uscc": uscc})
+    hub.query(PROFILE, "bank", {"uscc": uscc}, purpose="loan-review")
     hub.query('{ legalPerson(uscc: "bad") { name } }', None)
     hub.http.post("/graphql", json={"query": "{ catalogue { family } }"})  # no token
     entries = _tail(hub, 1000)
@@ -272,7 +272,7 @@ def test_every_request_is_audited_and_the_chain_verifies(hub: RunningHub) -> Non
     assert bank["subjects"] == [uscc]
     assert "penalties.case_handler" in bank["denied"] and "registration.contact_phone" in bank["denied"]
     assert "tax_credit.tax_paid" in bank["released"]
-    assert bank["outcome"] == "partial" and bank["policy_version"] == "default-1"
+    assert bank["outcome"] == "partial" and bank["policy_version"] == "v1"
     assert public["client_id"] is None and public["endpoint"] == "/public/graphql"
     assert public["errors"] == ["BAD_USER_INPUT"]
     assert unauthenticated["outcome"] == "rejected"

@@ -233,7 +233,7 @@ def test_no_response_without_its_audit_entry(hub: RunningHub) -> None:
 
 def test_the_hub_store_on_postgresql(tmp_path, postgres_url: str) -> None:
     with running_hub(tmp_path, legal_persons=30, natural_persons=10, database_url=postgres_url) as pg_hub:
-        body = pg_hub.query(PROFILE, "bank", {"u": pg_hub.samples["clean"]}).json()
+        body = pg_hub.query(PROFILE, "bank", {"u": pg_hub.samples["clean"]}, purpose="loan-review").json()
         assert body["data"]["legalPerson"]["uscc"] == pg_hub.samples["clean"]
         import subprocess, sys, os
 

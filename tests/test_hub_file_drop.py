@@ -23,7 +23,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
 def test_departments_and_banks_see_arrears_the_public_does_not(hub: RunningHub) -> None:
     uscc = hub.samples["social_insurance_arrears"]
     for kind in ("department", "bank"):
-        body = hub.query(ARREARS, kind, {"u": uscc}).json()
+        body = hub.query(ARREARS, kind, {"u": uscc}, purpose="loan-review" if kind == "bank" else None).json()
         assert "errors" not in body, body.get("errors")
         [record, *_] = body["data"]["legalPerson"]["socialInsuranceArrears"]
         assert record["dataSourceUnit"] == "新城区人力资源和社会保障局"
@@ -34,7 +34,7 @@ def test_departments_and_banks_see_arrears_the_public_does_not(hub: RunningHub) 
 
 def test_contributions_are_authorized_only(hub: RunningHub) -> None:
     person = hub.samples["insured_person"]
-    bank = hub.query(CONTRIBUTIONS, "bank", {"id": person}).json()
+    bank = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="loan-review").json()
     assert bank["data"]["naturalPerson"]["socialInsuranceContributions"]
     department = hub.query(CONTRIBUTIONS, "department", {"id": person}).json()
     assert department["data"]["naturalPerson"]["socialInsuranceContributions"] is None

@@ -38,7 +38,7 @@ def test_a_public_only_token_gets_the_publicity_window_on_graphql_too(hub: Runni
 def test_banks_do_not_see_penalties_past_their_window(hub: RunningHub) -> None:
     query = "query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber } } }"
     uscc = hub.samples["expired_penalty"]
-    bank = hub.query(query, "bank", {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
+    bank = hub.query(query, "bank", {"u": uscc}, purpose="loan-review").json()["data"]["legalPerson"]["penalties"]
     public = hub.query(query, None, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
     assert bank == public
 

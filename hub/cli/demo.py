@@ -14,7 +14,16 @@ DEMO_CLIENTS: dict[str, dict[str, str]] = {
     "department": {"client_id": "demo-department", "name": "新城区发展和改革局（社会信用体系建设办公室）"},
     "bank": {"client_id": "demo-bank", "name": "内蒙古银行呼和浩特新城支行"},
     "admin": {"client_id": "demo-admin", "name": "新城区信用平台管理员"},
+    "subject": {"client_id": "demo-subject", "name": "信用主体门户（示例企业）"},
 }
+# purposes the demo defines; the demo bank is registered for the first two
+DEMO_PURPOSES: dict[str, tuple[str, str]] = {
+    "loan-review": ("贷款审批", "Reviewing a loan application of the subject."),
+    "credit-card-review": ("信用卡审批", "Reviewing a credit card application of the subject."),
+    "supply-chain-finance": ("供应链金融", "Financing against receivables of the subject's buyers."),
+}
+DEMO_BANK_PURPOSES = ("loan-review", "credit-card-review")
+DEMO_CONSENT_DAYS = 365
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -43,8 +52,13 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(args.data_dir, host=args.host, port=args.port)
 
 
-async def ensure_demo_clients(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Create the demo clients once; later runs reuse them (and re-create any that are gone)."""
+async def ensure_demo_clients(settings: Settings, samples: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """Create the demo clients once; later runs reuse them (and re-create any that are gone).
+
+    With the district's `samples`, also set up what access control needs for a walkthrough:
+    the demo purposes, the bank's allowed purposes, the subject client bound to a sample company,
+    and the sample insured person's consent to the bank for `loan-review`.
+    """
     from xinlian.hub.auth.clients import ClientRegistry, default_scope
     from xinlian.hub.store import Store
 
@@ -64,11 +78,34 @@ async def ensure_demo_clients(settings: Settings) -> dict[str, dict[str, Any]]:
             scope = default_scope(kind)
             client_id, secret = await registry.create(spec["name"], kind, scope, client_id=spec["client_id"])
             out[kind] = {"client_id": client_id, "client_secret": secret, "scope": scope}
+        if samples:
+            await _ensure_demo_governance(store, registry, samples)
     finally:
         await store.close()
     path.write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     os.chmod(path, 0o600)
     return out
+
+
+async def _ensure_demo_governance(store: Any, registry: Any, samples: dict[str, str]) -> None:
+    import datetime as dt
+
+    from xinlian.hub.governance import ConsentBook, PurposeRegistry
+
+    purposes = PurposeRegistry(store)
+    for code, (label, description) in DEMO_PURPOSES.items():
+        if await purposes.get(code) is None:
+            await purposes.define(code, label, description)
+    await registry.set_purposes(DEMO_CLIENTS["bank"]["client_id"], list(DEMO_BANK_PURPOSES))
+    await registry.set_subject(DEMO_CLIENTS["subject"]["client_id"], samples["judgment_debtor"])
+    consents = ConsentBook(store)
+    person, bank = samples["insured_person"], DEMO_CLIENTS["bank"]["client_id"]
+    now = dt.datetime.now(dt.timezone.utc)
+    if not await consents.consenting([person], bank, DEMO_BANK_PURPOSES[0], now):
+        await consents.grant(
+            person, bank, DEMO_BANK_PURPOSES[0], now + dt.timedelta(days=DEMO_CONSENT_DAYS),
+            recorded_by="demo", reference="DEMO-CONSENT-0001",
+        )
 
 
 def _banner(settings: Settings, host: str, port: int, clients: dict[str, dict[str, Any]] | None) -> str:
@@ -115,7 +152,7 @@ def run_demo(args: argparse.Namespace) -> int:
     code = _publish_departments(settings, {"market": args.market_url, "tax": args.tax_url})
     if code:
         return code
-    clients = asyncio.run(ensure_demo_clients(settings))
+    clients = asyncio.run(ensure_demo_clients(settings, dict(district.samples)))
     print(f"Demo district: {district.legal_persons} legal persons, {district.natural_persons} natural persons")
     if args.no_serve:
         print(_banner(settings, args.host, args.port, clients), flush=True)

@@ -33,7 +33,7 @@ REFERENCE_DATE = dt.date(2026, 11, 1)
 DIVISION = "150102"
 TEMPLATE = Path(__file__).with_name("connectors.toml")
 LEGAL_SAMPLES = ("judgment_debtor", "a_level_taxpayer", "expired_penalty", "severe_penalty", "minor_penalty",
-                 "multi_department_penalties", "honored", "revoked", "clean")
+                 "multi_department_penalties", "honored", "revoked", "clean", "awaiting_review")
 NATURAL_SAMPLES = ("natural_debtor", "natural_penalty", "natural_clean")
 
 MARKET, TAX = "新城区市场监督管理局", "国家税务总局呼和浩特市新城区税务局"
@@ -63,7 +63,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "env_punishment": "punish_id INTEGER PRIMARY KEY, credit_code TEXT, party_name TEXT, punish_no TEXT, "
                           "illegal_type TEXT, illegal_facts TEXT, punish_basis TEXT, punish_type TEXT, punish_content TEXT, "
                           "fine_wan REAL, confiscate_wan REAL, decision_time TEXT, punish_org TEXT, punish_org_code TEXT, "
-                          "data_source TEXT, credit_level TEXT, public_end TEXT",
+                          "data_source TEXT, credit_level TEXT, public_end TEXT, audit_state TEXT",
         "env_permit": "permit_id INTEGER PRIMARY KEY, credit_code TEXT, approve_no TEXT, permit_name TEXT, permit_type TEXT, "
                       "permit_no TEXT, permit_scope TEXT, approve_date TEXT, valid_begin TEXT, valid_end TEXT, "
                       "issue_org TEXT, issue_org_code TEXT, data_source TEXT, is_valid INTEGER",
@@ -257,7 +257,8 @@ class _District:
 
     # ---- penalties and judgment debtors --------------------------------------------------
     def penalty(self, db: str, key: str, party: str, severity: str, decided: dt.date | None = None, months: int | None = None,
-                natural: bool = False, withdrawn: bool = False, since: dt.date = dt.date(1995, 1, 1)) -> None:
+                natural: bool = False, withdrawn: bool = False, since: dt.date = dt.date(1995, 1, 1),
+                reviewed: bool = True) -> None:
         rng = self.rng
         decided = decided or self.day_between(max(since, REFERENCE_DATE - dt.timedelta(days=1460)), REFERENCE_DATE)
         choices, weights = SEVERITY_MONTHS[severity]
@@ -293,7 +294,8 @@ class _District:
                 "credit_code": key, "party_name": party, "punish_no": number, "illegal_type": kind, "illegal_facts": facts,
                 "punish_basis": basis, "punish_type": category, "punish_content": content, "fine_wan": fine / 10000,
                 "confiscate_wan": confiscated / 10000, "decision_time": at, "punish_org": org,
-                "punish_org_code": self.authority[db], "data_source": org, "credit_level": code, "public_end": end.isoformat()})
+                "punish_org_code": self.authority[db], "data_source": org, "credit_level": code, "public_end": end.isoformat(),
+                "audit_state": "已审核" if reviewed else "待审核"})
 
     def debtor(self, key: str, name: str, listed: bool = True, filed: dt.date | None = None) -> None:
         rng = self.rng
@@ -377,6 +379,8 @@ class _District:
         self.penalty("market", f["uscc"], f["name"], "一般", decided=ref - days(60), months=12)
         self.penalty("tax", f["uscc"], f["name"], "一般", decided=ref - days(100), months=12)
         self.penalty("environment", f["uscc"], f["name"], "严重", decided=ref - days(300), months=36)
+        f = firms["awaiting_review"]  # entered at the bureau, not yet reviewed: not for the public
+        self.penalty("environment", f["uscc"], f["name"], "一般", decided=ref - days(20), months=12, reviewed=False)
         self.honor(firms["honored"], "market")
         self.honor(firms["honored"], "environment")
         p = people["natural_debtor"]

@@ -12,9 +12,9 @@ cannot be stored the response is withheld (503).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
-import time
 import logging
 import uuid
 from dataclasses import dataclass
@@ -38,12 +38,12 @@ from xinlian.hub.guard import (
     code_for_parse_error,
     resolve_document,
 )
+from xinlian.hub.guard.harvest import alert_entry
 from xinlian.hub.guard.rate_limits import CLIENT, GRAPHQL_IP, PUBLIC_IP
 from xinlian.hub.principal import Principal
 from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.graphql")
-DEPARTMENT_SHARE = 0.9
 MAX_BODY_BYTES = 64 * 1024  # the default of Settings.max_body_bytes
 
 
@@ -176,9 +176,108 @@ def _error_body(code: str, message: str, extensions: dict[str, Any] | None = Non
     return {"errors": [{"message": message, "extensions": {"code": code, **(extensions or {})}}]}
 
 
-def _client_ip(request: Request) -> str:
+PURPOSE_HEADER = "xinlian-purpose"
+MAX_PURPOSE_LENGTH = 64
+
+
+async def declared_principal(request: Request, runtime: HubRuntime, principal: Principal) -> Principal:
+    """The token's principal with its request's purpose and the client's registered facts.
+
+    The purpose is the `Xinlian-Purpose` header, else the token's `purpose` claim. A token bound
+    to a purpose cannot be used for another (400 PURPOSE_CONFLICT). The client's allowed purposes
+    and the subject it speaks for come from the client registry (at most about a second old).
+    """
+    header = request.headers.get(PURPOSE_HEADER)
+    purpose = principal.purpose
+    if header is not None and header.strip():
+        declared = header.strip()
+        if len(declared) > MAX_PURPOSE_LENGTH:
+            raise RequestRejected(400, "BAD_REQUEST", f"Xinlian-Purpose is at most {MAX_PURPOSE_LENGTH} characters")
+        if purpose is not None and declared != purpose:
+            raise RequestRejected(
+                400, "PURPOSE_CONFLICT", f"this token is bound to purpose {purpose!r}; Xinlian-Purpose names another"
+            )
+        purpose = declared
+    facts = await runtime.clients.facts(principal.client_id) if principal.client_id else None
+    return dataclasses.replace(
+        principal,
+        purpose=purpose,
+        allowed_purposes=facts.allowed_purposes if facts else frozenset(),
+        subject_id=facts.subject_id if facts else None,
+    )
+
+
+def client_ip(request: Request) -> str:
     """The peer address (behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips)."""
     return request.client.host if request.client else "unknown"
+
+
+async def admit(runtime: HubRuntime, scope: str, key: str) -> None:
+    """Count this request against `scope`'s rate for `key`; over the limit → 429 with Retry-After."""
+    admission = await runtime.rate_limiter.admit(scope, key)
+    if not admission.allowed:
+        wait = admission.retry_after
+        raise RequestRejected(
+            429,
+            RATE_LIMITED,
+            f"Too many requests ({admission.limit}); retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+            extensions={"retryAfter": wait},
+        )
+
+
+async def authenticate(request: Request, runtime: HubRuntime) -> Principal:
+    """The caller of a bearer endpoint, from its token: the one place a token is checked.
+
+    Signature, claims and revocation, then the request's purpose and the client's registered
+    facts (`declared_principal`). `Unauthenticated` for a bad token; 503 if revocations cannot
+    be read.
+    """
+    try:
+        principal = await principal_from_request_async(request, runtime.validator)
+    except InvalidToken as exc:
+        raise Unauthenticated(str(exc)) from None
+    except RevocationUnavailable:
+        raise RequestRejected(503, "REVOCATION_UNAVAILABLE", "token revocations cannot be checked right now") from None
+    return await declared_principal(request, runtime, principal)
+
+
+async def execute_operation(
+    request: Request,
+    runtime: HubRuntime,
+    schema: Any,
+    query: str,
+    gql: GraphQLRequest,
+    context: Any,
+    *,
+    allowed_operation_types: Any = None,
+    refused_operation: tuple[int, str] = (400, "OPERATION_RESOLUTION_FAILURE"),
+) -> Any:
+    """Execute one operation within the request timeout; refusals become `RequestRejected`.
+
+    `refused_operation` is the status and code for an operation type the endpoint does not run
+    (e.g. a mutation sent with GET to the admin API: 405 METHOD_NOT_ALLOWED).
+    """
+    timeout = runtime.settings.request_timeout
+    options: dict[str, Any] = {}
+    if allowed_operation_types is not None:
+        options["allowed_operation_types"] = allowed_operation_types
+    try:
+        return await asyncio.wait_for(
+            schema.execute(
+                query, variable_values=gql.variables, context_value=context, operation_name=gql.operation_name, **options
+            ),
+            timeout=timeout,
+        )
+    except (asyncio.TimeoutError, TimeoutError):
+        raise RequestRejected(504, "REQUEST_TIMEOUT", f"the request did not complete within {timeout:g} s") from None
+    except CannotGetOperationTypeError as exc:
+        raise RequestRejected(400, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason()) from None
+    except InvalidOperationTypeError as exc:
+        status, code = refused_operation
+        raise RequestRejected(status, code, exc.as_http_error_reason(request.method)) from None
+    except MissingQueryError:
+        raise RequestRejected(400, "BAD_REQUEST", "query must be a non-empty string") from None
 
 
 class GraphQLEndpoint:
@@ -201,45 +300,19 @@ class GraphQLEndpoint:
         try:
             if request.method not in ("GET", "POST"):
                 raise RequestRejected(405, "METHOD_NOT_ALLOWED", "use POST (or GET for queries)")
-            await self._admit(runtime, PUBLIC_IP if self.public else GRAPHQL_IP, _client_ip(request))
+            await admit(runtime, PUBLIC_IP if self.public else GRAPHQL_IP, client_ip(request))
             if principal is None:
-                principal = await self._authenticate(request, runtime)
-                await self._admit(runtime, CLIENT, principal.client_id)
+                principal = await authenticate(request, runtime)
+                await admit(runtime, CLIENT, principal.client_id or "")
             gql = _parse(request, await _read_body(request, runtime.settings.max_body_bytes))
             operation = gql.operation_name
             try:
                 query = resolve_document(gql.query, gql.persisted_hash, runtime.safelist if self.public else None)
             except PersistedQueryRefused as exc:
                 raise RequestRejected(400, exc.code, exc.message) from None
-            ctx = RequestContext(
-                principal=principal,
-                policy=runtime.policy,
-                federation=runtime.federation,
-                today=runtime.today(),
-                public_endpoint=self.public,
-                # departments get 90% of the request's time, so that when one is too slow its
-                # fields come back as errors in a partial answer, not as a 504 for everything
-                deadline=time.monotonic() + runtime.settings.request_timeout * DEPARTMENT_SHARE,
-                cache=runtime.cache,
-                batch_limit=runtime.settings.batch_limit,
-                search_limit=runtime.settings.search_limit,
-            )
+            ctx = runtime.request_context(principal, public_endpoint=self.public)
             schema = runtime.public_schema if self.public else runtime.schema
-            try:
-                result = await asyncio.wait_for(
-                    schema.execute(query, variable_values=gql.variables, context_value=ctx, operation_name=operation),
-                    timeout=runtime.settings.request_timeout,
-                )
-            except (asyncio.TimeoutError, TimeoutError):
-                raise RequestRejected(
-                    504, "REQUEST_TIMEOUT", f"the request did not complete within {runtime.settings.request_timeout:g} s"
-                ) from None
-            except CannotGetOperationTypeError as exc:
-                raise RequestRejected(400, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason()) from None
-            except InvalidOperationTypeError as exc:
-                raise RequestRejected(400, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason(request.method)) from None
-            except MissingQueryError:
-                raise RequestRejected(400, "BAD_REQUEST", "query must be a non-empty string") from None
+            result = await execute_operation(request, runtime, schema, query, gql, ctx)
             errors = [_format_error(e) for e in result.errors or []] + ctx.denial_errors()
             error_codes = sorted({e["extensions"]["code"] for e in errors})
             if result.data is None and errors and all("path" not in e for e in errors):
@@ -263,6 +336,8 @@ class GraphQLEndpoint:
             body = _error_body("INTERNAL_SERVER_ERROR", "Internal server error")
         try:
             await self._audit(runtime, request, request_id, principal, ctx, outcome, error_codes, operation)
+            if ctx is not None and ctx.alerts:
+                await self._alert(runtime, request, request_id, ctx)
         except AuditUnavailable:
             log.error("audit trail unavailable; response to %s withheld", request_id)
             return JSONResponse(
@@ -275,27 +350,23 @@ class GraphQLEndpoint:
             return early
         return JSONResponse(body, status_code=status, headers=headers)
 
-    async def _authenticate(self, request: Request, runtime: HubRuntime) -> Principal:
-        """The caller of /graphql, from its bearer token: the one place a token is checked."""
-        try:
-            return await principal_from_request_async(request, runtime.validator)  # signature, claims, revocation
-        except InvalidToken as exc:
-            raise Unauthenticated(str(exc)) from None
-        except RevocationUnavailable:
-            raise RequestRejected(503, "REVOCATION_UNAVAILABLE", "token revocations cannot be checked right now") from None
-
-    async def _admit(self, runtime: HubRuntime, scope: str, key: str) -> None:
-        """Count this request against `scope`'s rate for `key`; over the limit → 429 with Retry-After."""
-        admission = await runtime.rate_limiter.admit(scope, key)
-        if not admission.allowed:
-            wait = admission.retry_after
-            raise RequestRejected(
-                429,
-                RATE_LIMITED,
-                f"Too many requests ({admission.limit}); retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-                extensions={"retryAfter": wait},
+    async def _alert(self, runtime: HubRuntime, request: Request, request_id: str, ctx: RequestContext) -> None:
+        """An alert entry: this request made its client cross the anti-harvesting cap (once per window)."""
+        cap = runtime.harvest.cap if runtime.harvest is not None else None
+        principal = ctx.principal
+        log.warning("client %s crossed the authorized-subject cap (%s)", principal.client_id, cap)
+        await runtime.audit.record(
+            alert_entry(
+                principal.client_id or "",
+                principal.kind,
+                cap.limit if cap else 0,
+                cap.window if cap else "",
+                ctx.policy.version,
+                request_id,
+                purpose=principal.purpose,
+                remote_addr=client_ip(request),
             )
+        )
 
     async def _audit(
         self,
@@ -319,7 +390,8 @@ class GraphQLEndpoint:
             released=sorted(ctx.released) if ctx else [],
             denied=sorted(ctx.denied) if ctx else [],
             outcome=outcome,
-            policy_version=runtime.policy.version,
+            policy_version=(ctx.policy if ctx else runtime.policy).version,
+            masked=sorted(ctx.masked) if ctx else [],
             operation_name=operation,
             errors=sorted(set(error_codes)),
             remote_addr=request.client.host if request.client else None,

@@ -58,5 +58,7 @@ async def readyz(request: Request) -> Response:
         "store": "ok" if store_ok else "unreachable",
         "connectors": departments,
         "rateLimiter": runtime.rate_limiter.status(),  # degraded (Redis away) does not make the hub unready
+        "harvestCap": runtime.harvest.status() if runtime.harvest is not None else {"cap": "off"},
+        "policyVersion": runtime.policy.version,
     }
     return JSONResponse(body, status_code=200 if store_ok else 503)

@@ -16,11 +16,13 @@ def bad_user_input(message: str, **extra: object) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "BAD_USER_INPUT", **extra})
 
 
-def forbidden(family: str, disclosure: str) -> GraphQLError:
-    return GraphQLError(
-        f"Not authorized to receive {family} (disclosure class {disclosure})",
-        extensions={"code": "FORBIDDEN", "field": family, "disclosureClass": disclosure},
-    )
+def forbidden(family: str, disclosure: str, reason: str | None = None) -> GraphQLError:
+    extensions: dict[str, object] = {"code": "FORBIDDEN", "field": family, "disclosureClass": disclosure}
+    message = f"Not authorized to receive {family} (disclosure class {disclosure})"
+    if reason:
+        extensions["reason"] = reason
+        message = f"Not authorized to receive {family} (disclosure class {disclosure}: {reason})"
+    return GraphQLError(message, extensions=extensions)
 
 
 def upstream(failures: Iterable[ConnectorError]) -> GraphQLError:

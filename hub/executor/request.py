@@ -5,16 +5,20 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from xinlian.hub.principal import Principal
-from xinlian.policies.engine import Decision, decide
+from xinlian.policies.engine import Decision, Reason, decide
 from xinlian.policies.model import DisclosureClass, Policy
 from xinlian.policies.rows import PublicityWindow
 
 from .cache import PublicRecordCache
 from .federation import Department, Federation
 from .loader import FamilyLoader
+
+if TYPE_CHECKING:
+    from xinlian.hub.governance import ConsentBook, ObjectionRegister
+    from xinlian.hub.guard.harvest import HarvestGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,7 @@ class Denial:
     family: str
     field: str
     disclosure: str
+    reason: str
 
 
 @dataclass
@@ -44,9 +49,19 @@ class RequestContext:
     denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)  # "family.field", for the audit
     upstream_failures: set[str] = field(default_factory=set)
+    masked: set[str] = field(default_factory=set)  # "family.field" released through a mask
+    consents: "ConsentBook | None" = None
+    objections: "ObjectionRegister | None" = None
+    harvest: "HarvestGuard | None" = None
+    access_log: Any = None  # SubjectAccessLog, for myAccessLog
+    alerts: list[dict[str, Any]] = field(default_factory=list)  # harvest-cap crossings, audited apart
     _loaders: dict[tuple[str, str, bool], FamilyLoader] = field(default_factory=dict)
     _subjects_asked: int = 0
-    _decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
+    _decisions: dict[tuple[str, str, bool, bool], Decision] = field(default_factory=dict)
+    _consent: dict[str, bool] = field(default_factory=dict)
+    _admitted: dict[str, bool] = field(default_factory=dict)
+    _objections: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _objections_loaded: set[str] = field(default_factory=set)
 
     @functools.cached_property
     def applies_publicity_window(self) -> bool:
@@ -69,30 +84,95 @@ class RequestContext:
             loader = self._loaders[key] = FamilyLoader(department, family, self.deadline, self.cache, cacheable)
         return loader
 
-    def decision(self, family: str, field_name: str) -> Decision:
-        """The policy's decision on one field for this request's caller (decided once per request)."""
-        key = (family, field_name)
+    def decision(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> Decision:
+        """The policy's decision on one field for this request's caller (decided once per request).
+
+        `natural_person` and `consented` describe the subject the field is about (consent matters
+        only for AUTHORIZED data about natural persons).
+        """
+        key = (family, field_name, natural_person, consented)
         found = self._decisions.get(key)
         if found is None:
-            found = self._decisions[key] = decide(self.policy, self.principal, family, field_name)
+            found = self._decisions[key] = decide(
+                self.policy, self.principal, family, field_name, natural_person=natural_person, consented=consented
+            )
         return found
 
-    def may_receive(self, family: str, field_name: str) -> bool:
-        return self.decision(family, field_name).allowed
+    def may_receive(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> bool:
+        return self.decision(family, field_name, natural_person, consented).allowed
 
-    def deny(self, path: tuple[str, ...], family: str, field_name: str) -> None:
+    def needs_consent(self, family: str, fields: Any) -> bool:
+        """Whether a natural person's consent would change a decision on any of `fields`."""
+        if not self.principal.purpose_allowed:
+            return False  # without an allowed purpose, AUTHORIZED fields are denied anyway
+        return any(
+            self.decision(family, f, True, False).reason is Reason.NO_CONSENT for f in fields
+        )
+
+    async def consented(self, subject: str) -> bool:
+        """A consent of `subject` for this client and its declared purpose is in force (once per request)."""
+        found = self._consent.get(subject)
+        if found is None:
+            principal = self.principal
+            found = False
+            if self.consents is not None and principal.client_id and principal.purpose_allowed:
+                assert principal.purpose is not None
+                found = subject in await self.consents.consenting([subject], principal.client_id, principal.purpose)
+            self._consent[subject] = found
+        return found
+
+    async def admit_authorized(self, subject: str) -> bool:
+        """Count `subject` against the client's anti-harvesting cap for AUTHORIZED data."""
+        found = self._admitted.get(subject)
+        if found is None:
+            found = True
+            if self.harvest is not None and self.principal.client_id:
+                admission = await self.harvest.admit(self.principal.client_id, subject)
+                found = admission.allowed
+                if admission.crossed:
+                    self.alerts.append({"cap": admission.cap, "count": admission.count, "subject": subject})
+            self._admitted[subject] = found
+        return found
+
+    async def load_objections(self, subjects: list[str]) -> None:
+        """Read the open objections against records of `subjects` (one query per root field)."""
+        wanted = [s for s in subjects if s not in self._objections_loaded]
+        if not wanted or self.objections is None:
+            return
+        found = await self.objections.open_refs_by_family(wanted)
+        self._objections_loaded.update(wanted)
+        for (subject, family), refs in found.items():
+            self._objections.setdefault((subject, family), set()).update(refs)
+
+    def disputed(self, subject: str, family: str) -> set[str]:
+        """Keys of the subject's records in `family` under an open objection (loaded beforehand)."""
+        return self._objections.get((subject, family), set())
+
+    def objections_known(self, subject: str) -> bool:
+        return self.objections is None or subject in self._objections_loaded
+
+    def deny(
+        self, path: tuple[str, ...], family: str, field_name: str, decision: Decision | None = None, reason: str | None = None
+    ) -> None:
         self.denied.add(f"{family}.{field_name}")
         if path not in self.denials:
-            disclosure = self.decision(family, field_name).disclosure.value
-            self.denials[path] = Denial(path, family, field_name, disclosure)
+            decision = decision or self.decision(family, field_name)
+            why = reason or decision.reason.value
+            self.denials[path] = Denial(path, family, field_name, decision.disclosure.value, why)
 
     def denial_errors(self) -> list[dict[str, Any]]:
         """GraphQL errors for selected fields filtered to null (one per generic path)."""
         return [
             {
-                "message": f"Not authorized to receive {d.family}.{d.field} (disclosure class {d.disclosure})",
+                "message": f"Not authorized to receive {d.family}.{d.field} (disclosure class {d.disclosure}: {d.reason})",
                 "path": list(d.path),
-                "extensions": {"code": "FORBIDDEN", "field": f"{d.family}.{d.field}", "disclosureClass": d.disclosure},
+                "extensions": {
+                    "code": "FORBIDDEN",
+                    "field": f"{d.family}.{d.field}",
+                    "disclosureClass": d.disclosure,
+                    "reason": d.reason,
+                },
             }
             for d in self.denials.values()
         ]
+

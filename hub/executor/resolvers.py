@@ -1,13 +1,16 @@
 """`HubResolvers`: the root and family resolvers wired into the Strawberry schemas.
 
-Every family field follows the same stages: selected sub-fields → policy decision (denied
-fields recorded, never fetched) → batched loads from every source connector → row rules →
-newest first → released fields recorded for the audit.
+Every family field follows the same stages: selected sub-fields → policy decision for this
+subject (purpose, and consent for natural persons' AUTHORIZED data; denied fields recorded,
+never fetched) → the client's anti-harvesting cap for AUTHORIZED data → batched loads from every
+source connector → row rules (publicity window, review gate) → newest first → objection flag
+and masking (on copies: cached records are shared) → released fields recorded for the audit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -15,16 +18,41 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from xinlian.connectors.contract import ConnectorError, Record
+from xinlian.policies.engine import Reason
+from xinlian.policies.model import DisclosureClass
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
-from xinlian.schema.graphql import CatalogueEntry
+from xinlian.schema.graphql import OBJECTION_FLAG, CatalogueEntry
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
+from .access_log_field import my_access_log
 from .errors import bad_user_input, forbidden, upstream
 from .request import RequestContext
 from .selection import generic_path, subfields
 
 WINDOWED_FAMILIES = frozenset({"penalties"})
 MAX_SEARCH_TEXT = 50
+REVIEW_FIELD = "review_status"
+# review statuses under which a record may be shown to callers the public row rules apply to;
+# any other value, or null, means the record awaits review at its source (fail closed)
+REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通过"})
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectGrant:
+    """What decides a field for one subject: natural person?, consent on file?, under the cap?"""
+
+    natural_person: bool = False
+    consented: bool = False
+    admitted: bool = True  # not refused by the anti-harvesting cap
+
+    def decision(self, ctx: RequestContext, family: str, field_name: str) -> Any:
+        return ctx.decision(family, field_name, self.natural_person, self.consented)
+
+    def allows(self, ctx: RequestContext, family: str, field_name: str) -> bool:
+        decision = self.decision(ctx, family, field_name)
+        if not decision.allowed:
+            return False
+        return self.admitted or decision.disclosure is not DisclosureClass.AUTHORIZED
 
 
 @dataclass
@@ -66,13 +94,19 @@ class HubResolvers:
     """Implements `schema.graphql.SchemaResolvers` for the hub."""
 
     # ---- stages shared by every family -------------------------------------------------
-    def _fetch_set(self, ctx: RequestContext, family: RecordFamily, allowed: list[str]) -> frozenset[str]:
+    def _fetch_set(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], grant: SubjectGrant) -> frozenset[str]:
+        """The allowed fields plus the ones row rules read, where the caller may receive them."""
         internal: set[str] = set()
         if family.recency:
             internal.add(family.recency)
-        if ctx.applies_publicity_window and family.name in WINDOWED_FAMILIES:
-            internal.update(ctx.window.fields)
-        return frozenset(allowed) | {f for f in internal if ctx.may_receive(family.name, f)}
+        if family.record_key and ctx.objections is not None:
+            internal.add(family.record_key)
+        if ctx.applies_publicity_window:
+            if family.name in WINDOWED_FAMILIES:
+                internal.update(ctx.window.fields)
+            if REVIEW_FIELD in family.field_names:
+                internal.add(REVIEW_FIELD)
+        return frozenset(allowed) | {f for f in internal if grant.allows(ctx, family.name, f)}
 
     async def _load(self, ctx: RequestContext, family: RecordFamily, keys: list[str], fields: frozenset[str]) -> dict[str, list[Record] | list[ConnectorError]]:
         """Records per key from every source; a key maps to its failures if any source failed."""
@@ -96,10 +130,39 @@ class HubResolvers:
             out[key] = failures if failures else records
         return out
 
-    def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record]) -> list[Record]:
-        if ctx.applies_publicity_window and family.name in WINDOWED_FAMILIES:
-            records = [r for r in records if ctx.window.shows(r, ctx.today)]
+    def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], grant: SubjectGrant) -> list[Record]:
+        """Row rules for callers outside government: publicity window and review gate (fail closed)."""
+        if ctx.applies_publicity_window:
+            if family.name in WINDOWED_FAMILIES:
+                records = [r for r in records if ctx.window.shows(r, ctx.today)]
+            if REVIEW_FIELD in family.field_names:
+                if not grant.allows(ctx, family.name, REVIEW_FIELD):
+                    records = []  # the gate cannot be checked for this caller: nothing is shown
+                else:
+                    records = [r for r in records if REVIEW_FIELD not in r or r[REVIEW_FIELD] in REVIEWED]
         return _newest_first(family, records)
+
+    def _present(
+        self, ctx: RequestContext, family: RecordFamily, subject: str, allowed: list[str], records: list[Record], grant: SubjectGrant
+    ) -> list[Record]:
+        """Copies of the records with the objection flag set and masked fields transformed."""
+        masks = {f: m for f in allowed if (m := grant.decision(ctx, family.name, f).mask) is not None}
+        flag = family.record_key is not None and ctx.objections is not None
+        if not records or not (masks or flag):
+            return records
+        disputed = ctx.disputed(subject, family.name) if flag else set()
+        known = ctx.objections_known(subject)
+        out: list[Record] = []
+        for record in records:
+            shown = dict(record)
+            for name, mask in masks.items():
+                shown[name] = mask(shown.get(name))
+            if flag:
+                ref = record.get(family.record_key)  # type: ignore[arg-type]
+                shown[OBJECTION_FLAG] = None if ref is None or not known else str(ref) in disputed
+            out.append(shown)
+        ctx.masked.update(f"{family.name}.{f}" for f in masks)
+        return out
 
     def _release(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], records: list[Record]) -> None:
         if records:
@@ -111,20 +174,40 @@ class HubResolvers:
         selected = [names[n] for n in subfields(raw) if n in names]
         return selected, generic_path(raw)
 
-    def _decide(self, ctx: RequestContext, family: RecordFamily, selected: list[str], path: tuple[str, ...]) -> list[str]:
+    def _field_path(self, family: RecordFamily, path: tuple[str, ...], field_name: str) -> tuple[str, ...]:
+        return path + ("@",) * family.many + (family.field(field_name).graphql_name,)
+
+    def _decide(
+        self, ctx: RequestContext, family: RecordFamily, selected: list[str], path: tuple[str, ...], grant: SubjectGrant
+    ) -> list[str]:
         """Allowed selected fields; denied ones are recorded, or the whole family is refused."""
-        allowed = [f for f in selected if ctx.may_receive(family.name, f)]
+        allowed = [f for f in selected if grant.decision(ctx, family.name, f).allowed]
         denied = [f for f in selected if f not in allowed]
-        if not allowed and not any(ctx.may_receive(family.name, f) for f in family.field_names):
+        if not allowed and not any(grant.decision(ctx, family.name, f).allowed for f in family.field_names):
             # nothing of this family may reach the caller: not even whether records exist
             denied = denied or list(family.field_names)
         if denied and not allowed:
             ctx.denied.update(f"{family.name}.{f}" for f in denied)
-            disclosure = ctx.decision(family.name, denied[0]).disclosure.value
-            raise forbidden(family.name, disclosure)
+            decision = grant.decision(ctx, family.name, denied[0])
+            raise forbidden(family.name, decision.disclosure.value, decision.reason.value)
         for f in denied:
-            ctx.deny(path + ("@",) * family.many + (family.field(f).graphql_name,), family.name, f)
+            ctx.deny(self._field_path(family, path, f), family.name, f, grant.decision(ctx, family.name, f))
         return allowed
+
+    async def _cap(
+        self, ctx: RequestContext, family: RecordFamily, subject: str, allowed: list[str], path: tuple[str, ...], grant: SubjectGrant
+    ) -> tuple[list[str], SubjectGrant]:
+        """The anti-harvesting cap: AUTHORIZED fields of a subject beyond the client's cap are denied."""
+        authorized = [f for f in allowed if grant.decision(ctx, family.name, f).disclosure is DisclosureClass.AUTHORIZED]
+        if not authorized or await ctx.admit_authorized(subject):
+            return allowed, grant
+        grant = dataclasses.replace(grant, admitted=False)
+        for f in authorized:
+            ctx.deny(self._field_path(family, path, f), family.name, f, grant.decision(ctx, family.name, f), Reason.SUBJECT_CAP.value)
+        rest = [f for f in allowed if f not in authorized]
+        if not rest:
+            raise forbidden(family.name, DisclosureClass.AUTHORIZED.value, Reason.SUBJECT_CAP.value)
+        return rest, grant
 
     # ---- family fields ----------------------------------------------------------------
     def family_resolver(self, family: RecordFamily) -> Any:
@@ -139,16 +222,20 @@ class HubResolvers:
     async def resolve_family(self, family: RecordFamily, root: Any, info: strawberry.Info) -> Any:
         ctx = _context(info)
         selected, path = self._selection(info, family)
-        allowed = self._decide(ctx, family, selected, path)
+        natural = isinstance(root, NaturalPersonRoot)
+        key = root.id_number if natural else root.uscc
+        consented = natural and ctx.needs_consent(family.name, selected) and await ctx.consented(key)
+        grant = SubjectGrant(natural_person=natural, consented=consented)
+        allowed = self._decide(ctx, family, selected, path, grant)
+        allowed, grant = await self._cap(ctx, family, key, allowed, path, grant)
         if family is REGISTRATION:
             outcome: list[Any] = root.registration
         else:
-            key = root.uscc if isinstance(root, LegalPersonRoot) else root.id_number
-            outcome = (await self._load(ctx, family, [key], self._fetch_set(ctx, family, allowed)))[key]
+            outcome = (await self._load(ctx, family, [key], self._fetch_set(ctx, family, allowed, grant)))[key]
         if outcome and isinstance(outcome[0], ConnectorError):
             ctx.upstream_failures.update(f.department for f in outcome)
             raise upstream(outcome)
-        records = self._rows(ctx, family, outcome)
+        records = self._present(ctx, family, key, allowed, self._rows(ctx, family, outcome, grant), grant)
         self._release(ctx, family, allowed, records)
         if family.many:
             return records
@@ -167,7 +254,11 @@ class HubResolvers:
             if not outcome:
                 return None
             ctx.released.add("registration.name")
-            return outcome[0].get("name")
+            mask = ctx.decision("registration", "name").mask
+            if mask is None:
+                return outcome[0].get("name")
+            ctx.masked.add("registration.name")
+            return mask(outcome[0].get("name"))
 
         return resolve_name
 
@@ -187,7 +278,7 @@ class HubResolvers:
         unique = list(dict.fromkeys(codes))
         if not ctx.reserve_subjects(len(codes)):
             raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
-        loaded = await self._load(ctx, REGISTRATION, unique, fields)
+        loaded, _ = await asyncio.gather(self._load(ctx, REGISTRATION, unique, fields), ctx.load_objections(unique))
         ctx.subjects.update(unique)
         out: list[LegalPersonRoot | None] = []
         for code in codes:
@@ -228,6 +319,7 @@ class HubResolvers:
             if not ctx.reserve_subjects(1):
                 raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
             ctx.subjects.add(code)
+            await ctx.load_objections([code])
             return NaturalPersonRoot(code)
 
         async def search_legal_persons(name: str, info: strawberry.Info, first: Optional[int] = 10) -> Any:
@@ -240,7 +332,8 @@ class HubResolvers:
                 raise bad_user_input(f"first: between 1 and {ctx.search_limit}", argument="first")
             if not ctx.may_receive(REGISTRATION.name, "name"):
                 ctx.denied.add("registration.name")
-                raise forbidden("registration", ctx.decision("registration", "name").disclosure.value)
+                decision = ctx.decision("registration", "name")
+                raise forbidden("registration", decision.disclosure.value, decision.reason.value)
             sources = ctx.federation.sources(REGISTRATION.name)
             results = await asyncio.gather(
                 *(d.link.search(REGISTRATION.name, text, limit, deadline=ctx.deadline) for d in sources),
@@ -285,4 +378,5 @@ class HubResolvers:
             "natural_person": natural_person,
             "search_legal_persons": search_legal_persons,
             "catalogue": catalogue,
+            "my_access_log": my_access_log,
         }
