@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .admin.endpoint import admin_graphql
 from .auth import auth_routes
 from .config import Settings
 from .endpoints.graphql import GraphQLEndpoint
@@ -56,5 +57,6 @@ def create_app(settings: Settings) -> Starlette:
         # every method reaches the handler, which refuses all but GET/POST itself, audited
         Route("/graphql", GraphQLEndpoint(public=False).handle, methods=ALL_METHODS),
         Route("/public/graphql", GraphQLEndpoint(public=True).handle, methods=ALL_METHODS),
+        Route("/admin/graphql", admin_graphql, methods=ALL_METHODS),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

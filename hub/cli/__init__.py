@@ -1,4 +1,5 @@
-"""The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`.
+"""The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`, `policy`,
+`purposes`, `consents`, `objections`, `access-log`.
 
 Each sub-command group lives in its own module exposing `register(subparsers)`; the
 registered handler receives the parsed arguments and returns the process exit code.
@@ -11,7 +12,8 @@ import importlib
 import sys
 from typing import Sequence
 
-COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors")
+COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
+                   "purposes", "consents", "objections", "access_log")
 
 
 def build_parser() -> argparse.ArgumentParser:

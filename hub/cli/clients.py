@@ -1,34 +1,34 @@
-"""`xinlian clients add|list|disable|set-keys`: the hub's OAuth2 clients.
+"""`xinlian clients add|list|disable|set-keys|create|rotate-secret|set-scope|set-purposes|set-subject|enable`.
 
-`add` prints the new client's id and secret (the secret is shown this once and only its hash is
-stored) — or, with `--jwks-file`, registers the client's PUBLIC key(s) for `private_key_jwt` and
+The hub's OAuth2 clients. `add` prints the new client's id and secret (the secret is shown
+this once and only its hash is stored) — or, with `--jwks-file`, registers the client's PUBLIC key(s) for `private_key_jwt` and
 issues no secret; `list` never shows secrets; `disable` refuses a client from now on; `set-keys`
 replaces a `private_key_jwt` client's public keys. Exit codes: 0 done, 1 refused (unknown
 client, bad kind, scope or keys, id taken), 2 the store or the key file cannot be read.
+`create`, `rotate-secret`, `set-scope`, `set-purposes`, `set-subject` and `enable` are in
+`client_admin.py` (refused input: exit 2). Every change is audited (`admin_session.py`).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import json
 import sys
 import unicodedata
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from xinlian.hub.auth.client_keys import MAX_JWKS_BYTES
-from xinlian.hub.auth.clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientError, ClientRegistry
-from xinlian.hub.config import Settings
-from xinlian.hub.store import Store
+from xinlian.hub.auth.clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientRegistry
+
+from .admin_session import BY_HELP, DEFAULT_BY, AdminSession, run_admin
+from .client_admin import register_actions
 
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    clients = sub.add_parser("clients", help="manage OAuth2 clients (add, list, disable)")
+    clients = sub.add_parser("clients", help="manage OAuth2 clients (create, list, rotate-secret, disable, ...)")
     actions = clients.add_subparsers(dest="clients_command", required=True)
 
     add = actions.add_parser("add", help="register a client and print its id and secret (shown once)")
@@ -50,6 +50,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     add.add_argument("--json", action="store_true", help="print the new client as JSON")
     add.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    add.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
     add.set_defaults(handler=run_add)
 
     ls = actions.add_parser("list", help="list clients (never their secrets)")
@@ -60,13 +61,17 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     disable = actions.add_parser("disable", help="refuse a client's token requests from now on")
     disable.add_argument("client_id", metavar="CLIENT_ID")
     disable.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    disable.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
     disable.set_defaults(handler=run_disable)
 
     keys = actions.add_parser("set-keys", help="replace a private_key_jwt client's public keys")
     keys.add_argument("client_id", metavar="CLIENT_ID")
     keys.add_argument("--jwks-file", required=True, metavar="FILE", help="the client's PUBLIC JWK or JWK Set")
     keys.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    keys.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
     keys.set_defaults(handler=run_set_keys)
+
+    register_actions(actions)
 
 
 def _read_jwks_file(path: str) -> str | None:
@@ -79,42 +84,35 @@ def _read_jwks_file(path: str) -> str | None:
         return None
 
 
-def _with_registry(args: argparse.Namespace, action: Callable[[ClientRegistry], Awaitable[int]]) -> int:
-    settings = Settings.from_env(args.data_dir)
+def _with_registry(
+    args: argparse.Namespace, action: Callable[[ClientRegistry, AdminSession], Awaitable[int]]
+) -> int:
+    """Run `action` on the registry; its changes are audited and its output printed afterwards."""
 
-    async def run() -> int:
-        store = await Store.open(settings.database_url)
-        try:
-            return await action(ClientRegistry(store))
-        finally:
-            await store.close()
+    async def run(session: AdminSession) -> int:
+        return await action(session.operations.registry, session)
 
-    try:
-        return asyncio.run(run())
-    except ClientError as exc:
-        print(f"xinlian clients: {exc}", file=sys.stderr)
-        return 1
-    except (OSError, SQLAlchemyError) as exc:  # the store is unreachable or unreadable
-        print(f"xinlian clients: cannot use the hub store: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+    return run_admin(args, "clients", run, refused_exit=1)
 
 
 def run_add(args: argparse.Namespace) -> int:
     if args.jwks_file is not None:
         return run_add_with_keys(args)
 
-    async def add(registry: ClientRegistry) -> int:
+    async def add(registry: ClientRegistry, session: AdminSession) -> int:
         client_id, secret = await registry.create(args.name, args.kind, args.scope, client_id=args.client_id)
         record = await registry.get(client_id)
         scope = record.scope if record else ""
+        session.record("createClient", client_id=client_id, kind=args.kind, scope=scope)
+        say = session.say
         if args.json:
-            print(json.dumps({"client_id": client_id, "client_secret": secret, "kind": args.kind, "scope": scope}))
+            say(json.dumps({"client_id": client_id, "client_secret": secret, "kind": args.kind, "scope": scope}))
         else:
-            print(f"client_id      {client_id}")
-            print(f"client_secret  {secret}")
-            print(f"kind           {args.kind}")
-            print(f"scope          {scope}")
-            print("The secret is shown only this once; the hub keeps only its hash.")
+            say(f"client_id      {client_id}")
+            say(f"client_secret  {secret}")
+            say(f"kind           {args.kind}")
+            say(f"scope          {scope}")
+            say("The secret is shown only this once; the hub keeps only its hash.")
         return 0
 
     return _with_registry(args, add)
@@ -125,22 +123,24 @@ def run_add_with_keys(args: argparse.Namespace) -> int:
     if jwks is None:
         return 2
 
-    async def add(registry: ClientRegistry) -> int:
+    async def add(registry: ClientRegistry, session: AdminSession) -> int:
         client_id = await registry.create_with_keys(args.name, args.kind, jwks, args.scope, client_id=args.client_id)
         record = await registry.get(client_id)
         scope = record.scope if record else ""
         kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])] if record else []
         method = "private_key_jwt"
+        session.record("createClient", client_id=client_id, kind=args.kind, scope=scope, auth_method=method, kids=kids)
+        say = session.say
         if args.json:
             shown = {"client_id": client_id, "kind": args.kind, "scope": scope}
-            print(json.dumps({**shown, "token_endpoint_auth_method": method, "kids": kids}))
+            say(json.dumps({**shown, "token_endpoint_auth_method": method, "kids": kids}))
         else:
-            print(f"client_id                   {client_id}")
-            print(f"kind                        {args.kind}")
-            print(f"scope                       {scope}")
-            print(f"token_endpoint_auth_method  {method}")
-            print(f"kids                        {' '.join(kids)}")
-            print("No secret is issued: the client signs a JWT assertion with its private key (see docs/auth.md).")
+            say(f"client_id                   {client_id}")
+            say(f"kind                        {args.kind}")
+            say(f"scope                       {scope}")
+            say(f"token_endpoint_auth_method  {method}")
+            say(f"kids                        {' '.join(kids)}")
+            say("No secret is issued: the client signs a JWT assertion with its private key (see docs/auth.md).")
         return 0
 
     return _with_registry(args, add)
@@ -172,6 +172,8 @@ def _row(record: Any) -> dict[str, Any]:
         "auth": record.token_endpoint_auth_method,
         "disabled": bool(record.disabled),
         "created_at": _utc(record.created_at),
+        "purposes": (getattr(record, "purposes", "") or "").split(),
+        "subject_id": getattr(record, "subject_id", None),
     }
 
 
@@ -185,7 +187,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    async def ls(registry: ClientRegistry) -> int:
+    async def ls(registry: ClientRegistry, session: AdminSession) -> int:
         rows = [_row(r) for r in await registry.list()]
         if args.json:
             for row in rows:
@@ -200,11 +202,12 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_disable(args: argparse.Namespace) -> int:
-    async def disable(registry: ClientRegistry) -> int:
+    async def disable(registry: ClientRegistry, session: AdminSession) -> int:
         if not await registry.disable(args.client_id):
             print(f"xinlian clients: no client {args.client_id!r}", file=sys.stderr)
             return 1
-        print(f"disabled {args.client_id}")
+        session.record("disableClient", client_id=args.client_id)
+        session.say(f"disabled {args.client_id}")
         return 0
 
     return _with_registry(args, disable)
@@ -215,11 +218,12 @@ def run_set_keys(args: argparse.Namespace) -> int:
     if jwks is None:
         return 2
 
-    async def set_keys(registry: ClientRegistry) -> int:
+    async def set_keys(registry: ClientRegistry, session: AdminSession) -> int:
         if not await registry.set_keys(args.client_id, jwks):
             print(f"xinlian clients: no client {args.client_id!r}", file=sys.stderr)
             return 1
-        print(f"replaced the public keys of {args.client_id}")
+        session.record("setClientKeys", client_id=args.client_id)
+        session.say(f"replaced the public keys of {args.client_id}")
         return 0
 
     return _with_registry(args, set_keys)

@@ -1,0 +1,57 @@
+"""A stored policy document written back as TOML, in the layout of `policies/default.toml`.
+
+`policy_toml(document, version)` is what `policyVersion { toml }` shows: the document
+`hub.governance.policy_versions` stores (every field spelled out, no "*"), as text that
+`PolicyHistory.import_text` and `policies.loader.parse_policy_text` read back to the same policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _string(value: Any) -> str:
+    """A TOML basic string (JSON's escapes are a subset of TOML's; non-ASCII kept as is)."""
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _key(name: str) -> str:
+    return name if BARE_KEY.fullmatch(name) else _string(name)
+
+
+def _table(path: list[str]) -> str:
+    return "[" + ".".join(_key(p) for p in path) + "]"
+
+
+def _field_tables(prefix: list[str], table: dict[str, Any], lines: list[str]) -> None:
+    for family, fields in sorted((table or {}).items()):
+        if not fields:
+            continue
+        lines += ["", _table(prefix + [family])]
+        lines += [f"{_key(name)} = {_string(value)}" for name, value in sorted(fields.items())]
+
+
+def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
+    """The policy document as TOML text (sections: scopes, fields, overrides, masks)."""
+    lines = ["# Xinlian disclosure policy" + (f" {version}" if version else "")]
+    if version:
+        lines.append(f"version = {_string(version)}")
+    lines.append(f"public_scope = {_string(document.get('public_scope', 'credit:public'))}")
+    lines += ["", "[scopes]"]
+    for scope, granted in sorted((document.get("scopes") or {}).items()):
+        lines.append(f"{_key(scope)} = [{', '.join(_string(c) for c in granted)}]")
+    _field_tables(["fields"], document.get("fields") or {}, lines)
+    for kind, table in sorted((document.get("overrides") or {}).items()):
+        _field_tables(["overrides", kind], table, lines)
+    for family, fields in sorted((document.get("masks") or {}).items()):
+        if not fields:
+            continue
+        lines += ["", _table(["masks", family])]
+        for name, per_audience in sorted(fields.items()):
+            inline = ", ".join(f"{_key(a)} = {_string(spec)}" for a, spec in sorted(per_audience.items()))
+            lines.append(f"{_key(name)} = {{ {inline} }}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,146 @@
+"""What every administrative CLI command shares: open the hub store, make the change, audit it.
+
+`run_admin(args, name, action)` opens the store of `--data-dir`, hands the command an
+`AdminSession` (the store, `AdminOperations` acting as `--by`, an output buffer), and after the
+command has made its change writes one audit entry per change — `endpoint` "cli", `client_kind`
+"admin", `client_id` the `--by` name (default "cli"), `detail` the action (`{"action":
+"createClient", "client_id": ...}`) — and only then prints what the command said (a new secret
+is never shown for a change that could not be audited). Reading commands write no entry.
+
+Exit codes: 0 done; 2 refused (bad input: the message on stderr, nothing changed), the store
+unreadable, or the audit entry not written. Commands that predate this module keep their exit
+code for refused input (`refused_exit`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sys
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from xinlian.hub.admin.operations import INPUT_ERRORS, AdminOperations
+from xinlian.hub.audit.entry import AuditEntry
+from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
+from xinlian.hub.config import Settings
+from xinlian.hub.store import Store
+
+DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
+BY_HELP = "who makes the change, recorded in the audit entry (default: cli)"
+DEFAULT_BY = "cli"
+REFUSED = 2
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, changes: bool = True) -> None:
+    """`--data-dir`, and `--by` for commands that change something."""
+    parser.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    if changes:
+        parser.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
+
+
+@dataclass
+class AdminSession:
+    """One CLI command's view of the hub: the store, validated operations, and what to print."""
+
+    settings: Settings
+    store: Store
+    by: str
+    operations: AdminOperations
+    output: list[str] = field(default_factory=list)
+
+    def say(self, text: str = "") -> None:
+        """Print `text` once the command's changes are audited."""
+        self.output.append(text)
+
+    def record(self, action: str, **targets: Any) -> None:
+        """Note a change made without `operations` (it is audited like theirs)."""
+        self.operations.actions.append({"action": action, **{k: v for k, v in targets.items() if v is not None}})
+
+
+async def _policy_version(settings: Settings, store: Store) -> str:
+    """The active policy version of the store (its file's version before the hub seeded one)."""
+    try:
+        from xinlian.hub.governance.policy_versions import PolicyHistory, version_name
+
+        number = await PolicyHistory(store).active_number()
+        if number is not None:
+            return version_name(number)
+    except (ImportError, SQLAlchemyError):
+        pass
+    try:
+        from xinlian.policies import load_policy
+
+        return load_policy(settings.policy_path).version
+    except Exception:  # an unreadable policy file is not this command's concern
+        return "unknown"
+
+
+def audit_entry(action: dict[str, Any], by: str, policy_version: str) -> AuditEntry:
+    subject = action.get("subject")
+    return AuditEntry(
+        at=dt.datetime.now(dt.timezone.utc),
+        request_id=uuid.uuid4().hex,
+        endpoint="cli",
+        client_id=by,
+        client_kind="admin",
+        outcome="ok",
+        policy_version=policy_version,
+        subjects=[subject] if isinstance(subject, str) else [],
+        operation_name=str(action.get("action")),
+        detail=action,
+    )
+
+
+async def _audit(session: AdminSession) -> None:
+    actions = session.operations.actions
+    if not actions:
+        return
+    version = await _policy_version(session.settings, session.store)
+    trail = AuditTrail(session.store)
+    await trail.start()
+    try:
+        for action in actions:
+            await trail.record(audit_entry(action, session.by, version))
+    finally:
+        await trail.stop()
+
+
+def run_admin(
+    args: argparse.Namespace,
+    name: str,
+    action: Callable[[AdminSession], Awaitable[int]],
+    refused_exit: int = REFUSED,
+) -> int:
+    """Run one administrative command (see the module docstring for what it guarantees)."""
+    settings = Settings.from_env(getattr(args, "data_dir", None))
+    by = (getattr(args, "by", None) or DEFAULT_BY).strip() or DEFAULT_BY
+
+    async def run() -> tuple[int, list[str]]:
+        store = await Store.open(settings.database_url)
+        try:
+            session = AdminSession(settings, store, by, AdminOperations(store, by))
+            code = await action(session)
+            await _audit(session)
+            return code, session.output
+        finally:
+            await store.close()
+
+    try:
+        code, output = asyncio.run(run())
+    except INPUT_ERRORS as exc:
+        print(f"xinlian {name}: {exc}", file=sys.stderr)
+        return refused_exit
+    except AuditUnavailable as exc:
+        print(f"xinlian {name}: the change was made but its audit entry could not be written: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, SQLAlchemyError) as exc:  # the store is unreachable or unreadable
+        print(f"xinlian {name}: cannot use the hub store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    for line in output:
+        print(line)
+    return code

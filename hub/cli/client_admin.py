@@ -1,0 +1,153 @@
+"""`xinlian clients create|rotate-secret|set-scope|set-purposes|set-subject|enable`.
+
+The client administration of the admin API (`createClient`, `rotateClientSecret`, ...) on the
+command line, through the same `AdminOperations`: the same checks, the same audit actions
+(`endpoint` "cli", `client_id` the `--by` name). A secret is printed once, after its audit entry
+is written. Refused input: the reason on stderr, exit 2, nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from xinlian.hub.admin.operations import split_codes
+from xinlian.hub.auth.clients import CLIENT_KINDS
+
+from .admin_session import AdminSession, add_common_arguments, run_admin
+
+NAME = "clients"
+
+
+def register_actions(actions: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    create = actions.add_parser("create", help="register a client with its purposes (and subject); print its secret once")
+    create.add_argument("name", metavar="NAME", help="the client's name, e.g. the bank branch's full name")
+    create.add_argument("--kind", required=True, choices=CLIENT_KINDS, help="client kind")
+    create.add_argument("--scope", default=None, help="space-separated scopes (default: the kind's)")
+    create.add_argument("--purposes", default=None, metavar="A,B", help="purposes it may declare (defined, not retired)")
+    create.add_argument("--subject", default=None, metavar="ID", help="the credit subject a `subject` client speaks for")
+    create.add_argument("--client-id", default=None, help="choose the client id (default: generated)")
+    create.add_argument("--json", action="store_true", help="print the new client as JSON")
+    add_common_arguments(create)
+    create.set_defaults(handler=run_create)
+
+    rotate = actions.add_parser("rotate-secret", help="give a client a new secret (the old one stops at once)")
+    rotate.add_argument("client_id", metavar="CLIENT_ID")
+    rotate.add_argument("--json", action="store_true", help="print the new secret as JSON")
+    add_common_arguments(rotate)
+    rotate.set_defaults(handler=run_rotate)
+
+    scope = actions.add_parser("set-scope", help="replace the scopes a client may ask for (new tokens only)")
+    scope.add_argument("client_id", metavar="CLIENT_ID")
+    scope.add_argument("scope", metavar="SCOPE", help='space-separated scopes, e.g. "credit:public credit:authorized"')
+    add_common_arguments(scope)
+    scope.set_defaults(handler=run_set_scope)
+
+    purposes = actions.add_parser("set-purposes", help="replace the purposes a client may declare ('' for none)")
+    purposes.add_argument("client_id", metavar="CLIENT_ID")
+    purposes.add_argument("purposes", metavar="A,B")
+    add_common_arguments(purposes)
+    purposes.set_defaults(handler=run_set_purposes)
+
+    subject = actions.add_parser("set-subject", help="bind a `subject` client to its credit subject (omit to unbind)")
+    subject.add_argument("client_id", metavar="CLIENT_ID")
+    subject.add_argument("subject", metavar="SUBJECT", nargs="?", default=None, help="USCC or resident ID")
+    add_common_arguments(subject)
+    subject.set_defaults(handler=run_set_subject)
+
+    enable = actions.add_parser("enable", help="accept a disabled client again")
+    enable.add_argument("client_id", metavar="CLIENT_ID")
+    add_common_arguments(enable)
+    enable.set_defaults(handler=run_enable)
+
+
+def _describe(session: AdminSession, record: Any, secret: str | None = None) -> None:
+    rows = [("client_id", record.client_id)]
+    if secret is not None:
+        rows.append(("client_secret", secret))
+    rows += [
+        ("name", record.name),
+        ("kind", record.kind),
+        ("scope", record.scope),
+        ("purposes", record.purposes or "-"),
+        ("subject", record.subject_id or "-"),
+        ("disabled", str(bool(record.disabled)).lower()),
+    ]
+    for label, value in rows:
+        session.say(f"{label:<14} {value}")
+
+
+def _document(record: Any, secret: str | None = None) -> str:
+    shown: dict[str, Any] = {"client_id": record.client_id}
+    if secret is not None:
+        shown["client_secret"] = secret
+    shown.update(
+        kind=record.kind, scope=record.scope, purposes=(record.purposes or "").split(), subject_id=record.subject_id
+    )
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    async def create(session: AdminSession) -> int:
+        record, secret = await session.operations.create_client(
+            args.name, args.kind, args.scope, split_codes(args.purposes), args.subject, args.client_id
+        )
+        if args.json:
+            session.say(_document(record, secret))
+        else:
+            _describe(session, record, secret)
+            session.say("The secret is shown only this once; the hub keeps only its hash.")
+        return 0
+
+    return run_admin(args, NAME, create)
+
+
+def run_rotate(args: argparse.Namespace) -> int:
+    async def rotate(session: AdminSession) -> int:
+        secret = await session.operations.rotate_secret(args.client_id)
+        if args.json:
+            session.say(json.dumps({"client_id": args.client_id, "client_secret": secret}))
+        else:
+            session.say(f"client_id      {args.client_id}")
+            session.say(f"client_secret  {secret}")
+            session.say("The old secret no longer works; tokens already issued run until they expire.")
+        return 0
+
+    return run_admin(args, NAME, rotate)
+
+
+def run_set_scope(args: argparse.Namespace) -> int:
+    async def set_scope(session: AdminSession) -> int:
+        record = await session.operations.set_client_scope(args.client_id, args.scope)
+        session.say(f"{record.client_id} may now ask for: {record.scope}")
+        return 0
+
+    return run_admin(args, NAME, set_scope)
+
+
+def run_set_purposes(args: argparse.Namespace) -> int:
+    async def set_purposes(session: AdminSession) -> int:
+        record = await session.operations.set_client_purposes(args.client_id, split_codes(args.purposes))
+        session.say(f"{record.client_id} may now declare: {record.purposes or '(no purpose)'}")
+        return 0
+
+    return run_admin(args, NAME, set_purposes)
+
+
+def run_set_subject(args: argparse.Namespace) -> int:
+    async def set_subject(session: AdminSession) -> int:
+        record = await session.operations.set_client_subject(args.client_id, args.subject)
+        session.say(f"{record.client_id} speaks for: {record.subject_id or '(no subject)'}")
+        return 0
+
+    return run_admin(args, NAME, set_subject)
+
+
+def run_enable(args: argparse.Namespace) -> int:
+    async def enable(session: AdminSession) -> int:
+        record = await session.operations.enable_client(args.client_id)
+        session.say(f"enabled {record.client_id}")
+        return 0
+
+    return run_admin(args, NAME, enable)

@@ -1,0 +1,90 @@
+"""`xinlian objections list|file|close`: objections (异议) to single credit records.
+
+`file SUBJECT FAMILY REF --reason TEXT` records an objection on the subject's behalf (the record
+is served flagged `underObjection` while it is open); `close ID upheld|dismissed --note TEXT`
+closes it. The same checks and audit actions as the admin API's `fileObjection` and
+`closeObjection` (`admin_session.py`). Refused input: stderr, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from xinlian.hub.governance.objections import OUTCOMES
+
+from .admin_session import AdminSession, add_common_arguments, run_admin
+from .tables import table, utc_text
+
+NAME = "objections"
+STATUSES = ("open", *OUTCOMES)
+
+
+def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    objections = sub.add_parser(NAME, help="objections to credit records (list, file, close)")
+    actions = objections.add_subparsers(dest="objections_command", required=True)
+
+    ls = actions.add_parser("list", help="list objections, newest first")
+    ls.add_argument("--subject", default=None, metavar="ID", help="only this subject's (USCC or resident ID)")
+    ls.add_argument("--status", default=None, choices=STATUSES)
+    ls.add_argument("--json", action="store_true", help="one JSON object per objection and line")
+    add_common_arguments(ls, changes=False)
+    ls.set_defaults(handler=run_list)
+
+    file = actions.add_parser("file", help="file an objection to one record on the subject's behalf")
+    file.add_argument("subject", metavar="SUBJECT", help="USCC or resident ID")
+    file.add_argument("family", metavar="FAMILY", help="record family, e.g. penalties")
+    file.add_argument("record_ref", metavar="REF", help="the record's key, e.g. its decision number")
+    file.add_argument("--reason", required=True, help="why the record is disputed")
+    add_common_arguments(file)
+    file.set_defaults(handler=run_file)
+
+    close = actions.add_parser("close", help="close an open objection")
+    close.add_argument("objection_id", metavar="ID", type=int)
+    close.add_argument("outcome", choices=OUTCOMES)
+    close.add_argument("--note", default="", help="what was found")
+    add_common_arguments(close)
+    close.set_defaults(handler=run_close)
+
+
+def _row(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "subject": r.subject, "family": r.family, "record_ref": r.record_ref, "status": r.status,
+        "reason": r.reason, "filed_at": utc_text(r.filed_at), "filed_by": r.filed_by,
+        "closed_at": utc_text(r.closed_at), "closed_by": r.closed_by, "outcome": r.outcome,
+    }
+
+
+def run_list(args: argparse.Namespace) -> int:
+    async def ls(session: AdminSession) -> int:
+        subject = args.subject.strip().upper() if args.subject else None
+        rows = [_row(r) for r in await session.operations.objections.list(subject=subject, status=args.status)]
+        if args.json:
+            for row in rows:
+                session.say(json.dumps(row, ensure_ascii=False))
+        elif rows:
+            session.say(table(rows, ("id", "subject", "family", "record_ref", "status", "filed_at", "reason")))
+        else:
+            session.say("no objections")
+        return 0
+
+    return run_admin(args, NAME, ls)
+
+
+def run_file(args: argparse.Namespace) -> int:
+    async def file(session: AdminSession) -> int:
+        record = await session.operations.file_objection(args.subject, args.family, args.record_ref, args.reason)
+        session.say(f"objection {record.id} filed: {record.subject} {record.family} {record.record_ref} (open)")
+        return 0
+
+    return run_admin(args, NAME, file)
+
+
+def run_close(args: argparse.Namespace) -> int:
+    async def close(session: AdminSession) -> int:
+        record = await session.operations.close_objection(args.objection_id, args.outcome, args.note)
+        session.say(f"objection {record.id} closed: {record.status}")
+        return 0
+
+    return run_admin(args, NAME, close)
