@@ -15,6 +15,7 @@ from xinlian.policies.rows import PublicityWindow
 from .cache import PublicRecordCache
 from .federation import Department, Federation
 from .loader import FamilyLoader
+from .plan import FamilyPlan, SubjectGrant, build_plan
 
 if TYPE_CHECKING:
     from xinlian.hub.governance import ConsentBook, ObjectionRegister
@@ -62,6 +63,7 @@ class RequestContext:
     _admitted: dict[str, bool] = field(default_factory=dict)
     _objections: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     _objections_loaded: set[str] = field(default_factory=set)
+    _plans: dict[tuple[str, tuple[str, ...], SubjectGrant], FamilyPlan] = field(default_factory=dict)
 
     @functools.cached_property
     def applies_publicity_window(self) -> bool:
@@ -96,6 +98,14 @@ class RequestContext:
             found = self._decisions[key] = decide(
                 self.policy, self.principal, family, field_name, natural_person=natural_person, consented=consented
             )
+        return found
+
+    def plan(self, family: Any, selected: tuple[str, ...], grant: SubjectGrant) -> FamilyPlan:
+        """The plan for a family field under a subject's grant (built once per request and shape)."""
+        key = (family.name, selected, grant)
+        found = self._plans.get(key)
+        if found is None:
+            found = self._plans[key] = build_plan(self, family, selected, grant)
         return found
 
     def may_receive(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> bool:
@@ -152,13 +162,15 @@ class RequestContext:
         return self.objections is None or subject in self._objections_loaded
 
     def deny(
-        self, path: tuple[str, ...], family: str, field_name: str, decision: Decision | None = None, reason: str | None = None
+        self, path: tuple[str, ...], family: str, field_name: str, reason: str | None = None, disclosure: str | None = None
     ) -> None:
+        """Record a selected field filtered to null (its reason and class default to the plain decision)."""
         self.denied.add(f"{family}.{field_name}")
         if path not in self.denials:
-            decision = decision or self.decision(family, field_name)
-            why = reason or decision.reason.value
-            self.denials[path] = Denial(path, family, field_name, decision.disclosure.value, why)
+            decision = self.decision(family, field_name)
+            self.denials[path] = Denial(
+                path, family, field_name, disclosure or decision.disclosure.value, reason or decision.reason.value
+            )
 
     def denial_errors(self) -> list[dict[str, Any]]:
         """GraphQL errors for selected fields filtered to null (one per generic path)."""

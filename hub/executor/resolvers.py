@@ -18,41 +18,20 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from xinlian.connectors.contract import ConnectorError, Record
-from xinlian.policies.engine import Reason
-from xinlian.policies.model import DisclosureClass
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import OBJECTION_FLAG, CatalogueEntry
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
 from .access_log_field import my_access_log
 from .errors import bad_user_input, forbidden, upstream
+from .plan import REVIEW_FIELD, WINDOWED_FAMILIES, FamilyPlan, SubjectGrant
 from .request import RequestContext
 from .selection import generic_path, subfields
 
-WINDOWED_FAMILIES = frozenset({"penalties"})
 MAX_SEARCH_TEXT = 50
-REVIEW_FIELD = "review_status"
 # review statuses under which a record may be shown to callers the public row rules apply to;
 # any other value, or null, means the record awaits review at its source (fail closed)
 REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通过"})
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectGrant:
-    """What decides a field for one subject: natural person?, consent on file?, under the cap?"""
-
-    natural_person: bool = False
-    consented: bool = False
-    admitted: bool = True  # not refused by the anti-harvesting cap
-
-    def decision(self, ctx: RequestContext, family: str, field_name: str) -> Any:
-        return ctx.decision(family, field_name, self.natural_person, self.consented)
-
-    def allows(self, ctx: RequestContext, family: str, field_name: str) -> bool:
-        decision = self.decision(ctx, family, field_name)
-        if not decision.allowed:
-            return False
-        return self.admitted or decision.disclosure is not DisclosureClass.AUTHORIZED
 
 
 @dataclass
@@ -94,20 +73,6 @@ class HubResolvers:
     """Implements `schema.graphql.SchemaResolvers` for the hub."""
 
     # ---- stages shared by every family -------------------------------------------------
-    def _fetch_set(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], grant: SubjectGrant) -> frozenset[str]:
-        """The allowed fields plus the ones row rules read, where the caller may receive them."""
-        internal: set[str] = set()
-        if family.recency:
-            internal.add(family.recency)
-        if family.record_key and ctx.objections is not None:
-            internal.add(family.record_key)
-        if ctx.applies_publicity_window:
-            if family.name in WINDOWED_FAMILIES:
-                internal.update(ctx.window.fields)
-            if REVIEW_FIELD in family.field_names:
-                internal.add(REVIEW_FIELD)
-        return frozenset(allowed) | {f for f in internal if grant.allows(ctx, family.name, f)}
-
     async def _load(self, ctx: RequestContext, family: RecordFamily, keys: list[str], fields: frozenset[str]) -> dict[str, list[Record] | list[ConnectorError]]:
         """Records per key from every source; a key maps to its failures if any source failed."""
         sources = ctx.federation.sources(family.name)
@@ -142,26 +107,23 @@ class HubResolvers:
                     records = [r for r in records if REVIEW_FIELD not in r or r[REVIEW_FIELD] in REVIEWED]
         return _newest_first(family, records)
 
-    def _present(
-        self, ctx: RequestContext, family: RecordFamily, subject: str, allowed: list[str], records: list[Record], grant: SubjectGrant
-    ) -> list[Record]:
+    def _present(self, ctx: RequestContext, family: RecordFamily, subject: str, plan: FamilyPlan, records: list[Record]) -> list[Record]:
         """Copies of the records with the objection flag set and masked fields transformed."""
-        masks = {f: m for f in allowed if (m := grant.decision(ctx, family.name, f).mask) is not None}
         flag = family.record_key is not None and ctx.objections is not None
-        if not records or not (masks or flag):
+        if not records or not (plan.masks or flag):
             return records
         disputed = ctx.disputed(subject, family.name) if flag else set()
         known = ctx.objections_known(subject)
         out: list[Record] = []
         for record in records:
             shown = dict(record)
-            for name, mask in masks.items():
+            for name, mask in plan.masks:
                 shown[name] = mask(shown.get(name))
             if flag:
                 ref = record.get(family.record_key)  # type: ignore[arg-type]
                 shown[OBJECTION_FLAG] = None if ref is None or not known else str(ref) in disputed
             out.append(shown)
-        ctx.masked.update(f"{family.name}.{f}" for f in masks)
+        ctx.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
         return out
 
     def _release(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], records: list[Record]) -> None:
@@ -177,37 +139,13 @@ class HubResolvers:
     def _field_path(self, family: RecordFamily, path: tuple[str, ...], field_name: str) -> tuple[str, ...]:
         return path + ("@",) * family.many + (family.field(field_name).graphql_name,)
 
-    def _decide(
-        self, ctx: RequestContext, family: RecordFamily, selected: list[str], path: tuple[str, ...], grant: SubjectGrant
-    ) -> list[str]:
-        """Allowed selected fields; denied ones are recorded, or the whole family is refused."""
-        allowed = [f for f in selected if grant.decision(ctx, family.name, f).allowed]
-        denied = [f for f in selected if f not in allowed]
-        if not allowed and not any(grant.decision(ctx, family.name, f).allowed for f in family.field_names):
-            # nothing of this family may reach the caller: not even whether records exist
-            denied = denied or list(family.field_names)
-        if denied and not allowed:
-            ctx.denied.update(f"{family.name}.{f}" for f in denied)
-            decision = grant.decision(ctx, family.name, denied[0])
-            raise forbidden(family.name, decision.disclosure.value, decision.reason.value)
-        for f in denied:
-            ctx.deny(self._field_path(family, path, f), family.name, f, grant.decision(ctx, family.name, f))
-        return allowed
-
-    async def _cap(
-        self, ctx: RequestContext, family: RecordFamily, subject: str, allowed: list[str], path: tuple[str, ...], grant: SubjectGrant
-    ) -> tuple[list[str], SubjectGrant]:
-        """The anti-harvesting cap: AUTHORIZED fields of a subject beyond the client's cap are denied."""
-        authorized = [f for f in allowed if grant.decision(ctx, family.name, f).disclosure is DisclosureClass.AUTHORIZED]
-        if not authorized or await ctx.admit_authorized(subject):
-            return allowed, grant
-        grant = dataclasses.replace(grant, admitted=False)
-        for f in authorized:
-            ctx.deny(self._field_path(family, path, f), family.name, f, grant.decision(ctx, family.name, f), Reason.SUBJECT_CAP.value)
-        rest = [f for f in allowed if f not in authorized]
-        if not rest:
-            raise forbidden(family.name, DisclosureClass.AUTHORIZED.value, Reason.SUBJECT_CAP.value)
-        return rest, grant
+    def _apply(self, ctx: RequestContext, family: RecordFamily, plan: FamilyPlan, path: tuple[str, ...]) -> None:
+        """Record the plan's denials; refuse the whole family when nothing of it may be released."""
+        if plan.refused is not None:
+            ctx.denied.update(f"{family.name}.{d.field}" for d in plan.denied)
+            raise forbidden(family.name, plan.refused.disclosure, plan.refused.reason)
+        for d in plan.denied:
+            ctx.deny(self._field_path(family, path, d.field), family.name, d.field, reason=d.reason, disclosure=d.disclosure)
 
     # ---- family fields ----------------------------------------------------------------
     def family_resolver(self, family: RecordFamily) -> Any:
@@ -226,16 +164,20 @@ class HubResolvers:
         key = root.id_number if natural else root.uscc
         consented = natural and ctx.needs_consent(family.name, selected) and await ctx.consented(key)
         grant = SubjectGrant(natural_person=natural, consented=consented)
-        allowed = self._decide(ctx, family, selected, path, grant)
-        allowed, grant = await self._cap(ctx, family, key, allowed, path, grant)
+        plan = ctx.plan(family, tuple(selected), grant)
+        if plan.authorized and plan.refused is None and not await ctx.admit_authorized(key):
+            grant = dataclasses.replace(grant, admitted=False)
+            plan = ctx.plan(family, tuple(selected), grant)
+        self._apply(ctx, family, plan, path)
+        allowed = list(plan.allowed)
         if family is REGISTRATION:
             outcome: list[Any] = root.registration
         else:
-            outcome = (await self._load(ctx, family, [key], self._fetch_set(ctx, family, allowed, grant)))[key]
+            outcome = (await self._load(ctx, family, [key], plan.fetch))[key]
         if outcome and isinstance(outcome[0], ConnectorError):
             ctx.upstream_failures.update(f.department for f in outcome)
             raise upstream(outcome)
-        records = self._present(ctx, family, key, allowed, self._rows(ctx, family, outcome, grant), grant)
+        records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, grant))
         self._release(ctx, family, allowed, records)
         if family.many:
             return records

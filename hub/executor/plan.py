@@ -1,0 +1,107 @@
+"""`FamilyPlan`: what to do for one family field of one subject, decided once per request.
+
+A plan depends only on the family, the selected fields and the subject's `SubjectGrant`
+(natural person?, consent on file?, under the anti-harvesting cap?), not on the subject itself,
+so a batch of 1,000 legal persons computes it once and reuses it 999 times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from xinlian.policies.engine import Decision, Reason
+from xinlian.policies.masking import Mask
+from xinlian.policies.model import DisclosureClass
+from xinlian.schema.catalogue import RecordFamily
+
+if TYPE_CHECKING:
+    from .request import RequestContext
+
+WINDOWED_FAMILIES = frozenset({"penalties"})
+REVIEW_FIELD = "review_status"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectGrant:
+    """What decides a field for one subject: natural person?, consent on file?, under the cap?"""
+
+    natural_person: bool = False
+    consented: bool = False
+    admitted: bool = True  # not refused by the anti-harvesting cap
+
+    def decision(self, ctx: "RequestContext", family: str, field_name: str) -> Decision:
+        return ctx.decision(family, field_name, self.natural_person, self.consented)
+
+    def refusal(self, ctx: "RequestContext", family: str, field_name: str) -> str | None:
+        """Why the field is refused for this subject (a `Reason` value), or None if it is allowed."""
+        decision = self.decision(ctx, family, field_name)
+        if not decision.allowed:
+            return decision.reason.value
+        if not self.admitted and decision.disclosure is DisclosureClass.AUTHORIZED:
+            return Reason.SUBJECT_CAP.value
+        return None
+
+    def allows(self, ctx: "RequestContext", family: str, field_name: str) -> bool:
+        return self.refusal(ctx, family, field_name) is None
+
+
+@dataclass(frozen=True, slots=True)
+class Denied:
+    field: str
+    disclosure: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyPlan:
+    """Allowed and denied selected fields, what to fetch, and the masks to apply.
+
+    `refused` is set when no selected field may be released (then not even whether records
+    exist is disclosed: the family field is FORBIDDEN as a whole and nothing is fetched).
+    `authorized` says an allowed field is AUTHORIZED, so the anti-harvesting cap applies.
+    """
+
+    allowed: tuple[str, ...]
+    denied: tuple[Denied, ...]
+    refused: Denied | None
+    fetch: frozenset[str]
+    masks: tuple[tuple[str, Mask], ...]
+    authorized: bool
+
+
+def _denied(ctx: "RequestContext", family: str, field_name: str, grant: SubjectGrant, reason: str) -> Denied:
+    return Denied(field_name, grant.decision(ctx, family, field_name).disclosure.value, reason)
+
+
+def _fetch_set(ctx: "RequestContext", family: RecordFamily, allowed: tuple[str, ...], grant: SubjectGrant) -> frozenset[str]:
+    """The allowed fields plus the ones row rules read, where the caller may receive them."""
+    internal: set[str] = set()
+    if family.recency:
+        internal.add(family.recency)
+    if family.record_key and ctx.objections is not None:
+        internal.add(family.record_key)
+    if ctx.applies_publicity_window:
+        if family.name in WINDOWED_FAMILIES:
+            internal.update(ctx.window.fields)
+        if REVIEW_FIELD in family.field_names:
+            internal.add(REVIEW_FIELD)
+    return frozenset(allowed) | {f for f in internal if grant.allows(ctx, family.name, f)}
+
+
+def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str, ...], grant: SubjectGrant) -> FamilyPlan:
+    name = family.name
+    refusals = {f: grant.refusal(ctx, name, f) for f in selected}
+    allowed = tuple(f for f in selected if refusals[f] is None)
+    denied = tuple(_denied(ctx, name, f, grant, r) for f, r in refusals.items() if r is not None)
+    refused: Denied | None = None
+    if not allowed:
+        if denied:
+            refused = denied[0]
+        elif not any(grant.allows(ctx, name, f) for f in family.field_names):
+            # only __typename selected from a family of which nothing may be released
+            refused = _denied(ctx, name, family.field_names[0], grant, grant.refusal(ctx, name, family.field_names[0]) or "")
+            denied = tuple(_denied(ctx, name, f, grant, grant.refusal(ctx, name, f) or "") for f in family.field_names)
+    masks = tuple((f, m) for f in allowed if (m := grant.decision(ctx, name, f).mask) is not None)
+    authorized = any(grant.decision(ctx, name, f).disclosure is DisclosureClass.AUTHORIZED for f in allowed)
+    return FamilyPlan(allowed, denied, refused, _fetch_set(ctx, family, allowed, grant) if refused is None else frozenset(), masks, authorized)
