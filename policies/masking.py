@@ -12,6 +12,7 @@ and a value the transform cannot read is withheld (None), never passed through i
 | `phone`       | `13812345678` → `138****5678`              |
 | `round:N`     | `12345.67` with N = 1000 → `12000` (half up, to a multiple of N) |
 | `redact`      | anything → `***`                          |
+| `clear`       | the value as it is (an AUTHORIZED audience otherwise gets the PUBLIC mask) |
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ _FIXED: dict[str, Callable[[Any], Any]] = {
     "name": mask_name,
     "phone": mask_phone,
     "redact": redact,
+    "clear": lambda value: value,
 }
 
 

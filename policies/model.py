@@ -81,5 +81,18 @@ class Policy:
         return DisclosureClass.PUBLIC
 
     def mask_for(self, key: FieldKey, audience: DisclosureClass) -> "Mask | None":
-        """The transform applied to a field for an audience, or None (the value goes out in clear)."""
-        return self.masks.get(key, {}).get(audience)
+        """The transform applied to a field for an audience, or None (the value goes out in clear).
+
+        An AUTHORIZED audience (banks, agencies) that the policy gives no mask of its own gets the
+        PUBLIC mask: it never sees more of a field than the public does unless the policy says so
+        (with its own mask, or `clear`). SHARED (government) gets only a mask named for SHARED.
+        """
+        masks = self.masks.get(key)
+        if not masks:
+            return None
+        found = masks.get(audience)
+        if found is None and audience is DisclosureClass.AUTHORIZED:
+            found = masks.get(DisclosureClass.PUBLIC)
+        if found is not None and found.spec == "clear":
+            return None
+        return found

@@ -648,3 +648,15 @@ def test_policy_document_round_trips(default: Policy) -> None:
     from xinlian.policies.loader import policy_document
 
     assert parse_policy(policy_document(default), default.version) == default
+
+
+def test_an_authorized_audience_without_its_own_mask_gets_the_public_one(default: Policy) -> None:
+    bank = decide(default, BANK, "judgment_debtor_records", "debtor_id_number")
+    assert bank.mask is not None and bank.mask.spec == "resident_id"
+    clear = parse_policy(
+        tomllib.loads(MINIMAL_SCOPES + '"credit:authorized" = ["AUTHORIZED", "PUBLIC"]\n[fields.judgment_debtor_records]\n"*" = "PUBLIC"\n'
+                      '[masks.judgment_debtor_records]\ndebtor_id_number = { PUBLIC = "resident_id", AUTHORIZED = "clear" }'),
+        "x",
+    )
+    assert decide(clear, BANK, "judgment_debtor_records", "debtor_id_number").mask is None
+    assert decide(clear, PUBLIC_CALLER, "judgment_debtor_records", "debtor_id_number").mask is not None

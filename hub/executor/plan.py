@@ -103,5 +103,8 @@ def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str,
             refused = _denied(ctx, name, family.field_names[0], grant, grant.refusal(ctx, name, family.field_names[0]) or "")
             denied = tuple(_denied(ctx, name, f, grant, grant.refusal(ctx, name, f) or "") for f in family.field_names)
     masks = tuple((f, m) for f in allowed if (m := grant.decision(ctx, name, f).mask) is not None)
-    authorized = any(grant.decision(ctx, name, f).disclosure is DisclosureClass.AUTHORIZED for f in allowed)
-    return FamilyPlan(allowed, denied, refused, _fetch_set(ctx, family, allowed, grant) if refused is None else frozenset(), masks, authorized)
+    fetch = _fetch_set(ctx, family, allowed, grant) if refused is None else frozenset()
+    # the cap counts a subject whenever AUTHORIZED data would be fetched for it, selected or not
+    # (the recency or key field read for ordering and the objection flag counts too)
+    authorized = any(grant.decision(ctx, name, f).disclosure is DisclosureClass.AUTHORIZED for f in fetch)
+    return FamilyPlan(allowed, denied, refused, fetch, masks, authorized)

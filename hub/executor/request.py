@@ -56,7 +56,7 @@ class RequestContext:
     harvest: "HarvestGuard | None" = None
     access_log: Any = None  # SubjectAccessLog, for myAccessLog
     alerts: list[dict[str, Any]] = field(default_factory=list)  # harvest-cap crossings, audited apart
-    _loaders: dict[tuple[str, str, bool], FamilyLoader] = field(default_factory=dict)
+    _loaders: dict[tuple[str, str, bool, frozenset[str]], FamilyLoader] = field(default_factory=dict)
     _subjects_asked: int = 0
     _decisions: dict[tuple[str, str, bool, bool], Decision] = field(default_factory=dict)
     _consent: dict[str, bool] = field(default_factory=dict)
@@ -80,7 +80,9 @@ class RequestContext:
         cacheable = self.cache is not None and all(
             self.policy.class_of((family, f)) is DisclosureClass.PUBLIC for f in fields
         )
-        key = (department.name, family, cacheable)
+        # keyed by the field set too: subjects under different grants (consent, the cap) are
+        # never fetched together, so no subject's fetch carries a field another one was granted
+        key = (department.name, family, cacheable, fields)
         loader = self._loaders.get(key)
         if loader is None:
             loader = self._loaders[key] = FamilyLoader(department, family, self.deadline, self.cache, cacheable)

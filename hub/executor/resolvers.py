@@ -22,6 +22,9 @@ from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import OBJECTION_FLAG, CatalogueEntry
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
+from xinlian.policies.engine import Reason
+from xinlian.policies.model import DisclosureClass
+
 from .access_log_field import my_access_log
 from .errors import bad_user_input, forbidden, upstream
 from .plan import REVIEW_FIELD, WINDOWED_FAMILIES, FamilyPlan, SubjectGrant
@@ -38,6 +41,7 @@ REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通�
 class LegalPersonRoot:
     uscc: str
     registration: list[Record] | list[ConnectorError] = field(default_factory=list)
+    registration_fields: frozenset[str] = frozenset()  # what the root load asked for
 
 
 @dataclass
@@ -108,15 +112,16 @@ class HubResolvers:
         return _newest_first(family, records)
 
     def _present(self, ctx: RequestContext, family: RecordFamily, subject: str, plan: FamilyPlan, records: list[Record]) -> list[Record]:
-        """Copies of the records with the objection flag set and masked fields transformed."""
-        flag = family.record_key is not None and ctx.objections is not None
-        if not records or not (plan.masks or flag):
+        """Copies of the records holding only this subject's allowed fields (a batch fetch may hold
+        more, asked for a sibling subject under another grant), masked, with the objection flag."""
+        if not records:
             return records
+        flag = family.record_key is not None and ctx.objections is not None
         disputed = ctx.disputed(subject, family.name) if flag else set()
         known = ctx.objections_known(subject)
         out: list[Record] = []
         for record in records:
-            shown = dict(record)
+            shown = {name: record.get(name) for name in plan.allowed}
             for name, mask in plan.masks:
                 shown[name] = mask(shown.get(name))
             if flag:
@@ -170,7 +175,7 @@ class HubResolvers:
             plan = ctx.plan(family, tuple(selected), grant)
         self._apply(ctx, family, plan, path)
         allowed = list(plan.allowed)
-        if family is REGISTRATION:
+        if family is REGISTRATION and plan.fetch <= root.registration_fields:
             outcome: list[Any] = root.registration
         else:
             outcome = (await self._load(ctx, family, [key], plan.fetch))[key]
@@ -184,23 +189,30 @@ class HubResolvers:
         return records[0] if records else None
 
     def subject_name_resolver(self) -> Any:
+        resolvers = self
+
         async def resolve_name(root: Any, info: strawberry.Info) -> Optional[str]:
             ctx = _context(info)
             path = generic_path(_raw(info))
-            if not ctx.may_receive("registration", "name"):
-                ctx.deny(path, "registration", "name")
+            decision = ctx.decision("registration", "name")
+            refused = not decision.allowed or (
+                decision.disclosure is DisclosureClass.AUTHORIZED and not await ctx.admit_authorized(root.uscc)
+            )
+            if refused:
+                ctx.deny(path, "registration", "name", reason=None if not decision.allowed else Reason.SUBJECT_CAP.value)
                 return None
             outcome = root.registration
+            if "name" not in root.registration_fields:  # AUTHORIZED names are fetched after the cap
+                outcome = (await resolvers._load(ctx, REGISTRATION, [root.uscc], frozenset({"name"})))[root.uscc]
             if outcome and isinstance(outcome[0], ConnectorError):
                 raise upstream(outcome)
             if not outcome:
                 return None
             ctx.released.add("registration.name")
-            mask = ctx.decision("registration", "name").mask
-            if mask is None:
+            if decision.mask is None:
                 return outcome[0].get("name")
             ctx.masked.add("registration.name")
-            return mask(outcome[0].get("name"))
+            return decision.mask(outcome[0].get("name"))
 
         return resolve_name
 
@@ -216,16 +228,21 @@ class HubResolvers:
             wanted.update(names[n] for n in subfields(raw, sub["registration"]) if n in names)
         if "name" in sub:
             wanted.add("name")
-        fields = frozenset(f for f in wanted if ctx.may_receive("registration", f))
+        # AUTHORIZED registration fields are left to the family resolver: they wait for the cap
+        fields = frozenset(
+            f for f in wanted
+            if ctx.may_receive("registration", f)
+            and ctx.decision("registration", f).disclosure is not DisclosureClass.AUTHORIZED
+        )
         unique = list(dict.fromkeys(codes))
         if not ctx.reserve_subjects(len(codes)):
             raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
+        ctx.subjects.update(unique)  # named in the audit entry even if the load below fails
         loaded, _ = await asyncio.gather(self._load(ctx, REGISTRATION, unique, fields), ctx.load_objections(unique))
-        ctx.subjects.update(unique)
         out: list[LegalPersonRoot | None] = []
         for code in codes:
             outcome = loaded[code]
-            out.append(LegalPersonRoot(code, outcome) if outcome else None)
+            out.append(LegalPersonRoot(code, outcome, fields) if outcome else None)
         return out
 
     def root_fields(self) -> dict[str, Any]:
