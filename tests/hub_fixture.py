@@ -38,6 +38,19 @@ class RunningHub:
     def runtime(self) -> Any:
         return self.app.state.runtime
 
+    def on_store(self, action: Any) -> Any:
+        """Run `action(store)` against the running hub's store from the test thread (own connection)."""
+        from xinlian.hub.store import Store
+
+        async def run() -> Any:
+            store = await Store.open(self.runtime.settings.database_url)
+            try:
+                return await action(store)
+            finally:
+                await store.close()
+
+        return asyncio.run(run())
+
     def connector(self, name: str) -> Any:
         return next(c for c in self.runtime.federation.connectors if c.name == name)
 

@@ -54,19 +54,6 @@ def _read_audit(hub: RunningHub) -> dict[str, Any]:
     return asyncio.run(read())
 
 
-def on_store(hub: RunningHub, action: Any) -> Any:
-    """Run `action(store)` against the running hub's store from the test thread."""
-
-    async def run() -> Any:
-        store = await Store.open(hub.runtime.settings.database_url)
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
 # ---- purpose binding ---------------------------------------------------------------------
 
 
@@ -137,10 +124,10 @@ def test_revoked_and_expired_consents_count_for_nothing(hub: RunningHub) -> None
         record = await book.grant(person, client, "credit-card-review", dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), "test")
         return record.id
 
-    consent_id = on_store(hub, grant)
+    consent_id = hub.on_store(grant)
     ok = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
     assert "social_insurance_contributions" not in forbidden(ok)
-    on_store(hub, lambda store: ConsentBook(store).revoke(consent_id))
+    hub.on_store(lambda store: ConsentBook(store).revoke(consent_id))
     revoked = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
     assert forbidden(revoked)["social_insurance_contributions"].startswith("no unexpired consent")
 
@@ -149,7 +136,7 @@ def test_revoked_and_expired_consents_count_for_nothing(hub: RunningHub) -> None
         await ConsentBook(store).grant(person, client, "credit-card-review", now - dt.timedelta(days=1), "test",
                                        granted_at=now - dt.timedelta(days=40))
 
-    on_store(hub, expired)
+    hub.on_store(expired)
     still = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
     assert "social_insurance_contributions" in forbidden(still)
 
@@ -190,12 +177,12 @@ def test_an_open_objection_flags_the_record_for_every_caller_until_closed(hub: R
         record = await ObjectionRegister(store).file(uscc, "penalties", disputed, "The fine was paid in full.", "test")
         return record.id
 
-    objection = on_store(hub, file)
+    objection = hub.on_store(file)
     for kind in (None, "department"):
         rows = hub.query(PENALTIES, kind, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
         flags = {p["decisionNumber"]: p["underObjection"] for p in rows}
         assert flags[disputed] is True and sum(flags.values()) == 1
-    on_store(hub, lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
+    hub.on_store(lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
     after = hub.query(PENALTIES, None, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
     assert all(p["underObjection"] is False for p in after)
 
@@ -232,6 +219,6 @@ def test_a_bank_crossing_its_subject_cap_gets_no_more_authorized_data_and_an_ale
                 rows = await session.scalars(select(AuditRecord.content).order_by(AuditRecord.seq))
                 return [e for e in map(json.loads, rows) if e["outcome"] == "alert"]
 
-        [alert] = on_store(hub, alerts)
+        [alert] = hub.on_store(alerts)
         assert alert["client_id"] == hub.clients["bank"]["client_id"] and alert["errors"] == ["HARVEST_CAP_EXCEEDED"]
         assert alert["detail"]["cap"] == 3 and alert["subjects"] == []

@@ -69,7 +69,10 @@ def audit_entries(hub: RunningHub, request_id: str | None = None, n: int = 200) 
 
 
 def the_entry(hub: RunningHub, response: httpx.Response) -> AuditEntry:
-    found = [e for e in audit_entries(hub, response.headers["x-request-id"]) if not (e.detail or {}).get("dryRun")]
+    found = [
+        e for e in audit_entries(hub, response.headers["x-request-id"])
+        if not (e.detail or {}).get("dryRun") and not (e.detail or {}).get("intent")
+    ]
     assert len(found) == 1, found
     return found[0]
 
@@ -417,6 +420,7 @@ def test_dry_run_for_an_insured_person_with_consent(hub: RunningHub) -> None:
         "policy_version": result["policyVersion"], "purpose": "loan-review",
     }
     assert dry[0].released == sorted(result["released"]) and dry[0].client_id == hub.clients["admin"]["client_id"]
+    assert dry[0].purpose == "loan-review"
     log = ok(admin(hub, "query($s: String!) { subjectAccessLog(subject: $s) { items { seq endpoint clientId released } nextBefore } }", {"s": person}))
     first = log["subjectAccessLog"]["items"][0]
     assert first["endpoint"] == "/admin/graphql" and first["clientId"] == hub.clients["admin"]["client_id"]
@@ -570,3 +574,68 @@ def test_the_answer_is_withheld_when_the_audit_entry_cannot_be_written(hub: Runn
     assert response.status_code == 503
     assert codes(response.json()) == ["AUDIT_UNAVAILABLE"]
     assert "bank-shadow" not in response.text
+
+
+def test_a_mutation_is_not_executed_when_its_intent_entry_is_lost(hub: RunningHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = hub.token("admin")
+    client = hub.clients["bank"]["client_id"]
+    query = "query($c: String!) { client(clientId: $c) { scopes } }"
+    before = ok(admin(hub, query, {"c": client}))["client"]["scopes"]
+
+    async def unavailable(entry: AuditEntry) -> int:
+        raise AuditUnavailable("store down")
+
+    monkeypatch.setattr(hub.runtime.audit, "record", unavailable)
+    response = admin(
+        hub,
+        'mutation($c: String!) { setClientScope(clientId: $c, scope: "credit:public credit:authorized credit:shared") { scopes } }',
+        {"c": client},
+        token=token,
+    )
+    monkeypatch.undo()
+    assert response.status_code == 503
+    assert codes(response.json()) == ["AUDIT_UNAVAILABLE"]
+    after = ok(admin(hub, query, {"c": client}))["client"]["scopes"]
+    try:
+        assert "credit:shared" not in after, "an admin change took effect without any audit entry"
+        assert after == before
+    finally:
+        if after != before:
+            ok(admin(hub, 'mutation($c: String!, $s: String!) { setClientScope(clientId: $c, scope: $s) { scopes } }',
+                     {"c": client, "s": " ".join(before)}))
+
+
+def test_a_mutation_is_audited_as_an_intent_before_it_runs(hub: RunningHub) -> None:
+    response = admin(hub, 'mutation Define { definePurpose(code: "intent-audited", label: "意图") { code } }')
+    ok(response)
+    entries = audit_entries(hub, response.headers["x-request-id"])
+    intent = [e for e in entries if (e.detail or {}).get("intent")]
+    assert len(intent) == 1
+    assert intent[0].detail == {"intent": True, "operation": "Define", "fields": ["definePurpose"]}
+    assert intent[0].outcome == "ok" and intent[0].endpoint == "/admin/graphql"
+    assert intent[0].client_id == hub.clients["admin"]["client_id"]
+    assert the_entry(hub, response).detail["actions"][0]["action"] == "definePurpose"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        """mutation {
+          a: definePurpose(code: "probe-partial", label: "半途") { code }
+          b: setClientPurposes(clientId: "no-such-client", purposes: ["probe-partial"]) { clientId }
+        }""",
+        """mutation { ...Both }
+        fragment Both on Mutation { definePurpose(code: "probe-partial", label: "半途") { code } }""",
+    ],
+    ids=["two-root-fields", "root-fragment"],
+)
+def test_a_mutation_with_more_than_one_root_field_is_refused_and_changes_nothing(hub: RunningHub, document: str) -> None:
+    """docs/operations.md: one change per request; bad input is BAD_USER_INPUT and nothing is changed."""
+    response = admin(hub, document)
+    assert response.status_code == 400
+    assert codes(response.json()) == ["BAD_USER_INPUT"]
+    purposes = ok(admin(hub, "{ purposes(includeRetired: true) { code } }"))["purposes"]
+    assert "probe-partial" not in [p["code"] for p in purposes], "part of a refused admin request was applied"
+    entry = the_entry(hub, response)
+    assert entry.outcome == "rejected" and entry.errors == ["BAD_USER_INPUT"]
+    assert not [e for e in audit_entries(hub, response.headers["x-request-id"]) if (e.detail or {}).get("intent")]

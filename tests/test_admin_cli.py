@@ -26,7 +26,13 @@ COMPANY = "91110000600037341L"  # a valid USCC
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("XINLIAN_DATABASE_URL", "XINLIAN_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path / "data"
+    directory = tmp_path / "data"
+
+    async def create() -> None:  # the store a started hub leaves (the CLI never creates one)
+        await (await Store.open(Settings.from_env(directory).database_url)).close()
+
+    asyncio.run(create())
+    return directory
 
 
 def run(data_dir: Path, *argv: str) -> int:
@@ -360,3 +366,26 @@ def test_the_data_directory_comes_from_the_environment(
     out = capsys.readouterr().out
     assert "client_secret" in out and "loan-review" in out
     assert client(data_dir, "b-env").purposes == "loan-review"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["purposes", "list"],
+        ["purposes", "define", "loan-review", "贷款审批"],
+        ["clients", "create", "银行", "--kind", "bank"],
+        ["policy", "list"],
+        ["policy", "set-class", "penalties", "case_handler", "public", "--reason", "r"],
+    ],
+    ids=["purposes-list", "purposes-define", "clients-create", "policy-list", "policy-set-class"],
+)
+def test_a_mistyped_data_directory_is_refused_and_no_store_is_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    for name in ("XINLIAN_DATABASE_URL", "XINLIAN_DATA_DIR", "XINLIAN_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    mistyped = tmp_path / "xinlain-data"
+    assert main([*argv, "--data-dir", str(mistyped)]) == 2
+    err = capsys.readouterr().err
+    assert f"no hub store at {mistyped / 'hub.db'} (start the hub once, or check --data-dir)" in err
+    assert not (mistyped / "hub.db").exists()

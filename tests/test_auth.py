@@ -604,7 +604,9 @@ def test_a_malformed_stored_hash_never_verifies() -> None:
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("XINLIAN_DATABASE_URL", "XINLIAN_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path / "data"
+    data = tmp_path / "data"
+    data.mkdir()  # a data directory that does not exist is a mistyped one: the CLI refuses it
+    return data
 
 
 def fields(output: str) -> dict[str, str]:

@@ -304,6 +304,40 @@ def test_a_private_key_jwt_client_introspects_with_an_assertion(hub: Hub) -> Non
     assert body["active"] is True and body["sub"] == "bank-keys"
 
 
+async def _purpose_client(database_url: str) -> str:
+    """A bank registered for purpose `intro-review`; its secret."""
+    from xinlian.hub.governance.purposes import PurposeRegistry
+
+    store = await Store.open(database_url)
+    try:
+        await PurposeRegistry(store).define("intro-review", "审查")
+        registry = ClientRegistry(store)
+        secret = (await registry.create("bank-purpose-xc", "bank", client_id="bank-purpose-xc"))[1]
+        await registry.set_purposes("bank-purpose-xc", ["intro-review"])
+    finally:
+        await store.close()
+    return secret
+
+
+def test_introspection_names_the_purpose_a_token_was_issued_for(fresh_hub: Hub) -> None:
+    hub = fresh_hub
+    secret = asyncio.run(_purpose_client(settings_for(hub.data_dir).database_url))
+    response = httpx.post(
+        f"{hub.url}/oauth/token",
+        data={"grant_type": "client_credentials", "purpose": "intro-review"},
+        auth=("bank-purpose-xc", secret),
+    )
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert unb64(token.split(".")[1])["purpose"] == "intro-review"
+    body = httpx.post(f"{hub.url}/oauth/introspect", data={"token": token}, auth=("bank-purpose-xc", secret)).json()
+    assert body["active"] is True and body["purpose"] == "intro-review"
+    assert set(body) == MEMBERS | {"purpose"}
+    # a token issued without a purpose has no purpose member
+    plain = hub.token("bank-xc")
+    assert "purpose" not in hub.post("/oauth/introspect", "bank-xc", token=plain).json()
+
+
 # --------------------------------------------------------------------------- metadata (RFC 8414)
 
 
@@ -390,6 +424,8 @@ def test_cli_registers_a_client_with_its_public_key_and_no_secret(
 ) -> None:
     monkeypatch.delenv("XINLIAN_DATABASE_URL", raising=False)
     data = ["--data-dir", str(tmp_path / "data")]
+    assert main(["db", "upgrade", *data]) == 0  # the CLI's client commands never create the store
+    capsys.readouterr()
     key = ECKey.generate_key("P-256", private=True)
     public, private = tmp_path / "public.jwk", tmp_path / "private.jwk"
     public.write_text(json.dumps(key.as_dict(private=False)))

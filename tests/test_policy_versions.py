@@ -408,7 +408,13 @@ async def test_two_hub_runtimes_on_one_store_follow_the_same_activation(tmp_path
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("XINLIAN_DATABASE_URL", "XINLIAN_POLICY", "XINLIAN_DATA_DIR"):
         monkeypatch.delenv(name, raising=False)
-    return tmp_path / "data"
+    directory = tmp_path / "data"
+
+    async def create() -> None:  # the store a started hub leaves (the CLI never creates one)
+        await (await Store.open(f"sqlite+aiosqlite:///{directory / 'hub.db'}")).close()
+
+    asyncio.run(create())
+    return directory
 
 
 def _policy(data_dir: Path, *args: str) -> int:

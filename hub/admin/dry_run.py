@@ -184,6 +184,7 @@ def dry_run_entry(outcome: DryRunOutcome, admin: Principal, request_id: str, rem
         released=outcome.released,
         denied=outcome.denied,
         masked=outcome.masked,
+        purpose=dry.purpose,  # the subject's access log shows it
         operation_name="dryRun",
         errors=outcome.error_codes,
         remote_addr=remote_addr,

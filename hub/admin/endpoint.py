@@ -7,7 +7,11 @@ client → bounded body → execute over the admin schema → audit → respond.
 
 Every request is audited as one entry (`endpoint` "/admin/graphql", `detail.actions`: what it
 read and changed — action, targets, reason), and every dry run as one more entry of its own. If
-an entry cannot be stored, the response is withheld (503 AUDIT_UNAVAILABLE). Answers carry
+an entry cannot be stored, the response is withheld (503 AUDIT_UNAVAILABLE). A mutation is
+audited twice: an intent entry (`detail.intent`, its root field) is written before it runs, and
+if that entry cannot be stored the mutation is not executed (503 AUDIT_UNAVAILABLE). A mutation
+selects exactly one root field (else 400 BAD_USER_INPUT, nothing changed), so a failing second
+change can never leave a first one applied. Answers carry
 `Cache-Control: no-store`: some hold a client secret shown once.
 """
 
@@ -19,6 +23,7 @@ import logging
 import uuid
 from typing import Any
 
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType as NodeOperationType, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.types.graphql import OperationType
@@ -38,6 +43,7 @@ from xinlian.hub.endpoints.graphql import (
     client_ip,
     execute_operation,
 )
+from xinlian.hub.guard.query_limits import AUTHENTICATED_LIMITS
 from xinlian.hub.guard.rate_limits import CLIENT, GRAPHQL_IP
 from xinlian.hub.principal import Principal
 
@@ -60,6 +66,10 @@ async def _execute(request: Request, runtime: Any, ctx: AdminContext) -> tuple[i
     if gql.query is None:
         raise RequestRejected(400, "PERSISTED_QUERY_NOT_SUPPORTED", "the admin API takes the query text")
     allowed = {OperationType.QUERY} if request.method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
+    if request.method == "POST":
+        mutation = _mutation_root_fields(gql.query, gql.operation_name)
+        if mutation is not None:
+            await _record_intent(runtime, request, ctx, *mutation)
     result = await execute_operation(
         request, runtime, ADMIN_SCHEMA, gql.query, gql, ctx,
         allowed_operation_types=allowed, refused_operation=(405, "METHOD_NOT_ALLOWED"),
@@ -71,6 +81,66 @@ async def _execute(request: Request, runtime: Any, ctx: AdminContext) -> tuple[i
     if errors:
         body["errors"] = errors
     return 200, body, gql.operation_name
+
+
+def _mutation_root_fields(query: str, operation_name: str | None) -> tuple[str | None, list[str]] | None:
+    """(operation name, root field names) of the request's operation if it is a mutation, else None.
+
+    A mutation selects exactly one root field (one change per request): with two, an error in
+    the second would leave the first applied. Fragments at the root of a mutation are refused
+    too. A document that does not parse, or names no single operation, is left to execution,
+    which reports it as for any query.
+    """
+    try:
+        document = parse(query, max_tokens=AUTHENTICATED_LIMITS.max_tokens)
+    except (GraphQLError, RecursionError):
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is not None:
+        operations = [o for o in operations if o.name is not None and o.name.value == operation_name]
+    if len(operations) != 1 or operations[0].operation != NodeOperationType.MUTATION:
+        return None
+    selections = operations[0].selection_set.selections
+    if any(not isinstance(s, FieldNode) for s in selections):
+        raise RequestRejected(
+            400, "BAD_USER_INPUT", "a mutation must select its one root field directly, not through a fragment"
+        )
+    fields = [s.name.value for s in selections if isinstance(s, FieldNode) and not s.name.value.startswith("__")]
+    if len(fields) > 1:
+        raise RequestRejected(
+            400, "BAD_USER_INPUT",
+            f"one change per request: this mutation selects {len(fields)} root fields ({', '.join(fields)}); "
+            "send each as its own request. Nothing was changed.",
+        )
+    name = operations[0].name
+    return (name.value if name is not None else operation_name), fields
+
+
+async def _record_intent(
+    runtime: Any, request: Request, ctx: AdminContext, operation: str | None, fields: list[str]
+) -> None:
+    """Write the mutation's intent entry before it runs; `AuditUnavailable` if it is lost."""
+    principal = ctx.principal
+    entry = AuditEntry(
+        at=dt.datetime.now(dt.timezone.utc),
+        request_id=ctx.request_id,
+        endpoint=PATH,
+        client_id=principal.client_id,
+        client_kind=principal.kind,
+        outcome="ok",
+        policy_version=runtime.policy.version,
+        subjects=[],
+        operation_name=operation,
+        errors=[],
+        remote_addr=request.client.host if request.client else None,
+        detail={"intent": True, "operation": operation, "fields": fields},
+    )
+    try:
+        await runtime.audit.record(entry)
+    except AuditUnavailable:
+        raise
+    except Exception as exc:
+        raise AuditUnavailable(f"audit entry not stored: {type(exc).__name__}") from exc
 
 
 async def admin_graphql(request: Request) -> Response:
@@ -93,6 +163,13 @@ async def admin_graphql(request: Request) -> Response:
         await admit(runtime, CLIENT, principal.client_id or "")
         ctx = AdminContext(runtime, principal, request_id, request.client.host if request.client else None)
         status, body, operation = await _execute(request, runtime, ctx)
+    except AuditUnavailable:  # the intent entry of a mutation was lost: nothing was executed
+        log.error("audit trail unavailable; admin mutation %s not executed", request_id)
+        return JSONResponse(
+            _error_body("AUDIT_UNAVAILABLE", "The audit trail is unavailable; the change was not made."),
+            status_code=503,
+            headers=headers,
+        )
     except Unauthenticated as exc:
         status, body = 401, _error_body("UNAUTHENTICATED", exc.reason)
         early = unauthorized_response(exc.reason)

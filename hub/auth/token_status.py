@@ -13,7 +13,7 @@ method the client is registered for (`client_secret_basic`/`_post` or `private_k
 `POST /oauth/introspect` — `{"active": false}` for a token that is invalid, expired, revoked,
 signed by a key past its grace period, or that the caller may not see; otherwise `active: true`
 and the token's members (`scope`, `client_id`, `token_type`, `exp`, `iat`, `nbf`, `sub`, `aud`,
-`iss`, `jti`, `kind`). Any client may introspect tokens issued to itself; a client with the
+`iss`, `jti`, `kind`, and `purpose` when the token was issued for one). Any client may introspect tokens issued to itself; a client with the
 `admin` scope may introspect any token.
 
 The endpoints run in the authorization server's worker thread (like the token endpoint); store
@@ -35,7 +35,7 @@ from .metadata import CLIENT_AUTH_METHODS
 from .revocation import RevocationList
 
 ADMIN_SCOPE = "admin"
-INTROSPECTION_MEMBERS = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "kind")
+INTROSPECTION_MEMBERS = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti", "kind", "purpose")
 NO_STORE = [("Content-Type", "application/json"), ("Cache-Control", "no-store"), ("Pragma", "no-cache")]
 
 

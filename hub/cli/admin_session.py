@@ -8,7 +8,9 @@ command has made its change writes one audit entry per change — `endpoint` "cl
 is never shown for a change that could not be audited). Reading commands write no entry.
 
 Exit codes: 0 done; 2 refused (bad input: the message on stderr, nothing changed), the store
-unreadable, or the audit entry not written. Commands that predate this module keep their exit
+unreadable or missing, or the audit entry not written. A command never creates the store: when
+the settings name the default SQLite file of the data directory and it does not exist (a mistyped
+`--data-dir`), it says "no hub store at <path>" and exits 2, as `xinlian audit verify` does. Commands that predate this module keep their exit
 code for refused input (`refused_exit`).
 """
 
@@ -22,6 +24,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from xinlian.hub.admin.operations import INPUT_ERRORS, AdminOperations
@@ -34,6 +39,36 @@ DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 BY_HELP = "who makes the change, recorded in the audit entry (default: cli)"
 DEFAULT_BY = "cli"
 REFUSED = 2
+
+
+def missing_store(settings: Settings) -> Path | None:
+    """The default SQLite file of a data directory that does not exist (a mistyped --data-dir).
+
+    A data directory that exists but has no store yet is a fresh install: the store is created
+    there (as `xinlian db upgrade` would), so `xinlian clients add` works before the first start.
+    """
+    if Path(settings.data_dir).exists():
+        return None
+    default = Path(settings.data_dir) / "hub.db"
+    try:
+        url = make_url(settings.database_url)
+    except Exception:  # an unparsable URL is the store's own error to report
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).expanduser()
+    if path.resolve() != default.resolve() or path.exists():
+        return None
+    return path
+
+
+def refuse_missing_store(settings: Settings) -> bool:
+    """Print why and return True when the hub store is missing (see `missing_store`)."""
+    path = missing_store(settings)
+    if path is None:
+        return False
+    print(f"no hub store at {path} (start the hub once, or check --data-dir)", file=sys.stderr)
+    return True
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, changes: bool = True) -> None:
@@ -119,6 +154,8 @@ def run_admin(
     """Run one administrative command (see the module docstring for what it guarantees)."""
     settings = Settings.from_env(getattr(args, "data_dir", None))
     by = (getattr(args, "by", None) or DEFAULT_BY).strip() or DEFAULT_BY
+    if refuse_missing_store(settings):
+        return REFUSED
 
     async def run() -> tuple[int, list[str]]:
         store = await Store.open(settings.database_url)

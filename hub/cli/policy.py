@@ -37,6 +37,8 @@ from xinlian.hub.store import Store
 from xinlian.policies import DisclosureClass, PolicyError, default_policy_path, load_policy
 from xinlian.policies.changes import ClearOverride, PolicyChange, SetFieldClass, SetMask, SetScope
 
+from .admin_session import refuse_missing_store
+
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 CLASSES = [c.value for c in DisclosureClass]
 AUDIENCES = [c.value for c in DisclosureClass if c is not DisclosureClass.CONFIDENTIAL]
@@ -123,6 +125,8 @@ class CommandFailed(Exception):
 
 def _with_history(args: argparse.Namespace, action: Callable[[PolicyHistory, Settings], Awaitable[int]]) -> int:
     settings = Settings.from_env(args.data_dir)
+    if refuse_missing_store(settings):  # never an empty store in a mistyped data directory
+        return 2
 
     async def run() -> int:
         store = await Store.open(settings.database_url)
