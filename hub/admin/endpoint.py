@@ -39,6 +39,7 @@ from xinlian.hub.endpoints.graphql import (
     _parse,
     _read_body,
     admit,
+    audited_response,
     authenticate,
     client_ip,
     execute_operation,
@@ -179,19 +180,8 @@ async def admin_graphql(request: Request) -> Response:
     except Exception:  # never a stack trace to the caller
         log.exception("admin request %s failed", request_id)
         status, body = 500, _error_body("INTERNAL_SERVER_ERROR", "Internal server error")
-    try:
-        await _audit(runtime, request, request_id, principal, ctx, status, body, operation)
-    except AuditUnavailable:
-        log.error("audit trail unavailable; admin response to %s withheld", request_id)
-        return JSONResponse(
-            _error_body("AUDIT_UNAVAILABLE", "The audit trail is unavailable; the response was withheld."),
-            status_code=503,
-            headers=headers,
-        )
-    if early is not None:
-        early.headers["x-request-id"] = request_id
-        return early
-    return JSONResponse(body, status_code=status, headers=headers)
+    write = _audit(runtime, request, request_id, principal, ctx, status, body, operation)
+    return await audited_response(write, request_id, status, body, headers, early)
 
 
 def _outcome(status: int, body: dict[str, Any]) -> tuple[str, list[str]]:

@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable
 
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -207,6 +207,30 @@ async def declared_principal(request: Request, runtime: HubRuntime, principal: P
     )
 
 
+async def audited_response(
+    write: Awaitable[Any],
+    request_id: str,
+    status: int,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    early: Response | None = None,
+) -> Response:
+    """The response, once `write` has stored the request's audit entries; 503 if it could not."""
+    try:
+        await write
+    except AuditUnavailable:
+        log.error("audit trail unavailable; response to %s withheld", request_id)
+        return JSONResponse(
+            _error_body("AUDIT_UNAVAILABLE", "The audit trail is unavailable; the response was withheld."),
+            status_code=503,
+            headers=headers,
+        )
+    if early is not None:
+        early.headers["x-request-id"] = request_id
+        return early
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
 def client_ip(request: Request) -> str:
     """The peer address (behind a proxy, run uvicorn with --proxy-headers and --forwarded-allow-ips)."""
     return request.client.host if request.client else "unknown"
@@ -334,21 +358,12 @@ class GraphQLEndpoint:
             log.exception("request %s failed", request_id)
             status, outcome, error_codes = 500, "error", ["INTERNAL_SERVER_ERROR"]
             body = _error_body("INTERNAL_SERVER_ERROR", "Internal server error")
-        try:
+        async def write_audit() -> None:
             await self._audit(runtime, request, request_id, principal, ctx, outcome, error_codes, operation)
             if ctx is not None and ctx.alerts:
                 await self._alert(runtime, request, request_id, ctx)
-        except AuditUnavailable:
-            log.error("audit trail unavailable; response to %s withheld", request_id)
-            return JSONResponse(
-                _error_body("AUDIT_UNAVAILABLE", "The audit trail is unavailable; the response was withheld."),
-                status_code=503,
-                headers=headers,
-            )
-        if early is not None:
-            early.headers["x-request-id"] = request_id
-            return early
-        return JSONResponse(body, status_code=status, headers=headers)
+
+        return await audited_response(write_audit(), request_id, status, body, headers, early)
 
     async def _alert(self, runtime: HubRuntime, request: Request, request_id: str, ctx: RequestContext) -> None:
         """An alert entry: this request made its client cross the anti-harvesting cap (once per window)."""
