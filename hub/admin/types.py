@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from xinlian.hub.governance.policy_versions import PolicyActivationInfo, PolicyHistory, PolicyVersionInfo, StoredPolicy
+from xinlian.hub.store import as_utc
 from xinlian.hub.store.models import ClientRecord, ConsentRecord, ObjectionRecord, PurposeRecord
 from xinlian.schema.graphql import AccessLogEntry
 
@@ -17,9 +18,7 @@ from .policy_text import policy_toml
 
 def utc(moment: dt.datetime | None) -> dt.datetime | None:
     """Times as UTC-aware datetimes (SQLite hands back naive ones; the store writes UTC)."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+    return None if moment is None else as_utc(moment)
 
 
 @strawberry.type(description="An OAuth2 client of the hub (its secret is never shown after creation).")

@@ -19,10 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
 from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
+
+from .tables import table
 
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 BY_HELP = "who makes the change, recorded in the audit entry (default: cli)"
@@ -91,6 +94,16 @@ class AdminSession:
     def say(self, text: str = "") -> None:
         """Print `text` once the command's changes are audited."""
         self.output.append(text)
+
+    def listing(self, rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str) -> None:
+        """Print a listing: one JSON object per line, or a table, or `empty` when there are no rows."""
+        if as_json:
+            for row in rows:
+                self.say(json.dumps(row, ensure_ascii=False))
+        elif rows:
+            self.say(table(rows, columns))
+        else:
+            self.say(empty)
 
     def record(self, action: str, **targets: Any) -> None:
         """Note a change made without `operations` (it is audited like theirs)."""

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from typing import Any
 
 from xinlian.hub.admin.operations import AdminInputError
 
 from .admin_session import AdminSession, add_common_arguments, run_admin
-from .tables import table, utc, utc_text
+from .tables import utc, utc_text
 
 NAME = "consents"
 CHINA_STANDARD_TIME = dt.timezone(dt.timedelta(hours=8), "CST")
@@ -84,13 +83,8 @@ def run_list(args: argparse.Namespace) -> int:
     async def ls(session: AdminSession) -> int:
         records = await session.operations.consents.list(subject=args.subject, client_id=args.client)
         rows = [_row(r) for r in records]
-        if args.json:
-            for row in rows:
-                session.say(json.dumps(row, ensure_ascii=False))
-        elif rows:
-            session.say(table(rows, ("id", "subject", "client_id", "purpose", "expires_at", "in_force", "reference")))
-        else:
-            session.say("no consents")
+        columns = ("id", "subject", "client_id", "purpose", "expires_at", "in_force", "reference")
+        session.listing(rows, columns, args.json, "no consents")
         return 0
 
     return run_admin(args, NAME, ls)

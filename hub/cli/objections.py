@@ -9,13 +9,12 @@ closes it. The same checks and audit actions as the admin API's `fileObjection` 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from xinlian.hub.governance.objections import OUTCOMES
 
 from .admin_session import AdminSession, add_common_arguments, run_admin
-from .tables import table, utc_text
+from .tables import utc_text
 
 NAME = "objections"
 STATUSES = ("open", *OUTCOMES)
@@ -60,13 +59,8 @@ def run_list(args: argparse.Namespace) -> int:
     async def ls(session: AdminSession) -> int:
         subject = args.subject.strip().upper() if args.subject else None
         rows = [_row(r) for r in await session.operations.objections.list(subject=subject, status=args.status)]
-        if args.json:
-            for row in rows:
-                session.say(json.dumps(row, ensure_ascii=False))
-        elif rows:
-            session.say(table(rows, ("id", "subject", "family", "record_ref", "status", "filed_at", "reason")))
-        else:
-            session.say("no objections")
+        columns = ("id", "subject", "family", "record_ref", "status", "filed_at", "reason")
+        session.listing(rows, columns, args.json, "no objections")
         return 0
 
     return run_admin(args, NAME, ls)

@@ -7,10 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from .admin_session import AdminSession, add_common_arguments, run_admin
-from .tables import table, utc_text
+from .tables import utc_text
 
 NAME = "purposes"
 
@@ -46,13 +45,8 @@ def run_list(args: argparse.Namespace) -> int:
              "created_at": utc_text(r.created_at)}
             for r in records
         ]
-        if args.json:
-            for row in rows:
-                session.say(json.dumps(row, ensure_ascii=False))
-        elif rows:
-            session.say(table(rows, ("code", "label", "retired", "description")))
-        else:
-            session.say("no purposes (define one with: xinlian purposes define CODE LABEL)")
+        empty = "no purposes (define one with: xinlian purposes define CODE LABEL)"
+        session.listing(rows, ("code", "label", "retired", "description"), args.json, empty)
         return 0
 
     return run_admin(args, NAME, ls)

@@ -6,10 +6,7 @@ import datetime as dt
 import unicodedata
 from typing import Any, Sequence
 
-
-def utc(moment: dt.datetime) -> dt.datetime:
-    """A stored time in UTC (SQLite hands back naive datetimes; the store writes UTC)."""
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
+from xinlian.hub.store import as_utc as utc
 
 
 def utc_text(moment: dt.datetime | None) -> str | None:

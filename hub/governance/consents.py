@@ -13,7 +13,7 @@ from typing import Iterable
 
 from sqlalchemy import or_, select, update
 
-from xinlian.hub.store import Store
+from xinlian.hub.store import Store, as_utc
 from xinlian.hub.store.models import ConsentRecord
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id
 
@@ -26,11 +26,6 @@ class ConsentError(ValueError):
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    """`at` in UTC (a naive time is taken as UTC): every stored time is UTC, so they compare."""
-    return at.replace(tzinfo=dt.timezone.utc) if at.tzinfo is None else at.astimezone(dt.timezone.utc)
 
 
 class ConsentBook:
@@ -52,8 +47,8 @@ class ConsentBook:
             subject = validate_resident_id(subject)
         except InvalidIdentifier as exc:
             raise ConsentError(f"subject: {exc} (consents are for natural persons)") from None
-        granted = _aware(granted_at or _now())
-        expires = _aware(expires_at)
+        granted = as_utc(granted_at or _now())
+        expires = as_utc(expires_at)
         if expires <= granted:
             raise ConsentError("a consent must expire after it is granted")
         if expires - granted > dt.timedelta(days=MAX_DAYS):
@@ -82,7 +77,7 @@ class ConsentBook:
             result = await session.execute(
                 update(ConsentRecord)
                 .where(ConsentRecord.id == consent_id, ConsentRecord.revoked_at.is_(None))
-                .values(revoked_at=_aware(at or _now()))
+                .values(revoked_at=as_utc(at or _now()))
             )
             await session.commit()
             return bool(result.rowcount)
@@ -108,7 +103,7 @@ class ConsentBook:
         wanted = list(dict.fromkeys(subjects))
         if not wanted:
             return set()
-        moment = _aware(at or _now())
+        moment = as_utc(at or _now())
         c = ConsentRecord
         query = select(c.subject).where(
             c.subject.in_(wanted),

@@ -29,7 +29,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from xinlian.hub.store import Store
+from xinlian.hub.store import Store, as_utc
 from xinlian.hub.store.models import PolicyActivation, PolicyVersionRecord
 from xinlian.policies.changes import PolicyChange, PolicyChangeError, apply_changes, describe_diff
 from xinlian.policies.loader import parse_policy, policy_document
@@ -76,11 +76,6 @@ def version_number(ref: str | int) -> int | None:
 def canonical_document_text(document: dict[str, Any]) -> str:
     """The stored form of a policy document: sorted keys, no whitespace, UTF-8 kept."""
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; the store writes UTC."""
-    return moment.replace(tzinfo=dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(dt.timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -146,7 +141,7 @@ def _info(row: Any, active: int | None) -> PolicyVersionInfo:
         number=row.number,
         version=row.version,
         parent=row.parent,
-        created_at=_utc(row.created_at),
+        created_at=as_utc(row.created_at),
         created_by=row.created_by,
         reason=row.reason,
         changes=list(json.loads(row.changes or "[]")),
@@ -223,7 +218,7 @@ class PolicyHistory:
                 id=row.id,
                 number=row.number,
                 version=version_name(row.number),
-                activated_at=_utc(row.activated_at),
+                activated_at=as_utc(row.activated_at),
                 activated_by=row.activated_by,
                 reason=row.reason,
             )
