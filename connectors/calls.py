@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Collection, Sequence
 
-from .contract import ConnectorError, FetchCall, UpstreamInvalid, UpstreamUnavailable
+from .contract import CallerInputError, ConnectorError, FetchCall, UpstreamInvalid, UpstreamUnavailable
 
 CALL_LOG_LIMIT = 10_000  # `calls` keeps at most this many recent fetches (a long-running hub must not grow)
 
@@ -40,11 +40,14 @@ def whole_call_failure(
 ) -> ConnectorError | None:
     """What to raise when every one of `keys` failed (`failures`, one each), else None.
 
-    `UpstreamInvalid` when every failure was invalid data, else `UpstreamUnavailable`; the
-    message and reason are the first failure's.
+    `UpstreamInvalid` when every failure was invalid data, `CallerInputError` when every one was
+    the caller's input, else `UpstreamUnavailable`; the message and reason are the first failure's.
     """
     if not keys or len(failures) != len(keys):
         return None
     first = failures[0]
-    kind = UpstreamInvalid if all(isinstance(f, UpstreamInvalid) for f in failures) else UpstreamUnavailable
+    kind: type[ConnectorError] = UpstreamUnavailable
+    for candidate in (UpstreamInvalid, CallerInputError):
+        if all(isinstance(f, candidate) for f in failures):
+            kind = candidate
     return kind(department, first.message, first.reason)

@@ -15,7 +15,10 @@ A connector serves some record families for one department. The hub calls
 
 Connectors know nothing about policies or principals. They raise `UpstreamUnavailable` when
 the department cannot be reached in time and `UpstreamInvalid` when it answers with data that
-cannot be mapped; the hub turns both into per-field GraphQL errors.
+cannot be mapped; the hub turns both into per-field GraphQL errors. `CallerInputError` is the
+caller's fault, not the department's: a value of the request (search text, a key) that the
+department's driver, database or API cannot take. It fails that one call, is never retried and
+never counts toward the department's circuit breaker; the hub answers it as BAD_USER_INPUT.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence, runtime_checkable
+
+from xinlian.schema.text import refused_character
 
 Record = dict[str, Any]
 
@@ -55,6 +60,32 @@ class UpstreamInvalid(ConnectorError):
 
     code = "UPSTREAM_INVALID"
     default_reason = "invalid_data"
+
+
+class CallerInputError(ConnectorError):
+    """The caller's input cannot be sent to the department: the call failed, the department did not.
+
+    E.g. a lone surrogate the driver cannot encode, a NUL PostgreSQL refuses, a character outside
+    the department database's character set. Not retried, not a breaker failure (see
+    `connectors.resilience`); `message` is for the server log, callers get BAD_USER_INPUT.
+    """
+
+    code = "BAD_USER_INPUT"
+    default_reason = "bad_input"
+
+
+def caller_text(department: str, value: str, what: str = "search text") -> str:
+    """`value` unchanged, or `CallerInputError` when it holds a character no department is sent.
+
+    The rule is `schema.text` (NUL and other control characters, lone surrogates), the same the
+    hub applies before any connector is called; connectors check again before using a value.
+    """
+    if not isinstance(value, str):
+        raise CallerInputError(department, f"{what} refused: it is not text")
+    refused = refused_character(value)
+    if refused is not None:
+        raise CallerInputError(department, f"{what} refused: it contains {refused}")
+    return value
 
 
 # What `fetch` returns: per key its records, or — when one subject's answer failed but the

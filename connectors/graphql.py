@@ -14,6 +14,8 @@ points at one subject fails only that subject: `fetch` maps its key to the `Conn
 instead of a list of records (docs/connectors-graphql.md), and raises only when every key of the
 call failed. Credentials come from environment variables or secret files and never appear in
 messages or logs (a body cut short is `UpstreamUnavailable` too: asking again may succeed).
+Search text holding a character no department is sent (NUL, a control character, a lone
+surrogate), or any value that cannot be encoded as UTF-8, is `CallerInputError` and is not sent.
 The wire (client, credentials, body ceiling) is `connectors.http`'s; reading the
 `[[connector]]` table is `connectors.graphql_config`'s, whose `KIND` this module re-exports.
 Timeouts around each call, retries and breakers belong to the hub.
@@ -31,7 +33,17 @@ from graphql import parse_type, print_ast
 from graphql.language import ast
 
 from .calls import distinct_request, log_call, whole_call_failure
-from .contract import ConnectorError, FetchCall, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .contract import (
+    CallerInputError,
+    ConnectorError,
+    FetchCall,
+    FetchResult,
+    Health,
+    Record,
+    UpstreamInvalid,
+    UpstreamUnavailable,
+    caller_text,
+)
 from .graphql_config import KIND, GraphQLSearch, Path_, RootField
 from .http import BodyTooLarge, Credentials, clip, open_client, read_body
 from .mapping import ConversionError, FamilyMapping
@@ -161,6 +173,7 @@ class GraphQLConnector:
         spec = self.search_spec
         if spec is None or family not in self.families or spec.family not in (None, family) or limit <= 0 or not text:
             return []
+        caller_text(self.department, text)
         variables, args = {"text": "String!"}, {spec.arg: "text"}
         if spec.limit_arg:
             variables["limit"], args[spec.limit_arg] = "Int!", "limit"
@@ -307,6 +320,8 @@ class GraphQLConnector:
                 raw = await read_body(response, MAX_RESPONSE_BYTES)
         except ConnectorError as exc:
             failure = exc
+        except UnicodeEncodeError:  # a value of the request (a lone surrogate) cannot become UTF-8 JSON
+            failure = CallerInputError(self.department, f"{operation}: a variable cannot be encoded as UTF-8")
         except BodyTooLarge:
             failure = UpstreamInvalid(self.department, f"the answer exceeds {MAX_RESPONSE_BYTES // 2**20} MiB")
         except httpx.TimeoutException:

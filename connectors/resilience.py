@@ -18,8 +18,12 @@ link, which applies, in this order:
 the caller unchanged and never retried: bad data does not get better by asking again. It does
 not count towards opening the circuit either — a department that answers is up, and failing
 fast would not protect it — but it is recorded (`last_error`, `invalid`) and makes the link
-show as degraded. Any other exception escaping a connector (a bug, a stray `TimeoutError`) is
-converted to `UpstreamUnavailable` with a short message and counts as a failure.
+show as degraded. `CallerInputError` (the caller's input cannot be sent: a lone surrogate, a NUL,
+a character outside the department's character set) is the caller's fault, not the
+department's: it is passed on unchanged, never retried, counted (`bad_input`) and leaves the
+breaker, the failure count and `last_error` alone — otherwise three hostile requests could
+switch a department off for everyone. Any other exception escaping a connector (a bug, a stray
+`TimeoutError`) is converted to `UpstreamUnavailable` with a short message and counts as a failure.
 
 The link's state is published as a frozen `LinkStatus` snapshot for `/readyz` and the CLI.
 Configuration is a frozen `ResiliencePolicy`, read from a connector's optional
@@ -36,10 +40,19 @@ import logging
 import math
 import random as _random
 import time
-from dataclasses import dataclass, fields as dataclass_fields
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from .contract import Connector, ConnectorError, FetchResult, Health, UpstreamInvalid, UpstreamUnavailable
+from .contract import (
+    CallerInputError,
+    Connector,
+    ConnectorError,
+    FetchResult,
+    Health,
+    UpstreamInvalid,
+    UpstreamUnavailable,
+)
 from .mapping import ConnectorConfigError
 from .spec import DEFAULT_TIMEOUT
 
@@ -68,7 +81,8 @@ class ResiliencePolicy:
         Exponential, capped at `backoff_max`, with "equal jitter": between half and all of it,
         so callers that failed together do not come back together.
         """
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** retry))
+        # 2.0, not 2: int ** int is typed Any (a negative exponent gives a float); float ** int is float.
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0 ** retry))
         return ceiling * (0.5 + 0.5 * draw)
 
 
@@ -160,6 +174,7 @@ class LinkStatus:
     retries: int  # attempts that were retries
     in_flight: int
     max_concurrency: int
+    bad_input: int = 0  # attempts refused because of the caller's input (not the department's fault)
 
     @property
     def condition(self) -> str:
@@ -185,6 +200,7 @@ class _Outcome(enum.Enum):
     FAILURE = "failure"  # the department is unreachable, slow or broken
     INVALID = "invalid"  # it answered with bad data: up, but not useful
     NEUTRAL = "neutral"  # cut short by the caller's deadline: says nothing about the department
+    BAD_INPUT = "bad_input"  # the caller's input could not be sent: the caller's fault, not the department's
 
 
 # ---- the link ------------------------------------------------------------------------------
@@ -214,7 +230,9 @@ class DepartmentLink:
         self._last_error: str | None = None
         self._last_error_at: dt.datetime | None = None
         self._last_success_at: dt.datetime | None = None
-        self._counts = dict.fromkeys(("calls", "attempts", "failures", "invalid", "rejected", "retries"), 0)
+        self._counts = dict.fromkeys(
+            ("calls", "attempts", "failures", "invalid", "rejected", "retries", "bad_input"), 0
+        )
         self._in_flight = 0
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
@@ -258,8 +276,9 @@ class DepartmentLink:
 
         `deadline` is the request's deadline on this link's clock (`time.monotonic` unless
         injected): nothing runs past it. Returns the result or raises a `ConnectorError`:
-        `UpstreamInvalid` as the connector raised it, `UpstreamUnavailable` for everything else
-        (`CallRejected` when the department was not asked at all).
+        `UpstreamInvalid` and `CallerInputError` as the connector raised them,
+        `UpstreamUnavailable` for everything else (`CallRejected` when the department was not
+        asked at all).
         """
         if not callable(operation):
             raise TypeError("DepartmentLink.call takes a function returning an awaitable, e.g. lambda: c.fetch(...)")
@@ -351,6 +370,8 @@ class DepartmentLink:
                 return _Outcome.SUCCESS, await operation(), None, False
         except UpstreamInvalid as exc:  # bad data does not get better by asking again
             return _Outcome.INVALID, None, exc, False
+        except CallerInputError as exc:  # the caller's input, not the department: neither retried nor counted
+            return _Outcome.BAD_INPUT, None, exc, False
         except UpstreamUnavailable as exc:
             return _Outcome.FAILURE, None, exc, True
         except ConnectorError as exc:  # another kind of ConnectorError: the department failed
@@ -393,11 +414,15 @@ class DepartmentLink:
         return False
 
     def _record(self, outcome: _Outcome, error: ConnectorError | None, probe: bool) -> None:
+        if probe:
+            self._probing = False
+        if outcome is _Outcome.BAD_INPUT:  # says nothing about the department: not its last error either
+            self._counts["bad_input"] += 1
+            log.info("connector %s: refused the caller's input: %s", self.connector.name, error and error.message)
+            return
         now = self._wall()
         if error is not None:
             self._last_error, self._last_error_at = error.message, now
-        if probe:
-            self._probing = False
         if outcome is _Outcome.NEUTRAL:
             return
         if outcome is _Outcome.FAILURE:

@@ -12,7 +12,9 @@ before the whole body arrived: asking again may well succeed), HTTP errors and r
 credentials become `UpstreamUnavailable`; bodies that are not JSON, too large, of the wrong
 shape, or values that do not convert become `UpstreamInvalid` naming the family and field. A
 value that does not convert, or a per-key call that fails, fails only its own subject
-(`FetchResult`); the call raises when its whole answer failed or every subject did. Messages
+(`FetchResult`); the call raises when its whole answer failed or every subject did. A key or
+search text holding a character no department is sent (NUL, a control character, a lone
+surrogate) becomes `CallerInputError` before any request is made. Messages
 (for the server log) never carry URLs, query strings, host names or credentials. The wire
 itself (client, credentials, body ceiling, naming failures) is `connectors.http`'s; reading the
 `[[connector]]` table is `connectors.rest_config`'s, whose `KIND` and `build_rest` this module
@@ -33,7 +35,16 @@ from urllib.parse import quote
 import httpx
 
 from .calls import distinct_request, log_call, whole_call_failure
-from .contract import ConnectorError, FetchCall, FetchResult, Health, Record, UpstreamInvalid, UpstreamUnavailable
+from .contract import (
+    ConnectorError,
+    FetchCall,
+    FetchResult,
+    Health,
+    Record,
+    UpstreamInvalid,
+    UpstreamUnavailable,
+    caller_text,
+)
 from .dotted import MISSING, DottedPath, ShapeError, describe
 from .http import BodyTooLarge, Credentials, clip, open_client, read_body, status_failure, transport_failure
 from .mapping import ConversionError, FamilyMapping, SearchField
@@ -124,7 +135,7 @@ class RestConnector:
         else:
             size = max(1, self.batch_size)
             for start in range(0, len(unique), size):
-                url = render(endpoint.path, keys=",".join(quote(k, safe="") for k in unique[start : start + size]))
+                url = render(endpoint.path, keys=",".join(self._in_url(k, "key") for k in unique[start : start + size]))
                 answers.append((None, [item async for document in self._pages(url, endpoint, missing_ok=False)
                                        for item in self._records(document, endpoint)]))
         requested = {k.strip().upper(): k for k in unique}
@@ -159,7 +170,7 @@ class RestConnector:
         endpoint = self.endpoints.get(family)
         if endpoint is None or endpoint.search is None or limit <= 0 or not text.strip():
             return []
-        url = render(endpoint.search, text=quote(text.strip(), safe=""), limit=str(limit))
+        url = render(endpoint.search, text=self._in_url(text.strip(), "search text"), limit=str(limit))
         found: dict[str, None] = {}
         async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=True)) as pages:
             async for document in pages:
@@ -210,7 +221,7 @@ class RestConnector:
 
         async def one(key: str) -> list[Any]:
             async with slots:
-                url = render(endpoint.path, key=quote(key, safe=""))
+                url = render(endpoint.path, key=self._in_url(key, "key"))
                 return [item async for document in self._pages(url, endpoint, missing_ok=True)
                         for item in self._records(document, endpoint)]
 
@@ -310,6 +321,10 @@ class RestConnector:
 
     def _invalid(self, family: str, message: str) -> UpstreamInvalid:
         return UpstreamInvalid(self.department, f"{family}: {message}")
+
+    def _in_url(self, value: str, what: str) -> str:
+        """`value` percent-encoded for a URL, or `CallerInputError` (the caller's fault, not the department's)."""
+        return quote(caller_text(self.department, value, what), safe="")
 
     def _unavailable(self, message: str, reason: str) -> UpstreamUnavailable:
         log.warning("connector %s (%s): %s", self.name, self.department, message)

@@ -4,8 +4,12 @@ It owns turning a hub request into one bounded, parameterised query per batch: o
 column and the columns of the requested fields are selected (data minimisation), keys are
 bound in `WHERE key IN (...)`, rows are converted by the family's `FamilyMapping`. Database
 failures become `UpstreamUnavailable` with a message free of credentials and SQL; values that
-cannot be converted become `UpstreamInvalid` naming the field. SQLite files are opened
-read-only. Timeouts, retries and breakers are the hub's business, not this module's.
+cannot be converted become `UpstreamInvalid` naming the field. A value of the request the
+driver or database cannot take (a lone surrogate, a NUL, a character outside the database's
+character set) becomes `CallerInputError`: the caller's fault, never a breaker failure. Search
+text is checked before it is sent (`caller_text`) and its LIKE wildcards are escaped (`%`, `_`
+match themselves). SQLite files are opened read-only. Timeouts, retries and breakers are the
+hub's business, not this module's.
 """
 
 from __future__ import annotations
@@ -18,18 +22,58 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from sqlalchemy import URL, Select, make_url, select, text
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
 
 from .calls import distinct_request, log_call
-from .contract import Connector, FetchCall, FetchResult, Health, UpstreamInvalid, UpstreamUnavailable
+from .contract import (
+    CallerInputError,
+    Connector,
+    FetchCall,
+    FetchResult,
+    Health,
+    UpstreamInvalid,
+    UpstreamUnavailable,
+    caller_text,
+)
 from .credentials import PASSWORD_PLACEHOLDER, secret_option, with_password
 from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, SearchField
 from .spec import ConnectorKind, ConnectorSpec
 
 log = logging.getLogger("xinlian.connectors.sql")
+
+# What drivers and databases answer when a *value of the request* cannot be taken — the caller's
+# fault, not the department's: PostgreSQL character_not_in_repertoire (e.g. NUL) and
+# untranslatable_character (a character outside the server's encoding); MySQL / MariaDB illegal
+# mix of collations (e.g. a 4-byte character against a utf8mb3 column), invalid character string,
+# incorrect string value. Client-side, a lone surrogate fails to encode (UnicodeEncodeError) and
+# psycopg refuses NUL with a ValueError ("... cannot contain NUL (0x00) ...").
+_INPUT_SQLSTATES = frozenset({"22021", "22P05"})
+_INPUT_MYSQL_ERRORS = frozenset({1267, 1300, 1366})
+
+
+def caused_by_input(exc: BaseException) -> bool:
+    """Whether a database error was caused by a value of the request rather than the department."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        error = todo.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, UnicodeEncodeError):
+            return True
+        if isinstance(error, ValueError) and "NUL (0x00)" in str(error):
+            return True
+        if getattr(error, "sqlstate", None) in _INPUT_SQLSTATES or getattr(error, "pgcode", None) in _INPUT_SQLSTATES:
+            return True
+        orig = getattr(error, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        if orig is not None and orig.args and isinstance(orig.args[0], int) and orig.args[0] in _INPUT_MYSQL_ERRORS:
+            return True
+        todo.extend((orig, error.__cause__, error.__context__))
+    return False
 
 
 def resolve_url(url: str, data_dir: Path | None) -> URL:
@@ -117,6 +161,7 @@ class SqlConnector:
         spec = self.search_field
         if spec is None or spec.family != family or limit <= 0 or not text:
             return []
+        caller_text(self.department, text)  # NUL would end SQLite's LIKE pattern: "%<NUL>%" matches all
         mapping = self._mapping(family)
         source = mapping.fields[spec.field].source
         assert source is not None  # parse_search accepts column-backed fields only
@@ -184,6 +229,9 @@ class SqlConnector:
                 return list(result.all())
         except Exception as exc:  # every database failure, whatever the driver raised
             message = self._describe(exc)
+            if caused_by_input(exc):  # the request's values, not the database: pool and breaker untouched
+                log.info("connector %s (%s): refused input: %s", self.name, self.department, message)
+                raise CallerInputError(self.department, message) from None
             log.warning("connector %s (%s): %s", self.name, self.department, message)
             # Pooled connections may point at a database that has since been replaced or
             # restarted: drop them so the next call reconnects from scratch.

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from graphql import GraphQLError
 
-from xinlian.connectors.contract import ConnectorError
+from xinlian.connectors.contract import CallerInputError, ConnectorError
 
 log = logging.getLogger("xinlian.executor")
 
@@ -30,10 +30,20 @@ def upstream(failures: Iterable[ConnectorError]) -> GraphQLError:
 
     The caller learns which departments failed and why in one word; the connector's detailed
     message (which may quote tables, columns or raw values) goes to the server log only.
+    A `CallerInputError` (a value of the request a department cannot take) makes it BAD_USER_INPUT.
     """
     failures = list(failures)
     for failure in failures:
-        log.warning("upstream %s (%s): %s", failure.department, failure.reason, failure.message)
+        level = logging.INFO if isinstance(failure, CallerInputError) else logging.WARNING
+        log.log(level, "upstream %s (%s): %s", failure.department, failure.reason, failure.message)
+    refused = sorted({f.department for f in failures if isinstance(f, CallerInputError)})
+    if refused:  # the caller's input, not a department's failure: say so, without the driver's words
+        return bad_user_input(
+            f"The request holds a value the source department cannot take: {', '.join(refused)}",
+            department=refused[0] if len(refused) == 1 else refused,
+            departments=refused,
+            reason="bad_input",
+        )
     invalid = all(f.code == "UPSTREAM_INVALID" for f in failures)
     departments = sorted({f.department for f in failures})
     reasons = sorted({f.reason for f in failures})

@@ -18,12 +18,12 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from xinlian.connectors.contract import ConnectorError, Record
+from xinlian.policies.engine import Reason
+from xinlian.policies.model import DisclosureClass
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import OBJECTION_FLAG, CatalogueEntry
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
-
-from xinlian.policies.engine import Reason
-from xinlian.policies.model import DisclosureClass
+from xinlian.schema.text import InvalidText, validate_text
 
 from .access_log_field import my_access_log
 from .errors import bad_user_input, forbidden, upstream
@@ -283,7 +283,10 @@ class HubResolvers:
 
         async def search_legal_persons(name: str, info: strawberry.Info, first: Optional[int] = 10) -> Any:
             ctx = _context(info)
-            text = name.strip()
+            try:  # NUL, control characters and lone surrogates never reach a department
+                text = validate_text(name).strip()
+            except InvalidText as exc:
+                raise bad_user_input(f"name: {exc}", argument="name") from None
             limit = 10 if first is None else first
             if not text or len(text) > MAX_SEARCH_TEXT:
                 raise bad_user_input(f"name: give 1 to {MAX_SEARCH_TEXT} characters", argument="name")
