@@ -56,7 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, Sequence
 
@@ -64,7 +64,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import demo_services  # noqa: E402  (bench/demo_services.py)
-
 from xinlian.connectors.contract import Connector
 from xinlian.connectors.registry import load_connectors
 from xinlian.hub.config import Settings
@@ -756,11 +755,11 @@ async def inprocess_profile(
 
     from xinlian.hub.app import create_app
     from xinlian.hub.auth.bearer import BearerValidator
-    from xinlian.hub.endpoints.graphql import GraphQLEndpoint
+    from xinlian.hub.gateway.pipeline import Gateway
 
     stages = Stages()
-    originals = (GraphQLEndpoint.handle, BearerValidator.validate, JSONResponse.render)
-    GraphQLEndpoint.handle = _timed_async(stages, "endpoint total (handler)", GraphQLEndpoint.handle)  # type: ignore[method-assign]
+    originals = (Gateway.serve, BearerValidator.validate, JSONResponse.render)
+    Gateway.serve = _timed_async(stages, "endpoint total (gateway pipeline)", Gateway.serve)  # type: ignore[method-assign]
     BearerValidator.validate = _timed_sync(stages, "token validation", BearerValidator.validate)  # type: ignore[method-assign]
     JSONResponse.render = _timed_sync(stages, "JSON response rendering", JSONResponse.render)  # type: ignore[method-assign]
     out: dict[str, Any] = {"runs": runs, "endpoints": {}}
@@ -839,7 +838,7 @@ async def inprocess_profile(
                         "cprofile_cumulative_top60": cumulative.getvalue(),
                     }
     finally:
-        GraphQLEndpoint.handle, BearerValidator.validate, JSONResponse.render = originals  # type: ignore[method-assign]
+        Gateway.serve, BearerValidator.validate, JSONResponse.render = originals  # type: ignore[method-assign]
     return out
 
 
@@ -1135,7 +1134,7 @@ def render(r: dict[str, Any]) -> str:
         f"  source         {r['source']['path']} at {r['source']['commit']}"
         + ("" if r["source"]["modified_files"] is None else f" ({r['source']['modified_files']} tracked files modified in the work tree)"),
         f"  machine        {m['nproc']} CPUs usable, {m['cpu_model']}; {m['implementation']} {m['python']}; {m['platform']}",
-        f"  packages       " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + f"; uvloop={m['uvloop']} httptools={m['httptools']}",
+        "  packages       " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + f"; uvloop={m['uvloop']} httptools={m['httptools']}",
         f"  district       {r['district']['legal_persons']} legal + {r['district']['natural_persons']} natural persons"
         f" ({'reused' if r['district']['reused'] else 'built'} in {r['district']['build_s']:.1f} s)",
         f"  profile subject {r['subject']['uscc']} records {r['subject']['records_per_family']}",

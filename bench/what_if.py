@@ -55,7 +55,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import demo_services  # noqa: E402
 from hub_bench import is_clean, machine, profile_query, registered_codes, richest_subject, summary  # noqa: E402
-
 from xinlian.connectors.registry import load_connectors  # noqa: E402
 from xinlian.hub.config import Settings  # noqa: E402
 from xinlian.hub.principal import Principal  # noqa: E402

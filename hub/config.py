@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .gateway.addresses import Network, parse_networks
+from .gateway.lockout import LockoutRules
 from .guard.query_limits import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryLimits
 from .guard.rate_limits import RateRules
 
@@ -37,6 +39,8 @@ def _env_rate_rules() -> RateRules:
         public_ip=os.environ.get("XINLIAN_RATE_PUBLIC", defaults.public_ip),
         graphql_ip=os.environ.get("XINLIAN_RATE_IP", defaults.graphql_ip),
         client=os.environ.get("XINLIAN_RATE_CLIENT", defaults.client),
+        oauth_ip=os.environ.get("XINLIAN_RATE_OAUTH", defaults.oauth_ip),
+        meta_ip=os.environ.get("XINLIAN_RATE_META", defaults.meta_ip),
     )
 
 
@@ -72,6 +76,14 @@ class Settings:
     public_safelist_path: Path | None = None  # persisted-query safelist for /public/graphql
     # distinct subjects whose AUTHORIZED data one client may receive per window (hub/guard/harvest.py)
     authorized_subject_cap: str = "500/day"
+    # proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (none by default; hub/gateway/addresses.py)
+    trusted_proxies: tuple[Network, ...] = ()
+    # addresses that may read /readyz in detail without an admin token (none by default)
+    monitoring_addresses: tuple[Network, ...] = ()
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive (hub/serving.py)
+    body_timeout: float = 10.0  # seconds for a request's body to arrive (then 408 BODY_TIMEOUT)
+    auth_lockout: LockoutRules = field(default_factory=LockoutRules)  # failed client authentications
+    key_reload_interval: float = 2.0  # seconds between looks for a key rotation (keys/keyring.py)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,4 +121,12 @@ class Settings:
             redis_key_prefix=os.environ.get("XINLIAN_REDIS_KEY_PREFIX", "xinlian"),
             public_safelist_path=Path(safelist) if safelist else None,
             authorized_subject_cap=_env_subject_cap(),
+            trusted_proxies=parse_networks(os.environ.get("XINLIAN_TRUSTED_PROXIES", "").split(",")),
+            monitoring_addresses=parse_networks(os.environ.get("XINLIAN_MONITORING_ADDRESSES", "").split(",")),
+            header_timeout=float(os.environ.get("XINLIAN_HEADER_TIMEOUT", "10")),
+            body_timeout=float(os.environ.get("XINLIAN_BODY_TIMEOUT", "10")),
+            auth_lockout=LockoutRules(
+                threshold=int(os.environ.get("XINLIAN_AUTH_LOCKOUT_AFTER", "5")),
+                per_address=int(os.environ.get("XINLIAN_AUTH_FAILURES_PER_IP", "30")),
+            ),
         )

@@ -21,22 +21,28 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCa
 
 from xinlian.keys.keyring import Keyring
 from xinlian.policies import Policy, default_policy_path, load_policy
-from xinlian.policies.loader import policy_document
 from xinlian.policies.engine import decide
+from xinlian.policies.loader import policy_document
 from xinlian.schema.graphql import build_schema
 
 from .active_policy import ActivePolicy, PolicyState
+from .audit.access_log import SubjectAccessLog
+from .audit.record import AccessRecord
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
 from .auth.revocation import revocation_list
+from .auth.routes import authorization_server, token_workers
+from .auth.server import HubAuthorizationServer
 from .config import Settings
 from .executor import Federation, HubResolvers, RequestContext
-from .audit.access_log import SubjectAccessLog
 from .executor.cache import PublicRecordCache
-from .guard.harvest import HarvestGuard
+from .gateway.addresses import ClientAddress
+from .gateway.lockout import AuthenticationLockout
+from .gateway.refusal_tally import RefusalTally
 from .governance import ClientDirectory, ConsentBook, ObjectionRegister, PurposeRegistry
 from .governance.policy_versions import PolicyHistory
 from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, RateRules, Safelist
+from .guard.harvest import HarvestGuard
 from .principal import Principal
 from .store import Store
 
@@ -116,6 +122,10 @@ class HubRuntime:
     # hub/active_policy.py: polled every second; `apply_activation()` at once)
     policy_history: PolicyHistory | None = None
     active_policy: ActivePolicy | None = None
+    oauth: HubAuthorizationServer | None = None  # set by open(); the OAuth entry points need it
+    client_address: ClientAddress = field(default_factory=ClientAddress)
+    lockout: AuthenticationLockout = field(default_factory=AuthenticationLockout)
+    refusals: RefusalTally | None = None
 
     def __post_init__(self) -> None:
         self.policy_history = self.policy_history or PolicyHistory(self.store)
@@ -127,13 +137,22 @@ class HubRuntime:
         self.objections = self.objections or ObjectionRegister(self.store)
         self.clients = self.clients or ClientDirectory(self.store)
         self.access_log = self.access_log or SubjectAccessLog(self.store)
+        self.refusals = self.refusals or RefusalTally(self.audit)
+        self._token_workers: Any = None
+
+    @property
+    def token_workers(self) -> Any:
+        """The worker-thread limiter of the OAuth form endpoints (made inside the event loop)."""
+        if self._token_workers is None:
+            self._token_workers = token_workers()
+        return self._token_workers
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
-        keyring = Keyring.load_or_create(settings.data_dir)
+        keyring = Keyring.load_or_create(settings.data_dir, reload_interval=settings.key_reload_interval)
         policy_file = settings.policy_path or default_policy_path()
         file_policy = load_policy(settings.policy_path)
         federation = (
@@ -179,7 +198,12 @@ class HubRuntime:
             harvest=harvest,
             policy_history=history,
             active_policy=active_policy,
+            oauth=authorization_server(settings, store, keyring),
+            client_address=ClientAddress(settings.trusted_proxies),
+            lockout=AuthenticationLockout(settings.auth_lockout),
         )
+        assert runtime.refusals is not None
+        runtime.refusals.start()
         await active_policy.start()
         return runtime
 
@@ -190,12 +214,21 @@ class HubRuntime:
         public_endpoint: bool,
         policy: Policy | None = None,
         deadline: float | None = None,
+        access: AccessRecord | None = None,
     ) -> "RequestContext":
         """A fresh `RequestContext` for one request (or a dry run: `policy` another version).
 
         Departments get `DEPARTMENT_SHARE` of the request's time, so that when one is too slow
-        its fields come back as errors in a partial answer, not as a 504 for everything.
+        its fields come back as errors in a partial answer, not as a 504 for everything. What the
+        request finds out for the audit (subjects, released, denied and masked fields) is kept in
+        `access`, the request's audit record, when one is given.
         """
+        findings: dict[str, Any] = {}
+        if access is not None:
+            findings = {
+                "subjects": access.subjects, "released": access.released,
+                "denied": access.denied, "masked": access.masked,
+            }
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
         return RequestContext(
@@ -212,6 +245,7 @@ class HubRuntime:
             objections=self.objections,
             harvest=self.harvest if self.harvest is not None and self.harvest.enabled else None,
             access_log=self.access_log,
+            **findings,
         )
 
     def _follow_policy(self, state: PolicyState) -> None:
@@ -234,6 +268,8 @@ class HubRuntime:
         if self.active_policy is not None:
             await self.active_policy.stop()
         await self.rate_limiter.close()
+        if self.refusals is not None:
+            await self.refusals.stop()
         if self.harvest is not None:
             await self.harvest.close()
         await self.audit.stop()

@@ -5,9 +5,9 @@ classes each OAuth2 scope grants. `policies.engine.decide` answers, before anyth
 whether a principal may receive a field. Fields the policy does not name are CONFIDENTIAL.
 """
 
-from .model import DisclosureClass, Policy, PolicyError, FieldKey
-from .loader import load_policy, default_policy_path
 from .engine import Decision, decide
+from .loader import default_policy_path, load_policy
+from .model import DisclosureClass, FieldKey, Policy, PolicyError
 
 __all__ = [
     "DisclosureClass", "Policy", "PolicyError", "FieldKey",

@@ -72,7 +72,7 @@ class RecordFamily:
         return FieldSpec(self.name, ValueType.STRING, "", "").graphql_name
 
 
-S, D, M, I = ValueType.STRING, ValueType.DATE, ValueType.DECIMAL, ValueType.INT
+S, D, M, I = ValueType.STRING, ValueType.DATE, ValueType.DECIMAL, ValueType.INT  # noqa: E741 (column aliases)
 LEGAL, NATURAL = SubjectKind.LEGAL_PERSON, SubjectKind.NATURAL_PERSON
 
 REGISTRATION = RecordFamily(

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
 import strawberry
-import logging
-
 from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
@@ -163,7 +162,9 @@ def _subject_type(
             description="主体名称 (from the registration record).",
         )
     for family in families_for(kind):
-        record_type = record_types.get(family.name)
+        # Any, not type: mypy reads Optional[...] and list[...] as type expressions and refuses a
+        # variable of type `type` inside them (valid-type); at run time they are plain typing objects.
+        record_type: Any = record_types.get(family.name)
         if record_type is None:
             continue
         graphql_type = Optional[list[record_type]] if family.many else Optional[record_type]
@@ -218,7 +219,9 @@ def build_schema(
     """
     built = build_types(visible, resolvers)
     root = resolvers.root_fields()
-    L, N = built.legal_person, built.natural_person
+    # Any for the same reason as in _subject_type: built at run time, used inside Optional[...].
+    L: Any = built.legal_person
+    N: Any = built.natural_person
     namespace: dict[str, Any] = {
         "legal_person": strawberry.field(
             resolver=root["legal_person"], graphql_type=Optional[L],

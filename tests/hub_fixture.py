@@ -22,6 +22,7 @@ from xinlian.hub.cli.demo import ensure_demo_clients
 from xinlian.hub.config import Settings
 from xinlian.hub.demo.generator import build_demo_district
 from xinlian.hub.demo.services import start_demo_services
+from xinlian.hub.serving import uvicorn_options
 
 
 @dataclass
@@ -50,6 +51,16 @@ class RunningHub:
                 await store.close()
 
         return asyncio.run(run())
+
+    def audit_entries(self, request_id: str | None = None, n: int = 500) -> list[Any]:
+        """The latest audit entries (`AuditEntry`, of one request if given), read from the hub store."""
+        from xinlian.hub.audit import AuditTrail
+
+        async def read(store: Any) -> list[Any]:
+            return await AuditTrail(store).tail(n)
+
+        entries = [s.entry for s in self.on_store(read) if s.entry is not None]
+        return [e for e in entries if request_id is None or e.request_id == request_id]
 
     def connector(self, name: str) -> Any:
         return next(c for c in self.runtime.federation.connectors if c.name == name)
@@ -96,7 +107,7 @@ def running_hub(
     services = start_demo_services(data_dir)  # the court's REST API, as `xinlian demo` starts it
     try:
         app = create_app(settings)
-        with serve_app(app) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
+        with serve_app(app, **uvicorn_options(settings)) as base_url, httpx.Client(base_url=base_url, timeout=30) as http:
             yield RunningHub(base_url, app, data_dir, clients, dict(district.samples), http, services)
     finally:
         services.stop()

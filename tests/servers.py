@@ -26,13 +26,16 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 @contextlib.contextmanager
-def serve_app(app: Any, *, lifespan: str = "on", log_level: str = "warning") -> Iterator[str]:
-    """Serve `app` on a free port of 127.0.0.1 for the duration of the block; yield its base URL."""
+def serve_app(app: Any, *, lifespan: str = "on", log_level: str = "warning", **options: Any) -> Iterator[str]:
+    """Serve `app` on a free port of 127.0.0.1 for the duration of the block; yield its base URL.
+
+    `options` are further uvicorn options (the hub's own: `xinlian.hub.serving.uvicorn_options`).
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # IPPROTO_TCP: asyncio then sets TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan=lifespan)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level=log_level, lifespan=lifespan, **options)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

@@ -112,9 +112,11 @@ def test_lists_are_sorted_and_unique_and_times_must_be_aware() -> None:
     with pytest.raises(ValueError):
         make_entry(0, at=dt.datetime(2026, 4, 1, 8, 0))
     with pytest.raises(ValueError):
-        make_entry(0, outcome="maybe")
+        make_entry(0, outcome="Maybe so")
     with pytest.raises(ValueError):
-        make_entry(0, endpoint="/admin")
+        make_entry(0, endpoint="admin")  # neither a path nor "cli"
+    # the vocabulary is open to new entry points and their outcomes
+    assert make_entry(0, endpoint="/oauth/token", outcome="abandoned").endpoint == "/oauth/token"
 
 
 def test_text_that_is_not_utf8_encodable_is_escaped_not_lost() -> None:

@@ -8,39 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet
-from servers import serve_app
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from servers import serve_app
+from xinlian.hub.app import create_app
 from xinlian.hub.auth import (
     BearerValidator,
     ClientError,
     ClientRegistry,
     InvalidToken,
-    auth_routes,
     default_scope,
     principal_from_request_async,
-    revocation_list,
     unauthorized_response,
 )
 from xinlian.hub.auth.client_secrets import hash_secret, verify_secret
 from xinlian.hub.cli import main
 from xinlian.hub.config import Settings
+from xinlian.hub.gateway.lockout import LockoutRules
+from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.principal import Principal
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import RELOAD_INTERVAL, Keyring
@@ -54,33 +55,28 @@ TTL = 300
 
 
 def auth_app(settings: Settings, *, key_reload_interval: float = RELOAD_INTERVAL) -> Starlette:
-    """The auth routes plus `/whoami`, a bearer-protected route, as the hub mounts them.
+    """The hub (`create_app`, no departments) plus `/whoami`, a bearer-protected route.
 
     `/whoami` validates like `/graphql` does: `principal_from_request_async` (signature, claims,
-    revocation). `key_reload_interval` is how often the keyring looks for a rotation.
+    revocation). `key_reload_interval` is how often the keyring looks for a rotation. Failed
+    client authentications are not locked out here: the attack suites try many on purpose
+    (the lockout has its own tests in test_gateway_holes.py).
     """
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await Store.open(settings.database_url)
-        keyring = Keyring.load_or_create(settings.data_dir, reload_interval=key_reload_interval)
-        app.state.validator = BearerValidator(
-            keyring, settings.issuer, settings.audience, revocations=revocation_list(store)
-        )
-        app.router.routes.extend(auth_routes(settings, store, keyring))
-        try:
-            yield
-        finally:
-            await store.close()
+    settings = dataclasses.replace(
+        settings, key_reload_interval=key_reload_interval, auth_lockout=LockoutRules(threshold=0),
+        rate_limits=RateRules(oauth_ip="off"),
+    )
 
     async def whoami(request: Request) -> Response:
         try:
-            principal = await principal_from_request_async(request, request.app.state.validator)
+            principal = await principal_from_request_async(request, request.app.state.runtime.validator)
         except InvalidToken as exc:
             return unauthorized_response(str(exc))
         return JSONResponse({"client_id": principal.client_id, "kind": principal.kind, "scopes": sorted(principal.scopes)})
 
-    return Starlette(routes=[Route("/whoami", whoami)], lifespan=lifespan)
+    app = create_app(settings)
+    app.router.routes.append(Route("/whoami", whoami))
+    return app
 
 
 def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
@@ -237,7 +233,7 @@ def test_bad_client_credentials_get_invalid_client(hub: Hub, auth: tuple[str, st
     response = httpx.post(f"{hub.url}/oauth/token", data={"grant_type": "client_credentials", **form}, auth=auth)
     assert response.status_code == 401
     assert response.json() == {"error": "invalid_client", "error_description": "Client authentication failed."}
-    assert response.headers["www-authenticate"].startswith('Basic error="invalid_client"')
+    assert response.headers["www-authenticate"].startswith('Basic realm="xinlian", error="invalid_client"')
 
 
 def test_a_disabled_client_is_refused(hub: Hub) -> None:

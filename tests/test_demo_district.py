@@ -14,7 +14,6 @@ import pytest
 
 from xinlian.connectors.contract import Connector, Record
 from xinlian.connectors.registry import load_connectors
-from xinlian.hub.demo.services import start_demo_services
 from xinlian.hub.demo.generator import (
     LEGAL_SAMPLES,
     NATURAL_SAMPLES,
@@ -23,6 +22,7 @@ from xinlian.hub.demo.generator import (
     DemoDistrict,
     build_demo_district,
 )
+from xinlian.hub.demo.services import start_demo_services
 from xinlian.policies.rows import PublicityWindow, add_months
 from xinlian.schema.catalogue import FAMILIES
 from xinlian.schema.identifiers import validate_resident_id, validate_uscc

@@ -281,7 +281,7 @@ async def test_bad_rows_are_reported_with_row_numbers_and_reasons_while_good_row
     write_penalties(folder, "xzcf_mixed.csv", [
         f"{A},新住建罚〔2025〕1号,5000,2025年03月01日,2,张伟",           # row 2: good
         f"{bad_check},新住建罚〔2025〕2号,5000,2025年03月01日,2,张伟",   # row 3: check character
-        f",新住建罚〔2025〕3号,5000,2025年03月01日,2,张伟",              # row 4: no key
+        ",新住建罚〔2025〕3号,5000,2025年03月01日,2,张伟",              # row 4: no key
         "",                                                              # row 5: blank, skipped
         f"{B},新住建罚〔2025〕4号,五千,2025-03-01,2,张伟",                # row 6: two bad values
         f"{B},新住建罚〔2025〕5号,5000,2025年03月01日,9,张伟",            # row 7: unknown code

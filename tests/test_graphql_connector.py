@@ -17,9 +17,9 @@ from typing import AsyncIterator, Callable, Iterator
 import graphql
 import httpx
 import pytest
+
 from regional_platform import RedListEntry, RegionalPlatform, sample_enterprises
 from servers import serve_app
-
 from xinlian.connectors.contract import Connector, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.graphql import MAX_RESPONSE_BYTES, GraphQLConnector, RootField
 from xinlian.connectors.mapping import ConnectorConfigError, parse_families

@@ -411,7 +411,10 @@ def test_graphql_has_a_looser_cap_per_ip_before_the_token(limited: RunningHub) -
 def test_the_memory_limiter_reports_its_state(limited: RunningHub) -> None:
     status = limited.runtime.rate_limiter.status()
     assert status["storage"] == "memory" and status["state"] == "ok"
-    assert status["limits"] == {"publicPerIp": "5/minute", "perIp": "6/minute", "perClient": "3/minute"}
+    assert status["limits"] == {
+        "publicPerIp": "5/minute", "perIp": "6/minute", "perClient": "3/minute",
+        "oauthPerIp": RateRules().oauth_ip, "metaPerIp": RateRules().meta_ip,
+    }
 
 
 def test_redis_counts_are_shared_by_hubs_and_expire(tmp_path: Path, redis_url: str, redis_key_prefix: str) -> None:

@@ -15,10 +15,10 @@ from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.config import Settings
 from xinlian.hub.guard.harvest import (
     ALERT_CODE,
+    WINDOW_OFFSET,
     HarvestAdmission,
     HarvestCap,
     HarvestGuard,
-    WINDOW_OFFSET,
     alert_entry,
     parse_cap,
 )

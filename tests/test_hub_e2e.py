@@ -238,7 +238,10 @@ def test_catalogue_lists_every_field_with_class_and_sources(hub: RunningHub) -> 
 def test_graphql_without_a_valid_token_is_401_json(hub: RunningHub, headers: dict[str, str]) -> None:
     response = hub.http.post("/graphql", json={"query": "{ catalogue { family } }"}, headers=headers)
     assert response.status_code == 401
-    assert response.json()["error"] == "invalid_token"
+    # RFC 6750 §3.1: a request without credentials gets a challenge without an error code
+    expected = "invalid_token" if headers else "unauthenticated"
+    assert response.json()["error"] == expected
+    assert ("error=" in response.headers["www-authenticate"]) == bool(headers)
     assert "Traceback" not in response.text
 
 
@@ -265,9 +268,10 @@ def test_every_request_is_audited_and_the_chain_verifies(hub: RunningHub) -> Non
     hub.query('{ legalPerson(uscc: "bad") { name } }', None)
     hub.http.post("/graphql", json={"query": "{ catalogue { family } }"})  # no token
     entries = _tail(hub, 1000)
-    # the bank's token request is not a GraphQL request; three GraphQL requests → three entries
-    assert len(entries) == before + 3
-    bank, public, unauthenticated = entries[-3:]
+    # the bank's token request is audited too (every entry point is); then three GraphQL requests
+    assert len(entries) == before + 4
+    token, bank, public, unauthenticated = entries[-4:]
+    assert token["endpoint"] == "/oauth/token" and token["client_id"] == "demo-bank" and token["outcome"] == "ok"
     assert bank["client_id"] == "demo-bank" and bank["client_kind"] == "bank"
     assert bank["subjects"] == [uscc]
     assert "penalties.case_handler" in bank["denied"] and "registration.contact_phone" in bank["denied"]

@@ -7,8 +7,8 @@ Faults are injected into the real connectors of a real hub served on loopback.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import shutil
 import sqlite3
 import time
@@ -216,10 +216,14 @@ def test_departments_are_asked_concurrently(hub: RunningHub) -> None:
 
 def test_no_response_without_its_audit_entry(hub: RunningHub) -> None:
     db = hub.data_dir / "hub.db"
+    token = hub.token("department")  # token requests are audited too: get one while the trail works
     with sqlite3.connect(db) as conn:
         conn.execute("ALTER TABLE audit_entries RENAME TO audit_entries_away")
     try:
-        response = hub.query(PROFILE, "department", {"u": hub.samples["clean"]})
+        response = hub.http.post(
+            "/graphql", json={"query": PROFILE, "variables": {"u": hub.samples["clean"]}},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert response.status_code == 503
         assert response.json() == {
             "errors": [{"message": "The audit trail is unavailable; the response was withheld.", "extensions": {"code": "AUDIT_UNAVAILABLE"}}]
@@ -235,7 +239,9 @@ def test_the_hub_store_on_postgresql(tmp_path, postgres_url: str) -> None:
     with running_hub(tmp_path, legal_persons=30, natural_persons=10, database_url=postgres_url) as pg_hub:
         body = pg_hub.query(PROFILE, "bank", {"u": pg_hub.samples["clean"]}, purpose="loan-review").json()
         assert body["data"]["legalPerson"]["uscc"] == pg_hub.samples["clean"]
-        import subprocess, sys, os
+        import os
+        import subprocess
+        import sys
 
         env = dict(os.environ, XINLIAN_DATABASE_URL=postgres_url)
         verify = subprocess.run(

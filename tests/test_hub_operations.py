@@ -19,6 +19,7 @@ QUERY = "query($u: String!) { legalPerson(uscc: $u) { name taxCredit { level } }
 
 def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
     with running_hub(tmp_path, legal_persons=30, natural_persons=10) as hub:
+        hub.http.headers["Authorization"] = f"Bearer {hub.token('admin')}"  # the detail is for admins
         ready = hub.http.get("/readyz").json()
         assert ready["status"] == "ready" and ready["store"] == "ok"
         assert ready["rateLimiter"]["storage"] == "memory" and ready["rateLimiter"]["state"] == "ok"

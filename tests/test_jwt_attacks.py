@@ -23,9 +23,9 @@ import httpx
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey
+
 from servers import serve_app
 from test_auth import AUDIENCE, ISSUER, auth_app, b64, settings_for, unb64
-
 from xinlian.hub.auth import ClientRegistry
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring

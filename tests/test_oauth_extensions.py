@@ -18,10 +18,10 @@ import pytest
 from alembic import command
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
-from servers import serve_app
 from sqlalchemy import text
-from test_auth import AUDIENCE, ISSUER, TTL, auth_app, settings_for, unb64
 
+from servers import serve_app
+from test_auth import AUDIENCE, ISSUER, TTL, auth_app, settings_for, unb64
 from xinlian.hub.auth import BearerValidator, ClientError, ClientRegistry, RevocationList, RevocationUnavailable
 from xinlian.hub.cli import main
 from xinlian.hub.store import Store

@@ -23,10 +23,10 @@ from xinlian.hub.active_policy import ActivePolicy
 from xinlian.hub.audit.trail import AuditTrail
 from xinlian.hub.cli import main as cli_main
 from xinlian.hub.config import Settings
+from xinlian.hub.executor import HubResolvers
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
 from xinlian.hub.guard import RateRules
 from xinlian.hub.principal import Principal
-from xinlian.hub.executor import HubResolvers
 from xinlian.hub.runtime import HubRuntime, public_contract
 from xinlian.hub.store import Store
 from xinlian.policies import DisclosureClass, PolicyError, load_policy

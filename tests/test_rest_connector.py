@@ -21,9 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from servers import serve_app
 from starlette.applications import Starlette
 
+from servers import serve_app
 from xinlian.connectors.contract import Connector, FetchCall, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError
 from xinlian.connectors.registry import load_connectors

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from graphql import GraphQLError
 
 from xinlian.hub.audit.entry import AuditEntry
-from xinlian.hub.endpoints.graphql import _format_error
+from xinlian.hub.endpoints.graphql_http import format_error
 from xinlian.hub.governance.policy_versions import PolicyHistory
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import decide
@@ -145,7 +145,7 @@ async def dry_run(
             f"the dry run did not complete within {runtime.settings.request_timeout:g} s",
             extensions={"code": "REQUEST_TIMEOUT"},
         ) from None
-    errors = [_format_error(e) for e in result.errors or []] + ctx.denial_errors()
+    errors = [format_error(e) for e in result.errors or []] + ctx.denial_errors()
     masked = sorted(getattr(ctx, "masked", set()))
     dry = DryRun(
         client_id=client_id,

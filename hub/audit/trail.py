@@ -111,6 +111,16 @@ class AuditTrail:
         self._queue.put_nowait(_Pending(entry, content, done))
         return await done
 
+    async def record_all(self, entries: list[AuditEntry]) -> list[int]:
+        """Store every entry (they may share a batch); `AuditUnavailable` if any one is lost."""
+        results = await asyncio.gather(*(self.record(e) for e in entries), return_exceptions=True)
+        for result in results:
+            if isinstance(result, AuditUnavailable):
+                raise result
+            if isinstance(result, BaseException):
+                raise AuditUnavailable(f"audit entry not stored: {type(result).__name__}") from result
+        return [r for r in results if isinstance(r, int)]
+
     async def tail(self, n: int = 20) -> list[StoredAuditEntry]:
         """The latest `n` entries, oldest first."""
         if n <= 0:

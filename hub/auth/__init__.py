@@ -10,7 +10,7 @@ Modules (one idea each):
 - `token_status`: the revocation (RFC 7009) and introspection (RFC 7662) endpoints;
 - `revocation`: `RevocationList`, the revoked token ids in the hub store, cached per process;
 - `metadata`: the authorization server metadata document (RFC 8414);
-- `routes`: the HTTP endpoints, and `auth_routes()` to mount them;
+- `routes`: the HTTP handlers of the OAuth2 entry points (declared in `hub/app.py`, served by the gateway);
 - `bearer`: `BearerValidator`, `principal_from_request_async`, `unauthorized_response`.
 """
 
@@ -26,7 +26,7 @@ from .bearer import (
 from .clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientError, ClientRegistry, default_scope
 from .metadata import INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH
 from .revocation import RevocationList, RevocationUnavailable, revocation_list
-from .routes import auth_routes, authorization_server
+from .routes import authorization_server
 from .server import HubAuthorizationServer, HubClient
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "RevocationList",
     "RevocationUnavailable",
     "TOKEN_PATH",
-    "auth_routes",
     "authorization_server",
     "default_scope",
     "principal_from_request",

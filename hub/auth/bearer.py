@@ -51,6 +51,7 @@ __all__ = [
     "InvalidToken",
     "RevocationUnavailable",
     "bearer_token",
+    "claimed_client",
     "principal_from_request",
     "principal_from_request_async",
     "unauthorized_response",
@@ -236,6 +237,24 @@ async def principal_from_request_async(request: Request, validator: BearerValida
     Raises `RevocationUnavailable` if the revocation status cannot be read: answer 503 then.
     """
     return await validator.validate_async(bearer_token(request))
+
+
+def claimed_client(token: str) -> str | None:
+    """The `client_id` an UNVERIFIED token claims (for the audit of a refused token), or None.
+
+    Never trusted for anything else: the value is only recorded, marked as claimed.
+    """
+    parts = token.split(".") if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH else []
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(_b64decode(parts[1]))
+    except (InvalidToken, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    client = claims.get("client_id") if isinstance(claims, dict) else None
+    if not isinstance(client, str) or not client:
+        return None
+    return "".join(c if c.isprintable() else "?" for c in client[:64])
 
 
 def unavailable_response() -> JSONResponse:

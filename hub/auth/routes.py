@@ -1,4 +1,4 @@
-"""The hub's OAuth2 HTTP endpoints, and `auth_routes()` to mount them:
+"""The hub's OAuth2 HTTP handlers, served through the gateway like every entry point:
 
 | route | what |
 |---|---|
@@ -8,9 +8,11 @@
 | `GET /.well-known/jwks.json` | the keys that verify the hub's tokens (RFC 7517) |
 | `GET /.well-known/oauth-authorization-server` | authorization server metadata (RFC 8414) |
 
-The form endpoints read at most `MAX_FORM_BYTES` of `application/x-www-form-urlencoded` body,
-then let `HubAuthorizationServer` answer in a worker thread (at most
-`CONCURRENT_TOKEN_REQUESTS` at once, all form endpoints together). Whatever goes wrong, the
+The gateway admits the form endpoints per IP (`oauth-ip`), bounds their body (`MAX_FORM_BYTES`)
+and audits every request (who the client was or claimed to be, the outcome, the OAuth2 error;
+never a secret or a token). Here: the form is parsed, the authentication lockout is asked
+*before* any secret is checked (`hub/gateway/lockout.py`), and `HubAuthorizationServer` answers
+in a worker thread (at most `CONCURRENT_TOKEN_REQUESTS` at once). Whatever goes wrong, the
 caller gets a standard OAuth2 JSON error (RFC 6749 §5.2), never a stack trace.
 """
 
@@ -18,17 +20,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import parse_qsl
 
 import anyio
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from xinlian.hub.auth.bearer import REALM
 from xinlian.hub.config import Settings
+from xinlian.hub.gateway.profile import Exchange
+from xinlian.hub.gateway.refusal import Refusal
+from xinlian.hub.principal import Principal
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
 
@@ -36,32 +42,21 @@ from .access_token import AccessTokenIssuer
 from .bearer import BearerValidator
 from .client_assertion import AssertionLedger, PrivateKeyJWTAuthentication
 from .clients import ClientRegistry
-from .metadata import (
-    INTROSPECTION_PATH,
-    JWKS_PATH,
-    METADATA_PATH,
-    REVOCATION_PATH,
-    TOKEN_PATH,
-    authorization_server_metadata,
-    endpoint_url,
-)
+from .metadata import TOKEN_PATH, authorization_server_metadata, endpoint_url
 from .revocation import revocation_list
 from .server import HubAuthorizationServer, TokenRequest
 from .token_status import HubIntrospectionEndpoint, HubRevocationEndpoint
 
+if TYPE_CHECKING:
+    from xinlian.hub.runtime import HubRuntime
+
 log = logging.getLogger("xinlian.auth")
 
-FORM_METHODS = ["POST", "GET", "PUT", "PATCH", "DELETE"]  # all reach the handler, which answers 405
 MAX_FORM_BYTES = 8 * 1024
 MAX_FORM_FIELDS = 32
 CONCURRENT_TOKEN_REQUESTS = 8  # each secret check holds 16 MiB of scrypt memory for ~50 ms
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class FormRejected(Exception):
-    def __init__(self, status: int, description: str) -> None:
-        super().__init__(description)
-        self.status, self.description = status, description
+BASIC_CHALLENGE = f'Basic realm="{REALM}"'
 
 
 def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
@@ -71,95 +66,121 @@ def oauth_error(status: int, error: str, description: str, headers: dict[str, st
     )
 
 
-async def _read_form(request: Request) -> list[tuple[str, str]]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def _form(headers: Headers, body: bytes) -> list[tuple[str, str]]:
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
-        raise FormRejected(400, "Send the request as application/x-www-form-urlencoded.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
-        raise FormRejected(413, f"The request body is over {MAX_FORM_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_FORM_BYTES:
-            raise FormRejected(413, f"The request body is over {MAX_FORM_BYTES} bytes.")
+        raise Refusal(400, "invalid_request", "Send the request as application/x-www-form-urlencoded.")
     try:
-        return parse_qsl(
-            body.decode("utf-8"), keep_blank_values=False, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
-        )
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=False, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS)
     except (UnicodeDecodeError, ValueError):
-        raise FormRejected(400, "The request body is not a valid form.") from None
+        raise Refusal(400, "invalid_request", "The request body is not a valid form.") from None
 
 
-def _basic_credentials_readable(header: str | None) -> bool:
-    """False for a Basic header that is not base64 of UTF-8 `id:secret` (authlib would crash on it)."""
+def _basic_username(header: str | None) -> tuple[bool, str | None]:
+    """(readable, client id) of a Basic `Authorization` header; readable is False for one that is
+    not base64 of UTF-8 `id:secret` (authlib would crash on it)."""
     if not header or not header[:6].lower() == "basic ":
-        return True
+        return True, None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
-        return False
-    return ":" in decoded
+        return False, None
+    if ":" not in decoded:
+        return False, None
+    return True, decoded.split(":", 1)[0]
+
+
+def _assertion_issuer(assertion: str) -> str | None:
+    """The `iss` an unverified client assertion names (only to key the lockout and the audit)."""
+    parts = assertion.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        return None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+def claimed_client(headers: Headers, form: list[tuple[str, str]]) -> str:
+    """The client id a request claims (Basic user, `client_id`, or an assertion's `iss`), not verified."""
+    _, user = _basic_username(headers.get("authorization"))
+    fields = dict(form)
+    claimed = user or fields.get("client_id") or _assertion_issuer(fields.get("client_assertion", "")) or ""
+    return "".join(c if c.isprintable() else "?" for c in claimed[:64])
+
+
+def _error_code(response: Response) -> str:
+    try:
+        body = json.loads(bytes(response.body))
+    except (ValueError, TypeError):
+        return "server_error"
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else "server_error"
 
 
 class FormEndpoint:
     """A form-posting OAuth2 endpoint answered by the authorization server in a worker thread."""
 
-    def __init__(self, name: str, answer: Callable[[TokenRequest], Response], limiter: "_SharedLimiter") -> None:
+    def __init__(self, name: str, answer: Callable[["HubRuntime", TokenRequest], Response]) -> None:
         self.name = name  # "token", "revocation" or "introspection"
         self.answer = answer
-        self.limiter = limiter
 
-    async def handle(self, request: Request) -> Response:
-        if request.method != "POST":
-            allow = {"Allow": "POST"}
-            return oauth_error(405, "invalid_request", f"The {self.name} endpoint accepts POST only.", allow)
-        if not _basic_credentials_readable(request.headers.get("authorization")):
-            return oauth_error(
-                401, "invalid_client", "Client authentication failed.", {"WWW-Authenticate": 'Basic realm="xinlian"'}
+    async def __call__(self, exchange: Exchange) -> Response:
+        request, runtime = exchange.request, exchange.runtime
+        readable, _ = _basic_username(request.headers.get("authorization"))
+        if not readable:
+            raise Refusal(401, "invalid_client", "Client authentication failed.",
+                          headers={"WWW-Authenticate": BASIC_CHALLENGE}, oauth_error="invalid_client")
+        form = _form(request.headers, exchange.body)
+        claimed = claimed_client(request.headers, form)
+        wait = runtime.lockout.attempt(claimed, exchange.client_address)
+        if wait:
+            raise Refusal(
+                429, "AUTHENTICATION_LOCKED", f"Too many failed client authentications; retry in {wait} s.",
+                headers={"Retry-After": str(wait)}, oauth_error="temporarily_unavailable",
+                audit_detail={"claimedClient": claimed},
             )
+        url = str(request.url.replace(scheme=exchange.scheme))
+        token_request = TokenRequest(request.method, url, request.headers, form)
+        response: Response | None = None
         try:
-            form = await _read_form(request)
-            token_request = TokenRequest(request.method, str(request.url), request.headers, form)
-            return await anyio.to_thread.run_sync(self.answer, token_request, limiter=self.limiter.get())
-        except FormRejected as exc:
-            return oauth_error(exc.status, "invalid_request", exc.description)
-        except Exception:  # never a stack trace to the caller
-            log.exception("%s request failed", self.name)
-            return oauth_error(500, "server_error", f"The {self.name} request could not be answered.")
+            response = await anyio.to_thread.run_sync(self.answer, runtime, token_request, limiter=runtime.token_workers)
+        finally:
+            failed = response is None or _error_code(response) == "invalid_client"
+            runtime.lockout.finished(claimed, exchange.client_address, not failed)
+        self._account(exchange, token_request, response, claimed)
+        return response
+
+    @staticmethod
+    def _account(exchange: Exchange, token_request: TokenRequest, response: Response, claimed: str) -> None:
+        """The outcome into the audit record (never the secret or the token)."""
+        record = exchange.record
+        if token_request.authenticated is not None:
+            client_id, kind = token_request.authenticated
+            record.authenticated(Principal(client_id=client_id, kind=kind))
+        if response.status_code >= 400:
+            code = _error_code(response)
+            record.refused(code, "error" if response.status_code >= 500 else "rejected")
+            if code == "invalid_client" and claimed:
+                record.detail["claimedClient"] = claimed
+        challenge = response.headers.get("www-authenticate", "")
+        if challenge.startswith("Basic ") and "realm=" not in challenge:
+            response.headers["www-authenticate"] = f"{BASIC_CHALLENGE}, {challenge[6:]}"
+        for name, value in NO_STORE.items():
+            response.headers.setdefault(name, value)
 
 
-class _SharedLimiter:
-    """One `anyio.CapacityLimiter` for all form endpoints, made on first use (inside the event loop)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._limiter: anyio.CapacityLimiter | None = None
-
-    def get(self) -> anyio.CapacityLimiter:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.capacity)
-        return self._limiter
-
-
-class JWKSEndpoint:
+async def jwks(exchange: Exchange) -> Response:
     """`GET /.well-known/jwks.json`: the public keys that verify the hub's tokens."""
-
-    def __init__(self, keyring: Keyring) -> None:
-        self.keyring = keyring
-
-    async def handle(self, request: Request) -> Response:
-        return JSONResponse(self.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(exchange.runtime.keyring.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-class MetadataEndpoint:
+async def server_metadata(exchange: Exchange) -> Response:
     """`GET /.well-known/oauth-authorization-server`: the RFC 8414 document."""
-
-    def __init__(self, issuer: str) -> None:
-        self.document = authorization_server_metadata(issuer)
-
-    async def handle(self, request: Request) -> Response:
-        return JSONResponse(self.document, headers={"Cache-Control": "public, max-age=3600"})
+    document = authorization_server_metadata(exchange.runtime.settings.issuer)
+    return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600"})
 
 
 def authorization_server(settings: Settings, store: Store, keyring: Keyring) -> HubAuthorizationServer:
@@ -175,17 +196,15 @@ def authorization_server(settings: Settings, store: Store, keyring: Keyring) -> 
     return server
 
 
-def auth_routes(settings: Settings, store: Store, keyring: Keyring) -> list[Route]:
-    """The routes to mount: token, revocation, introspection, JWKS and metadata (see the module docstring)."""
-    server = authorization_server(settings, store, keyring)
-    limiter = _SharedLimiter(CONCURRENT_TOKEN_REQUESTS)
-    token = FormEndpoint("token", server.create_token_response, limiter)
-    revoke = FormEndpoint("revocation", lambda r: server.create_endpoint_response("revocation", r), limiter)
-    introspect = FormEndpoint("introspection", lambda r: server.create_endpoint_response("introspection", r), limiter)
-    return [
-        Route(TOKEN_PATH, token.handle, methods=FORM_METHODS, name="oauth_token"),
-        Route(REVOCATION_PATH, revoke.handle, methods=FORM_METHODS, name="oauth_revoke"),
-        Route(INTROSPECTION_PATH, introspect.handle, methods=FORM_METHODS, name="oauth_introspect"),
-        Route(JWKS_PATH, JWKSEndpoint(keyring).handle, methods=["GET"], name="jwks"),
-        Route(METADATA_PATH, MetadataEndpoint(settings.issuer).handle, methods=["GET"], name="oauth_metadata"),
-    ]
+token_endpoint = FormEndpoint("token", lambda runtime, r: runtime.oauth.create_token_response(r))
+revocation_endpoint = FormEndpoint(
+    "revocation", lambda runtime, r: runtime.oauth.create_endpoint_response("revocation", r)
+)
+introspection_endpoint = FormEndpoint(
+    "introspection", lambda runtime, r: runtime.oauth.create_endpoint_response("introspection", r)
+)
+
+
+def token_workers() -> anyio.CapacityLimiter:
+    """The worker threads all form endpoints share (made inside the event loop)."""
+    return anyio.CapacityLimiter(CONCURRENT_TOKEN_REQUESTS)

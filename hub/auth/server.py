@@ -157,20 +157,26 @@ class FormPayload(OAuth2Payload):
         return self._datalist
 
 
-@dataclass(frozen=True)
+@dataclass
 class TokenRequest:
-    """What the token endpoint read from the HTTP request, ready for the (sync) server."""
+    """What the token endpoint read from the HTTP request, ready for the (sync) server.
+
+    `authenticated` is filled in by the server: the (client id, kind) its client authentication
+    accepted, for the audit entry and the lockout.
+    """
 
     method: str
     url: str
     headers: Headers
     form: list[tuple[str, str]]
+    authenticated: tuple[str, str] | None = None
 
 
 class StarletteOAuth2Request(OAuth2Request):
     def __init__(self, request: TokenRequest) -> None:
         super().__init__(method=request.method, uri=request.url, headers=request.headers)
         self.payload = FormPayload(request.form)
+        self.source = request
 
     @property
     def args(self) -> dict[str, str]:
@@ -250,6 +256,14 @@ class HubAuthorizationServer(AuthorizationServer):
     def query_client(self, client_id: str) -> HubClient:
         record = anyio.from_thread.run(self.registry.get, client_id)
         return HubClient(record)  # an empty HubClient for an unknown id: refused after equal work
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """authlib's client authentication, noting the accepted client on the `TokenRequest`."""
+        client = super().authenticate_client(request, methods, endpoint)
+        source = getattr(request, "source", None)
+        if isinstance(source, TokenRequest) and isinstance(client, HubClient) and client.record is not None:
+            source.authenticated = (client.client_id, client.kind)
+        return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         """Access tokens are self-contained JWTs; nothing is stored."""

@@ -23,9 +23,8 @@ import json
 import sys
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
-
 from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError

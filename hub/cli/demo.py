@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 from typing import Any
 
 from xinlian.hub.config import Settings
+from xinlian.hub.gateway.addresses import parse_networks
 
 DEMO_CLIENTS: dict[str, dict[str, str]] = {
     "department": {"client_id": "demo-department", "name": "新城区发展和改革局（社会信用体系建设办公室）"},
@@ -46,10 +48,26 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data-dir", default=None, help="data directory (default ./xinlian-data or XINLIAN_DATA_DIR)")
+    parser.add_argument(
+        "--trusted-proxy", action="append", default=None, metavar="ADDRESS[/BITS]", type=_network,
+        help="a reverse proxy whose X-Forwarded-For/-Proto the hub believes (repeatable; "
+             "default none, or XINLIAN_TRUSTED_PROXIES)",
+    )
+
+
+def _network(text: str) -> str:
+    try:
+        parse_networks([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(args.data_dir, host=args.host, port=args.port)
+    settings = Settings.from_env(args.data_dir, host=args.host, port=args.port)
+    if args.trusted_proxy:
+        settings = dataclasses.replace(settings, trusted_proxies=parse_networks(args.trusted_proxy))
+    return settings
 
 
 async def ensure_demo_clients(settings: Settings, samples: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
@@ -135,8 +153,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from xinlian.hub.app import create_app
+    from xinlian.hub.serving import uvicorn_options
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings))
 
 
 def run_demo(args: argparse.Namespace) -> int:

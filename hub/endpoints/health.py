@@ -1,21 +1,28 @@
-"""`GET /healthz` (the process is up) and `GET /readyz` (the store answers; each department's state)."""
+"""`GET /healthz` (the process is up) and `GET /readyz` (the store answers; each department's state).
+
+`/readyz` tells anyone whether the hub is ready (`status`, and 503 when not). The detail — every
+department's circuit, the rate limiter, the harvest cap, the policy version — is shown only to
+a token with the `admin` scope or to a configured monitoring address
+(`XINLIAN_MONITORING_ADDRESSES`): a department's outage is not everyone's business.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from typing import Any
 
 from sqlalchemy import text
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from xinlian.connectors.resilience import LinkStatus
+from xinlian.hub.gateway.profile import Exchange
 
 log = logging.getLogger("xinlian.health")
 
 
-async def healthz(request: Request) -> Response:
+async def healthz(exchange: Exchange) -> Response:
     return JSONResponse({"status": "ok"})
 
 
@@ -43,8 +50,19 @@ def link_document(status: LinkStatus) -> dict[str, Any]:
     }
 
 
-async def readyz(request: Request) -> Response:
-    runtime = request.app.state.runtime
+def may_see_detail(exchange: Exchange) -> bool:
+    """An admin token, or a request from a configured monitoring address."""
+    if exchange.principal is not None and "admin" in exchange.principal.scopes:
+        return True
+    try:
+        address = ipaddress.ip_address(exchange.client_address)
+    except ValueError:
+        return False
+    return any(address in network for network in exchange.runtime.settings.monitoring_addresses)
+
+
+async def readyz(exchange: Exchange) -> Response:
+    runtime = exchange.runtime
     store_ok = True
     try:
         async with runtime.store.session() as session:
@@ -52,6 +70,9 @@ async def readyz(request: Request) -> Response:
     except Exception:
         log.exception("readiness: the hub store does not answer")
         store_ok = False
+    status = 200 if store_ok else 503
+    if not may_see_detail(exchange):
+        return JSONResponse({"status": "ready" if store_ok else "unready"}, status_code=status)
     departments = [link_document(s) for s in runtime.federation.status()]
     body = {
         "status": "ready" if store_ok else "unready",
@@ -61,4 +82,4 @@ async def readyz(request: Request) -> Response:
         "harvestCap": runtime.harvest.status() if runtime.harvest is not None else {"cap": "off"},
         "policyVersion": runtime.policy.version,
     }
-    return JSONResponse(body, status_code=200 if store_ok else 503)
+    return JSONResponse(body, status_code=status)

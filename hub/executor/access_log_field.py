@@ -12,7 +12,6 @@ looking at the log does not add to it.
 from __future__ import annotations
 
 import dataclasses
-
 from typing import Any, Optional
 
 import strawberry

@@ -5,7 +5,12 @@ Three rules (docs/hardening.md), each a `limits` string such as "60/minute" or
 
 * `public_ip` — `/public/graphql`, counted per client IP address;
 * `graphql_ip` — `/graphql`, per client IP address, checked before the token (a looser cap);
-* `client` — `/graphql`, per OAuth client, checked after authentication.
+* `client` — `/graphql` and `/admin/graphql`, per OAuth client, checked after authentication;
+* `oauth_ip` — the OAuth endpoints (token, revocation, introspection), per client IP address;
+* `meta_ip` — health, readiness, JWKS, metadata and the index page, per client IP address.
+
+Every entry point names its rules in its profile (`hub/gateway/profile.py`); the gateway admits
+a request against them before it looks at anything else.
 
 Counts live in process memory, or in Redis when a URL is configured (`async+redis://` storage of
 `limits`, through redis-py), so that every hub process shares them.
@@ -40,6 +45,8 @@ OFF = {"", "0", "off", "none", "unlimited"}
 PUBLIC_IP = "public-ip"
 GRAPHQL_IP = "ip"
 CLIENT = "client"
+OAUTH_IP = "oauth-ip"
+META_IP = "meta-ip"
 
 
 @dataclass(frozen=True)
@@ -49,11 +56,17 @@ class RateRules:
     public_ip: str = "60/minute"
     graphql_ip: str = "1200/minute"
     client: str = "600/minute"
+    oauth_ip: str = "600/minute"
+    meta_ip: str = "1200/minute"
 
     def items(self) -> dict[str, tuple[RateLimitItem, ...]]:
         """Parsed rules by scope; a malformed rule is a ValueError (the hub does not start)."""
         parsed = {}
-        for scope, text in ((PUBLIC_IP, self.public_ip), (GRAPHQL_IP, self.graphql_ip), (CLIENT, self.client)):
+        rules = (
+            (PUBLIC_IP, self.public_ip), (GRAPHQL_IP, self.graphql_ip), (CLIENT, self.client),
+            (OAUTH_IP, self.oauth_ip), (META_IP, self.meta_ip),
+        )
+        for scope, text in rules:
             parsed[scope] = () if text.strip().lower() in OFF else tuple(parse_many(text))
         return parsed
 
@@ -122,7 +135,10 @@ class RateLimiter:
             "state": "degraded" if self._degraded_since else "ok",
             "degradedSince": self._degraded_since,
             "redisFailures": self.redis_failures,
-            "limits": {"publicPerIp": self.rules.public_ip, "perIp": self.rules.graphql_ip, "perClient": self.rules.client},
+            "limits": {
+                "publicPerIp": self.rules.public_ip, "perIp": self.rules.graphql_ip, "perClient": self.rules.client,
+                "oauthPerIp": self.rules.oauth_ip, "metaPerIp": self.rules.meta_ip,
+            },
         }
 
     async def close(self) -> None:

@@ -8,9 +8,8 @@ transaction that only one writer, in any process, holds at a time.
 
 from __future__ import annotations
 
-import time
-
 import contextlib
+import time
 import zlib
 from pathlib import Path
 from typing import Any, AsyncIterator
