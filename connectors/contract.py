@@ -136,3 +136,11 @@ class Connector(Protocol):
     async def health(self) -> Health: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReadModelConnector(Protocol):
+    """A connector that keeps a read model of its department (a file drop's index) and can
+    build it ahead of the first request."""
+
+    async def refresh(self) -> Any: ...

@@ -12,13 +12,15 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import anyio
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 
+from xinlian.connectors.contract import ReadModelConnector
 from xinlian.keys.keyring import Keyring
 from xinlian.policies import Policy, default_policy_path, load_policy
 from xinlian.policies.engine import decide
@@ -41,7 +43,7 @@ from .gateway.lockout import AuthenticationLockout
 from .gateway.refusal_tally import RefusalTally
 from .governance import ClientDirectory, ConsentBook, ObjectionRegister, PurposeRegistry
 from .governance.policy_versions import PolicyHistory
-from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, RateRules, Safelist
+from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, Safelist
 from .guard.harvest import HarvestGuard
 from .principal import Principal
 from .store import Store
@@ -92,63 +94,48 @@ def full_schema(
 
 async def _warm_up(federation: Federation, seconds: float = 60.0) -> None:
     """Let connectors that keep a read model (file drops) build it before the first request."""
-    refreshers = [c.refresh() for c in federation.connectors if callable(getattr(c, "refresh", None))]
+    refreshers = [c.refresh() for c in federation.connectors if isinstance(c, ReadModelConnector)]
     if refreshers:
         await asyncio.wait_for(asyncio.gather(*refreshers, return_exceptions=True), seconds)
 
 
 @dataclass
 class HubRuntime:
+    """The hub's services, all built by `open()` (the one composition root), none optional.
+
+    `policy` and `public_schema` are swapped together whenever `active_policy` sees another
+    activation (hub/active_policy.py: polled every second; `apply_activation()` at once).
+    """
+
     settings: Settings
     store: Store
     keyring: Keyring
     validator: BearerValidator
+    oauth: HubAuthorizationServer
     policy: Policy
     federation: Federation
     schema: strawberry.Schema
     public_schema: strawberry.Schema
     audit: AuditTrail
-    cache: PublicRecordCache = field(default_factory=PublicRecordCache)
-    rate_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(RateRules()))
-    safelist: Safelist | None = None  # persisted-query safelist of /public/graphql
-    purposes: PurposeRegistry | None = None
-    consents: ConsentBook | None = None
-    objections: ObjectionRegister | None = None
-    clients: ClientDirectory | None = None
-    harvest: HarvestGuard | None = None  # the anti-harvesting cap on AUTHORIZED data
-    access_log: SubjectAccessLog | None = None
-    # the policy versions in the store, and the one in force here: `policy` and `public_schema`
-    # above are swapped together whenever `active_policy` sees another activation (see
-    # hub/active_policy.py: polled every second; `apply_activation()` at once)
-    policy_history: PolicyHistory | None = None
-    active_policy: ActivePolicy | None = None
-    oauth: HubAuthorizationServer | None = None  # set by open(); the OAuth entry points need it
-    client_address: ClientAddress = field(default_factory=ClientAddress)
-    lockout: AuthenticationLockout = field(default_factory=AuthenticationLockout)
-    refusals: RefusalTally | None = None
-
-    def __post_init__(self) -> None:
-        self.policy_history = self.policy_history or PolicyHistory(self.store)
-        if self.active_policy is not None:
-            self.policy, self.public_schema = self.active_policy.policy, self.active_policy.public_schema
-            self.active_policy.subscribe(self._follow_policy)
-        self.purposes = self.purposes or PurposeRegistry(self.store)
-        self.consents = self.consents or ConsentBook(self.store)
-        self.objections = self.objections or ObjectionRegister(self.store)
-        self.clients = self.clients or ClientDirectory(self.store)
-        self.access_log = self.access_log or SubjectAccessLog(self.store)
-        self.refusals = self.refusals or RefusalTally(self.audit)
-        self._token_workers: Any = None
-
-    @property
-    def token_workers(self) -> Any:
-        """The worker-thread limiter of the OAuth form endpoints (made inside the event loop)."""
-        if self._token_workers is None:
-            self._token_workers = token_workers()
-        return self._token_workers
+    refusals: RefusalTally
+    rate_limiter: RateLimiter
+    client_address: ClientAddress
+    lockout: AuthenticationLockout
+    harvest: HarvestGuard  # the anti-harvesting cap on AUTHORIZED data (`enabled` False when off)
+    cache: PublicRecordCache
+    purposes: PurposeRegistry
+    consents: ConsentBook
+    objections: ObjectionRegister
+    clients: ClientDirectory
+    access_log: SubjectAccessLog
+    policy_history: PolicyHistory
+    active_policy: ActivePolicy
+    safelist: Safelist | None  # the persisted-query safelist of /public/graphql, when configured
+    token_workers: anyio.CapacityLimiter  # worker threads of the OAuth form endpoints
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
+        """Build every service for `settings`, start the background ones, follow the active policy."""
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
@@ -183,27 +170,36 @@ class HubRuntime:
         await rate_limiter.start()
         harvest = HarvestGuard.from_settings(settings)
         await harvest.start()
+        refusals = RefusalTally(audit)
+        refusals.start()
         runtime = cls(
             settings=settings,
             store=store,
             keyring=keyring,
             validator=BearerValidator(keyring, settings.issuer, settings.audience, revocations=revocation_list(store)),
+            oauth=authorization_server(settings, store, keyring),
             policy=policy,
             federation=federation,
             schema=full_schema(resolvers, settings.introspection, settings.query_limits),
             public_schema=active_policy.public_schema,
             audit=audit,
+            refusals=refusals,
             rate_limiter=rate_limiter,
-            safelist=safelist,
-            harvest=harvest,
-            policy_history=history,
-            active_policy=active_policy,
-            oauth=authorization_server(settings, store, keyring),
             client_address=ClientAddress(settings.trusted_proxies),
             lockout=AuthenticationLockout(settings.auth_lockout),
+            harvest=harvest,
+            cache=PublicRecordCache(),
+            purposes=PurposeRegistry(store),
+            consents=ConsentBook(store),
+            objections=ObjectionRegister(store),
+            clients=ClientDirectory(store),
+            access_log=SubjectAccessLog(store),
+            policy_history=history,
+            active_policy=active_policy,
+            safelist=safelist,
+            token_workers=token_workers(),
         )
-        assert runtime.refusals is not None
-        runtime.refusals.start()
+        active_policy.subscribe(runtime._follow_policy)
         await active_policy.start()
         return runtime
 
@@ -243,7 +239,7 @@ class HubRuntime:
             search_limit=self.settings.search_limit,
             consents=self.consents,
             objections=self.objections,
-            harvest=self.harvest if self.harvest is not None and self.harvest.enabled else None,
+            harvest=self.harvest if self.harvest.enabled else None,
             access_log=self.access_log,
             **findings,
         )
@@ -256,8 +252,7 @@ class HubRuntime:
     async def apply_activation(self) -> str:
         """Put the store's active policy version in force here at once (after an activation);
         other hub processes follow within a second. Returns the version in force."""
-        if self.active_policy is not None:
-            await self.active_policy.refresh()
+        await self.active_policy.refresh()
         return self.policy.version
 
     def today(self) -> dt.date:
@@ -265,13 +260,10 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
-        if self.active_policy is not None:
-            await self.active_policy.stop()
+        await self.active_policy.stop()
         await self.rate_limiter.close()
-        if self.refusals is not None:
-            await self.refusals.stop()
-        if self.harvest is not None:
-            await self.harvest.close()
+        await self.refusals.stop()
+        await self.harvest.close()
         await self.audit.stop()
         await self.federation.close()
         await self.store.close()

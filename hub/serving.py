@@ -57,6 +57,7 @@ class BoundedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, closing connections whose request headers do not arrive in time."""
 
     header_timeout: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -76,7 +77,7 @@ class BoundedH11Protocol(H11Protocol):
             self._header_timer = self.loop.call_later(self.header_timeout, self._headers_overdue)
 
     def _cancel_header_timer(self) -> None:
-        timer = getattr(self, "_header_timer", None)
+        timer = self._header_timer
         if timer is not None:
             timer.cancel()
             self._header_timer = None

@@ -22,28 +22,12 @@ if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
 
 
-async def apply_activation(runtime: "HubRuntime") -> None:
-    """Make the store's latest policy activation take effect in this process at once.
-
-    Other hub processes follow within their polling interval (`hub.active_policy`).
-    """
-    apply = getattr(runtime, "apply_activation", None)
-    if callable(apply):
-        await apply()
-        return
-    active = getattr(runtime, "active_policy", None)
-    refresh = getattr(active, "refresh", None)
-    if callable(refresh):
-        await refresh()
-
-
 async def client_changed(runtime: "HubRuntime", client_id: str) -> None:
     """After a client's record changed: forget its cached facts, re-read disabled clients now."""
     runtime.clients.forget(client_id)
-    revocations = getattr(runtime.validator, "revocations", None)
-    refresh = getattr(revocations, "refresh", None)
-    if callable(refresh):
-        await refresh()
+    revocations = runtime.validator.revocations
+    if revocations is not None:
+        await revocations.refresh()
 
 
 @dataclass
@@ -77,6 +61,7 @@ class AdminContext:
     @functools.cached_property
     def policy(self) -> PolicyOperations:
         async def take_effect() -> None:
-            await apply_activation(self.runtime)
+            # in force here at once; other hub processes follow within their polling interval
+            await self.runtime.apply_activation()
 
         return PolicyOperations(self.runtime.store, self.by, take_effect=take_effect, actions=self.actions)

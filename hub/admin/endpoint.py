@@ -20,7 +20,7 @@ change can never leave a first one applied. Answers carry
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 from strawberry.types.graphql import OperationType
@@ -40,6 +40,9 @@ from xinlian.hub.gateway.refusal import Refusal
 
 from .context import AdminContext
 from .schema import ADMIN_SCHEMA, bad_user_input
+
+if TYPE_CHECKING:
+    from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.admin")
 PATH = "/admin/graphql"
@@ -93,7 +96,7 @@ def _one_change(fields: tuple[str, ...], through_fragments: bool) -> None:
         )
 
 
-async def _record_intent(runtime: Any, record: AccessRecord, operation: str | None, fields: list[str]) -> None:
+async def _record_intent(runtime: "HubRuntime", record: AccessRecord, operation: str | None, fields: list[str]) -> None:
     """Write the mutation's intent entry before it runs; `AuditUnavailable` if it is lost."""
     entry = record.side_entry(
         "ok", {"intent": True, "operation": operation, "fields": fields}, operation_name=operation, subjects=[]

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from xinlian.hub.store import Store
+from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import AuditRecord, AuditSubject
 
 from .chain import GENESIS_HASH, chain_hash
@@ -26,7 +27,8 @@ from .entry import AuditEntry, StoredAuditEntry, format_time
 
 log = logging.getLogger("xinlian.audit")
 CHAIN_LOCK = "xinlian.hub.audit.chain"
-AUDIT_TABLE = AuditRecord.__table__
+AUDIT_TABLE = table_of(AuditRecord)
+SUBJECT_TABLE = table_of(AuditSubject)
 
 
 class AuditUnavailable(Exception):
@@ -194,7 +196,7 @@ class AuditTrail:
                 prev = digest
             await conn.execute(insert(AUDIT_TABLE), rows)
             if subjects:  # the subject index, in the same transaction as the entries
-                await conn.execute(insert(AuditSubject.__table__), subjects)
+                await conn.execute(insert(SUBJECT_TABLE), subjects)
         return [row["seq"] for row in rows]  # committed: the `exclusive` block has ended
 
 

@@ -22,11 +22,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import re
+from typing import Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from xinlian.hub.store import Store
+from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ClientRecord
 
 from .client_keys import ClientKeyError, canonical_jwks, parse_client_jwks
@@ -194,7 +196,7 @@ class ClientRegistry:
             raise ClientError("a client needs at least one scope")
         return await self._set(client_id, scope=scope)
 
-    async def set_purposes(self, client_id: str, purposes: list[str] | tuple[str, ...]) -> bool:
+    async def set_purposes(self, client_id: str, purposes: Sequence[str]) -> bool:
         """Replace the purposes a client may declare (they must be defined and not retired)."""
         wanted = list(dict.fromkeys(p.strip() for p in purposes if p.strip()))
         if wanted:
@@ -228,7 +230,7 @@ class ClientRegistry:
         async with self.store.session() as session:
             result = await session.execute(update(ClientRecord).where(ClientRecord.client_id == client_id).values(**values))
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
     async def disable(self, client_id: str) -> bool:
         """Refuse this client from now on (tokens already issued run until they expire).
@@ -240,14 +242,14 @@ class ClientRegistry:
                 update(ClientRecord).where(ClientRecord.client_id == client_id).values(disabled=True)
             )
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
     async def remove(self, client_id: str) -> bool:
         """Delete the client (the demo uses it to re-create its clients). False if absent."""
         async with self.store.session() as session:
             result = await session.execute(delete(ClientRecord).where(ClientRecord.client_id == client_id))
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
     async def authenticate(self, client_id: str, secret: str) -> ClientRecord | None:
         """The client if `secret` is its secret and it is not disabled; otherwise None."""

@@ -260,9 +260,8 @@ class HubAuthorizationServer(AuthorizationServer):
     def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
         """authlib's client authentication, noting the accepted client on the `TokenRequest`."""
         client = super().authenticate_client(request, methods, endpoint)
-        source = getattr(request, "source", None)
-        if isinstance(source, TokenRequest) and isinstance(client, HubClient) and client.record is not None:
-            source.authenticated = (client.client_id, client.kind)
+        if isinstance(request, StarletteOAuth2Request) and isinstance(client, HubClient) and client.record is not None:
+            request.source.authenticated = (client.client_id, client.kind)
         return client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:

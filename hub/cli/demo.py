@@ -192,12 +192,13 @@ def _publish_departments(settings: Settings, urls: dict[str, str | None]) -> int
     from xinlian.connectors.mapping import ConnectorConfigError
     from xinlian.hub.demo.remote import PublishError, point_connector, publish_department
 
+    connectors_path = settings.connectors_path or settings.data_dir / "connectors.toml"
     for department, url in urls.items():
         if not url:
             continue
         try:
-            asyncio.run(publish_department(settings.data_dir, department, url, connectors_path=settings.connectors_path))
-            point_connector(settings.connectors_path, department, url, data_dir=settings.data_dir)
+            asyncio.run(publish_department(settings.data_dir, department, url, connectors_path=connectors_path))
+            point_connector(connectors_path, department, url, data_dir=settings.data_dir)
         except (ValueError, PublishError, ConnectorConfigError) as exc:
             print(f"xinlian demo: {department}: {exc}", flush=True)
             return 2

@@ -12,7 +12,7 @@ cost) refuse a document before validation.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
 
@@ -24,6 +24,9 @@ from xinlian.hub.guard.harvest import alert_entry
 from xinlian.hub.principal import Principal
 
 from .graphql_http import ResponseMedia, execute_operation, format_error, parse_request, resolve_operation, result_body
+
+if TYPE_CHECKING:
+    from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.graphql")
 
@@ -61,9 +64,9 @@ class DataEndpoint:
         return media.response(body, status)
 
     @staticmethod
-    def _alert(runtime: Any, record: AccessRecord, alert: dict[str, Any]) -> None:
+    def _alert(runtime: "HubRuntime", record: AccessRecord, alert: dict[str, Any]) -> None:
         """An alert entry: this request made its client cross the anti-harvesting cap (once per window)."""
-        cap = runtime.harvest.cap if runtime.harvest is not None else None
+        cap = runtime.harvest.cap
         client = record.principal.client_id if record.principal else None
         log.warning("client %s crossed the authorized-subject cap (%s)", client, cap)
         principal = record.principal

@@ -104,7 +104,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if limit_code == QUERY_TOO_DEEP and isinstance(original, RecursionError):
         return {"message": "The document is nested too deeply", "extensions": {"code": limit_code}}
     if limit_code is not None:
-        formatted = dict(error.formatted)
+        formatted: dict[str, Any] = dict(error.formatted)
         formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": limit_code}
         return formatted
     if original is not None and not isinstance(original, GraphQLError):
@@ -113,7 +113,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             out["path"] = list(error.path)
         return out
     formatted = dict(error.formatted)
-    extensions = dict(formatted.get("extensions") or {})
+    extensions: dict[str, Any] = dict(formatted.get("extensions") or {})
     if "code" not in extensions:
         if error.path is None:
             extensions["code"] = "GRAPHQL_PARSE_FAILED" if error.message.startswith("Syntax Error") else "GRAPHQL_VALIDATION_FAILED"

@@ -79,7 +79,7 @@ async def readyz(exchange: Exchange) -> Response:
         "store": "ok" if store_ok else "unreachable",
         "connectors": departments,
         "rateLimiter": runtime.rate_limiter.status(),  # degraded (Redis away) does not make the hub unready
-        "harvestCap": runtime.harvest.status() if runtime.harvest is not None else {"cap": "off"},
+        "harvestCap": runtime.harvest.status(),
         "policyVersion": runtime.policy.version,
     }
     return JSONResponse(body, status_code=status)

@@ -14,6 +14,7 @@ from typing import Iterable
 from sqlalchemy import or_, select, update
 
 from xinlian.hub.store import Store, as_utc
+from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ConsentRecord
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id
 
@@ -80,7 +81,7 @@ class ConsentBook:
                 .values(revoked_at=as_utc(at or _now()))
             )
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
     async def get(self, consent_id: int) -> ConsentRecord | None:
         async with self.store.session() as session:

@@ -16,6 +16,7 @@ from typing import Iterable
 from sqlalchemy import select, update
 
 from xinlian.hub.store import Store
+from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ObjectionRecord
 from xinlian.schema.catalogue import FAMILIES
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
@@ -80,7 +81,7 @@ class ObjectionRegister:
                 .values(status=outcome, outcome=note.strip(), closed_by=closed_by, closed_at=dt.datetime.now(dt.timezone.utc))
             )
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
     async def list(self, subject: str | None = None, status: str | None = None, limit: int = 200) -> list[ObjectionRecord]:
         query = select(ObjectionRecord).order_by(ObjectionRecord.id.desc()).limit(limit)

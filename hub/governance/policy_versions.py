@@ -30,14 +30,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from xinlian.hub.store import Store, as_utc
+from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import PolicyActivation, PolicyVersionRecord
 from xinlian.policies.changes import PolicyChange, PolicyChangeError, apply_changes, describe_diff
 from xinlian.policies.loader import parse_policy, policy_document
 from xinlian.policies.model import Policy, PolicyError
 
 POLICY_LOCK = "xinlian.hub.policy.versions"
-VERSIONS = PolicyVersionRecord.__table__
-ACTIVATIONS = PolicyActivation.__table__
+VERSIONS = table_of(PolicyVersionRecord)
+ACTIVATIONS = table_of(PolicyActivation)
 VERSION_REF = re.compile(r"[vV]?([1-9][0-9]{0,8})")
 MAX_ACTOR_LENGTH = 64  # created_by / activated_by columns
 DOCUMENT_KEYS = frozenset({"version", "public_scope", "scopes", "fields", "overrides", "masks"})

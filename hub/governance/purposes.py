@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Collection
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from xinlian.hub.store import Store
+from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import PurposeRecord
 
 PURPOSE_CODE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -70,9 +72,9 @@ class PurposeRegistry:
         async with self.store.session() as session:
             result = await session.execute(update(PurposeRecord).where(PurposeRecord.code == code).values(retired=True))
             await session.commit()
-            return bool(result.rowcount)
+            return changed(result)
 
-    async def active_codes(self, codes: list[str] | tuple[str, ...] | set[str] | frozenset[str]) -> set[str]:
+    async def active_codes(self, codes: Collection[str]) -> set[str]:
         """Those of `codes` that are defined and not retired."""
         if not codes:
             return set()

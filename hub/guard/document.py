@@ -100,8 +100,8 @@ def measure(
         for name in order:
             at_root[name] = _root(fragments[name].selection_set, nested, at_root, values, sizes)
         tally = _root(operation.selection_set, nested, at_root, values, sizes)
-        name = operation.name.value if operation.name else None
-        shapes.append(OperationShape(name, tally.depth, tally.aliases, tally.fields, tally.cost))
+        operation_name = operation.name.value if operation.name else None
+        shapes.append(OperationShape(operation_name, tally.depth, tally.aliases, tally.fields, tally.cost))
     return shapes
 
 
@@ -195,7 +195,7 @@ def _spreads(selection_set: SelectionSetNode) -> list[str]:
         for selection in pending.pop().selections:
             if isinstance(selection, FragmentSpreadNode):
                 names.append(selection.name.value)
-            elif selection.selection_set is not None:  # a field or an inline fragment
+            elif isinstance(selection, (FieldNode, InlineFragmentNode)) and selection.selection_set is not None:
                 pending.append(selection.selection_set)
     return names
 

@@ -185,6 +185,7 @@ def _redis_storage(url: str, key_prefix: str) -> tuple[RedisStorage, Any]:
         plain, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
     )
     storage = RedisStorage(
-        f"async+{plain}", implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True, connection_pool=pool
+        f"async+{plain}", implementation="redispy", key_prefix=key_prefix, wrap_exceptions=True,
+        connection_pool=pool,  # type: ignore[arg-type]  # limits types **options as scalars; redis-py takes a pool
     )
     return storage, pool

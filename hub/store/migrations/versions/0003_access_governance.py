@@ -109,7 +109,7 @@ def _index_existing_audit_entries() -> None:
         ).all()
         if not rows:
             return
-        pairs = []
+        pairs: list[dict[str, object]] = []
         for seq, content in rows:
             last = seq
             try:
