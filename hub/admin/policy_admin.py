@@ -1,6 +1,8 @@
 """`PolicyOperations`: administrative changes to the disclosure policy, each one a new version.
 
-Every change names a non-empty reason and is made by one administrator (`by`); it goes through
+The admin API (`/admin/graphql`) and the CLI (`xinlian policy ...`) both change the policy
+through this class, so they check names, classes and reasons alike. Every change names a
+non-empty reason and is made by one administrator (`by`); it goes through
 `PolicyHistory` (`hub.governance.policy_versions`), which applies it to the active version,
 validates the result and stores it as the next version, activated. Bad input — an unknown family,
 field, class or version, a change that changes nothing, an empty reason — raises
@@ -92,14 +94,17 @@ class PolicyOperations:
             await self.take_effect()
         return stored
 
-    async def change(self, action: str, changes: Sequence[PolicyChange], reason: str | None, **targets: Any) -> StoredPolicy:
+    async def change(
+        self, action: str, changes: Sequence[PolicyChange], reason: str | None, *, activate: bool = True, **targets: Any
+    ) -> StoredPolicy:
+        """Store `changes` as the next version (activated unless `activate` is False)."""
         text = _reason(reason)
         return await self._write(
-            action, lambda: self.history.change(changes, self.by, text, activate=True), reason=text, **targets
+            action, lambda: self.history.change(changes, self.by, text, activate=activate), reason=text, **targets
         )
 
     async def set_field_class(
-        self, family: str, field: str, disclosure: str, kind: str | None, reason: str | None
+        self, family: str, field: str, disclosure: str, kind: str | None, reason: str | None, *, activate: bool = True
     ) -> StoredPolicy:
         fam = family_name(family)
         name = field_name(fam, field)
@@ -107,40 +112,49 @@ class PolicyOperations:
         kind = kind.strip() if kind and kind.strip() else None
         change = SetFieldClass(fam, name, cls, kind)
         return await self.change(
-            "setFieldClass", [change], reason, family=fam, field=name, disclosure_class=cls.value, kind=kind
+            "setFieldClass", [change], reason, activate=activate, family=fam, field=name, disclosure_class=cls.value,
+            kind=kind,
         )
 
-    async def clear_override(self, family: str, field: str, kind: str, reason: str | None) -> StoredPolicy:
+    async def clear_override(
+        self, family: str, field: str, kind: str, reason: str | None, *, activate: bool = True
+    ) -> StoredPolicy:
         fam = family_name(family)
         name = field_name(fam, field)
         if not kind or not kind.strip():
             raise AdminInputError("kind: name the client kind whose override is cleared")
         return await self.change(
-            "clearOverride", [ClearOverride(fam, name, kind.strip())], reason, family=fam, field=name, kind=kind.strip()
+            "clearOverride", [ClearOverride(fam, name, kind.strip())], reason, activate=activate,
+            family=fam, field=name, kind=kind.strip(),
         )
 
-    async def set_mask(self, family: str, field: str, audience: str, mask: str | None, reason: str | None) -> StoredPolicy:
+    async def set_mask(
+        self, family: str, field: str, audience: str, mask: str | None, reason: str | None, *, activate: bool = True
+    ) -> StoredPolicy:
         fam = family_name(family)
         name = field_name(fam, field)
         who = disclosure_class(audience, "audience")
         spec = mask.strip() if mask and mask.strip() else None
         return await self.change(
-            "setMask", [SetMask(fam, name, who, spec)], reason, family=fam, field=name, audience=who.value, mask=spec or ""
+            "setMask", [SetMask(fam, name, who, spec)], reason, activate=activate,
+            family=fam, field=name, audience=who.value, mask=spec or "",
         )
 
-    async def set_scope_classes(self, scope: str, classes: list[str] | None, reason: str | None) -> StoredPolicy:
+    async def set_scope_classes(
+        self, scope: str, classes: list[str] | None, reason: str | None, *, activate: bool = True
+    ) -> StoredPolicy:
         granted = None if classes is None else frozenset(disclosure_class(c, "classes") for c in classes)
         return await self.change(
-            "setScopeClasses", [SetScope(scope, granted)], reason, scope=scope,
+            "setScopeClasses", [SetScope(scope, granted)], reason, activate=activate, scope=scope,
             classes=None if granted is None else sorted(c.value for c in granted),
         )
 
-    async def import_policy(self, toml_text: str, reason: str | None) -> StoredPolicy:
+    async def import_policy(self, toml_text: str, reason: str | None, *, activate: bool = True) -> StoredPolicy:
         text = _reason(reason)
         if not toml_text or not toml_text.strip():
             raise AdminInputError("toml: give the whole policy document")
         return await self._write(
-            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=True), reason=text
+            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=activate), reason=text
         )
 
     async def activate(self, version: str, reason: str | None) -> StoredPolicy:

@@ -8,7 +8,9 @@ Changing (each needs `--reason`; `--by` names who, default "cli"): `set-class`, 
 `set-mask`, `set-scope`, `import FILE` store a new version derived from the active one and
 activate it (`--no-activate`: store only); `activate VERSION` puts an earlier (or not yet
 active) version back in force. Versions are never edited or deleted. Running hubs follow the
-active version within a second, without restart. Every change also writes an entry to the audit
+active version within a second, without restart. Changes go through `PolicyOperations`, the
+service the admin API uses, so both check names, classes and reasons alike (families and fields
+may be named by their policy keys or GraphQL names). Every change also writes an entry to the audit
 trail (endpoint "cli", `detail.action` "policy.<command>"). On a store that holds no version yet,
 a change first stores the configured policy file as v1, as the hub does when it first starts.
 
@@ -29,13 +31,14 @@ from typing import Any, Awaitable, Callable
 import tomli_w
 from sqlalchemy.exc import SQLAlchemyError
 
+from xinlian.hub.admin.operations import AdminInputError
+from xinlian.hub.admin.policy_admin import PolicyOperations
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
 from xinlian.hub.config import Settings
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty, StoredPolicy, version_name
 from xinlian.hub.store import Store
 from xinlian.policies import DisclosureClass, PolicyError, default_policy_path, load_policy
-from xinlian.policies.changes import ClearOverride, PolicyChange, SetFieldClass, SetMask, SetScope
 
 from .admin_session import refuse_missing_store
 
@@ -137,7 +140,7 @@ def _with_history(args: argparse.Namespace, action: Callable[[PolicyHistory, Set
 
     try:
         return asyncio.run(run())
-    except (PolicyError, PolicyHistoryEmpty, CommandFailed) as exc:
+    except (PolicyError, PolicyHistoryEmpty, CommandFailed, AdminInputError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
     except AuditUnavailable as exc:
         print(f"{PROG}: the change was stored, but its audit entry could not be written: {exc}", file=sys.stderr)
@@ -295,11 +298,13 @@ async def _audit(history: PolicyHistory, args: argparse.Namespace, action: str, 
 
 
 def _changing(
-    args: argparse.Namespace, action: str, make: Callable[[PolicyHistory], Awaitable[StoredPolicy]]
+    args: argparse.Namespace, action: str, make: Callable[[PolicyOperations], Awaitable[StoredPolicy]]
 ) -> int:
+    """Make one change through `PolicyOperations` (the admin API's checks), audit it, say what happened."""
+
     async def run(history: PolicyHistory, settings: Settings) -> int:
         await _seed(history, settings)
-        stored = await make(history)
+        stored = await make(PolicyOperations(history.store, args.by or "cli"))
         active = (await history.active()).version
         await _audit(history, args, action, stored, active)
         if args.json:
@@ -323,39 +328,32 @@ def _changing(
     return _with_history(args, run)
 
 
-def _change(args: argparse.Namespace, action: str, change: PolicyChange) -> int:
-    return _changing(
-        args,
-        action,
-        lambda history: history.change([change], args.by, args.reason, activate=not args.no_activate),
-    )
-
-
 def run_set_class(args: argparse.Namespace) -> int:
-    disclosure = DisclosureClass(args.disclosure)
-    return _change(args, "set-class", SetFieldClass(args.family, args.field, disclosure, args.kind))
+    return _changing(args, "set-class", lambda ops: ops.set_field_class(
+        args.family, args.field, args.disclosure, args.kind, args.reason, activate=not args.no_activate))
 
 
 def run_clear_override(args: argparse.Namespace) -> int:
-    return _change(args, "clear-override", ClearOverride(args.family, args.field, args.kind))
+    return _changing(args, "clear-override", lambda ops: ops.clear_override(
+        args.family, args.field, args.kind, args.reason, activate=not args.no_activate))
 
 
 def run_set_mask(args: argparse.Namespace) -> int:
     spec = None if args.spec.strip().lower() == "none" else args.spec.strip()
-    return _change(args, "set-mask", SetMask(args.family, args.field, DisclosureClass(args.audience), spec))
+    return _changing(args, "set-mask", lambda ops: ops.set_mask(
+        args.family, args.field, args.audience, spec, args.reason, activate=not args.no_activate))
 
 
 def run_set_scope(args: argparse.Namespace) -> int:
     names = [part for item in args.classes for part in item.replace(",", " ").split()]
-    if [n.lower() for n in names] == ["none"]:
-        classes = None
-    else:
-        try:
-            classes = frozenset(DisclosureClass(n.upper()) for n in names)
-        except ValueError:
+    classes: list[str] | None = None
+    if [n.lower() for n in names] != ["none"]:
+        if any(n.upper() not in CLASSES for n in names):
             print(f"{PROG}: classes are {', '.join(CLASSES)} (or none to remove the scope), got {names}", file=sys.stderr)
             return 2
-    return _change(args, "set-scope", SetScope(args.scope, classes))
+        classes = [n.upper() for n in names]
+    return _changing(args, "set-scope", lambda ops: ops.set_scope_classes(
+        args.scope, classes, args.reason, activate=not args.no_activate))
 
 
 def run_import(args: argparse.Namespace) -> int:
@@ -365,12 +363,8 @@ def run_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{PROG}: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    return _changing(
-        args,
-        "import",
-        lambda history: history.import_text(text, args.by, args.reason, activate=not args.no_activate),
-    )
+    return _changing(args, "import", lambda ops: ops.import_policy(text, args.reason, activate=not args.no_activate))
 
 
 def run_activate(args: argparse.Namespace) -> int:
-    return _changing(args, "activate", lambda history: history.activate(args.version, args.by, args.reason))
+    return _changing(args, "activate", lambda ops: ops.activate(args.version, args.reason))
