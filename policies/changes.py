@@ -11,9 +11,14 @@ it records, one per leaf that differs:
     overrides.bank.tax_credit.level: (none) -> AUTHORIZED
     masks.tax_credit.tax_paid.AUTHORIZED: (none) -> round:10
     scopes.credit:x: (none) -> PUBLIC, SHARED
+    rows.publicity-window.max_months.一般: 12 -> 6
+    rows.validity-window.families: honors, licenses -> (none)
 
 `(none)` means the document does not name the entry (an unnamed field is CONFIDENTIAL, an
-absent override or mask does not apply, an absent scope grants nothing).
+absent override or mask does not apply, an absent scope grants nothing). Row rules and
+annotations are named by their kind (`rows.review-gate...`; `rows.review-gate#2...` for the second
+rule of a kind), one line per parameter; a document without a `rows` or `annotations` section
+reads as the standard rules, as `parse_policy` reads it.
 
 A change that is malformed (unknown family, field or class, a scope granting CONFIDENTIAL, a
 mask spec that does not parse) or that would change nothing raises `PolicyChangeError`; the
@@ -31,6 +36,13 @@ from xinlian.schema.catalogue import FAMILIES
 
 from .masking import parse_mask
 from .model import DisclosureClass, PolicyError
+from .rules import (
+    parse_annotations,
+    parse_row_rules,
+    rules_document,
+    standard_annotations,
+    standard_row_rules,
+)
 
 NONE = "(none)"
 ALL_FIELDS = "*"  # in a change: every field of the family
@@ -248,10 +260,52 @@ def _leaves(document: dict[str, Any]) -> dict[str, str]:
         for name, per_audience in sorted((entries or {}).items()):
             for audience, spec in sorted((per_audience or {}).items()):
                 out[f"masks.{family_name}.{name}.{str(audience).upper()}"] = str(spec)
+    out.update(_rule_leaves("rows", document))
+    out.update(_rule_leaves("annotations", document))
     return out
 
 
-_SECTIONS = ("public_scope", "scopes", "fields", "overrides", "masks")
+def _rule_entries(section: str, document: dict[str, Any]) -> list[Any]:
+    """A section's rules as explicit entries (the standard ones when the section is absent)."""
+    if section not in document:
+        return rules_document(standard_row_rules() if section == "rows" else standard_annotations())
+    raw = document[section]
+    try:
+        return rules_document(parse_row_rules(raw) if section == "rows" else parse_annotations(raw))
+    except PolicyError:
+        return list(raw) if isinstance(raw, list) else []  # not valid: compared as written
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    return str(value)
+
+
+def _flatten(prefix: str, table: dict[str, Any], out: dict[str, str]) -> None:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _flatten(f"{prefix}.{key}", value, out)
+        else:
+            out[f"{prefix}.{key}"] = _value(value)
+
+
+def _rule_leaves(section: str, document: dict[str, Any]) -> dict[str, str]:
+    """`rows.<kind>.<parameter>` per parameter of every rule (`<kind>#2` for a kind's second rule)."""
+    entries = [e for e in _rule_entries(section, document) if isinstance(e, dict)]
+    seen: dict[str, int] = {}
+    out: dict[str, str] = {}
+    for entry in entries:
+        kind = str(entry.get("rule"))
+        seen[kind] = seen.get(kind, 0) + 1
+        name = kind if seen[kind] == 1 else f"{kind}#{seen[kind]}"
+        _flatten(f"{section}.{name}", {k: v for k, v in entry.items() if k != "rule"}, out)
+    return out
+
+
+_SECTIONS = ("public_scope", "scopes", "fields", "overrides", "masks", "rows", "annotations")
 
 
 def _order(path: str) -> tuple[int, str]:

@@ -8,8 +8,11 @@ from typing import Any
 
 from xinlian.schema.catalogue import FAMILIES
 
+from . import annotations as _annotations  # noqa: F401  (registers the annotation kinds)
+from . import rows as _rows  # noqa: F401  (registers the row rule kinds)
 from .masking import Mask, parse_mask
 from .model import DisclosureClass, FieldKey, Policy, PolicyError
+from .rules import parse_annotations, parse_row_rules, rules_document, standard_annotations, standard_row_rules
 
 
 def default_policy_path() -> Path:
@@ -96,6 +99,9 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
         kind_overrides=overrides,
         public_scope=document.get("public_scope", "credit:public"),
         masks=_masks(document.get("masks", {})),
+        # a document without these sections (stored before rules were declared) has the standard ones
+        rows=parse_row_rules(document["rows"]) if "rows" in document else standard_row_rules(),
+        annotations=parse_annotations(document["annotations"]) if "annotations" in document else standard_annotations(),
     )
 
 
@@ -119,6 +125,8 @@ def policy_document(policy: Policy) -> dict[str, Any]:
         "fields": by_family(policy.classes),
         "overrides": {kind: by_family(table) for kind, table in sorted(policy.kind_overrides.items()) if table},
         "masks": masks,
+        "rows": rules_document(policy.rows),
+        "annotations": rules_document(policy.annotations),
     }
 
 

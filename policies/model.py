@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
     from .masking import Mask
+    from .rules import RecordAnnotation, RowRule
 
 
 class DisclosureClass(enum.Enum):
@@ -30,6 +31,18 @@ class PolicyError(ValueError):
 FieldKey = tuple[str, str]  # (family name, field name)
 
 
+def _standard_rows() -> "tuple[RowRule, ...]":
+    from .rules import standard_row_rules
+
+    return standard_row_rules()
+
+
+def _standard_annotations() -> "tuple[RecordAnnotation, ...]":
+    from .rules import standard_annotations
+
+    return standard_annotations()
+
+
 @dataclass(frozen=True)
 class Policy:
     """An immutable policy version.
@@ -37,7 +50,9 @@ class Policy:
     `classes` maps (family, field) to its disclosure class; `kind_overrides` maps a client kind
     to per-field classes that replace the default for that kind only; `scopes` maps an OAuth2
     scope to the classes it grants; `masks` maps (family, field) to the masking transform applied
-    for each audience (see `audience`).
+    for each audience (see `audience`). `rows` are the row rules (which records a caller sees at
+    all) and `annotations` the record annotations (e.g. the objection flag), `policies.rules`;
+    both default to the standard ones.
     """
 
     version: str
@@ -46,6 +61,8 @@ class Policy:
     kind_overrides: Mapping[str, Mapping[FieldKey, DisclosureClass]] = field(default_factory=dict)
     public_scope: str = "credit:public"
     masks: Mapping[FieldKey, Mapping[DisclosureClass, "Mask"]] = field(default_factory=dict)
+    rows: "tuple[RowRule, ...]" = field(default_factory=_standard_rows)
+    annotations: "tuple[RecordAnnotation, ...]" = field(default_factory=_standard_annotations)
 
     def __post_init__(self) -> None:
         for scope, granted in self.scopes.items():
@@ -96,3 +113,11 @@ class Policy:
         if found is not None and found.spec == "clear":
             return None
         return found
+
+    def row_rules(self, family: str, audience: DisclosureClass) -> "tuple[RowRule, ...]":
+        """The row rules in force on a family's records for an audience (see `audience`)."""
+        return tuple(r for r in self.rows if family in r.families and r.applies(audience))
+
+    def record_annotations(self, family: str, audience: DisclosureClass) -> "tuple[RecordAnnotation, ...]":
+        """The record annotations in force on a family's records for an audience."""
+        return tuple(a for a in self.annotations if family in a.families and a.applies(audience))

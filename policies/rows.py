@@ -1,19 +1,39 @@
-"""Row rules: which records a caller may see at all, independent of field classes.
+"""The row rule kinds: which records a caller may see at all, independent of field classes.
 
-`PublicityWindow` implements the NDRC 2025 credit repair measures (in force 2026-04-01):
-counted from the decision date, a minor (轻微) penalty is normally not shown (at most 3 months
-if shown), an ordinary (一般) one at most 1 year, a severe (严重) one at most 3 years; display
-stops at the earlier of that maximum and the record's own publicity end date. A record whose
-window cannot be established (no decision date, unknown severity, an end date that is not a
-date) is not shown: the rule fails closed. The minimum windows (3 months, 1 year) matter for
-credit repair, a later issue.
+Each kind is registered with `policies.rules` and declared in the policy document (`[[rows]]`):
+
+* `publicity-window` (`PublicityWindowRule`, over `PublicityWindow`): the NDRC 2025 credit repair
+  measures (in force 2026-04-01). Counted from the decision date, a minor (轻微) penalty is
+  normally not shown (at most 3 months if shown), an ordinary (一般) one at most 1 year, a severe
+  (严重) one at most 3 years; display stops at the earlier of that maximum and the record's own
+  publicity end date. A record whose window cannot be established (no decision date, unknown
+  severity, an end date that is not a date) is not shown: the rule fails closed. A policy may set
+  each maximum only within the measures' range (轻微 0–3, 一般 3–12, 严重 12–36 months). The
+  minimum windows matter for credit repair, a later issue.
+* `review-gate` (`ReviewGate`): a record whose review status at its source is present and not one
+  of the statuses shown (null included) awaits review and is not shown; records from departments
+  that do not map the field pass.
+* `validity-window` (`ValidityWindow`): licences and honours are shown while valid — not before
+  their `valid_from`, not after their `valid_to` (an absent bound is open; a bound that is not a
+  date hides the record). An expired honour is no longer a reason for trust.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
+
+from xinlian.schema.catalogue import RecordFamily
+
+from .model import DisclosureClass
+from .rules import Parameters, RowRule, register_row_rule
+
+# NDRC 2025 credit repair measures: the range a policy may give each severity's maximum display,
+# in months (轻微: normally not shown, at most 3; 一般: at least 3, at most 12; 严重: 12 to 36)
+SEVERITY_MONTHS: Mapping[str, tuple[int, int]] = {"轻微": (0, 3), "一般": (3, 12), "严重": (12, 36)}
+REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通过"})
+VALIDITY_FIELDS = ("valid_from", "valid_to")
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -69,3 +89,116 @@ class PublicityWindow:
 
     #: fields the rule reads; the executor fetches them when the caller may receive them
     fields = ("severity", "decision_date", "publicity_end_date")
+
+
+def _missing(family: RecordFamily, fields: tuple[str, ...]) -> str | None:
+    absent = [f for f in fields if f not in family.field_names]
+    return f"it has no field {', '.join(absent)}" if absent else None
+
+
+@register_row_rule
+@dataclass(frozen=True)
+class PublicityWindowRule(RowRule):
+    """`publicity-window`: penalties are shown only inside their publicity window."""
+
+    kind = "publicity-window"
+
+    window: PublicityWindow
+
+    @classmethod
+    def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
+        show_minor = params.boolean("show_minor", False)
+        table = params.raw("max_months", dict(PublicityWindow.standard().max_months))
+        if not isinstance(table, dict):
+            raise params.error(f"max_months must be a table of severity = months ({', '.join(SEVERITY_MONTHS)})")
+        unknown = sorted(set(table) - set(SEVERITY_MONTHS))
+        if unknown:
+            raise params.error(f"max_months: unknown severity {unknown[0]!r} (one of: {', '.join(SEVERITY_MONTHS)})")
+        months: dict[str, int] = {}
+        for severity, (low, high) in SEVERITY_MONTHS.items():
+            value = table.get(severity)
+            if value is None:
+                raise params.error(f"max_months: give the months for {severity}")
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise params.error(f"max_months.{severity} must be a whole number of months, got {value!r}")
+            if not low <= value <= high:
+                raise params.error(
+                    f"max_months.{severity}: {value} months is outside {low} to {high} (NDRC 2025 credit repair measures)"
+                )
+            months[severity] = value
+        return cls(families, applies_to, PublicityWindow(months, show_minor))
+
+    def parameters(self) -> dict[str, Any]:
+        return {"show_minor": self.window.show_minor, "max_months": dict(self.window.max_months)}
+
+    def reads(self, family: RecordFamily) -> tuple[str, ...]:
+        return PublicityWindow.fields
+
+    def unfit(self, family: RecordFamily) -> str | None:
+        return _missing(family, PublicityWindow.fields)
+
+    def keep(self, record: Mapping[str, Any], today: dt.date) -> bool:
+        return self.window.shows(record, today)
+
+
+@register_row_rule
+@dataclass(frozen=True)
+class ReviewGate(RowRule):
+    """`review-gate`: records awaiting review at their source are not shown."""
+
+    kind = "review-gate"
+
+    field: str
+    shown: frozenset[str]
+
+    @classmethod
+    def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
+        return cls(families, applies_to, params.string("field", "review_status"), frozenset(params.strings("shown", sorted(REVIEWED))))
+
+    def parameters(self) -> dict[str, Any]:
+        return {"field": self.field, "shown": sorted(self.shown)}
+
+    def reads(self, family: RecordFamily) -> tuple[str, ...]:
+        return (self.field,)
+
+    def unfit(self, family: RecordFamily) -> str | None:
+        return _missing(family, (self.field,))
+
+    def keep(self, record: Mapping[str, Any], today: dt.date) -> bool:
+        if self.field not in record:
+            return True  # the source does not map the field: nothing awaits review there
+        value = record[self.field]
+        return isinstance(value, str) and value in self.shown
+
+
+@register_row_rule
+@dataclass(frozen=True)
+class ValidityWindow(RowRule):
+    """`validity-window`: records are shown from their `valid_from` to their `valid_to`, inclusive."""
+
+    kind = "validity-window"
+
+    @classmethod
+    def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
+        return cls(families, applies_to)
+
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    def reads(self, family: RecordFamily) -> tuple[str, ...]:
+        return tuple(f for f in VALIDITY_FIELDS if f in family.field_names)
+
+    def unfit(self, family: RecordFamily) -> str | None:
+        return None if self.reads(family) else "it has neither valid_from nor valid_to"
+
+    def keep(self, record: Mapping[str, Any], today: dt.date) -> bool:
+        start, end = record.get("valid_from"), record.get("valid_to")
+        if start is not None:
+            begins = _as_date(start)
+            if begins is None or today < begins:
+                return False
+        if end is not None:
+            ends = _as_date(end)
+            if ends is None or today > ends:
+                return False
+        return True

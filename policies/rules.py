@@ -139,10 +139,6 @@ class DeclaredRule(ABC):
             **self.parameters(),
         }
 
-    def describe(self) -> str:
-        """One line for people: the rule and its families."""
-        return f"{self.kind} ({', '.join(self.families)})"
-
 
 class RowRule(DeclaredRule):
     """A rule deciding which records of a family a caller sees at all."""

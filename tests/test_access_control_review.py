@@ -130,7 +130,7 @@ def test_review_cap_refused_subject_does_not_get_authorized_field_through_a_batc
 
 
 def test_review_cap_refused_subject_does_not_get_authorized_registration_field(capped: RunningHub) -> None:
-    """`_legal_persons` loads registration with `ctx.may_receive` (no cap, no grant): the cap's
+    """`SubjectAdmission` loads registration with `ctx.may_receive` (no cap, no grant): the cap's
     refusal in the registration family resolver comes after the value was fetched and is not
     applied to the records returned."""
     hub = capped

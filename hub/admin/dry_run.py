@@ -7,7 +7,9 @@ subject has, over the hub's own executor with policy V. Denied fields are theref
 fetched — connectors are called only for the fields X may receive — and the result carries the
 same data, FORBIDDEN errors and released/denied/masked fields X would get. Next to it come the
 policy's decisions field by field (class, allowed, reason, mask), for the subject's kind and
-consent situation.
+consent situation, the row rules and record annotations V declares (`rowRules`: each with its
+families, audiences, parameters and whether it applies to X) and the ones that ran over the
+records X would receive (`rulesApplied`, "family:rule").
 
 A dry run does not count against X's anti-harvesting cap, and it is audited as its own entry
 (the caller, `dry_run_entry`): the subject's access log lists it.
@@ -32,7 +34,7 @@ from xinlian.schema.catalogue import SubjectKind, families_for
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
 from .operations import AdminInputError
-from .types import DryRun, FieldDecision, jsonable
+from .types import DryRun, FieldDecision, RuleInForce, jsonable
 
 if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
@@ -131,6 +133,10 @@ async def dry_run(
                 )
             )
 
+    audience = policy.audience(principal.scopes)
+    rules = [RuleInForce.of(rule, "rows", audience) for rule in policy.rows]
+    rules += [RuleInForce.of(rule, "annotations", audience) for rule in policy.annotations]
+
     ctx = runtime.request_context(principal, public_endpoint=False, policy=policy)
     if hasattr(ctx, "harvest"):
         ctx.harvest = None  # a dry run is not X harvesting: it does not count against X's cap
@@ -164,6 +170,8 @@ async def dry_run(
         released=sorted(ctx.released),
         denied=sorted(ctx.denied),
         masked=masked,
+        row_rules=rules,
+        rules_applied=sorted(ctx.rules_applied),
     )
     codes = sorted({e["extensions"]["code"] for e in errors if "extensions" in e})
     return DryRunOutcome(dry, sorted(ctx.subjects | {code}), dry.released, dry.denied, masked, codes)
@@ -194,6 +202,7 @@ def dry_run_entry(outcome: DryRunOutcome, admin: Principal, request_id: str, rem
             "as_client": dry.client_id,
             "policy_version": dry.policy_version,
             "purpose": dry.purpose,
+            "rules_applied": dry.rules_applied,
         },
     )
 

@@ -2,7 +2,8 @@
 
 `policy_toml(document, version)` is what `policyVersion { toml }` shows: the document
 `hub.governance.policy_versions` stores (every field spelled out, no "*"), as text that
-`PolicyHistory.import_text` and `policies.loader.parse_policy_text` read back to the same policy.
+`PolicyHistory.import_text` and `policies.loader.parse_policy_text` read back to the same policy
+(row rules and annotations as `[[rows]]` / `[[annotations]]`, their parameters inline).
 """
 
 from __future__ import annotations
@@ -35,12 +36,35 @@ def _field_tables(prefix: list[str], table: dict[str, Any], lines: list[str]) ->
         lines += [f"{_key(name)} = {_string(value)}" for name, value in sorted(fields.items())]
 
 
+def _value(value: Any) -> str:
+    """A parameter of a row rule or annotation as a TOML value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(str(k))} = {_value(v)}" for k, v in value.items()) + " }"
+    return _string(value)
+
+
+def _rules(section: str, entries: Any, lines: list[str]) -> None:
+    """`[[rows]]` / `[[annotations]]` (an empty array is written among the top-level keys)."""
+    for entry in entries or ():
+        lines += ["", f"[[{section}]]"]
+        lines += [f"{_key(str(name))} = {_value(value)}" for name, value in entry.items()]
+
+
 def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
-    """The policy document as TOML text (sections: scopes, fields, overrides, masks)."""
+    """The policy document as TOML text (sections: scopes, fields, overrides, masks, rows, annotations)."""
     lines = ["# Xinlian disclosure policy" + (f" {version}" if version else "")]
     if version:
         lines.append(f"version = {_string(version)}")
     lines.append(f"public_scope = {_string(document.get('public_scope', 'credit:public'))}")
+    for section, nothing in (("rows", "no row rules"), ("annotations", "no record annotations")):
+        if section in document and not document[section]:
+            lines.append(f"{section} = []  # {nothing} at all")
     lines += ["", "[scopes]"]
     for scope, granted in sorted((document.get("scopes") or {}).items()):
         lines.append(f"{_key(scope)} = [{', '.join(_string(c) for c in granted)}]")
@@ -54,4 +78,6 @@ def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
         for name, per_audience in sorted(fields.items()):
             inline = ", ".join(f"{_key(a)} = {_string(spec)}" for a, spec in sorted(per_audience.items()))
             lines.append(f"{_key(name)} = {{ {inline} }}")
+    _rules("rows", document.get("rows"), lines)
+    _rules("annotations", document.get("annotations"), lines)
     return "\n".join(lines) + "\n"

@@ -11,6 +11,8 @@ from strawberry.scalars import JSON
 from xinlian.hub.governance.policy_versions import PolicyActivationInfo, PolicyHistory, PolicyVersionInfo, StoredPolicy
 from xinlian.hub.store import as_utc
 from xinlian.hub.store.models import ClientRecord, ConsentRecord, ObjectionRecord, PurposeRecord
+from xinlian.policies.model import DisclosureClass
+from xinlian.policies.rules import DeclaredRule
 from xinlian.schema.graphql import AccessLogEntry
 
 from .policy_text import policy_toml
@@ -149,7 +151,7 @@ class PolicyVersion:
 
     @strawberry.field(description="The whole policy document as JSON (every field spelled out).")
     async def document(self) -> JSON:
-        return (await self._load()).document
+        return JSON((await self._load()).document)
 
     @strawberry.field(description="The whole policy document as TOML (importPolicy reads it back).")
     async def toml(self) -> str:
@@ -187,6 +189,25 @@ class FieldDecision:
     mask: Optional[str] = strawberry.field(description="The masking transform applied, if any.")
 
 
+@strawberry.type(description="A row rule or record annotation declared in a policy version (policies/rules.py).")
+class RuleInForce:
+    rule: str = strawberry.field(description="The rule kind, e.g. publicity-window, review-gate, validity-window, objection-flag.")
+    section: str = strawberry.field(description="rows (which records are shown at all) or annotations (values added to records).")
+    families: list[str]
+    applies_to: list[str] = strawberry.field(description="The audiences it applies to: PUBLIC, AUTHORIZED, SHARED.")
+    applies_to_client: bool = strawberry.field(description="It applies to the client's audience (the widest class its scopes grant).")
+    parameters: JSON = strawberry.field(description="The kind's own parameters, e.g. max_months.")
+
+    @classmethod
+    def of(cls, rule: DeclaredRule, section: str, audience: DisclosureClass) -> "RuleInForce":
+        document = rule.document()
+        return cls(
+            rule=rule.kind, section=section, families=list(rule.families), applies_to=document["applies_to"],
+            applies_to_client=rule.applies(audience),
+            parameters=jsonable({k: v for k, v in document.items() if k not in ("rule", "families", "applies_to")}),
+        )
+
+
 @strawberry.type(description="What a client would receive for a subject under a policy version.")
 class DryRun:
     client_id: str
@@ -205,6 +226,12 @@ class DryRun:
     released: list[str]
     denied: list[str]
     masked: list[str]
+    row_rules: list[RuleInForce] = strawberry.field(
+        description="The row rules and record annotations of the policy version, and whether each applies to the client."
+    )
+    rules_applied: list[str] = strawberry.field(
+        description="family:rule for each rule that ran over records the client would receive (as its audit entry names them)."
+    )
 
 
 def jsonable(value: Any) -> Any:

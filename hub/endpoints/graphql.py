@@ -59,6 +59,8 @@ class DataEndpoint:
         record.outcome = outcome
         record.errors.update(e["extensions"]["code"] for e in errors)
         record.policy_version = ctx.policy.version
+        if ctx.rules_applied:  # the policy's row rules and annotations that ran ("family:rule")
+            record.detail["rules_applied"] = sorted(ctx.rules_applied)
         for alert in ctx.alerts:
             self._alert(runtime, record, alert)
         return media.response(body, status)

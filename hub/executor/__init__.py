@@ -1,12 +1,16 @@
 """The federated executor: the only place where policies and connectors meet.
 
-For each family field the executor decides with `policies.engine` which of the selected fields
-the caller may receive, asks each source connector (through a per-request `FamilyLoader`) for
-those fields only, applies row rules, and records what was released and denied for the audit.
+Root fields admit the subjects they name through `SubjectAdmission` (identifiers, budget, audit,
+objections, existence in the registry). For each family field the executor decides with
+`policies.engine` which of the selected fields the caller may receive, asks each source
+connector (through a per-request `FamilyLoader`) for those fields only, applies the row rules
+and record annotations the policy declares (`policies.rules`), and records what was released,
+denied and masked, and which rules applied, for the audit.
 """
 
+from .admission import SubjectAdmission
 from .federation import Federation
 from .request import RequestContext
 from .resolvers import HubResolvers
 
-__all__ = ["Federation", "RequestContext", "HubResolvers"]
+__all__ = ["Federation", "RequestContext", "HubResolvers", "SubjectAdmission"]

@@ -3,6 +3,11 @@
 A plan depends only on the family, the selected fields and the subject's `SubjectGrant`
 (natural person?, consent on file?, under the anti-harvesting cap?), not on the subject itself,
 so a batch of 1,000 legal persons computes it once and reuses it 999 times.
+
+The plan also holds the row rules and record annotations the request's policy puts in force on
+the family for the caller's audience (`Policy.row_rules`, `Policy.record_annotations`): the
+fields they read are fetched when the caller may receive them; a row rule reading a field the
+caller may not receive cannot be checked, so no record of the family is shown (fail closed).
 """
 
 from __future__ import annotations
@@ -13,13 +18,11 @@ from typing import TYPE_CHECKING
 from xinlian.policies.engine import Decision, Reason
 from xinlian.policies.masking import Mask
 from xinlian.policies.model import DisclosureClass
+from xinlian.policies.rules import RecordAnnotation, RowRule
 from xinlian.schema.catalogue import RecordFamily
 
 if TYPE_CHECKING:
     from .request import RequestContext
-
-WINDOWED_FAMILIES = frozenset({"penalties"})
-REVIEW_FIELD = "review_status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,8 @@ class FamilyPlan:
     `refused` is set when no selected field may be released (then not even whether records
     exist is disclosed: the family field is FORBIDDEN as a whole and nothing is fetched).
     `authorized` says an allowed field is AUTHORIZED, so the anti-harvesting cap applies.
+    `rows` are the row rules in force, `unchecked` those of them that read a field the caller
+    may not receive (then nothing is shown), `annotations` the record annotations in force.
     """
 
     allowed: tuple[str, ...]
@@ -68,24 +73,33 @@ class FamilyPlan:
     fetch: frozenset[str]
     masks: tuple[tuple[str, Mask], ...]
     authorized: bool
+    rows: tuple[RowRule, ...] = ()
+    unchecked: tuple[RowRule, ...] = ()
+    annotations: tuple[RecordAnnotation, ...] = ()
+
+    @property
+    def rules(self) -> tuple[str, ...]:
+        """The rule kinds in force (row rules, then annotations), for `ctx.rules_applied`."""
+        return tuple(r.kind for r in self.rows) + tuple(a.kind for a in self.annotations)
 
 
 def _denied(ctx: "RequestContext", family: str, field_name: str, grant: SubjectGrant, reason: str) -> Denied:
     return Denied(field_name, grant.decision(ctx, family, field_name).disclosure.value, reason)
 
 
-def _fetch_set(ctx: "RequestContext", family: RecordFamily, allowed: tuple[str, ...], grant: SubjectGrant) -> frozenset[str]:
-    """The allowed fields plus the ones row rules read, where the caller may receive them."""
+def _fetch_set(
+    ctx: "RequestContext",
+    family: RecordFamily,
+    allowed: tuple[str, ...],
+    grant: SubjectGrant,
+    rules: tuple[RowRule | RecordAnnotation, ...],
+) -> frozenset[str]:
+    """The allowed fields plus the ones ordering and the rules read, where the caller may receive them."""
     internal: set[str] = set()
     if family.recency:
         internal.add(family.recency)
-    if family.record_key and ctx.objections is not None:
-        internal.add(family.record_key)
-    if ctx.applies_publicity_window:
-        if family.name in WINDOWED_FAMILIES:
-            internal.update(ctx.window.fields)
-        if REVIEW_FIELD in family.field_names:
-            internal.add(REVIEW_FIELD)
+    for rule in rules:
+        internal.update(rule.reads(family))
     return frozenset(allowed) | {f for f in internal if grant.allows(ctx, family.name, f)}
 
 
@@ -103,8 +117,11 @@ def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str,
             refused = _denied(ctx, name, family.field_names[0], grant, grant.refusal(ctx, name, family.field_names[0]) or "")
             denied = tuple(_denied(ctx, name, f, grant, grant.refusal(ctx, name, f) or "") for f in family.field_names)
     masks = tuple((f, m) for f in allowed if (m := grant.decision(ctx, name, f).mask) is not None)
-    fetch = _fetch_set(ctx, family, allowed, grant) if refused is None else frozenset()
+    rows = ctx.policy.row_rules(name, ctx.audience)
+    annotations = ctx.policy.record_annotations(name, ctx.audience)
+    unchecked = tuple(r for r in rows if not all(grant.allows(ctx, name, f) for f in r.reads(family)))
+    fetch = _fetch_set(ctx, family, allowed, grant, rows + annotations) if refused is None else frozenset()
     # the cap counts a subject whenever AUTHORIZED data would be fetched for it, selected or not
     # (the recency or key field read for ordering and the objection flag counts too)
     authorized = any(grant.decision(ctx, name, f).disclosure is DisclosureClass.AUTHORIZED for f in fetch)
-    return FamilyPlan(allowed, denied, refused, fetch, masks, authorized)
+    return FamilyPlan(allowed, denied, refused, fetch, masks, authorized, rows, unchecked, annotations)

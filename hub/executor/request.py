@@ -1,16 +1,20 @@
-"""`RequestContext`: everything one GraphQL request needs, and what it did (for the audit)."""
+"""`RequestContext`: everything one GraphQL request needs, and what it did (for the audit).
+
+The row rules and record annotations in force come from `policy` (the version the request runs
+under) for the caller's `audience`; `rules_applied` names those that ran over records the
+request read, as "family:rule" (e.g. "penalties:publicity-window"), for the audit entry.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Collection
 
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import Decision, Reason, decide
 from xinlian.policies.model import DisclosureClass, Policy
-from xinlian.policies.rows import PublicityWindow
 
 from .cache import PublicRecordCache
 from .federation import Department, Federation
@@ -44,13 +48,13 @@ class RequestContext:
     cache: PublicRecordCache | None = None
     batch_limit: int = 1000  # subjects per request, across all root fields
     search_limit: int = 50
-    window: PublicityWindow = field(default_factory=PublicityWindow.standard)
     subjects: set[str] = field(default_factory=set)
     released: set[str] = field(default_factory=set)
     denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)
     denied: set[str] = field(default_factory=set)  # "family.field", for the audit
     upstream_failures: set[str] = field(default_factory=set)
     masked: set[str] = field(default_factory=set)  # "family.field" released through a mask
+    rules_applied: set[str] = field(default_factory=set)  # "family:rule", row rules and annotations that ran
     consents: "ConsentBook | None" = None
     objections: "ObjectionRegister | None" = None
     harvest: "HarvestGuard | None" = None
@@ -66,9 +70,9 @@ class RequestContext:
     _plans: dict[tuple[str, tuple[str, ...], SubjectGrant], FamilyPlan] = field(default_factory=dict)
 
     @functools.cached_property
-    def applies_publicity_window(self) -> bool:
-        """Row rules for disclosure to the public apply to every caller not sharing inside government."""
-        return DisclosureClass.SHARED not in self.policy.granted(self.principal.scopes)
+    def audience(self) -> DisclosureClass:
+        """The caller's audience (the widest class its scopes grant): whom row rules apply to, and masks."""
+        return self.policy.audience(self.principal.scopes)
 
     def reserve_subjects(self, count: int) -> bool:
         """Count subjects asked for by this request; False once the request's budget is exceeded."""
@@ -163,6 +167,10 @@ class RequestContext:
     def objections_known(self, subject: str) -> bool:
         return self.objections is None or subject in self._objections_loaded
 
+    def facts(self, subject: str) -> "SubjectFacts":
+        """What record annotations may know about `subject` in this request."""
+        return SubjectFacts(self, subject)
+
     def deny(
         self, path: tuple[str, ...], family: str, field_name: str, reason: str | None = None, disclosure: str | None = None
     ) -> None:
@@ -190,3 +198,16 @@ class RequestContext:
             for d in self.denials.values()
         ]
 
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectFacts:
+    """`policies.rules.SubjectFacts` for one subject of a request."""
+
+    ctx: RequestContext
+    subject: str
+
+    def open_objections(self, family: str) -> Collection[str] | None:
+        if self.ctx.objections is None or not self.ctx.objections_known(self.subject):
+            return None
+        return self.ctx.disputed(self.subject, family)

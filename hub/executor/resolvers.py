@@ -1,17 +1,21 @@
 """`HubResolvers`: the root and family resolvers wired into the Strawberry schemas.
 
+Root fields are thin: the subjects they name are admitted by `SubjectAdmission`
+(hub/executor/admission.py: identifiers, budget, audit, objections, existence).
+
 Every family field follows the same stages: selected sub-fields → policy decision for this
 subject (purpose, and consent for natural persons' AUTHORIZED data; denied fields recorded,
 never fetched) → the client's anti-harvesting cap for AUTHORIZED data → batched loads from every
-source connector → row rules (publicity window, review gate) → newest first → objection flag
-and masking (on copies: cached records are shared) → released fields recorded for the audit.
+source connector → the row rules the policy puts in force for the caller (e.g. publicity window,
+review gate, validity window; `policies.rules`) → newest first → record annotations (e.g. the
+objection flag) and masking (on copies: cached records are shared) → released fields recorded
+for the audit.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import strawberry
@@ -21,32 +25,20 @@ from xinlian.connectors.contract import ConnectorError, Record
 from xinlian.policies.engine import Reason
 from xinlian.policies.model import DisclosureClass
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
-from xinlian.schema.graphql import OBJECTION_FLAG, CatalogueEntry
-from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
+from xinlian.schema.graphql import CatalogueEntry
 from xinlian.schema.text import InvalidText, validate_text
 
 from .access_log_field import my_access_log
+from .admission import LegalPersonRoot, NaturalPersonRoot, SubjectAdmission
 from .errors import bad_user_input, forbidden, upstream
-from .plan import REVIEW_FIELD, WINDOWED_FAMILIES, FamilyPlan, SubjectGrant
+from .loader import load_records
+from .plan import FamilyPlan, SubjectGrant
 from .request import RequestContext
 from .selection import generic_path, subfields
 
 MAX_SEARCH_TEXT = 50
-# review statuses under which a record may be shown to callers the public row rules apply to;
-# any other value, or null, means the record awaits review at its source (fail closed)
-REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通过"})
 
-
-@dataclass
-class LegalPersonRoot:
-    uscc: str
-    registration: list[Record] | list[ConnectorError] = field(default_factory=list)
-    registration_fields: frozenset[str] = frozenset()  # what the root load asked for
-
-
-@dataclass
-class NaturalPersonRoot:
-    id_number: str
+__all__ = ["HubResolvers", "LegalPersonRoot", "NaturalPersonRoot"]
 
 
 def _raw(info: strawberry.Info) -> GraphQLResolveInfo:
@@ -76,57 +68,33 @@ def _newest_first(family: RecordFamily, records: list[Record]) -> list[Record]:
 class HubResolvers:
     """Implements `schema.graphql.SchemaResolvers` for the hub."""
 
-    # ---- stages shared by every family -------------------------------------------------
-    async def _load(self, ctx: RequestContext, family: RecordFamily, keys: list[str], fields: frozenset[str]) -> dict[str, list[Record] | list[ConnectorError]]:
-        """Records per key from every source; a key maps to its failures if any source failed."""
-        sources = ctx.federation.sources(family.name)
-        per_source = [
-            [ctx.loader(d, family.name, fields).load(key, fields) for key in keys] for d in sources
-        ]
-        flat = await asyncio.gather(*(f for futures in per_source for f in futures), return_exceptions=True)
-        out: dict[str, list[Any]] = {}
-        for i, key in enumerate(keys):
-            records: list[Record] = []
-            failures: list[ConnectorError] = []
-            for s in range(len(sources)):
-                result = flat[s * len(keys) + i]
-                if isinstance(result, ConnectorError):
-                    failures.append(result)
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    records.extend(result)
-            out[key] = failures if failures else records
-        return out
+    def __init__(self, admission: SubjectAdmission | None = None) -> None:
+        self.admission = admission or SubjectAdmission()
 
-    def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], grant: SubjectGrant) -> list[Record]:
-        """Row rules for callers outside government: publicity window and review gate (fail closed)."""
-        if ctx.applies_publicity_window:
-            if family.name in WINDOWED_FAMILIES:
-                records = [r for r in records if ctx.window.shows(r, ctx.today)]
-            if REVIEW_FIELD in family.field_names:
-                if not grant.allows(ctx, family.name, REVIEW_FIELD):
-                    records = []  # the gate cannot be checked for this caller: nothing is shown
-                else:
-                    records = [r for r in records if REVIEW_FIELD not in r or r[REVIEW_FIELD] in REVIEWED]
+    # ---- stages shared by every family -------------------------------------------------
+    def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], plan: FamilyPlan) -> list[Record]:
+        """The row rules in force for this caller (none shown if one cannot be checked), newest first."""
+        ctx.rules_applied.update(f"{family.name}:{kind}" for kind in plan.rules)
+        if plan.unchecked:
+            records = []  # a rule reads a field this caller may not receive: fail closed
+        elif plan.rows:
+            today = ctx.today
+            records = [r for r in records if all(rule.keep(r, today) for rule in plan.rows)]
         return _newest_first(family, records)
 
     def _present(self, ctx: RequestContext, family: RecordFamily, subject: str, plan: FamilyPlan, records: list[Record]) -> list[Record]:
         """Copies of the records holding only this subject's allowed fields (a batch fetch may hold
-        more, asked for a sibling subject under another grant), masked, with the objection flag."""
+        more, asked for a sibling subject under another grant), masked, with their annotations."""
         if not records:
             return records
-        flag = family.record_key is not None and ctx.objections is not None
-        disputed = ctx.disputed(subject, family.name) if flag else set()
-        known = ctx.objections_known(subject)
+        facts = ctx.facts(subject)
         out: list[Record] = []
         for record in records:
             shown = {name: record.get(name) for name in plan.allowed}
             for name, mask in plan.masks:
                 shown[name] = mask(shown.get(name))
-            if flag:
-                ref = record.get(family.record_key)  # type: ignore[arg-type]
-                shown[OBJECTION_FLAG] = None if ref is None or not known else str(ref) in disputed
+            for annotation in plan.annotations:
+                shown[annotation.output] = annotation.annotate(family, record, facts)
             out.append(shown)
         ctx.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
         return out
@@ -178,19 +146,17 @@ class HubResolvers:
         if family is REGISTRATION and plan.fetch <= root.registration_fields:
             outcome: list[Any] = root.registration
         else:
-            outcome = (await self._load(ctx, family, [key], plan.fetch))[key]
+            outcome = (await load_records(ctx, family, [key], plan.fetch))[key]
         if outcome and isinstance(outcome[0], ConnectorError):
             ctx.upstream_failures.update(f.department for f in outcome)
             raise upstream(outcome)
-        records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, grant))
+        records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, plan))
         self._release(ctx, family, allowed, records)
         if family.many:
             return records
         return records[0] if records else None
 
     def subject_name_resolver(self) -> Any:
-        resolvers = self
-
         async def resolve_name(root: Any, info: strawberry.Info) -> Optional[str]:
             ctx = _context(info)
             path = generic_path(_raw(info))
@@ -203,7 +169,7 @@ class HubResolvers:
                 return None
             outcome = root.registration
             if "name" not in root.registration_fields:  # AUTHORIZED names are fetched after the cap
-                outcome = (await resolvers._load(ctx, REGISTRATION, [root.uscc], frozenset({"name"})))[root.uscc]
+                outcome = (await load_records(ctx, REGISTRATION, [root.uscc], frozenset({"name"})))[root.uscc]
             if outcome and isinstance(outcome[0], ConnectorError):
                 raise upstream(outcome)
             if not outcome:
@@ -217,69 +183,32 @@ class HubResolvers:
         return resolve_name
 
     # ---- root fields ------------------------------------------------------------------
-    async def _legal_persons(self, info: strawberry.Info, codes: list[str], nodes: Any = None) -> list[LegalPersonRoot | None]:
-        """Subjects for codes, checked against the registry (unknown → None) in one batch."""
-        ctx = _context(info)
+    def _registration_selection(self, info: strawberry.Info) -> set[str]:
+        """The registration fields selected under a root field (`registration { ... }` and `name`)."""
         raw = _raw(info)
-        sub = subfields(raw, nodes)
+        sub = subfields(raw)
         wanted: set[str] = set()
         names = _GRAPHQL_TO_FIELD["registration"]
         if "registration" in sub:
             wanted.update(names[n] for n in subfields(raw, sub["registration"]) if n in names)
         if "name" in sub:
             wanted.add("name")
-        # AUTHORIZED registration fields are left to the family resolver: they wait for the cap
-        fields = frozenset(
-            f for f in wanted
-            if ctx.may_receive("registration", f)
-            and ctx.decision("registration", f).disclosure is not DisclosureClass.AUTHORIZED
-        )
-        unique = list(dict.fromkeys(codes))
-        if not ctx.reserve_subjects(len(codes)):
-            raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
-        ctx.subjects.update(unique)  # named in the audit entry even if the load below fails
-        loaded, _ = await asyncio.gather(self._load(ctx, REGISTRATION, unique, fields), ctx.load_objections(unique))
-        out: list[LegalPersonRoot | None] = []
-        for code in codes:
-            outcome = loaded[code]
-            out.append(LegalPersonRoot(code, outcome, fields) if outcome else None)
-        return out
+        return wanted
 
     def root_fields(self) -> dict[str, Any]:
         resolvers = self
+        admission = self.admission
 
         async def legal_person(uscc: str, info: strawberry.Info) -> Any:
-            try:
-                code = validate_uscc(uscc)
-            except InvalidIdentifier as exc:
-                raise bad_user_input(f"uscc: {exc}", argument="uscc") from None
-            return (await resolvers._legal_persons(info, [code]))[0]
+            selected = resolvers._registration_selection(info)
+            return await admission.admit_legal_person(_context(info), uscc, "uscc", selected)
 
         async def legal_persons(usccs: list[str], info: strawberry.Info) -> Any:
-            ctx = _context(info)
-            if len(usccs) > ctx.batch_limit:
-                raise bad_user_input(f"usccs: at most {ctx.batch_limit} codes per request, got {len(usccs)}", argument="usccs")
-            codes, problems = [], []
-            for i, value in enumerate(usccs):
-                try:
-                    codes.append(validate_uscc(value))
-                except InvalidIdentifier as exc:
-                    problems.append(f"usccs[{i}]: {exc}")
-            if problems:
-                raise bad_user_input("; ".join(problems[:10]), argument="usccs", invalid=len(problems))
-            return await resolvers._legal_persons(info, codes)
+            selected = resolvers._registration_selection(info)
+            return await admission.admit_legal_persons(_context(info), usccs, "usccs", selected)
 
         async def natural_person(id_number: str, info: strawberry.Info) -> Any:
-            try:
-                code = validate_resident_id(id_number)
-            except InvalidIdentifier as exc:
-                raise bad_user_input(f"idNumber: {exc}", argument="idNumber") from None
-            ctx = _context(info)
-            if not ctx.reserve_subjects(1):
-                raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
-            ctx.subjects.add(code)
-            await ctx.load_objections([code])
-            return NaturalPersonRoot(code)
+            return await admission.admit_natural_person(_context(info), id_number, "idNumber")
 
         async def search_legal_persons(name: str, info: strawberry.Info, first: Optional[int] = 10) -> Any:
             ctx = _context(info)
@@ -304,11 +233,13 @@ class HubResolvers:
             failures = [r for r in results if isinstance(r, ConnectorError)]
             if failures:
                 raise upstream(failures)
+            found_keys: list[str] = []
             for r in results:
                 if isinstance(r, BaseException):
                     raise r
-            keys = list(dict.fromkeys(k for r in results for k in r))[:limit]
-            found = await resolvers._legal_persons(info, keys)
+                found_keys.extend(r)
+            keys = list(dict.fromkeys(found_keys))[:limit]
+            found = await admission.admit_found_legal_persons(ctx, keys, resolvers._registration_selection(info))
             return [p for p in found if p is not None]
 
         def catalogue(info: strawberry.Info) -> list[CatalogueEntry]:

@@ -1,4 +1,19 @@
-"""Which sub-fields a GraphQL field selects, following fragments and @skip / @include."""
+"""Which sub-fields a GraphQL field selects, following fragments and @skip / @include.
+
+`subfields(info, nodes=None)` maps each selected sub-field *name* (aliases merged; names starting
+with "__" dropped) to its field nodes, for the field being resolved or for the given nodes (the
+sub-field nodes of one of its sub-fields, e.g. `registration` under a subject). `generic_path`
+is the response path with list indices replaced by "@".
+
+Why not graphql-core's own collection (`graphql.execution.collect_fields.collect_subfields`):
+it is documented "for internal use only" and its signature changed between 3.2
+(`collect_sub_fields`, field nodes) and 3.3 (`FieldDetails`, `FragmentDetails`, the operation);
+under Strawberry `info.variable_values` is a plain dict, not the `VariableValues` it expects; it
+needs the runtime type of the nodes, which `nodes` does not carry; and it groups by response key
+(alias), not by name. Wrapped to keep this contract it gave identical results on fragments,
+aliases and @skip/@include with variables, at 4.1 µs a call against 1.2 µs here (no CPU
+difference visible on `bench/batch_cpu.py`, 3,000 calls a request).
+"""
 
 from __future__ import annotations
 

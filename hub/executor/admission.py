@@ -1,0 +1,149 @@
+"""`SubjectAdmission`: how the credit subjects a request names are let into it.
+
+Every root field that names subjects (`legalPerson`, `legalPersons`, `naturalPerson`, the results
+of `searchLegalPersons`) — and any future entity resolver, such as a federation subgraph's
+`_entities` — admits them through this one service, in this order:
+
+1. **shape**: a list argument holds at most the request's batch limit of identifiers;
+2. **validation**: unified social credit codes (GB 32100-2015) and resident identity numbers
+   (GB 11643-1999), check characters included, before any connector is called;
+3. **budget**: the request's subject budget, counted across every root field and alias, repeated
+   identifiers included (`RequestContext.reserve_subjects`);
+4. **audit**: the subjects are recorded (`ctx.subjects`), so the audit entry names them even if
+   a load below fails;
+5. **objections**: the open objections against their records are read once for the batch
+   (for the objection flag);
+6. **existence**: legal persons are looked up in the registry (the sources of `registration`) in
+   one batch, carrying the registration fields the caller selected and may receive without the
+   anti-harvesting cap; a code the registry answers for and does not know is `None`; if the
+   registry is down the subject is admitted and its registration carries the failure.
+
+Refusals are GraphQL errors with `extensions.code` `BAD_USER_INPUT` and `extensions.argument`
+naming the argument (`subjects` for the budget); a list's invalid entries are reported together
+(the first ten, `extensions.invalid` counting all of them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Callable, Collection, Sequence
+
+from xinlian.connectors.contract import ConnectorError, Record
+from xinlian.policies.model import DisclosureClass
+from xinlian.schema.catalogue import REGISTRATION, RecordFamily
+from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
+
+from .errors import bad_user_input
+from .loader import load_records
+from .request import RequestContext
+
+MAX_REPORTED = 10  # invalid entries of a list named in the error message
+
+
+@dataclass
+class LegalPersonRoot:
+    """An admitted legal person: its code and the registration records the admission loaded."""
+
+    uscc: str
+    registration: list[Record] | list[ConnectorError] = field(default_factory=list)
+    registration_fields: frozenset[str] = frozenset()  # what the admission asked the registry for
+
+
+@dataclass
+class NaturalPersonRoot:
+    """An admitted natural person (there is no registry of natural persons to consult)."""
+
+    id_number: str
+
+
+def _validated(values: Sequence[str], argument: str, validate: Callable[[str], str]) -> list[str]:
+    problems: list[str] = []
+    out: list[str] = []
+    for i, value in enumerate(values):
+        try:
+            out.append(validate(value))
+        except InvalidIdentifier as exc:
+            problems.append(f"{argument}[{i}]: {exc}")
+    if problems:
+        raise bad_user_input("; ".join(problems[:MAX_REPORTED]), argument=argument, invalid=len(problems))
+    return out
+
+
+def _one(value: str, argument: str, validate: Callable[[str], str]) -> str:
+    try:
+        return validate(value)
+    except InvalidIdentifier as exc:
+        raise bad_user_input(f"{argument}: {exc}", argument=argument) from None
+
+
+class SubjectAdmission:
+    """Admits subjects into a request (see the module docstring for the stages)."""
+
+    def __init__(self, registry: RecordFamily = REGISTRATION) -> None:
+        self.registry = registry
+
+    # ---- legal persons --------------------------------------------------------------------
+    async def admit_legal_person(
+        self, ctx: RequestContext, value: str, argument: str, registration: Collection[str] = ()
+    ) -> LegalPersonRoot | None:
+        """One USCC given as `argument`; None if the registry does not know it."""
+        code = _one(value, argument, validate_uscc)
+        return (await self._admit_legal(ctx, [code], registration))[0]
+
+    async def admit_legal_persons(
+        self, ctx: RequestContext, values: Sequence[str], argument: str, registration: Collection[str] = ()
+    ) -> list[LegalPersonRoot | None]:
+        """A list of USCCs given as `argument`, in order (None for each code the registry does not know)."""
+        if len(values) > ctx.batch_limit:
+            raise bad_user_input(
+                f"{argument}: at most {ctx.batch_limit} codes per request, got {len(values)}", argument=argument
+            )
+        codes = _validated(values, argument, validate_uscc)
+        return await self._admit_legal(ctx, codes, registration)
+
+    async def admit_found_legal_persons(
+        self, ctx: RequestContext, codes: Sequence[str], registration: Collection[str] = ()
+    ) -> list[LegalPersonRoot | None]:
+        """Codes a registry search returned (the registry's own keys, not the caller's input)."""
+        return await self._admit_legal(ctx, list(codes), registration)
+
+    # ---- natural persons ------------------------------------------------------------------
+    async def admit_natural_person(self, ctx: RequestContext, value: str, argument: str) -> NaturalPersonRoot:
+        """One resident identity number given as `argument`."""
+        code = _one(value, argument, validate_resident_id)
+        self._reserve(ctx, [code])
+        await ctx.load_objections([code])
+        return NaturalPersonRoot(code)
+
+    # ---- stages ---------------------------------------------------------------------------
+    def _reserve(self, ctx: RequestContext, codes: list[str]) -> list[str]:
+        """Count the codes against the request's budget and record them for the audit."""
+        if not ctx.reserve_subjects(len(codes)):
+            raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
+        unique = list(dict.fromkeys(codes))
+        ctx.subjects.update(unique)  # named in the audit entry even if a load below fails
+        return unique
+
+    def preloaded_fields(self, ctx: RequestContext, selected: Collection[str]) -> frozenset[str]:
+        """The selected registration fields the existence check may fetch: those the caller may
+        receive, except AUTHORIZED ones, which wait for the anti-harvesting cap in the family resolver."""
+        family = self.registry.name
+        return frozenset(
+            f for f in selected
+            if f in self.registry.field_names
+            and ctx.may_receive(family, f)
+            and ctx.decision(family, f).disclosure is not DisclosureClass.AUTHORIZED
+        )
+
+    async def _admit_legal(
+        self, ctx: RequestContext, codes: list[str], registration: Collection[str]
+    ) -> list[LegalPersonRoot | None]:
+        fields = self.preloaded_fields(ctx, registration)
+        unique = self._reserve(ctx, codes)
+        loaded, _ = await asyncio.gather(load_records(ctx, self.registry, unique, fields), ctx.load_objections(unique))
+        out: list[LegalPersonRoot | None] = []
+        for code in codes:
+            outcome = loaded[code]
+            out.append(LegalPersonRoot(code, outcome, fields) if outcome else None)
+        return out
