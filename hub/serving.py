@@ -5,8 +5,10 @@
 - **Headers in bounded time.** uvicorn closes an idle keep-alive connection but waits forever for
   the headers of a request that has begun (or of a connection that never sends anything).
   `BoundedH11Protocol` closes a connection whose request headers have not all arrived within
-  `header_timeout` seconds of the connection opening, or of the previous response. The body
-  is bounded by the gateway (`XINLIAN_BODY_TIMEOUT`).
+  `header_timeout` seconds of the connection opening, or of the previous response, and drops
+  one whose client has read nothing of a response for `header_timeout` seconds (a slow reader,
+  e.g. one that pipelines requests and never reads, would otherwise hold its requests and their
+  responses for ever). The body is bounded by the gateway (`XINLIAN_BODY_TIMEOUT`).
 - **The access log names no personal data.** A GET query string can carry resident ID numbers
   (in `variables` or the document) and `access_token=`; `AccessLogRedaction` masks both before
   uvicorn writes its access line.
@@ -54,10 +56,12 @@ def redact_access_log() -> None:
 
 
 class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections whose request headers do not arrive in time."""
+    """uvicorn's h11 protocol, closing connections whose request headers do not arrive in time,
+    or whose client stops reading its response."""
 
     header_timeout: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
+    _write_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -69,7 +73,31 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        self._cancel_write_timer()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        """The client is not reading what we send: it has `header_timeout` seconds to start again."""
+        super().pause_writing()
+        self._cancel_write_timer()
+        self._write_timer = self.loop.call_later(self.header_timeout, self._writes_stalled)
+
+    def resume_writing(self) -> None:
+        self._cancel_write_timer()
+        super().resume_writing()
+
+    def _cancel_write_timer(self) -> None:
+        timer = self._write_timer
+        if timer is not None:
+            timer.cancel()
+            self._write_timer = None
+
+    def _writes_stalled(self) -> None:
+        """A response the client has not read for `header_timeout` seconds: drop the connection
+        (abort, not close: close would wait for the unread bytes), which frees the request."""
+        self._write_timer = None
+        self.logger.info("dropping a connection whose client stopped reading its response")
+        self.transport.abort()
 
     def _arm_header_timer(self) -> None:
         self._cancel_header_timer()

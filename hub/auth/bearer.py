@@ -159,7 +159,8 @@ class BearerValidator:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise InvalidToken("algorithm not allowed")
-        if header.get("typ") not in ACCEPTED_TYPES:
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ not in ACCEPTED_TYPES:
             raise InvalidToken("wrong token type (expected at+jwt)")
         if "crit" in header:
             raise InvalidToken("unsupported critical header")

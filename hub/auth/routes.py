@@ -23,7 +23,7 @@ import binascii
 import json
 import logging
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import anyio
 import anyio.to_thread
@@ -78,16 +78,25 @@ def _form(headers: Headers, body: bytes) -> list[tuple[str, str]]:
 
 def _basic_username(header: str | None) -> tuple[bool, str | None]:
     """(readable, client id) of a Basic `Authorization` header; readable is False for one that is
-    not base64 of UTF-8 `id:secret` (authlib would crash on it)."""
-    if not header or not header[:6].lower() == "basic ":
+    not base64 of UTF-8 `id:secret` (authlib would crash on it).
+
+    The header is recognised and the id decoded exactly as authlib's `extract_basic_authorization`
+    will (any white space after the scheme, the id percent-decoded, RFC 6749 §2.3.1), so the
+    lockout and the audit key on the client whose secret is about to be checked: `%64emo-bank` or
+    `Basic<TAB>...` cannot name a fresh lockout pair for `demo-bank`.
+    """
+    if not header or " " not in header:
+        return True, None  # authlib does not read it as Basic either
+    parts = header.split(None, 1)
+    if len(parts) != 2 or parts[0].lower() != "basic":
         return True, None
     try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        decoded = base64.b64decode(parts[1].strip(), validate=True).decode("utf-8")
     except (binascii.Error, ValueError):
         return False, None
     if ":" not in decoded:
         return False, None
-    return True, decoded.split(":", 1)[0]
+    return True, unquote(decoded.split(":", 1)[0])
 
 
 def _assertion_issuer(assertion: str) -> str | None:
@@ -148,8 +157,12 @@ class FormEndpoint:
         try:
             response = await anyio.to_thread.run_sync(self.answer, runtime, token_request, limiter=runtime.token_workers)
         finally:
-            failed = response is None or _error_code(response) == "invalid_client"
-            runtime.lockout.finished(claimed, exchange.client_address, not failed)
+            succeeded: bool | None = None  # refused before any credential was checked: decides nothing
+            if response is None or _error_code(response) == "invalid_client":
+                succeeded = False
+            elif token_request.authenticated is not None:
+                succeeded = True  # only a client that did authenticate clears its failures
+            runtime.lockout.finished(claimed, exchange.client_address, succeeded)
         self._account(exchange, token_request, response, claimed)
         return response
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ from xinlian.hub.guard import BATCHING_NOT_SUPPORTED, QUERY_TOO_DEEP, code_for_p
 from xinlian.hub.guard.operations import OperationOutline, OperationUnresolved, select_operation
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+MAX_OPERATION_NAME = 128  # an operationName is written to the audit entry: a name, not a payload
+OPERATION_NAME = re.compile(rf"[_A-Za-z][_0-9A-Za-z]{{0,{MAX_OPERATION_NAME - 1}}}")
 APPLICATION_JSON = "application/json"
 
 
@@ -95,6 +98,11 @@ def parse_request(request: Request, body: bytes) -> GraphQLRequest:
         raise Refusal(400, "BAD_REQUEST", "variables must be an object")
     if operation is not None and not isinstance(operation, str):
         raise Refusal(400, "BAD_REQUEST", "operationName must be a string")
+    if operation is not None and not OPERATION_NAME.fullmatch(operation):
+        # it could name no operation anyway; refused here, it never reaches the audit entry
+        raise Refusal(
+            400, "BAD_REQUEST", f"operationName must be a GraphQL name of at most {MAX_OPERATION_NAME} characters"
+        )
     return GraphQLRequest(query, variables, operation, persisted)
 
 

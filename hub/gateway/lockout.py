@@ -12,7 +12,9 @@ guesses cost the hub nothing:
   the check before the first one has failed.
 
 Use: `wait = attempt(client, address)`; when `wait` is 0 the attempt is admitted and must be
-closed with `finished(client, address, succeeded)`.
+closed with `finished(client, address, succeeded)`. Only an attempt in which the client did
+authenticate clears its pair: one refused before any credential was checked (`succeeded` None)
+must not, or a request with a bad grant type between guesses would reset the count.
 
 Counts live in process memory (bounded: at most `max_keys` pairs, the oldest forgotten first).
 """
@@ -77,8 +79,10 @@ class AuthenticationLockout:
             waits.append(recent[0] + self.rules.window - now if recent else 1.0)
         return math.ceil(max(waits))
 
-    def finished(self, client_id: str, address: str, succeeded: bool) -> None:
-        """An admitted attempt has been decided."""
+    def finished(self, client_id: str, address: str, succeeded: bool | None) -> None:
+        """An admitted attempt has been decided: True the client authenticated (its pair is
+        cleared), False it failed to, None it was refused before any credential was checked
+        (an unsupported grant type, a repeated parameter): that clears nothing and counts nothing."""
         if not self.rules.enabled:
             return
         pending = self._pending.get(address, 0) - 1
@@ -86,9 +90,9 @@ class AuthenticationLockout:
             self._pending[address] = pending
         else:
             self._pending.pop(address, None)
-        if succeeded:
+        if succeeded is True:
             self.succeeded(client_id, address)
-        else:
+        elif succeeded is False:
             self.failed(client_id, address)
 
     def failed(self, client_id: str, address: str) -> None:

@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.gateway")
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,64}")
 CLIENT_CLOSED_REQUEST = 499  # never seen by the client (it has gone); recorded in the server log
 
@@ -95,8 +94,17 @@ class Gateway:
         self.entry_points = list(entry_points)
 
     def routes(self) -> list[Route]:
-        """One Starlette route per entry point; every method reaches the pipeline (which answers 405)."""
-        return [Route(e.path, self._endpoint(e), methods=ALL_METHODS, name=e.name or None) for e in self.entry_points]
+        """One Starlette route per entry point; every method reaches the pipeline (which answers 405).
+
+        Every method, not a list of them: Starlette answers a method outside a route's list itself
+        (TRACE, PROPFIND, any token), before admission, without a request id and unaudited.
+        """
+        routes = []
+        for entry_point in self.entry_points:
+            route = Route(entry_point.path, self._endpoint(entry_point), name=entry_point.name or None)
+            route.methods = None  # None: Starlette matches and hands on every method
+            routes.append(route)
+        return routes
 
     def _endpoint(self, entry_point: EntryPoint) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         async def endpoint(request: Request) -> Response:
