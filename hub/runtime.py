@@ -38,6 +38,7 @@ from .auth.server import HubAuthorizationServer
 from .config import Settings
 from .executor import Federation, HubResolvers, RequestContext
 from .executor.cache import PublicRecordCache
+from .executor.request import RequestFindings, RequestInputs, RequestServices
 from .gateway.addresses import ClientAddress
 from .gateway.lockout import AuthenticationLockout
 from .gateway.refusal_tally import RefusalTally
@@ -211,38 +212,36 @@ class HubRuntime:
         policy: Policy | None = None,
         deadline: float | None = None,
         access: AccessRecord | None = None,
-    ) -> "RequestContext":
+        harvest_cap: bool = True,
+    ) -> RequestContext:
         """A fresh `RequestContext` for one request (or a dry run: `policy` another version).
 
         Departments get `DEPARTMENT_SHARE` of the request's time, so that when one is too slow
         its fields come back as errors in a partial answer, not as a 504 for everything. What the
         request finds out for the audit (subjects, released, denied and masked fields) is kept in
-        `access`, the request's audit record, when one is given.
+        `access`, the request's audit record, when one is given. `harvest_cap` False: the reads
+        do not count toward the client's anti-harvesting cap.
         """
-        findings: dict[str, Any] = {}
-        if access is not None:
-            findings = {
-                "subjects": access.subjects, "released": access.released,
-                "denied": access.denied, "masked": access.masked,
-            }
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
-        return RequestContext(
+        inputs = RequestInputs(
             principal=principal,
             policy=policy or self.policy,
-            federation=self.federation,
             today=self.today(),
             public_endpoint=public_endpoint,
             deadline=deadline,
-            cache=self.cache,
             batch_limit=self.settings.batch_limit,
             search_limit=self.settings.search_limit,
+        )
+        services = RequestServices(
+            federation=self.federation,
+            cache=self.cache,
             consents=self.consents,
             objections=self.objections,
-            harvest=self.harvest if self.harvest.enabled else None,
+            harvest=self.harvest if harvest_cap and self.harvest.enabled else None,
             access_log=self.access_log,
-            **findings,
         )
+        return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)
 
     def _follow_policy(self, state: PolicyState) -> None:
         """Another policy version is in force: swap the pair in one step, drop cached records."""

@@ -164,9 +164,9 @@ def test_what_comes_back_is_what_the_policy_allows_and_denied_fields_are_never_f
             for f in denied:
                 assert record[family.field(f).graphql_name] is None
         if records:
-            assert {f"{name}.{f}" for f in allowed} <= ctx.released
+            assert {f"{name}.{f}" for f in allowed} <= ctx.findings.released
     # the audit record of the request names nothing the policy does not allow
-    for released in ctx.released:
+    for released in ctx.findings.released:
         family, field = released.split(".")
         assert decision(family, field).allowed, released
     # no department was ever asked for a field the caller may not receive

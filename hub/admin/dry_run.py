@@ -129,7 +129,7 @@ async def dry_run(
                     disclosure_class=decision.disclosure.value,
                     allowed=decision.allowed,
                     reason=decision.reason.value,
-                    mask=getattr(decision.mask, "spec", None) if decision.mask is not None else None,
+                    mask=decision.mask.spec if decision.mask is not None else None,
                 )
             )
 
@@ -137,9 +137,8 @@ async def dry_run(
     rules = [RuleInForce.of(rule, "rows", audience) for rule in policy.rows]
     rules += [RuleInForce.of(rule, "annotations", audience) for rule in policy.annotations]
 
-    ctx = runtime.request_context(principal, public_endpoint=False, policy=policy)
-    if hasattr(ctx, "harvest"):
-        ctx.harvest = None  # a dry run is not X harvesting: it does not count against X's cap
+    # a dry run is not X harvesting: it does not count against X's cap
+    ctx = runtime.request_context(principal, public_endpoint=False, policy=policy, harvest_cap=False)
     query = dry_run_query(kind)
     try:
         result = await asyncio.wait_for(
@@ -152,7 +151,8 @@ async def dry_run(
             extensions={"code": "REQUEST_TIMEOUT"},
         ) from None
     errors = [format_error(e) for e in result.errors or []] + ctx.denial_errors()
-    masked = sorted(getattr(ctx, "masked", set()))
+    findings = ctx.findings
+    masked = sorted(findings.masked)
     dry = DryRun(
         client_id=client_id,
         client_kind=principal.kind,
@@ -167,14 +167,14 @@ async def dry_run(
         data=jsonable(result.data),
         decisions=decisions,
         errors=jsonable(errors),
-        released=sorted(ctx.released),
-        denied=sorted(ctx.denied),
+        released=sorted(findings.released),
+        denied=sorted(findings.denied),
         masked=masked,
         row_rules=rules,
-        rules_applied=sorted(ctx.rules_applied),
+        rules_applied=sorted(findings.rules_applied),
     )
     codes = sorted({e["extensions"]["code"] for e in errors if "extensions" in e})
-    return DryRunOutcome(dry, sorted(ctx.subjects | {code}), dry.released, dry.denied, masked, codes)
+    return DryRunOutcome(dry, sorted(findings.subjects | {code}), dry.released, dry.denied, masked, codes)
 
 
 def dry_run_entry(outcome: DryRunOutcome, admin: Principal, request_id: str, remote_addr: str | None) -> AuditEntry:

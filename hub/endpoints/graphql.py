@@ -59,9 +59,9 @@ class DataEndpoint:
         record.outcome = outcome
         record.errors.update(e["extensions"]["code"] for e in errors)
         record.policy_version = ctx.policy.version
-        if ctx.rules_applied:  # the policy's row rules and annotations that ran ("family:rule")
-            record.detail["rules_applied"] = sorted(ctx.rules_applied)
-        for alert in ctx.alerts:
+        if ctx.findings.rules_applied:  # the policy's row rules and annotations that ran ("family:rule")
+            record.detail["rules_applied"] = sorted(ctx.findings.rules_applied)
+        for alert in ctx.findings.alerts:
             self._alert(runtime, record, alert)
         return media.response(body, status)
 

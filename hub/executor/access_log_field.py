@@ -12,7 +12,7 @@ looking at the log does not add to it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import strawberry
 from graphql import GraphQLError
@@ -21,6 +21,9 @@ from xinlian.hub.audit.access_log import DEFAULT_FIRST, MAX_FIRST, AccessLogItem
 from xinlian.schema.graphql import AccessLogEntry
 
 from .errors import bad_user_input
+
+if TYPE_CHECKING:
+    from .request import RequestContext
 
 SUBJECT_KIND = "subject"
 FIELD = "myAccessLog"
@@ -49,7 +52,7 @@ async def my_access_log(
     info: strawberry.Info, first: Optional[int] = DEFAULT_FIRST, before: Optional[int] = None
 ) -> list[AccessLogEntry]:
     """The calling subject's access log, newest first (`before`: the last `seq` of the previous page)."""
-    ctx: Any = info.context
+    ctx: RequestContext = info.context
     principal = ctx.principal
     if principal.kind != SUBJECT_KIND or not principal.subject_id:
         raise not_a_subject()
@@ -58,7 +61,7 @@ async def my_access_log(
         raise bad_user_input(f"first: between 1 and {MAX_FIRST}", argument="first")
     if before is not None and before < 1:
         raise bad_user_input("before: the seq of an entry (a positive integer)", argument="before")
-    log = getattr(ctx, "access_log", None)
+    log = ctx.services.access_log
     if log is None:
         raise access_log_unavailable()
     page = await log.entries(principal.subject_id, first=limit, before_seq=before)

@@ -9,7 +9,7 @@ of `searchLegalPersons`) — and any future entity resolver, such as a federatio
    (GB 11643-1999), check characters included, before any connector is called;
 3. **budget**: the request's subject budget, counted across every root field and alias, repeated
    identifiers included (`RequestContext.reserve_subjects`);
-4. **audit**: the subjects are recorded (`ctx.subjects`), so the audit entry names them even if
+4. **audit**: the subjects are recorded (`ctx.findings.subjects`), so the audit entry names them even if
    a load below fails;
 5. **objections**: the open objections against their records are read once for the batch
    (for the objection flag);
@@ -122,7 +122,7 @@ class SubjectAdmission:
         if not ctx.reserve_subjects(len(codes)):
             raise bad_user_input(f"a request may ask for at most {ctx.batch_limit} subjects in all", argument="subjects")
         unique = list(dict.fromkeys(codes))
-        ctx.subjects.update(unique)  # named in the audit entry even if a load below fails
+        ctx.findings.subjects.update(unique)  # named in the audit entry even if a load below fails
         return unique
 
     def preloaded_fields(self, ctx: RequestContext, selected: Collection[str]) -> frozenset[str]:

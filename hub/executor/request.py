@@ -1,8 +1,17 @@
-"""`RequestContext`: everything one GraphQL request needs, and what it did (for the audit).
+"""`RequestContext`: one GraphQL request, in four parts with one job each.
 
-The row rules and record annotations in force come from `policy` (the version the request runs
-under) for the caller's `audience`; `rules_applied` names those that ran over records the
-request read, as "family:rule" (e.g. "penalties:publicity-window"), for the audit entry.
+- `RequestInputs` — what the request *is*: the caller, the policy version it runs under, the
+  day, the endpoint, the deadline and the limits. Fixed when the request starts.
+- `RequestServices` — the hub's long-lived services the executor reads through (federation,
+  the PUBLIC cache, consents, objections, the harvest cap, the access log).
+- `RequestFindings` — what the request *did*, for the audit: subjects, released / denied /
+  masked fields, the row rules that ran ("family:rule", e.g. "penalties:publicity-window"),
+  denials by path, departments that failed, harvest-cap alerts. On the data endpoints its sets
+  are the request's `AccessRecord`'s own, so the gateway writes exactly what the executor found.
+- `RequestCaches` — what is worked out once per request and reused: decisions, plans,
+  loaders, consents, cap admissions, open objections, the subject budget.
+
+The row rules and record annotations in force come from `policy` for the caller's `audience`.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from .loader import FamilyLoader
 from .plan import FamilyPlan, SubjectGrant, build_plan
 
 if TYPE_CHECKING:
+    from xinlian.hub.audit.access_log import SubjectAccessLog
+    from xinlian.hub.audit.record import AccessRecord
     from xinlian.hub.governance import ConsentBook, ObjectionRegister
     from xinlian.hub.guard.harvest import HarvestGuard
 
@@ -37,37 +48,111 @@ class Denial:
     reason: str
 
 
-@dataclass
-class RequestContext:
+@dataclass(frozen=True, slots=True)
+class RequestInputs:
+    """What the request is (fixed when it starts)."""
+
     principal: Principal
     policy: Policy
-    federation: Federation
     today: dt.date
     public_endpoint: bool  # serving /public/graphql (the public contract)
     deadline: float = float("inf")  # time.monotonic() by which every department call must end
-    cache: PublicRecordCache | None = None
     batch_limit: int = 1000  # subjects per request, across all root fields
     search_limit: int = 50
-    subjects: set[str] = field(default_factory=set)
-    released: set[str] = field(default_factory=set)
-    denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)
-    denied: set[str] = field(default_factory=set)  # "family.field", for the audit
-    upstream_failures: set[str] = field(default_factory=set)
-    masked: set[str] = field(default_factory=set)  # "family.field" released through a mask
-    rules_applied: set[str] = field(default_factory=set)  # "family:rule", row rules and annotations that ran
+
+
+@dataclass(frozen=True, slots=True)
+class RequestServices:
+    """The long-lived services a request reads through (None: not available to this request)."""
+
+    federation: Federation
+    cache: PublicRecordCache | None = None
     consents: "ConsentBook | None" = None
     objections: "ObjectionRegister | None" = None
-    harvest: "HarvestGuard | None" = None
-    access_log: Any = None  # SubjectAccessLog, for myAccessLog
+    harvest: "HarvestGuard | None" = None  # None when the cap is off
+    access_log: "SubjectAccessLog | None" = None
+
+
+@dataclass(slots=True)
+class RequestFindings:
+    """What the request did, for its audit entry."""
+
+    subjects: set[str] = field(default_factory=set)
+    released: set[str] = field(default_factory=set)  # "family.field"
+    denied: set[str] = field(default_factory=set)  # "family.field"
+    masked: set[str] = field(default_factory=set)  # "family.field" released through a mask
+    rules_applied: set[str] = field(default_factory=set)  # "family:rule"
+    denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)  # by generic response path
+    upstream_failures: set[str] = field(default_factory=set)  # departments
     alerts: list[dict[str, Any]] = field(default_factory=list)  # harvest-cap crossings, audited apart
-    _loaders: dict[tuple[str, str, bool, frozenset[str]], FamilyLoader] = field(default_factory=dict)
-    _subjects_asked: int = 0
-    _decisions: dict[tuple[str, str, bool, bool], Decision] = field(default_factory=dict)
-    _consent: dict[str, bool] = field(default_factory=dict)
-    _admitted: dict[str, bool] = field(default_factory=dict)
-    _objections: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    _objections_loaded: set[str] = field(default_factory=set)
-    _plans: dict[tuple[str, tuple[str, ...], SubjectGrant], FamilyPlan] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: "AccessRecord") -> "RequestFindings":
+        """Findings kept in the request's audit record itself."""
+        return cls(subjects=record.subjects, released=record.released, denied=record.denied, masked=record.masked)
+
+
+@dataclass(slots=True)
+class RequestCaches:
+    """Worked out once per request, reused by every resolver."""
+
+    loaders: dict[tuple[str, str, bool, frozenset[str]], FamilyLoader] = field(default_factory=dict)
+    decisions: dict[tuple[str, str, bool, bool], Decision] = field(default_factory=dict)
+    plans: dict[tuple[str, tuple[str, ...], SubjectGrant], FamilyPlan] = field(default_factory=dict)
+    consent: dict[str, bool] = field(default_factory=dict)
+    admitted: dict[str, bool] = field(default_factory=dict)
+    objections: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    objections_loaded: set[str] = field(default_factory=set)
+    subjects_asked: int = 0
+
+
+class RequestContext:
+    """The context every resolver of one request gets (see the module docstring)."""
+
+    def __init__(
+        self, inputs: RequestInputs, services: RequestServices, findings: RequestFindings | None = None
+    ) -> None:
+        self.inputs = inputs
+        self.services = services
+        self.findings = findings if findings is not None else RequestFindings()
+        self.caches = RequestCaches()
+
+    # what resolvers read most, named as before
+    @property
+    def principal(self) -> Principal:
+        return self.inputs.principal
+
+    @property
+    def policy(self) -> Policy:
+        return self.inputs.policy
+
+    @property
+    def today(self) -> dt.date:
+        return self.inputs.today
+
+    @property
+    def public_endpoint(self) -> bool:
+        return self.inputs.public_endpoint
+
+    @property
+    def deadline(self) -> float:
+        return self.inputs.deadline
+
+    @property
+    def batch_limit(self) -> int:
+        return self.inputs.batch_limit
+
+    @property
+    def search_limit(self) -> int:
+        return self.inputs.search_limit
+
+    @property
+    def federation(self) -> Federation:
+        return self.services.federation
+
+    @property
+    def objections(self) -> "ObjectionRegister | None":
+        return self.services.objections
 
     @functools.cached_property
     def audience(self) -> DisclosureClass:
@@ -76,20 +161,20 @@ class RequestContext:
 
     def reserve_subjects(self, count: int) -> bool:
         """Count subjects asked for by this request; False once the request's budget is exceeded."""
-        self._subjects_asked += count
-        return self._subjects_asked <= self.batch_limit
+        self.caches.subjects_asked += count
+        return self.caches.subjects_asked <= self.batch_limit
 
     def loader(self, department: Department, family: str, fields: frozenset[str]) -> FamilyLoader:
         """The request's loader for a department and family (PUBLIC-only fetches may use the cache)."""
-        cacheable = self.cache is not None and all(
+        cacheable = self.services.cache is not None and all(
             self.policy.class_of((family, f)) is DisclosureClass.PUBLIC for f in fields
         )
         # keyed by the field set too: subjects under different grants (consent, the cap) are
         # never fetched together, so no subject's fetch carries a field another one was granted
         key = (department.name, family, cacheable, fields)
-        loader = self._loaders.get(key)
+        loader = self.caches.loaders.get(key)
         if loader is None:
-            loader = self._loaders[key] = FamilyLoader(department, family, self.deadline, self.cache, cacheable)
+            loader = self.caches.loaders[key] = FamilyLoader(department, family, self.deadline, self.services.cache, cacheable)
         return loader
 
     def decision(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> Decision:
@@ -99,9 +184,9 @@ class RequestContext:
         only for AUTHORIZED data about natural persons).
         """
         key = (family, field_name, natural_person, consented)
-        found = self._decisions.get(key)
+        found = self.caches.decisions.get(key)
         if found is None:
-            found = self._decisions[key] = decide(
+            found = self.caches.decisions[key] = decide(
                 self.policy, self.principal, family, field_name, natural_person=natural_person, consented=consented
             )
         return found
@@ -109,9 +194,9 @@ class RequestContext:
     def plan(self, family: Any, selected: tuple[str, ...], grant: SubjectGrant) -> FamilyPlan:
         """The plan for a family field under a subject's grant (built once per request and shape)."""
         key = (family.name, selected, grant)
-        found = self._plans.get(key)
+        found = self.caches.plans.get(key)
         if found is None:
-            found = self._plans[key] = build_plan(self, family, selected, grant)
+            found = self.caches.plans[key] = build_plan(self, family, selected, grant)
         return found
 
     def may_receive(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> bool:
@@ -127,45 +212,45 @@ class RequestContext:
 
     async def consented(self, subject: str) -> bool:
         """A consent of `subject` for this client and its declared purpose is in force (once per request)."""
-        found = self._consent.get(subject)
+        found = self.caches.consent.get(subject)
         if found is None:
             principal = self.principal
             found = False
-            if self.consents is not None and principal.client_id and principal.purpose_allowed:
+            if self.services.consents is not None and principal.client_id and principal.purpose_allowed:
                 assert principal.purpose is not None
-                found = subject in await self.consents.consenting([subject], principal.client_id, principal.purpose)
-            self._consent[subject] = found
+                found = subject in await self.services.consents.consenting([subject], principal.client_id, principal.purpose)
+            self.caches.consent[subject] = found
         return found
 
     async def admit_authorized(self, subject: str) -> bool:
         """Count `subject` against the client's anti-harvesting cap for AUTHORIZED data."""
-        found = self._admitted.get(subject)
+        found = self.caches.admitted.get(subject)
         if found is None:
             found = True
-            if self.harvest is not None and self.principal.client_id:
-                admission = await self.harvest.admit(self.principal.client_id, subject)
+            if self.services.harvest is not None and self.principal.client_id:
+                admission = await self.services.harvest.admit(self.principal.client_id, subject)
                 found = admission.allowed
                 if admission.crossed:
-                    self.alerts.append({"cap": admission.cap, "count": admission.count, "subject": subject})
-            self._admitted[subject] = found
+                    self.findings.alerts.append({"cap": admission.cap, "count": admission.count, "subject": subject})
+            self.caches.admitted[subject] = found
         return found
 
     async def load_objections(self, subjects: list[str]) -> None:
         """Read the open objections against records of `subjects` (one query per root field)."""
-        wanted = [s for s in subjects if s not in self._objections_loaded]
-        if not wanted or self.objections is None:
+        wanted = [s for s in subjects if s not in self.caches.objections_loaded]
+        if not wanted or self.services.objections is None:
             return
-        found = await self.objections.open_refs_by_family(wanted)
-        self._objections_loaded.update(wanted)
+        found = await self.services.objections.open_refs_by_family(wanted)
+        self.caches.objections_loaded.update(wanted)
         for (subject, family), refs in found.items():
-            self._objections.setdefault((subject, family), set()).update(refs)
+            self.caches.objections.setdefault((subject, family), set()).update(refs)
 
     def disputed(self, subject: str, family: str) -> set[str]:
         """Keys of the subject's records in `family` under an open objection (loaded beforehand)."""
-        return self._objections.get((subject, family), set())
+        return self.caches.objections.get((subject, family), set())
 
     def objections_known(self, subject: str) -> bool:
-        return self.objections is None or subject in self._objections_loaded
+        return self.services.objections is None or subject in self.caches.objections_loaded
 
     def facts(self, subject: str) -> "SubjectFacts":
         """What record annotations may know about `subject` in this request."""
@@ -175,10 +260,10 @@ class RequestContext:
         self, path: tuple[str, ...], family: str, field_name: str, reason: str | None = None, disclosure: str | None = None
     ) -> None:
         """Record a selected field filtered to null (its reason and class default to the plain decision)."""
-        self.denied.add(f"{family}.{field_name}")
-        if path not in self.denials:
+        self.findings.denied.add(f"{family}.{field_name}")
+        if path not in self.findings.denials:
             decision = self.decision(family, field_name)
-            self.denials[path] = Denial(
+            self.findings.denials[path] = Denial(
                 path, family, field_name, disclosure or decision.disclosure.value, reason or decision.reason.value
             )
 
@@ -195,7 +280,7 @@ class RequestContext:
                     "reason": d.reason,
                 },
             }
-            for d in self.denials.values()
+            for d in self.findings.denials.values()
         ]
 
 

@@ -74,7 +74,7 @@ class HubResolvers:
     # ---- stages shared by every family -------------------------------------------------
     def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], plan: FamilyPlan) -> list[Record]:
         """The row rules in force for this caller (none shown if one cannot be checked), newest first."""
-        ctx.rules_applied.update(f"{family.name}:{kind}" for kind in plan.rules)
+        ctx.findings.rules_applied.update(f"{family.name}:{kind}" for kind in plan.rules)
         if plan.unchecked:
             records = []  # a rule reads a field this caller may not receive: fail closed
         elif plan.rows:
@@ -96,12 +96,12 @@ class HubResolvers:
             for annotation in plan.annotations:
                 shown[annotation.output] = annotation.annotate(family, record, facts)
             out.append(shown)
-        ctx.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
+        ctx.findings.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
         return out
 
     def _release(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], records: list[Record]) -> None:
         if records:
-            ctx.released.update(f"{family.name}.{f}" for f in allowed)
+            ctx.findings.released.update(f"{family.name}.{f}" for f in allowed)
 
     def _selection(self, info: strawberry.Info, family: RecordFamily) -> tuple[list[str], tuple[str, ...]]:
         raw = _raw(info)
@@ -115,7 +115,7 @@ class HubResolvers:
     def _apply(self, ctx: RequestContext, family: RecordFamily, plan: FamilyPlan, path: tuple[str, ...]) -> None:
         """Record the plan's denials; refuse the whole family when nothing of it may be released."""
         if plan.refused is not None:
-            ctx.denied.update(f"{family.name}.{d.field}" for d in plan.denied)
+            ctx.findings.denied.update(f"{family.name}.{d.field}" for d in plan.denied)
             raise forbidden(family.name, plan.refused.disclosure, plan.refused.reason)
         for d in plan.denied:
             ctx.deny(self._field_path(family, path, d.field), family.name, d.field, reason=d.reason, disclosure=d.disclosure)
@@ -148,7 +148,7 @@ class HubResolvers:
         else:
             outcome = (await load_records(ctx, family, [key], plan.fetch))[key]
         if outcome and isinstance(outcome[0], ConnectorError):
-            ctx.upstream_failures.update(f.department for f in outcome)
+            ctx.findings.upstream_failures.update(f.department for f in outcome)
             raise upstream(outcome)
         records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, plan))
         self._release(ctx, family, allowed, records)
@@ -174,10 +174,10 @@ class HubResolvers:
                 raise upstream(outcome)
             if not outcome:
                 return None
-            ctx.released.add("registration.name")
+            ctx.findings.released.add("registration.name")
             if decision.mask is None:
                 return outcome[0].get("name")
-            ctx.masked.add("registration.name")
+            ctx.findings.masked.add("registration.name")
             return decision.mask(outcome[0].get("name"))
 
         return resolve_name
@@ -222,7 +222,7 @@ class HubResolvers:
             if not 1 <= limit <= ctx.search_limit:
                 raise bad_user_input(f"first: between 1 and {ctx.search_limit}", argument="first")
             if not ctx.may_receive(REGISTRATION.name, "name"):
-                ctx.denied.add("registration.name")
+                ctx.findings.denied.add("registration.name")
                 decision = ctx.decision("registration", "name")
                 raise forbidden("registration", decision.disclosure.value, decision.reason.value)
             sources = ctx.federation.sources(REGISTRATION.name)
