@@ -422,3 +422,33 @@ def test_graphql_over_http_media_types(hub: RunningHub, accept: str | None, medi
     assert invalid.status_code == status and invalid.headers["content-type"].startswith(media)
     assert invalid.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     assert valid.status_code == 200 and valid.headers["content-type"].startswith(media)
+
+
+def test_ipv6_clients_are_counted_per_slash_64_and_ipv4_as_themselves() -> None:
+    key = ClientAddress.budget_key
+    assert key("2001:db8:1:2:aaaa::1") == key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert key("2001:db8:1:3::1") != key("2001:db8:1:2::1")
+    assert key("::ffff:203.0.113.5") == "203.0.113.5" and key("203.0.113.5") == "203.0.113.5"
+    assert key("unknown") == "unknown"
+
+
+def test_a_locked_out_flood_is_counted_not_stored_one_by_one(tmp_path: Path) -> None:
+    with running_hub(tmp_path, legal_persons=12, natural_persons=3, rate_limits=RELAXED) as running:
+        department = running.clients["department"]
+        for _ in range(5):
+            assert token_request(running, department["client_id"], "wrong-secret-wrong").status_code == 401
+        before = len(running.audit_entries())
+        statuses = [token_request(running, department["client_id"], "wrong-secret-wrong").status_code for _ in range(20)]
+        assert statuses == [429] * 20
+        locked = [e for e in running.audit_entries()[before:] if "AUTHENTICATION_LOCKED" in e.errors]
+        assert len(locked) == 1 and locked[0].detail["claimedClient"] == "demo-department"
+    running.http = httpx.Client()
+    summaries = [e for e in running.audit_entries() if "AUTHENTICATION_LOCKED" in e.errors and e.detail.get("refusals")]
+    assert [s.detail["refusals"] for s in summaries] == [19]
+
+
+def test_basic_credentials_on_a_bearer_endpoint_get_a_challenge_without_an_error_code(hub: RunningHub) -> None:
+    credentials = base64.b64encode(b"demo-bank:secret").decode()
+    response = hub.http.post("/graphql", json={"query": PURPOSES}, headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401 and response.headers["www-authenticate"] == 'Bearer realm="xinlian"'
+    assert only_entry(hub, response).detail["reason"].startswith("no bearer token")

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 
 from xinlian.hub.auth.bearer import REALM
 from xinlian.hub.config import Settings
+from xinlian.hub.gateway.pipeline import AdmissionRefused
 from xinlian.hub.gateway.profile import Exchange
 from xinlian.hub.gateway.refusal import Refusal
 from xinlian.hub.principal import Principal
@@ -144,11 +145,12 @@ class FormEndpoint:
                           headers={"WWW-Authenticate": BASIC_CHALLENGE}, oauth_error="invalid_client")
         form = _form(request.headers, exchange.body)
         claimed = claimed_client(request.headers, form)
-        wait = runtime.lockout.attempt(claimed, exchange.client_address)
-        if wait:
-            raise Refusal(
-                429, "AUTHENTICATION_LOCKED", f"Too many failed client authentications; retry in {wait} s.",
-                headers={"Retry-After": str(wait)}, oauth_error="temporarily_unavailable",
+        where = runtime.client_address.budget_key(exchange.client_address)
+        wait = runtime.lockout.attempt(claimed, where)
+        if wait:  # counted like any admission refusal: a locked-out flood writes no flood of entries
+            raise AdmissionRefused(
+                "auth-lockout", where, wait, f"Too many failed client authentications; retry in {wait} s.",
+                code="AUTHENTICATION_LOCKED", oauth_error="temporarily_unavailable",
                 audit_detail={"claimedClient": claimed},
             )
         url = str(request.url.replace(scheme=exchange.scheme))
@@ -162,7 +164,7 @@ class FormEndpoint:
                 succeeded = False
             elif token_request.authenticated is not None:
                 succeeded = True  # only a client that did authenticate clears its failures
-            runtime.lockout.finished(claimed, exchange.client_address, succeeded)
+            runtime.lockout.finished(claimed, where, succeeded)
         self._account(exchange, token_request, response, claimed)
         return response
 

@@ -6,6 +6,10 @@ default). Then `X-Forwarded-For` is read from the right: the first address that 
 trusted proxy is the client. An address that does not parse is ignored (the peer stands), so a
 caller can never choose the address that rate limits count and the audit records.
 `X-Forwarded-Proto` is honoured from trusted proxies only, too.
+
+Budgets counted per address (rate limits, the authentication lockout, refusal counts) count an
+IPv6 client per /64 (`budget_key`): one subscriber usually holds a whole /64, and counting each
+of its 2^64 addresses apart would let it step around every limit. The audit keeps the address.
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ class ClientAddress:
 
     trusted_proxies: tuple[Network, ...] = ()
 
+    @staticmethod
+    def budget_key(address: str) -> str:
+        """The key budgets count `address` under: itself, or its /64 for IPv6."""
+        parsed = _address(address)
+        if not isinstance(parsed, ipaddress.IPv6Address):
+            return address
+        if parsed.ipv4_mapped is not None:  # ::ffff:a.b.c.d is an IPv4 client
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+
     def trusted(self, address: Address | None) -> bool:
         return address is not None and any(address in network for network in self.trusted_proxies)
 
@@ -70,7 +84,7 @@ class ClientAddress:
             client = str(address)
             if not self.trusted(address):
                 break
-        proto = connection.headers.get("x-forwarded-proto", "").split(",")[-1].strip().lower()
+        proto = ",".join(connection.headers.getlist("x-forwarded-proto")).split(",")[-1].strip().lower()
         if proto in ("http", "https"):
             scheme = proto
         return client, scheme

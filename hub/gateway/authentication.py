@@ -1,7 +1,8 @@
 """The authentication stage: a bearer token becomes the request's `Principal` (RFC 6750).
 
-- No `Authorization` header: 401 with `WWW-Authenticate: Bearer realm="xinlian"` and no error
-  code (RFC 6750 §3.1: a request without credentials is not an invalid one).
+- No `Authorization` header, or one of another scheme (Basic): 401 with
+  `WWW-Authenticate: Bearer realm="xinlian"` and no error code (RFC 6750 §3.1: a request without
+  bearer credentials is not an invalid one).
 - A token that fails (shape, signature, claims, revoked, client disabled): 401
   `error="invalid_token"` with the reason; the audit entry records the reason and, marked as
   claimed, the client the unverified token names.
@@ -54,8 +55,8 @@ def invalid_token(reason: str, claimed: str | None = None) -> Refusal:
     )
 
 
-def missing_token() -> Refusal:
-    reason = "missing bearer token"
+def missing_token(reason: str = "missing bearer token") -> Refusal:
+    """No bearer credentials at all (none, or another scheme): a challenge without an error code."""
     return Refusal(
         401, "UNAUTHENTICATED", reason,
         headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
@@ -71,8 +72,11 @@ def insufficient_scope(scope: str, message: str) -> Refusal:
 
 async def bearer_principal(request: Request, runtime: "HubRuntime", record: AccessRecord) -> Principal:
     """The token's principal (signature, claims, revocation), attributed in `record`."""
-    if not request.headers.get("authorization"):
+    authorization = request.headers.get("authorization", "")
+    if not authorization:
         raise missing_token()
+    if authorization.split(" ", 1)[0].lower() != "bearer":  # RFC 6750 §3.1: an unsupported method
+        raise missing_token("no bearer token (the Authorization header uses another scheme)")
     token = ""
     try:
         token = bearer_token(request)

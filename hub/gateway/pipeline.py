@@ -53,11 +53,21 @@ CLIENT_CLOSED_REQUEST = 499  # never seen by the client (it has gone); recorded 
 class AdmissionRefused(Refusal):
     """Over a rate limit: answered 429, audited through the refusal tally, not one entry each."""
 
-    def __init__(self, rule: str, key: str, retry_after: int, limit: str | None) -> None:
+    def __init__(
+        self,
+        rule: str,
+        key: str,
+        retry_after: int,
+        message: str,
+        *,
+        code: str = RATE_LIMITED,
+        oauth_error: str = "slow_down",
+        audit_detail: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(
-            429, RATE_LIMITED, f"Too many requests ({limit}); retry in {retry_after} s",
+            429, code, message,
             headers={"Retry-After": str(retry_after)}, extensions={"retryAfter": retry_after},
-            oauth_error="slow_down",
+            oauth_error=oauth_error, audit_detail=audit_detail,
         )
         self.rule, self.key = rule, key
 
@@ -66,7 +76,8 @@ async def admit(runtime: "HubRuntime", rule: str, key: str) -> None:
     """Count one request of `key` under `rule`; `AdmissionRefused` when over the limit."""
     admission = await runtime.rate_limiter.admit(rule, key)
     if not admission.allowed:
-        raise AdmissionRefused(rule, key, admission.retry_after, admission.limit)
+        wait = admission.retry_after
+        raise AdmissionRefused(rule, key, wait, f"Too many requests ({admission.limit}); retry in {wait} s")
 
 
 def _caller_request_id(request: Request) -> str | None:
@@ -126,7 +137,7 @@ class Gateway:
         headers = {**entry_point.headers, "x-request-id": request_id}
         try:
             if entry_point.ip_rate is not None:
-                await admit(runtime, entry_point.ip_rate, address)
+                await admit(runtime, entry_point.ip_rate, runtime.client_address.budget_key(address))
             response = await self._stages(entry_point, request, runtime, record, address, scheme, headers)
         except AdmissionRefused as refusal:
             return await self._refused_by_admission(runtime, entry_point, record, refusal, headers)
@@ -210,6 +221,7 @@ class Gateway:
         headers: dict[str, str],
     ) -> Response:
         record.refused(refusal.code)
+        record.detail.update(refusal.audit_detail)
         record.detail["rule"] = refusal.rule
         if entry_point.audited:
             try:
