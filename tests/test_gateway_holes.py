@@ -452,3 +452,20 @@ def test_basic_credentials_on_a_bearer_endpoint_get_a_challenge_without_an_error
     response = hub.http.post("/graphql", json={"query": PURPOSES}, headers={"Authorization": f"Basic {credentials}"})
     assert response.status_code == 401 and response.headers["www-authenticate"] == 'Bearer realm="xinlian"'
     assert only_entry(hub, response).detail["reason"].startswith("no bearer token")
+
+
+# ---- every entry point passes the gateway, by construction --------------------------------------
+
+def test_every_route_of_the_hub_is_a_declared_entry_point_served_by_the_gateway(tmp_path: Path) -> None:
+    from starlette.routing import Route
+
+    from xinlian.hub.app import ENTRY_POINTS, create_app
+    from xinlian.hub.config import Settings
+    from xinlian.hub.gateway.pipeline import Gateway
+
+    app = create_app(Settings.from_env(tmp_path))
+    served = [Gateway.served_by(route) for route in app.routes if isinstance(route, Route)]
+    assert len(served) == len(app.routes) and None not in served
+    assert [e.path for e in served if e is not None] == [e.path for e in ENTRY_POINTS]
+    audited = {e.path for e in ENTRY_POINTS if e.audited}
+    assert {"/graphql", "/public/graphql", "/admin/graphql", "/oauth/token", "/oauth/revoke", "/oauth/introspect"} == audited

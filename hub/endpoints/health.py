@@ -47,6 +47,7 @@ def link_document(status: LinkStatus) -> dict[str, Any]:
         "failures": status.failures,
         "invalid": status.invalid,
         "rejected": status.rejected,
+        "badInput": status.bad_input,  # calls refused for the caller's input: never counted by the breaker
     }
 
 

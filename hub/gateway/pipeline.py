@@ -23,10 +23,11 @@ exceptions become 500 `INTERNAL_SERVER_ERROR` without detail (the traceback goes
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -112,16 +113,20 @@ class Gateway:
         """
         routes = []
         for entry_point in self.entry_points:
-            route = Route(entry_point.path, self._endpoint(entry_point), name=entry_point.name or None)
+            # a partial of `serve`: Starlette unwraps it to a method and calls it per request
+            route = Route(entry_point.path, functools.partial(self.serve, entry_point), name=entry_point.name or None)
             route.methods = None  # None: Starlette matches and hands on every method
             routes.append(route)
         return routes
 
-    def _endpoint(self, entry_point: EntryPoint) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        async def endpoint(request: Request) -> Response:
-            return await self.serve(entry_point, request)
-
-        return endpoint
+    @staticmethod
+    def served_by(route: Route) -> EntryPoint | None:
+        """The entry point a route serves through a gateway, or None for a route that bypasses it."""
+        endpoint = route.endpoint
+        if isinstance(endpoint, functools.partial) and isinstance(getattr(endpoint.func, "__self__", None), Gateway):
+            entry_point = endpoint.args[0] if endpoint.args else None
+            return entry_point if isinstance(entry_point, EntryPoint) else None
+        return None
 
     async def serve(self, entry_point: EntryPoint, request: Request) -> Response:
         runtime: HubRuntime = request.app.state.runtime
