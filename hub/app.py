@@ -31,7 +31,7 @@ from .config import Settings
 from .endpoints.graphql import DataEndpoint
 from .endpoints.health import healthz, readyz
 from .gateway.pipeline import Gateway
-from .gateway.profile import Caller, EntryPoint, Exchange, Handler
+from .gateway.profile import NO_STORE, Caller, EntryPoint, Exchange, Handler
 from .gateway.refusal import ErrorStyle
 from .guard.rate_limits import CLIENT, GRAPHQL_IP, META_IP, OAUTH_IP, PUBLIC_IP
 from .runtime import HubRuntime
@@ -56,7 +56,6 @@ async def index(exchange: Exchange) -> Response:
 GET = frozenset({"GET", "HEAD"})
 POST = frozenset({"POST"})
 QUERY = frozenset({"GET", "POST"})
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def oauth_form(path: str, handler: Handler, name: str) -> EntryPoint:
@@ -87,8 +86,8 @@ ENTRY_POINTS: list[EntryPoint] = [
     oauth_form(REVOCATION_PATH, revocation_endpoint, "oauth_revoke"),
     oauth_form(INTROSPECTION_PATH, introspection_endpoint, "oauth_introspect"),
     meta("/", index, "index"),
-    meta("/healthz", healthz, "healthz", headers=NO_STORE),
-    meta("/readyz", readyz, "readyz", caller=Caller.OPTIONAL_BEARER, headers=NO_STORE),
+    meta("/healthz", healthz, "healthz", headers=dict(NO_STORE)),
+    meta("/readyz", readyz, "readyz", caller=Caller.OPTIONAL_BEARER, headers=dict(NO_STORE)),
     meta(JWKS_PATH, jwks, "jwks"),
     meta(METADATA_PATH, server_metadata, "oauth_metadata"),
 ]

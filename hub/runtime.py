@@ -210,7 +210,6 @@ class HubRuntime:
         *,
         public_endpoint: bool,
         policy: Policy | None = None,
-        deadline: float | None = None,
         access: AccessRecord | None = None,
         harvest_cap: bool = True,
     ) -> RequestContext:
@@ -222,8 +221,7 @@ class HubRuntime:
         `access`, the request's audit record, when one is given. `harvest_cap` False: the reads
         do not count toward the client's anti-harvesting cap.
         """
-        if deadline is None:
-            deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
+        deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
         inputs = RequestInputs(
             principal=principal,
             policy=policy or self.policy,

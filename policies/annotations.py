@@ -13,7 +13,7 @@ Registered with `policies.rules` and declared in the policy document (`[[annotat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Self
+from typing import Any, Callable, Mapping, Self
 
 from xinlian.schema.catalogue import RecordFamily
 
@@ -43,10 +43,17 @@ class ObjectionFlag(RecordAnnotation):
         return None if family.record_key is not None else "its records have no key an objection could name"
 
     def annotate(self, family: RecordFamily, record: Mapping[str, Any], facts: SubjectFacts) -> Any:
-        if family.record_key is None:
-            return None
-        ref = record.get(family.record_key)
+        return self.annotator(family, facts)(record)
+
+    def annotator(self, family: RecordFamily, facts: SubjectFacts) -> Callable[[Mapping[str, Any]], Any]:
+        """The subject's open objections are looked up once; each record is then a set look-up."""
+        key = family.record_key
         disputed = facts.open_objections(family.name)
-        if ref is None or disputed is None:
-            return None
-        return str(ref) in disputed
+        if key is None or disputed is None:
+            return lambda record: None
+
+        def flag(record: Mapping[str, Any]) -> bool | None:
+            ref = record.get(key)
+            return None if ref is None else str(ref) in disputed
+
+        return flag

@@ -12,7 +12,7 @@ from . import annotations as _annotations  # noqa: F401  (registers the annotati
 from . import rows as _rows  # noqa: F401  (registers the row rule kinds)
 from .masking import Mask, parse_mask
 from .model import DisclosureClass, FieldKey, Policy, PolicyError
-from .rules import parse_annotations, parse_row_rules, rules_document, standard_annotations, standard_row_rules
+from .rules import parse_annotations, parse_row_rules, rules_document
 
 
 def default_policy_path() -> Path:
@@ -92,6 +92,13 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
     if not isinstance(overrides_table, dict):
         raise PolicyError("overrides: expected a table of client kinds")
     overrides = {kind: _field_classes(table, f"overrides.{kind}") for kind, table in overrides_table.items()}
+    # a document without these sections (stored before rules were declared) keeps `Policy`'s
+    # defaults, the standard rules
+    rules: dict[str, Any] = {}
+    if "rows" in document:
+        rules["rows"] = parse_row_rules(document["rows"])
+    if "annotations" in document:
+        rules["annotations"] = parse_annotations(document["annotations"])
     return Policy(
         version=version,
         classes=classes,
@@ -99,9 +106,7 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
         kind_overrides=overrides,
         public_scope=document.get("public_scope", "credit:public"),
         masks=_masks(document.get("masks", {})),
-        # a document without these sections (stored before rules were declared) has the standard ones
-        rows=parse_row_rules(document["rows"]) if "rows" in document else standard_row_rules(),
-        annotations=parse_annotations(document["annotations"]) if "annotations" in document else standard_annotations(),
+        **rules,
     )
 
 

@@ -40,7 +40,7 @@ import datetime as dt
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Collection, Mapping, Protocol, Self, TypeVar
+from typing import Any, Callable, ClassVar, Collection, Mapping, Protocol, Self, TypeVar
 
 from xinlian.schema.catalogue import FAMILIES, RecordFamily
 
@@ -166,6 +166,11 @@ class RecordAnnotation(DeclaredRule):
     def annotate(self, family: RecordFamily, record: Mapping[str, Any], facts: SubjectFacts) -> Any:
         """The annotation's value for one record (None when it cannot be told)."""
 
+    def annotator(self, family: RecordFamily, facts: SubjectFacts) -> Callable[[Mapping[str, Any]], Any]:
+        """`annotate` for every record of one subject's family: a kind that looks something up per
+        subject (open objections) overrides this to look it up once, not once per record."""
+        return lambda record: self.annotate(family, record, facts)
+
 
 R = TypeVar("R", bound=DeclaredRule)
 _ROW_RULES: dict[str, type[RowRule]] = {}
@@ -258,20 +263,11 @@ def rules_document(rules: Collection[DeclaredRule]) -> list[dict[str, Any]]:
     return [rule.document() for rule in rules]
 
 
-# The standard rules: what a policy document without a `rows` / `annotations` section has.
+# The standard rules: what a policy document without a `rows` / `annotations` section has. Each
+# kind's parameters default to the standard values (the measures' windows, the reviewed statuses).
 STANDARD_ROWS: tuple[Mapping[str, Any], ...] = (
-    {
-        "rule": "publicity-window",
-        "families": ["penalties"],
-        "show_minor": False,
-        "max_months": {"轻微": 3, "一般": 12, "严重": 36},
-    },
-    {
-        "rule": "review-gate",
-        "families": ["honors", "judgment_debtor_records", "licenses", "penalties"],
-        "field": "review_status",
-        "shown": ["approved", "reviewed", "已审核", "审核通过", "通过"],
-    },
+    {"rule": "publicity-window", "families": ["penalties"]},
+    {"rule": "review-gate", "families": ["honors", "judgment_debtor_records", "licenses", "penalties"]},
     {"rule": "validity-window", "families": ["honors", "licenses"]},
 )
 STANDARD_ANNOTATIONS: tuple[Mapping[str, Any], ...] = (

@@ -22,7 +22,36 @@ from xinlian.hub.cli.demo import ensure_demo_clients
 from xinlian.hub.config import Settings
 from xinlian.hub.demo.generator import build_demo_district
 from xinlian.hub.demo.services import start_demo_services
+from xinlian.hub.governance.policy_versions import PolicyHistory
+from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.serving import uvicorn_options
+
+NO_RATE_LIMITS = RateRules(public_ip="off", graphql_ip="off", client="off", oauth_ip="off", meta_ip="off")
+
+
+def post_token(
+    base_url: str, *, source: str = "127.0.0.1", headers: dict[str, str] | None = None,
+    auth: tuple[str, str] | None = None, **form: str,
+) -> httpx.Response:
+    """POST a client_credentials token request from a chosen loopback `source` address
+    (127.0.0.x: lockouts and per-address limits key on it)."""
+    transport = httpx.HTTPTransport(local_address=source)
+    with httpx.Client(base_url=base_url, transport=transport, timeout=30) as http:
+        return http.post("/oauth/token", data={"grant_type": "client_credentials", **form}, headers=headers, auth=auth)
+
+
+def with_policy_history(url: str, call: Any) -> Any:
+    """Run `await call(PolicyHistory(store))` against the hub store at `url` (its own connection)."""
+    from xinlian.hub.store import Store
+
+    async def run() -> Any:
+        store = Store(url)
+        try:
+            return await call(PolicyHistory(store))
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 @dataclass

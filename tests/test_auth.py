@@ -22,25 +22,23 @@ import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from servers import serve_app
-from xinlian.hub.app import create_app
+from xinlian.hub.app import ENTRY_POINTS, create_app
 from xinlian.hub.auth import (
     BearerValidator,
     ClientError,
     ClientRegistry,
     InvalidToken,
     default_scope,
-    principal_from_request_async,
-    unauthorized_response,
 )
 from xinlian.hub.auth.client_secrets import hash_secret, verify_secret
 from xinlian.hub.cli import main
 from xinlian.hub.config import Settings
 from xinlian.hub.gateway.lockout import LockoutRules
+from xinlian.hub.gateway.profile import Caller, EntryPoint, Exchange
+from xinlian.hub.gateway.refusal import ErrorStyle
 from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.principal import Principal
 from xinlian.hub.store import Store
@@ -54,29 +52,31 @@ TTL = 300
 # --------------------------------------------------------------------------- the test hub
 
 
-def auth_app(settings: Settings, *, key_reload_interval: float = RELOAD_INTERVAL) -> Starlette:
-    """The hub (`create_app`, no departments) plus `/whoami`, a bearer-protected route.
+async def whoami(exchange: Exchange) -> Response:
+    """Who the bearer token speaks for (the gateway has authenticated it, as for /graphql)."""
+    principal = exchange.principal
+    assert principal is not None
+    return JSONResponse({"client_id": principal.client_id, "kind": principal.kind, "scopes": sorted(principal.scopes)})
 
-    `/whoami` validates like `/graphql` does: `principal_from_request_async` (signature, claims,
-    revocation). `key_reload_interval` is how often the keyring looks for a rotation. Failed
-    client authentications are not locked out here: the attack suites try many on purpose
-    (the lockout has its own tests in test_gateway_holes.py).
+
+WHOAMI = EntryPoint("/whoami", whoami, methods=frozenset({"GET"}), caller=Caller.BEARER, audited=False,
+                    style=ErrorStyle.JSON, name="whoami")
+
+
+def auth_app(settings: Settings, *, key_reload_interval: float = RELOAD_INTERVAL) -> Starlette:
+    """The hub (`create_app`, no departments) plus `/whoami`, a bearer-protected entry point.
+
+    `/whoami` is declared like the hub's own entry points and passes the same gateway, so its
+    tokens are validated exactly as on `/graphql` (signature, claims, revocation, disabled
+    clients). `key_reload_interval` is how often the keyring looks for a rotation. Failed client
+    authentications are not locked out here: the attack suites try many on purpose (the lockout
+    has its own tests in test_gateway_holes.py).
     """
     settings = dataclasses.replace(
         settings, key_reload_interval=key_reload_interval, auth_lockout=LockoutRules(threshold=0),
         rate_limits=RateRules(oauth_ip="off"),
     )
-
-    async def whoami(request: Request) -> Response:
-        try:
-            principal = await principal_from_request_async(request, request.app.state.runtime.validator)
-        except InvalidToken as exc:
-            return unauthorized_response(str(exc))
-        return JSONResponse({"client_id": principal.client_id, "kind": principal.kind, "scopes": sorted(principal.scopes)})
-
-    app = create_app(settings)
-    app.router.routes.append(Route("/whoami", whoami))
-    return app
+    return create_app(settings, entry_points=[*ENTRY_POINTS, WHOAMI])
 
 
 def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
@@ -468,13 +468,14 @@ def test_a_signed_payload_that_is_not_an_object_is_refused(hub: Hub) -> None:
 def test_a_protected_route_without_a_token_gets_a_json_401(hub: Hub) -> None:
     response = httpx.get(f"{hub.url}/whoami")
     assert response.status_code == 401
-    assert response.json() == {"error": "invalid_token", "error_description": "missing bearer token"}
-    assert response.headers["www-authenticate"].startswith('Bearer realm="xinlian", error="invalid_token"')
+    # RFC 6750 §3.1: no credentials, no error code
+    assert response.json() == {"error": "unauthenticated", "error_description": "missing bearer token"}
+    assert response.headers["www-authenticate"] == 'Bearer realm="xinlian"'
 
 
 @pytest.mark.parametrize(
     "authorization",
-    ["Basic YmFuay14Yzpub3BlLW5vcGUtbm9wZQ==", "Bearer", "Bearer not.a.token", "Bearer a b"],
+    ["Bearer", "Bearer not.a.token", "Bearer a b"],
 )
 def test_a_protected_route_with_a_bad_token_gets_a_json_401(hub: Hub, authorization: str) -> None:
     response = httpx.get(f"{hub.url}/whoami", headers={"Authorization": authorization})

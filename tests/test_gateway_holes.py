@@ -22,14 +22,14 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import NO_RATE_LIMITS, RunningHub, post_token, running_hub
 from xinlian.hub.cli import main
 from xinlian.hub.gateway.addresses import ClientAddress, parse_networks
 from xinlian.hub.gateway.lockout import AuthenticationLockout, LockoutRules
 from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.serving import redact
 
-RELAXED = RateRules(public_ip="off", graphql_ip="off", client="off", oauth_ip="off", meta_ip="off")
+RELAXED = NO_RATE_LIMITS
 PURPOSES = "{ __typename }"
 
 
@@ -101,9 +101,7 @@ def test_a_flood_over_the_limit_writes_a_bounded_number_of_entries(tmp_path: Pat
 # ---- 4. the OAuth endpoints: admitted, locked out with back-off, audited ----------------------
 
 def token_request(hub: RunningHub, client_id: str, secret: str, *, source: str = "127.0.0.1", **form: str) -> httpx.Response:
-    transport = httpx.HTTPTransport(local_address=source)
-    with httpx.Client(base_url=hub.base_url, transport=transport, timeout=30) as http:
-        return http.post("/oauth/token", data={"grant_type": "client_credentials", **form}, auth=(client_id, secret))
+    return post_token(hub.base_url, source=source, auth=(client_id, secret), **form)
 
 
 def test_token_requests_are_audited_without_secrets(hub: RunningHub) -> None:

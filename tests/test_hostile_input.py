@@ -5,8 +5,9 @@ NUL (PostgreSQL refuses it) made the department's driver raise, every failure co
 the department's circuit breaker, and three anonymous requests to /public/graphql opened the
 market registry's circuit for 30 s, for everyone. Now:
 
-- the hub refuses such text — and identifiers holding such characters — with BAD_USER_INPUT
-  before any connector is called (`schema.text`, one rule);
+- the hub refuses such search text with BAD_USER_INPUT before any connector is called
+  (`schema.text`, one rule); identifiers holding such characters were already refused by their
+  own validators (ASCII alphabets and check characters) and stay refused (guarded here too);
 - a value a department's driver, database or API cannot take is a `CallerInputError`: it fails
   that one call, is never retried and never counts toward the breaker (`DepartmentLink`);
 - NUL no longer reaches SQLite's LIKE (where it ended the pattern: "%<NUL>%" matched every

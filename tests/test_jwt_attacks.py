@@ -1,8 +1,8 @@
 """The JWT attack suite: forged, stale, misused and replayed tokens and client assertions, against a real hub.
 
-A real uvicorn server (tests/servers.py) serves the hub's auth routes and `/whoami`, which
-validates bearer tokens exactly as `/graphql` does (`principal_from_request_async`: signature,
-claims, revocation). Every attack goes over HTTP and must be refused with a clear reason:
+A real uvicorn server (tests/servers.py) serves the hub and `/whoami`, an entry point declared
+like the hub's own, whose bearer tokens the gateway validates exactly as on `/graphql`
+(signature, claims, revocation). Every attack goes over HTTP and must be refused with a clear reason:
 access tokens with 401 `invalid_token` and an `error_description`; client assertions at the
 token endpoint with 401 `invalid_client` and an `error_description`.
 """

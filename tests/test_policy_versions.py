@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, running_hub, with_policy_history
 from xinlian.hub.active_policy import ActivePolicy
 from xinlian.hub.audit.trail import AuditTrail
 from xinlian.hub.cli import main as cli_main
@@ -562,15 +562,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 2.5) -> float:
     return time.monotonic() - started
 
 
-def _history_call(url: str, call: Callable[[PolicyHistory], Any]) -> Any:
-    async def run() -> Any:
-        store = Store(url)
-        try:
-            return await call(PolicyHistory(store))
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+_history_call = with_policy_history
 
 
 def test_a_running_hub_follows_the_active_version_without_restart(tmp_path: Path) -> None:

@@ -11,20 +11,19 @@ rules in force.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sqlite3
 import time
 import tomllib
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Self
+from typing import Any, Iterator, Mapping, Self
 
 import httpx
 import pytest
 from sqlalchemy import update
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, running_hub, with_policy_history
 from xinlian.hub.admin.policy_text import policy_toml
 from xinlian.hub.demo.generator import REFERENCE_DATE
 from xinlian.hub.governance.policy_versions import VERSIONS, PolicyHistory, canonical_document_text
@@ -441,15 +440,7 @@ def test_the_validity_window_fails_closed_when_the_caller_may_not_read_valid_to(
         _back_to_v1(hub)
 
 
-def _history(url: str, call: Callable[[PolicyHistory], Any]) -> Any:
-    async def run() -> Any:
-        store = Store(url)
-        try:
-            return await call(PolicyHistory(store))
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+_history = with_policy_history
 
 
 def _wait_for_version(hub: RunningHub, version: str, seconds: float = 3.0) -> None:

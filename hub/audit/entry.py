@@ -1,4 +1,4 @@
-"""`AuditEntry`: what the hub records about one GraphQL request, and its canonical form.
+"""`AuditEntry`: what the hub records about one request to an entry point, and its canonical form.
 
 The canonical content is the entry as JSON with sorted keys, no whitespace, non-ASCII kept
 as is (UTF-8), lists sorted and de-duplicated, and times as ISO 8601 UTC with a 'Z'
@@ -18,7 +18,6 @@ from typing import Any
 # a new entry point brings new outcomes ("abandoned", ...). Only the shape is checked.
 ENDPOINT_SHAPE = re.compile(r"cli|/[\x21-\x7e]{0,127}")
 OUTCOME_SHAPE = re.compile(r"[a-z][a-z_]{0,31}")
-KNOWN_OUTCOMES = ("ok", "partial", "error", "rejected", "alert", "abandoned")  # documented in docs/audit.md
 # keys added after the first entries were written: left out of the content while empty, so
 # entries written before they existed keep their exact canonical form
 OPTIONAL_KEYS = ("masked", "detail")
@@ -61,8 +60,10 @@ class AuditEntry:
 
     `subjects` are subject identifiers (USCC, resident ID); `released`, `denied` and `masked`
     are "family.field" names (`masked`: released through a masking transform); `errors` are
-    GraphQL error codes; `detail` says more about administrative actions, dry runs and alerts
-    (`endpoint` "/admin/graphql" or "cli", or outcome "alert"). Lists are kept sorted and unique.
+    error codes (GraphQL `extensions.code`, or the OAuth2 `error`); `detail` says more where there
+    is more to say: admin actions and intents, dry runs, alerts, the row rules that ran, why a
+    token was refused and which client it claimed, refusal counts (docs/audit.md). Lists are
+    kept sorted and unique.
     """
 
     at: dt.datetime

@@ -11,18 +11,11 @@ Modules (one idea each):
 - `revocation`: `RevocationList`, the revoked token ids in the hub store, cached per process;
 - `metadata`: the authorization server metadata document (RFC 8414);
 - `routes`: the HTTP handlers of the OAuth2 entry points (declared in `hub/app.py`, served by the gateway);
-- `bearer`: `BearerValidator`, `principal_from_request_async`, `unauthorized_response`.
+- `bearer`: `BearerValidator` (the hub's access tokens), `bearer_challenge` (RFC 6750), `unverified_claim`.
 """
 
 from .access_token import AccessTokenIssuer, IssuedToken
-from .bearer import (
-    BearerValidator,
-    InvalidToken,
-    principal_from_request,
-    principal_from_request_async,
-    unauthorized_response,
-    unavailable_response,
-)
+from .bearer import BearerValidator, InvalidToken, bearer_challenge, unverified_claim
 from .clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientError, ClientRegistry, default_scope
 from .metadata import INTROSPECTION_PATH, JWKS_PATH, METADATA_PATH, REVOCATION_PATH, TOKEN_PATH
 from .revocation import RevocationList, RevocationUnavailable, revocation_list
@@ -48,10 +41,8 @@ __all__ = [
     "RevocationUnavailable",
     "TOKEN_PATH",
     "authorization_server",
+    "bearer_challenge",
     "default_scope",
-    "principal_from_request",
-    "principal_from_request_async",
     "revocation_list",
-    "unauthorized_response",
-    "unavailable_response",
+    "unverified_claim",
 ]

@@ -13,9 +13,9 @@ raises `InvalidToken(reason)` for anything else. Checked, in this order, before 
 5. (async only) the token's `jti` is not revoked (`revocation.RevocationList`: at once in this
    process, within about a second in other hub processes sharing the store).
 
-`validate(token)` is steps 1–4 only (CPU, no I/O): endpoints must use `validate_async` or
-`principal_from_request_async`. `unauthorized_response` is the 401 answer
-(`{"error": "invalid_token", ...}` with `WWW-Authenticate: Bearer ...`).
+`validate(token)` is steps 1–4 only (CPU, no I/O): entry points use `validate_async`, through
+the gateway's authentication stage (`hub/gateway/authentication.py`), which answers a refused
+token with 401 and `bearer_challenge(...)`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from joserfc.errors import (
 )
 from joserfc.jwt import JWTClaimsRegistry
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from xinlian.hub.principal import Principal
 from xinlian.keys.keyring import EXPIRED, Keyring
@@ -50,12 +49,9 @@ __all__ = [
     "BearerValidator",
     "InvalidToken",
     "RevocationUnavailable",
+    "bearer_challenge",
     "bearer_token",
-    "claimed_client",
-    "principal_from_request",
-    "principal_from_request_async",
-    "unauthorized_response",
-    "unavailable_response",
+    "unverified_claim",
 ]
 
 MAX_TOKEN_LENGTH = 8 * 1024
@@ -224,26 +220,10 @@ def bearer_token(request: Request) -> str:
     return match.group(1)
 
 
-def principal_from_request(request: Request, validator: BearerValidator) -> Principal:
-    """The principal of a request's bearer token, WITHOUT the revocation check (signature and claims).
-
-    Kept for callers that cannot await; endpoints serving data use `principal_from_request_async`.
-    """
-    return validator.validate(bearer_token(request))
-
-
-async def principal_from_request_async(request: Request, validator: BearerValidator) -> Principal:
-    """The principal of a request's bearer token; `InvalidToken` when missing, invalid or revoked.
-
-    Raises `RevocationUnavailable` if the revocation status cannot be read: answer 503 then.
-    """
-    return await validator.validate_async(bearer_token(request))
-
-
-def claimed_client(token: str) -> str | None:
-    """The `client_id` an UNVERIFIED token claims (for the audit of a refused token), or None.
-
-    Never trusted for anything else: the value is only recorded, marked as claimed.
+def unverified_claim(token: str, name: str) -> str | None:
+    """A string claim of an UNVERIFIED JWT (an access token's `client_id`, a client assertion's
+    `iss`), cleaned for the audit, or None. Never trusted for anything else: the value is only
+    recorded (and keys the authentication lockout), marked as claimed.
     """
     parts = token.split(".") if isinstance(token, str) and len(token) <= MAX_TOKEN_LENGTH else []
     if len(parts) != 3:
@@ -252,29 +232,20 @@ def claimed_client(token: str) -> str | None:
         claims = json.loads(_b64decode(parts[1]))
     except (InvalidToken, ValueError, UnicodeDecodeError, RecursionError):
         return None
-    client = claims.get("client_id") if isinstance(claims, dict) else None
-    if not isinstance(client, str) or not client:
+    value = claims.get(name) if isinstance(claims, dict) else None
+    if not isinstance(value, str) or not value:
         return None
-    return "".join(c if c.isprintable() else "?" for c in client[:64])
+    return "".join(c if c.isprintable() else "?" for c in value[:64])
 
 
-def unavailable_response() -> JSONResponse:
-    """The 503 answer when a token's revocation status cannot be established (store unreachable)."""
-    return JSONResponse(
-        {"error": "temporarily_unavailable", "error_description": "token status unavailable; try again"},
-        status_code=503,
-        headers={"Retry-After": "1", "Cache-Control": "no-store"},
-    )
-
-
-
-def unauthorized_response(reason: str | InvalidToken) -> JSONResponse:
-    """The 401 answer to a missing or invalid bearer token (RFC 6750 §3)."""
-    description = reason.reason if isinstance(reason, InvalidToken) else str(reason)
-    safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in description)[:200]
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{safe}"'
-    return JSONResponse(
-        {"error": "invalid_token", "error_description": description},
-        status_code=401,
-        headers={"WWW-Authenticate": challenge, "Cache-Control": "no-store"},
-    )
+def bearer_challenge(error: str | None = None, description: str | None = None, scope: str | None = None) -> str:
+    """A `WWW-Authenticate: Bearer` challenge (RFC 6750 §3); no error code for a request without credentials."""
+    parts = [f'realm="{REALM}"']
+    if error is not None:
+        parts.append(f'error="{error}"')
+    if description is not None:
+        safe = "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in description)[:200]
+        parts.append(f'error_description="{safe}"')
+    if scope is not None:
+        parts.append(f'scope="{scope}"')
+    return "Bearer " + ", ".join(parts)

@@ -30,7 +30,7 @@ import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse, Response
 
-from xinlian.hub.auth.bearer import REALM
+from xinlian.hub.auth.bearer import REALM, unverified_claim
 from xinlian.hub.config import Settings
 from xinlian.hub.gateway.pipeline import AdmissionRefused
 from xinlian.hub.gateway.profile import Exchange
@@ -58,13 +58,6 @@ MAX_FORM_FIELDS = 32
 CONCURRENT_TOKEN_REQUESTS = 8  # each secret check holds 16 MiB of scrypt memory for ~50 ms
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 BASIC_CHALLENGE = f'Basic realm="{REALM}"'
-
-
-def oauth_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
-    """A standard OAuth2 error response."""
-    return JSONResponse(
-        {"error": error, "error_description": description}, status_code=status, headers={**NO_STORE, **(headers or {})}
-    )
 
 
 def _form(headers: Headers, body: bytes) -> list[tuple[str, str]]:
@@ -100,24 +93,11 @@ def _basic_username(header: str | None) -> tuple[bool, str | None]:
     return True, unquote(decoded.split(":", 1)[0])
 
 
-def _assertion_issuer(assertion: str) -> str | None:
-    """The `iss` an unverified client assertion names (only to key the lockout and the audit)."""
-    parts = assertion.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (ValueError, binascii.Error, RecursionError):
-        return None
-    issuer = claims.get("iss") if isinstance(claims, dict) else None
-    return issuer if isinstance(issuer, str) else None
-
-
 def claimed_client(headers: Headers, form: list[tuple[str, str]]) -> str:
     """The client id a request claims (Basic user, `client_id`, or an assertion's `iss`), not verified."""
     _, user = _basic_username(headers.get("authorization"))
     fields = dict(form)
-    claimed = user or fields.get("client_id") or _assertion_issuer(fields.get("client_assertion", "")) or ""
+    claimed = user or fields.get("client_id") or unverified_claim(fields.get("client_assertion", ""), "iss") or ""
     return "".join(c if c.isprintable() else "?" for c in claimed[:64])
 
 
@@ -133,8 +113,7 @@ def _error_code(response: Response) -> str:
 class FormEndpoint:
     """A form-posting OAuth2 endpoint answered by the authorization server in a worker thread."""
 
-    def __init__(self, name: str, answer: Callable[["HubRuntime", TokenRequest], Response]) -> None:
-        self.name = name  # "token", "revocation" or "introspection"
+    def __init__(self, answer: Callable[["HubRuntime", TokenRequest], Response]) -> None:
         self.answer = answer
 
     async def __call__(self, exchange: Exchange) -> Response:
@@ -180,11 +159,6 @@ class FormEndpoint:
             record.refused(code, "error" if response.status_code >= 500 else "rejected")
             if code == "invalid_client" and claimed:
                 record.detail["claimedClient"] = claimed
-        challenge = response.headers.get("www-authenticate", "")
-        if challenge.startswith("Basic ") and "realm=" not in challenge:
-            response.headers["www-authenticate"] = f"{BASIC_CHALLENGE}, {challenge[6:]}"
-        for name, value in NO_STORE.items():
-            response.headers.setdefault(name, value)
 
 
 async def jwks(exchange: Exchange) -> Response:
@@ -211,12 +185,12 @@ def authorization_server(settings: Settings, store: Store, keyring: Keyring) -> 
     return server
 
 
-token_endpoint = FormEndpoint("token", lambda runtime, r: runtime.oauth.create_token_response(r))
+token_endpoint = FormEndpoint(lambda runtime, r: runtime.oauth.create_token_response(r))
 revocation_endpoint = FormEndpoint(
-    "revocation", lambda runtime, r: runtime.oauth.create_endpoint_response("revocation", r)
+    lambda runtime, r: runtime.oauth.create_endpoint_response("revocation", r)
 )
 introspection_endpoint = FormEndpoint(
-    "introspection", lambda runtime, r: runtime.oauth.create_endpoint_response("introspection", r)
+    lambda runtime, r: runtime.oauth.create_endpoint_response("introspection", r)
 )
 
 

@@ -50,6 +50,7 @@ from starlette.responses import JSONResponse, Response
 from xinlian.hub.store.models import ClientRecord
 
 from .access_token import AccessTokenIssuer
+from .bearer import REALM
 from .client_assertion import InvalidClientAssertion, PrivateKeyJWTAuthentication
 from .client_keys import ClientKeyError, key_for_assertion, parse_client_jwks
 from .client_secrets import verify_nothing, verify_secret
@@ -279,7 +280,11 @@ class HubAuthorizationServer(AuthorizationServer):
         raise NotImplementedError("the hub has no JSON-bodied OAuth2 endpoints")
 
     def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Response:
+        """Every answer of the server: authlib's headers, with the hub's realm on a Basic challenge."""
         extra = {k: v for k, v in headers if k.lower() != "content-type"}
+        for name, value in extra.items():
+            if name.lower() == "www-authenticate" and value.startswith("Basic ") and "realm=" not in value:
+                extra[name] = f'Basic realm="{REALM}", {value[6:]}'
         return JSONResponse(body, status_code=status, headers=extra)
 
     # -- tokens -------------------------------------------------------------------------------

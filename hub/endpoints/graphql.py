@@ -2,7 +2,8 @@
 
 The gateway (`hub/gateway/pipeline.py`) has already admitted, authenticated and bounded the
 request, and opened its audit record. Here: parse the HTTP request → persisted-query safelist
-(public) → resolve the operation → execute over the endpoint's schema with a fresh
+(public) → execute (which resolves the operation: several without `operationName` are
+refused) over the endpoint's schema with a fresh
 `RequestContext` whose findings (subjects, released / denied / masked fields) are the audit
 record's own → shape errors → answer in the negotiated media type. A crossed anti-harvesting cap
 adds an alert entry to the record. Schema-level limits (tokens, depth, aliases, root fields,
@@ -23,7 +24,7 @@ from xinlian.hub.guard import PersistedQueryRefused, resolve_document
 from xinlian.hub.guard.harvest import alert_entry
 from xinlian.hub.principal import Principal
 
-from .graphql_http import ResponseMedia, execute_operation, format_error, parse_request, resolve_operation, result_body
+from .graphql_http import ResponseMedia, execute_operation, format_error, parse_request, result_body
 
 if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
@@ -49,7 +50,6 @@ class DataEndpoint:
             query = resolve_document(gql.query, gql.persisted_hash, runtime.safelist if self.public else None)
         except PersistedQueryRefused as exc:
             raise Refusal(400, exc.code, exc.message) from None
-        resolve_operation(query, gql.operation_name)
         ctx = runtime.request_context(principal, public_endpoint=self.public, access=record)
         schema = runtime.public_schema if self.public else runtime.schema
         timeout = runtime.settings.request_timeout
@@ -76,6 +76,6 @@ class DataEndpoint:
             alert_entry(
                 client or "", principal.kind if principal else None, cap.limit if cap else 0,
                 cap.window if cap else "", record.policy_version, record.request_id,
-                purpose=record.purpose, remote_addr=record.remote_addr,
+                purpose=record.purpose, remote_addr=record.remote_addr, endpoint=record.endpoint,
             )
         )

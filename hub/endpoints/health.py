@@ -9,7 +9,6 @@ a token with the `admin` scope or to a configured monitoring address
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import logging
 from typing import Any
 
@@ -17,6 +16,8 @@ from sqlalchemy import text
 from starlette.responses import JSONResponse, Response
 
 from xinlian.connectors.resilience import LinkStatus
+from xinlian.hub.admin.endpoint import ADMIN_SCOPE
+from xinlian.hub.gateway.addresses import within
 from xinlian.hub.gateway.profile import Exchange
 
 log = logging.getLogger("xinlian.health")
@@ -53,13 +54,9 @@ def link_document(status: LinkStatus) -> dict[str, Any]:
 
 def may_see_detail(exchange: Exchange) -> bool:
     """An admin token, or a request from a configured monitoring address."""
-    if exchange.principal is not None and "admin" in exchange.principal.scopes:
+    if exchange.principal is not None and ADMIN_SCOPE in exchange.principal.scopes:
         return True
-    try:
-        address = ipaddress.ip_address(exchange.client_address)
-    except ValueError:
-        return False
-    return any(address in network for network in exchange.runtime.settings.monitoring_addresses)
+    return within(exchange.client_address, exchange.runtime.settings.monitoring_addresses)
 
 
 async def readyz(exchange: Exchange) -> Response:

@@ -144,7 +144,8 @@ async def load_records(
 ) -> dict[str, list[Record] | list[ConnectorError]]:
     """Records per key from every source; a key maps to its failures if any source failed."""
     sources = ctx.federation.sources(family.name)
-    per_source = [[ctx.loader(d, family.name, fields).load(key, fields) for key in keys] for d in sources]
+    loaders = [ctx.loader(d, family.name, fields) for d in sources]  # one look-up per source, not per key
+    per_source = [[loader.load(key, fields) for key in keys] for loader in loaders]
     flat = await asyncio.gather(*(f for futures in per_source for f in futures), return_exceptions=True)
     out: dict[str, list[Any]] = {}
     for i, key in enumerate(keys):

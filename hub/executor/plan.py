@@ -79,7 +79,7 @@ class FamilyPlan:
 
     @property
     def rules(self) -> tuple[str, ...]:
-        """The rule kinds in force (row rules, then annotations), for `ctx.rules_applied`."""
+        """The rule kinds in force (row rules, then annotations), for `ctx.findings.rules_applied`."""
         return tuple(r.kind for r in self.rows) + tuple(a.kind for a in self.annotations)
 
 

@@ -83,7 +83,6 @@ class RequestFindings:
     masked: set[str] = field(default_factory=set)  # "family.field" released through a mask
     rules_applied: set[str] = field(default_factory=set)  # "family:rule"
     denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)  # by generic response path
-    upstream_failures: set[str] = field(default_factory=set)  # departments
     alerts: list[dict[str, Any]] = field(default_factory=list)  # harvest-cap crossings, audited apart
 
     @classmethod

@@ -88,13 +88,14 @@ class HubResolvers:
         if not records:
             return records
         facts = ctx.facts(subject)
+        annotators = [(a.output, a.annotator(family, facts)) for a in plan.annotations]  # once per subject
         out: list[Record] = []
         for record in records:
             shown = {name: record.get(name) for name in plan.allowed}
             for name, mask in plan.masks:
                 shown[name] = mask(shown.get(name))
-            for annotation in plan.annotations:
-                shown[annotation.output] = annotation.annotate(family, record, facts)
+            for output, annotate in annotators:
+                shown[output] = annotate(record)
             out.append(shown)
         ctx.findings.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
         return out
@@ -148,7 +149,6 @@ class HubResolvers:
         else:
             outcome = (await load_records(ctx, family, [key], plan.fetch))[key]
         if outcome and isinstance(outcome[0], ConnectorError):
-            ctx.findings.upstream_failures.update(f.department for f in outcome)
             raise upstream(outcome)
         records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, plan))
         self._release(ctx, family, allowed, records)

@@ -49,6 +49,12 @@ def _address(text: str) -> Address | None:
         return None
 
 
+def within(address: Address | str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether `address` (parsed, or text) lies in any of `networks`; False for one that does not parse."""
+    parsed = _address(address) if isinstance(address, str) else address
+    return parsed is not None and any(parsed in network for network in networks)
+
+
 @dataclass(frozen=True)
 class ClientAddress:
     """Resolves a connection's client address and scheme against the trusted proxies."""
@@ -66,7 +72,7 @@ class ClientAddress:
         return str(ipaddress.IPv6Network((parsed, 64), strict=False))
 
     def trusted(self, address: Address | None) -> bool:
-        return address is not None and any(address in network for network in self.trusted_proxies)
+        return within(address, self.trusted_proxies)
 
     def of(self, connection: HTTPConnection) -> tuple[str, str]:
         """(client address, scheme) of a request."""

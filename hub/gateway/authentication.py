@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 
 from xinlian.hub.audit.record import AccessRecord
-from xinlian.hub.auth.bearer import REALM, InvalidToken, RevocationUnavailable, bearer_token, claimed_client
+from xinlian.hub.auth.bearer import (
+    InvalidToken,
+    RevocationUnavailable,
+    bearer_challenge,
+    bearer_token,
+    unverified_claim,
+)
 from xinlian.hub.governance.purposes import PURPOSE_CODE
 from xinlian.hub.principal import Principal
 
@@ -35,21 +41,15 @@ if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
 
 PURPOSE_HEADER = "xinlian-purpose"
-MAX_PURPOSE_LENGTH = 64
-
-
-def _challenge_text(text: str) -> str:
-    return "".join(c if 0x20 <= ord(c) <= 0x7E and c not in '"\\' else "?" for c in text)[:200]
 
 
 def invalid_token(reason: str, claimed: str | None = None) -> Refusal:
-    challenge = f'Bearer realm="{REALM}", error="invalid_token", error_description="{_challenge_text(reason)}"'
     detail: dict[str, str] = {"reason": reason}
     if claimed:
         detail["claimedClient"] = claimed
     return Refusal(
         401, "UNAUTHENTICATED", reason,
-        headers={"WWW-Authenticate": challenge},
+        headers={"WWW-Authenticate": bearer_challenge("invalid_token", reason)},
         body={"error": "invalid_token", "error_description": reason},
         audit_detail=detail,
     )
@@ -59,15 +59,14 @@ def missing_token(reason: str = "missing bearer token") -> Refusal:
     """No bearer credentials at all (none, or another scheme): a challenge without an error code."""
     return Refusal(
         401, "UNAUTHENTICATED", reason,
-        headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+        headers={"WWW-Authenticate": bearer_challenge()},
         body={"error": "unauthenticated", "error_description": reason},
         audit_detail={"reason": reason},
     )
 
 
 def insufficient_scope(scope: str, message: str) -> Refusal:
-    challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
-    return Refusal(403, "FORBIDDEN", message, headers={"WWW-Authenticate": challenge})
+    return Refusal(403, "FORBIDDEN", message, headers={"WWW-Authenticate": bearer_challenge("insufficient_scope", scope=scope)})
 
 
 async def bearer_principal(request: Request, runtime: "HubRuntime", record: AccessRecord) -> Principal:
@@ -82,7 +81,7 @@ async def bearer_principal(request: Request, runtime: "HubRuntime", record: Acce
         token = bearer_token(request)
         principal = await runtime.validator.validate_async(token)
     except InvalidToken as exc:
-        raise invalid_token(exc.reason, claimed_client(token)) from None
+        raise invalid_token(exc.reason, unverified_claim(token, "client_id")) from None
     except RevocationUnavailable:
         raise Refusal(503, "REVOCATION_UNAVAILABLE", "token revocations cannot be checked right now",
                       headers={"Retry-After": "1"}) from None
@@ -103,7 +102,7 @@ def purpose_header(request: Request) -> str | None:
         raise Refusal(400, "BAD_REQUEST", "Xinlian-Purpose is not UTF-8") from None
     if not declared:
         return None
-    if len(declared) > MAX_PURPOSE_LENGTH or not PURPOSE_CODE.fullmatch(declared):
+    if not PURPOSE_CODE.fullmatch(declared):  # a code is 1 to 64 characters
         raise Refusal(
             400, "BAD_REQUEST",
             "Xinlian-Purpose names a registered purpose code (1 to 64 of a-z 0-9 . _ -), not free text",

@@ -9,8 +9,9 @@ For each declared `EntryPoint` the gateway runs, in this order:
    are counted, not stored one by one (`refusal_tally.py`);
 4. **method** — 405 with `Allow`;
 5. **authentication** — a bearer token becomes the `Principal` (`authentication.py`), the
-   profile's scope is required (403 `insufficient_scope`), the purpose is declared;
-6. **per-client admission** — the profile's `client_rate`;
+   profile's scope is required (403 `insufficient_scope`);
+6. **per-client admission** — the profile's `client_rate`; then, for data entry points, the
+   request's purpose is declared and the client's registered facts are read;
 7. **bounded body** — size and time (`body.py`);
 8. **the handler, inside the audit scope** — the request's `AccessRecord` is open from stage 4
    on; whatever the handler returns or raises, the record is written (with any extra entries
@@ -180,7 +181,7 @@ class Gateway:
             body = b""
             if limit and request.method not in ("GET", "HEAD"):
                 body = await read_body(request, limit, runtime.settings.body_timeout)
-            exchange = Exchange(request, runtime, entry_point, record, principal, body, record.request_id, address, scheme)
+            exchange = Exchange(request, runtime, entry_point, record, principal, body, address, scheme)
             return await entry_point.handler(exchange)
         except (AdmissionRefused, AuditUnavailable):
             raise
@@ -202,7 +203,7 @@ class Gateway:
     async def _authenticate(
         self, entry_point: EntryPoint, request: Request, runtime: "HubRuntime", record: AccessRecord
     ) -> Principal | None:
-        """Stage 5 and 6: the caller, its scope and purpose, and per-client admission."""
+        """Stages 5 and 6: the caller and its scope, per-client admission, then the purpose."""
         wants_token = entry_point.caller is Caller.BEARER or (
             entry_point.caller is Caller.OPTIONAL_BEARER and request.headers.get("authorization")
         )
@@ -215,6 +216,8 @@ class Gateway:
             )
         if entry_point.client_rate is not None:
             await admit(runtime, entry_point.client_rate, principal.client_id or "")
+        if entry_point.caller is Caller.OPTIONAL_BEARER:
+            return principal  # not a data entry point (/readyz): no purpose, no client facts
         return await declare_purpose(request, runtime, principal, record)
 
     async def _refused_by_admission(

@@ -45,13 +45,12 @@ class Exchange:
     record: AccessRecord
     principal: Principal | None  # None: anonymous (Caller.ANYONE / OPTIONAL_BEARER without a token)
     body: bytes
-    request_id: str
     client_address: str
     scheme: str
 
     @property
-    def method(self) -> str:
-        return self.request.method
+    def request_id(self) -> str:
+        return self.record.request_id
 
 
 Handler = Callable[[Exchange], Awaitable[Response]]

@@ -11,6 +11,7 @@ shutdown. A crash loses at most one interval's counts, never a first refusal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -74,25 +75,9 @@ class RefusalTally:
             template = count.template
             if template is None or count.refusals == 0:
                 continue
-            entries.append(
-                AuditEntry(
-                    at=count.last,
-                    request_id=template.request_id,
-                    endpoint=template.endpoint,
-                    client_id=template.client_id,
-                    client_kind=template.client_kind,
-                    outcome="rejected",
-                    policy_version=template.policy_version,
-                    errors=template.errors,
-                    remote_addr=template.remote_addr,
-                    detail={
-                        **(template.detail or {}),
-                        "refusals": count.refusals,
-                        "first": format_time(count.first),
-                        "last": format_time(count.last),
-                    },
-                )
-            )
+            summary = {**(template.detail or {}), "refusals": count.refusals,
+                       "first": format_time(count.first), "last": format_time(count.last)}
+            entries.append(dataclasses.replace(template, at=count.last, detail=summary))
         if entries:
             try:
                 await self.trail.record_all(entries)

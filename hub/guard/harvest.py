@@ -108,6 +108,7 @@ def alert_entry(
     at: dt.datetime | None = None,
     purpose: str | None = None,
     remote_addr: str | None = None,
+    endpoint: str = "/graphql",
 ) -> AuditEntry:
     """The audit entry recording that `client_id` crossed the authorized-subject cap.
 
@@ -117,7 +118,7 @@ def alert_entry(
     return AuditEntry(
         at=at or dt.datetime.now(dt.timezone.utc),
         request_id=request_id,
-        endpoint="/graphql",
+        endpoint=endpoint,
         client_id=client_id,
         client_kind=client_kind,
         outcome="alert",

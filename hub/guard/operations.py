@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, parse
 
-MAX_TOKENS = 10_000
+from .query_limits import AUTHENTICATED_LIMITS
+
+MAX_TOKENS = AUTHENTICATED_LIMITS.max_tokens  # the admin API's limit: the same as its execution's
 
 
 @dataclass(frozen=True)
