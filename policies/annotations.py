@@ -13,12 +13,11 @@ Registered with `policies.rules` and declared in the policy document (`[[annotat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Self
+from typing import Any, Callable, Mapping
 
 from xinlian.schema.catalogue import RecordFamily
 
-from .model import DisclosureClass
-from .rules import Parameters, RecordAnnotation, SubjectFacts, register_annotation
+from .rules import RecordAnnotation, SubjectFacts, register_annotation
 
 
 @register_annotation
@@ -28,13 +27,6 @@ class ObjectionFlag(RecordAnnotation):
 
     kind = "objection-flag"
     output = "under_objection"  # schema.graphql.OBJECTION_FLAG
-
-    @classmethod
-    def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
-        return cls(families, applies_to)
-
-    def parameters(self) -> dict[str, Any]:
-        return {}
 
     def reads(self, family: RecordFamily) -> tuple[str, ...]:
         return (family.record_key,) if family.record_key is not None else ()

@@ -178,13 +178,6 @@ class ValidityWindow(RowRule):
 
     kind = "validity-window"
 
-    @classmethod
-    def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
-        return cls(families, applies_to)
-
-    def parameters(self) -> dict[str, Any]:
-        return {}
-
     def reads(self, family: RecordFamily) -> tuple[str, ...]:
         return tuple(f for f in VALIDITY_FIELDS if f in family.field_names)
 

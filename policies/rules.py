@@ -101,7 +101,11 @@ class Parameters:
 
 @dataclass(frozen=True)
 class DeclaredRule(ABC):
-    """What every declared rule has: its families and the audiences it applies to."""
+    """What every declared rule has: its families and the audiences it applies to.
+
+    A kind without parameters of its own needs neither `parse` nor `parameters`: the defaults
+    take none (any parameter given is refused as unknown) and spell out none.
+    """
 
     kind: ClassVar[str] = ""
     default_audience: ClassVar[frozenset[DisclosureClass]] = OUTSIDE_GOVERNMENT
@@ -110,13 +114,13 @@ class DeclaredRule(ABC):
     applies_to: frozenset[DisclosureClass]
 
     @classmethod
-    @abstractmethod
     def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
         """The rule from its parameters (families and audience already read); `PolicyError` if bad."""
+        return cls(families, applies_to)
 
-    @abstractmethod
     def parameters(self) -> dict[str, Any]:
         """The kind's own parameters, spelled out (the document form, for storage and diffs)."""
+        return {}
 
     @abstractmethod
     def reads(self, family: RecordFamily) -> tuple[str, ...]:
