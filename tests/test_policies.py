@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policy_oracle import expected_decision
 from xinlian.policies import (
     DisclosureClass,
     Policy,
@@ -25,6 +26,7 @@ from xinlian.policies import (
 )
 from xinlian.policies.engine import Verdict, allowed_fields
 from xinlian.policies.loader import parse_policy
+from xinlian.policies.masking import parse_mask
 from xinlian.schema.catalogue import FAMILIES
 
 PUBLIC, SHARED, AUTHORIZED, CONFIDENTIAL = (
@@ -498,6 +500,49 @@ def test_decide_allows_exactly_the_granted_non_confidential_classes(
     decision = decide(policy, caller, *key)
     assert decision.allowed is allowed
     assert decision.disclosure is disclosure
+
+
+MASK_SPECS = ("resident_id", "uscc", "name", "phone", "redact", "clear", "round:100")
+purposes = st.sampled_from((None, "", "loan-review", "credit-card-review", "unregistered"))
+full_callers = st.builds(
+    Caller,
+    kind=st.sampled_from(KINDS),
+    scopes=st.frozensets(st.sampled_from((*SCOPE_NAMES, "admin", "openid"))),
+    purpose=purposes,
+    allowed_purposes=st.frozensets(st.sampled_from(("loan-review", "credit-card-review"))),
+)
+mask_tables = st.dictionaries(
+    field_keys,
+    st.dictionaries(st.sampled_from(RELEASABLE), st.sampled_from(MASK_SPECS), min_size=1),
+    max_size=12,
+)
+
+
+@settings(max_examples=1500)
+@given(
+    classes=class_assignments, scopes=scope_grants, kind_overrides=overrides, masks=mask_tables,
+    caller=full_callers, key=field_keys, natural=st.booleans(), consented=st.booleans(),
+)
+def test_decide_follows_all_five_rules_of_the_definition(
+    classes: dict, scopes: dict, kind_overrides: dict, masks: dict, caller: Caller, key: tuple[str, str],
+    natural: bool, consented: bool,
+) -> None:
+    """Class (with kind overrides), scopes, purpose, consent and mask, against an oracle that
+    states them without the engine (tests/policy_oracle.py)."""
+    policy = Policy(
+        version="h", classes=classes, scopes=scopes, kind_overrides=kind_overrides,
+        masks={k: {c: parse_mask(spec) for c, spec in by.items()} for k, by in masks.items()},
+    )
+    expected = expected_decision(
+        policy, kind=caller.kind, scopes=caller.scopes, purpose=caller.purpose,
+        allowed_purposes=caller.allowed_purposes, family=key[0], field=key[1],
+        natural_person=natural, consented=consented,
+    )
+    decision = decide(policy, caller, *key, natural_person=natural, consented=consented)
+    assert (decision.allowed, decision.disclosure, decision.reason.value) == (
+        expected.allowed, expected.disclosure, expected.reason
+    )
+    assert (decision.mask.spec if decision.mask is not None else None) == expected.mask
 
 
 @st.composite
