@@ -13,7 +13,9 @@ missing `data` or a mis-shaped answer is `UpstreamInvalid`. An upstream error wh
 points at one subject fails only that subject: `fetch` maps its key to the `ConnectorError`
 instead of a list of records (docs/connectors-graphql.md), and raises only when every key of the
 call failed. Credentials come from environment variables or secret files and never appear in
-messages or logs (a body cut short is `UpstreamUnavailable` too: asking again may succeed).
+messages or logs. A body cut short (the connection closed before it all arrived) or over the
+ceiling is `UpstreamInvalid` (the service answered, unusably: not retried); the buffer is dropped
+and the exception raised chains nothing that holds it.
 Search text holding a character no department is sent (NUL, a control character, a lone
 surrogate), or any value that cannot be encoded as UTF-8, is `CallerInputError` and is not sent.
 The wire (client, credentials, body ceiling) is `connectors.http`'s; reading the
@@ -317,7 +319,10 @@ class GraphQLConnector:
                 if not response.is_success:
                     status = response.status_code
                     raise UpstreamUnavailable(self.department, f"the service answered HTTP {status}", "http_status")
-                raw = await read_body(response, MAX_RESPONSE_BYTES)
+                try:
+                    raw: bytes | None = await read_body(response, MAX_RESPONSE_BYTES)
+                except httpx.RemoteProtocolError:  # closed before the whole body arrived: it answered, unusably
+                    raw = None
         except ConnectorError as exc:
             failure = exc
         except UnicodeEncodeError:  # a value of the request (a lone surrogate) cannot become UTF-8 JSON
@@ -331,13 +336,16 @@ class GraphQLConnector:
             message = f"the service failed ({type(exc).__name__}: {detail})"
             failure = UpstreamUnavailable(self.department, message, "unreachable")
         else:
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                body = None
+            body = None
+            if raw is not None:
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    pass
             if isinstance(body, dict):
                 return body
-            failure = UpstreamInvalid(self.department, "the answer is not a GraphQL response (JSON object)")
+            what = "was cut short" if raw is None else "is not a GraphQL response (JSON object)"
+            failure = UpstreamInvalid(self.department, f"the answer {what}")
         log.warning("connector %s (%s): %s", self.name, self.department, failure.message)
         raise failure from None
 

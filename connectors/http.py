@@ -72,7 +72,10 @@ def open_client(
 
 
 class BodyTooLarge(Exception):
-    """A response body passed the ceiling; it was not buffered further."""
+    """A response body passed the ceiling; it was not buffered further.
+
+    It carries only the ceiling: no part of the body, no response, no cause or context.
+    """
 
     def __init__(self, limit: int) -> None:
         super().__init__(f"exceeds {limit // 2**20} MiB")
@@ -82,15 +85,26 @@ class BodyTooLarge(Exception):
 async def read_body(response: httpx.Response, limit: int) -> bytes:
     """The body of a streamed response; `BodyTooLarge` as soon as it passes `limit` bytes.
 
-    A connection closed before the whole body arrived raises httpx's `RemoteProtocolError`.
+    Past the ceiling nothing more is read: what was buffered is dropped and the response is
+    closed before `BodyTooLarge` is raised, so neither the exception nor its traceback (this
+    frame's locals) keeps the body alive. A connection closed before the whole body arrived
+    raises httpx's `RemoteProtocolError` (a body cut short), the buffer dropped likewise.
     """
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    chunks: list[bytes] = []
+    size, chunk = 0, b""
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                break
+            chunks.append(chunk)
+        else:
+            return b"".join(chunks)
+    finally:  # whatever leaves this frame, the frame (kept by a traceback) holds no body
+        chunks.clear()
+        chunk = b""
+    await response.aclose()
+    raise BodyTooLarge(limit) from None
 
 
 def status_failure(status: int) -> str:

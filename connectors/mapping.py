@@ -157,6 +157,7 @@ class FieldMapping:
     codes: Mapping[str, Any] | None = None
     date_format: str | None = None
     scale: decimal.Decimal | None = None
+    allowed: frozenset[str] | None = None  # the catalogue's allowed values; anything else is refused
 
     def convert(self, raw: Any) -> Any:
         """The catalogue value for a raw department value; `ConversionError` if impossible."""
@@ -176,7 +177,11 @@ class FieldMapping:
         except ArithmeticError:  # decimal overflow or invalid operation while scaling
             raise ConversionError(self.name, self.source, f"{_shown(raw)} is out of range") from None
         if self.target is ValueType.STRING and self.type is not ValueType.STRING:
-            return to_text(value)
+            value = to_text(value)
+        if self.allowed is not None and value not in self.allowed:
+            raise ConversionError(
+                self.name, self.source, f"{_shown(value)} is not an allowed value (allowed: {', '.join(sorted(self.allowed))})"
+            )
         return value
 
     def _typed(self, raw: Any) -> Any:
@@ -237,7 +242,8 @@ def _name(value: Any, where: str, what: str) -> str:
 
 
 def parse_field(family: str, name: str, raw: Any, where: str) -> FieldMapping:
-    target = FAMILIES[family].field(name).type
+    field_spec = FAMILIES[family].field(name)
+    target = field_spec.type
     if isinstance(raw, str):
         raw = {"column": raw}
     if not isinstance(raw, dict):
@@ -273,6 +279,7 @@ def parse_field(family: str, name: str, raw: Any, where: str) -> FieldMapping:
     mapping = FieldMapping(
         name=name, type=kind, target=target, source=source, constant=raw.get("value"),
         codes=dict(codes) if codes else None, date_format=date_format, scale=scale,
+        allowed=frozenset(field_spec.allowed) or None,
     )
     if source is None:  # a constant must convert now, not on the first request
         try:

@@ -7,10 +7,12 @@ Records are found at a dotted path in each response (`rest.<family>.records`), a
 subjects by the family's `key` path and converted by its `FamilyMapping`, whose `column`s are
 dotted paths here. `next` links or cursors are followed up to `max_pages` pages.
 
-Failures: no answer, refused connections, resets, bodies cut short (the connection closed
-before the whole body arrived: asking again may well succeed), HTTP errors and refused
-credentials become `UpstreamUnavailable`; bodies that are not JSON, too large, of the wrong
-shape, or values that do not convert become `UpstreamInvalid` naming the family and field. A
+Failures: no answer, refused connections, resets, HTTP errors and refused credentials become
+`UpstreamUnavailable`; bodies that are not JSON, too large, cut short (the connection closed
+before the whole body arrived: the department answered, but not usably), of the wrong shape,
+or values that do not convert become `UpstreamInvalid` naming the family and field (not
+retried). A too large body is dropped as soon as it passes the ceiling, and the exception
+raised holds no part of it. A
 value that does not convert, or a per-key call that fails, fails only its own subject
 (`FetchResult`); the call raises when its whole answer failed or every subject did. A key or
 search text holding a character no department is sent (NUL, a control character, a lone
@@ -288,19 +290,31 @@ class RestConnector:
                     return None
                 if not 200 <= status < 300:
                     raise self._unavailable(status_failure(status), "http_status")
-                try:
-                    body = await read_body(response, MAX_BODY_BYTES)
-                except BodyTooLarge:
-                    raise self._invalid(family, f"the response exceeds {MAX_BODY_BYTES // 2**20} MiB") from None
-                except httpx.RemoteProtocolError:  # closed before Content-Length bytes: asking again may work
-                    message = "the response from the department's API was cut short"
-                    raise self._unavailable(message, "unreachable") from None
+                body, failure = await self._body(response, family)
+                if failure is not None:  # raised outside any handler: no context chained to it
+                    raise failure
                 document = self._decode(body, response.charset_encoding, family)
                 for path, allowed in self.expect:
                     self._check(document, path, allowed, family)
                 return document, response.url
         except httpx.HTTPError as exc:
             raise self._unavailable(*transport_failure(exc)) from None
+
+    async def _body(self, response: httpx.Response, family: str) -> tuple[bytes, UpstreamInvalid | None]:
+        """The body under the ceiling, or why the department's answer is unusable.
+
+        Too large, or cut short (the connection closed before the whole body arrived): the
+        department did answer, with a body the hub cannot use, so `UpstreamInvalid` (not retried,
+        not counted against the department's availability). The failure is built after the
+        handler ends, so it chains no exception and no traceback holding the body or response.
+        """
+        try:
+            return await read_body(response, MAX_BODY_BYTES), None
+        except BodyTooLarge:
+            message = f"the response exceeds {MAX_BODY_BYTES // 2**20} MiB"
+        except httpx.RemoteProtocolError:
+            message = "the response was cut short"
+        return b"", self._invalid(family, message)
 
     def _decode(self, body: bytes, charset: str | None, family: str) -> Any:
         declared = charset if charset and charset.lower().replace("_", "-") not in ("utf-8", "utf8") else None

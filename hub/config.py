@@ -84,6 +84,8 @@ class Settings:
     body_timeout: float = 10.0  # seconds for a request's body to arrive (then 408 BODY_TIMEOUT)
     auth_lockout: LockoutRules = field(default_factory=LockoutRules)  # failed client authentications
     key_reload_interval: float = 2.0  # seconds between looks for a key rotation (keys/keyring.py)
+    # seconds between signed checkpoints of the audit chain head (hub/audit/checkpoint_writer.py); <= 0: at shutdown only
+    audit_checkpoint_interval: float = 60.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -129,4 +131,5 @@ class Settings:
                 threshold=int(os.environ.get("XINLIAN_AUTH_LOCKOUT_AFTER", "5")),
                 per_address=int(os.environ.get("XINLIAN_AUTH_FAILURES_PER_IP", "30")),
             ),
+            audit_checkpoint_interval=float(os.environ.get("XINLIAN_AUDIT_CHECKPOINT_INTERVAL", "60")),
         )

@@ -29,6 +29,8 @@ from xinlian.schema.graphql import build_schema
 
 from .active_policy import ActivePolicy, PolicyState
 from .audit.access_log import SubjectAccessLog
+from .audit.checkpoint import checkpoint_directory
+from .audit.checkpoint_writer import CheckpointWriter
 from .audit.record import AccessRecord
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
@@ -118,6 +120,7 @@ class HubRuntime:
     schema: strawberry.Schema
     public_schema: strawberry.Schema
     audit: AuditTrail
+    checkpoints: CheckpointWriter  # signed checkpoints of the audit chain head, kept outside the store
     refusals: RefusalTally
     rate_limiter: RateLimiter
     client_address: ClientAddress
@@ -137,7 +140,7 @@ class HubRuntime:
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
         """Build every service for `settings`, start the background ones, follow the active policy."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir, reload_interval=settings.key_reload_interval)
@@ -199,7 +202,12 @@ class HubRuntime:
             active_policy=active_policy,
             safelist=safelist,
             token_workers=token_workers(),
+            checkpoints=CheckpointWriter(
+                store, keyring, checkpoint_directory(settings.data_dir),
+                interval=settings.audit_checkpoint_interval, issuer=settings.issuer,
+            ),
         )
+        runtime.checkpoints.start()
         active_policy.subscribe(runtime._follow_policy)
         await active_policy.start()
         return runtime
@@ -262,5 +270,6 @@ class HubRuntime:
         await self.refusals.stop()
         await self.harvest.close()
         await self.audit.stop()
+        await self.checkpoints.stop()  # after the trail has flushed: sign its final head
         await self.federation.close()
         await self.store.close()

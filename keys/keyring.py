@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +63,18 @@ ACTIVE = "active"
 RETIRED_VERIFYING = "retired-verifying"
 EXPIRED = "expired"
 VERIFYING = "verifying"
+
+
+def _private_data_dir(data_dir: Path) -> None:
+    """The data directory holding the keys is the hub user's only (0700), whatever the umask.
+
+    Left alone if another user owns it or it is a shared sticky directory such as /tmp.
+    """
+    info = data_dir.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & stat.S_ISVTX:
+        return
+    if stat.S_IMODE(info.st_mode) != DIR_MODE:
+        os.chmod(data_dir, DIR_MODE)
 
 
 def key_directory(data_dir: Path | str) -> Path:
@@ -125,6 +139,7 @@ class Keyring:
         """The keyring of `data_dir`, generating its first signing key if there is none yet."""
         directory = key_directory(data_dir)
         directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        _private_data_dir(directory.parent)
         tighten(directory, DIR_MODE)
         with locked(directory):
             if not (directory / MANIFEST).exists():
@@ -209,6 +224,29 @@ class Keyring:
             for e in snapshot.manifest.entries
             if snapshot.status(e, moment) in (ACTIVE, VERIFYING, RETIRED_VERIFYING)
         }
+
+    def past_signing_key(self, kid: str, signed_at: dt.datetime) -> ECKey | None:
+        """The public key `kid` if it could have signed at `signed_at`, expired keys included.
+
+        For signatures that must outlive a key's grace period (signed audit checkpoints): the key
+        is returned when it exists in the manifest, was created at or before `signed_at` (one
+        minute of clock skew allowed) and, if retired, `signed_at` is not after its `verify_until`
+        (to the second).
+        None otherwise (unknown kid, or a signature dated outside the key's life).
+        """
+        snapshot = self._current()
+        for entry in snapshot.manifest.entries:
+            if entry.kid != kid:
+                continue
+            if signed_at < entry.created - dt.timedelta(minutes=1):
+                return None
+            # the manifest keeps whole seconds: a signature made in the second of a retirement counts
+            if entry.retired is not None and (
+                entry.verify_until is None or signed_at.replace(microsecond=0) > entry.verify_until
+            ):
+                return None
+            return snapshot.public[kid]
+        return None
 
     def key_status(self, kid: str, at: dt.datetime | None = None) -> str | None:
         """The status of key `kid` (`active`, `retired-verifying`, `expired`, ...) or None if unknown."""

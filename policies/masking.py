@@ -8,7 +8,7 @@ and a value the transform cannot read is withheld (None), never passed through i
 |---------------|-------------------------------------------|
 | `resident_id` | `150102199003071234` → `1501**********1234` (first 4 and last 4 kept) |
 | `uscc`        | `91150102MA0N2X3Y4Z` → `911501**********4Z` |
-| `name`        | `张三` → `张*`, `欧阳娜娜` → `欧***`, a company name is kept whole if ≥ 5 characters long |
+| `name`        | `张三` → `张*`, `乌云其木格` → `乌****`, `阿依古丽·买买提` → `阿******`, `Zhang San` → `Z********` |
 | `phone`       | `13812345678` → `138****5678`              |
 | `round:N`     | `12345.67` with N = 1000 → `12000` (half up, to a multiple of N) |
 | `redact`      | anything → `***`                          |
@@ -44,18 +44,22 @@ def mask_uscc(value: Any) -> str | None:
     return _keep_ends(value.strip(), 6, 2)
 
 
-def mask_name(value: Any) -> str | None:
-    """A person's name keeps its first character (张三 → 张*); longer names (companies) are kept.
+NAME_DOTS = "·•・．‧∙⋅"
+"""The middle dot of transliterated names (阿依古丽·买买提) and the look-alikes typed for it."""
 
-    Names of five or more characters are organisations in practice (a legal person's name is
-    public); a person's name, Chinese or transliterated, is masked after its first character.
+
+def mask_name(value: Any) -> str | None:
+    """A natural person's name keeps its first character only, whatever its length or script.
+
+    周五 → 周*, 乌云其木格 → 乌****, 阿依古丽·买买提 → 阿******, Zhang San → Z********: one `*`
+    per character after the first, middle dots dropped (they would tell how many parts the name
+    has). There is no exception for long names (Mongolian and Uyghur names are often five
+    characters or more); a legal person's name is public and is not given this mask.
     """
     if not isinstance(value, str):
         return None
-    text = value.strip()
+    text = "".join(c for c in value if c not in NAME_DOTS).strip()
     if not text:
-        return text
-    if len(text) >= 5 and not text.isascii():
         return text
     return text[0] + "*" * (len(text) - 1)
 

@@ -6,10 +6,13 @@ Each kind is registered with `policies.rules` and declared in the policy documen
   measures (in force 2026-04-01). Counted from the decision date, a minor (轻微) penalty is
   normally not shown (at most 3 months if shown), an ordinary (一般) one at most 1 year, a severe
   (严重) one at most 3 years; display stops at the earlier of that maximum and the record's own
-  publicity end date. A record whose window cannot be established (no decision date, unknown
-  severity, an end date that is not a date) is not shown: the rule fails closed. A policy may set
-  each maximum only within the measures' range (轻微 0–3, 一般 3–12, 严重 12–36 months). The
-  minimum windows matter for credit repair, a later issue.
+  publicity end date, but never before the national minimum (一般 3 months, 严重 1 year): a
+  department's end date earlier than the minimum does not shorten the window — only an approved
+  credit repair will end display early (not implemented yet: see `PublicityWindow.repair_end`).
+  A record whose window cannot be established (no decision date, unknown severity, an end date
+  that is not a date) is not shown: the rule fails closed. A policy may set each maximum only
+  within the measures' range (轻微 0–3, 一般 3–12, 严重 12–36 months) and each minimum (`min_months`,
+  default 轻微 0, 一般 3, 严重 12) from the national minimum up to that severity's maximum.
 * `review-gate` (`ReviewGate`): a record whose review status at its source is present and not one
   of the statuses shown (null included) awaits review and is not shown; records from departments
   that do not map the field pass.
@@ -21,7 +24,7 @@ Each kind is registered with `policies.rules` and declared in the policy documen
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Self
 
 from xinlian.schema.catalogue import RecordFamily
@@ -32,6 +35,9 @@ from .rules import Parameters, RowRule, register_row_rule
 # NDRC 2025 credit repair measures: the range a policy may give each severity's maximum display,
 # in months (轻微: normally not shown, at most 3; 一般: at least 3, at most 12; 严重: 12 to 36)
 SEVERITY_MONTHS: Mapping[str, tuple[int, int]] = {"轻微": (0, 3), "一般": (3, 12), "严重": (12, 36)}
+# ... and the national minimum display, in months (轻微 none; 一般 3 months; 严重 1 year): a policy may
+# raise a minimum up to the severity's maximum, never lower it
+STANDARD_MIN_MONTHS: Mapping[str, int] = {"轻微": 0, "一般": 3, "严重": 12}
 REVIEWED = frozenset({"approved", "reviewed", "已审核", "审核通过", "通过"})
 VALIDITY_FIELDS = ("valid_from", "valid_to")
 
@@ -56,14 +62,24 @@ def _as_date(value: Any) -> dt.date | None:
 
 @dataclass(frozen=True)
 class PublicityWindow:
-    """Maximum public display per severity, in months from the decision date."""
+    """Minimum and maximum public display per severity, in months from the decision date."""
 
     max_months: Mapping[str, int]
     show_minor: bool = False
+    min_months: Mapping[str, int] = field(default_factory=lambda: dict(STANDARD_MIN_MONTHS))
 
     @classmethod
     def standard(cls) -> "PublicityWindow":
-        return cls(max_months={"轻微": 3, "一般": 12, "严重": 36})
+        return cls(max_months={"轻微": 3, "一般": 12, "严重": 36}, min_months=dict(STANDARD_MIN_MONTHS))
+
+    def repair_end(self, record: Mapping[str, Any]) -> dt.date | None:
+        """CREDIT REPAIR HOOK (信用修复): the day display ends after an approved repair, or None.
+
+        There are no repairs yet. When there are, this returns the approval date of a repair
+        of this record (requested after the minimum, obligations met, commitment made), and
+        `end_of_display` lets it end display before the minimum and before the own end date.
+        """
+        return None
 
     def end_of_display(self, record: Mapping[str, Any]) -> dt.date | None:
         """The last day a penalty may be shown to the public, or None if it may not be shown."""
@@ -78,10 +94,19 @@ class PublicityWindow:
         if months is None:
             return None
         maximum = add_months(decided, months)
-        if own_end is None:
-            return maximum
-        own = _as_date(own_end)
-        return None if own is None else min(maximum, own)
+        end = maximum
+        if own_end is not None:
+            own = _as_date(own_end)
+            if own is None:
+                return None  # an end date that is not a date: fail closed
+            end = min(maximum, own)
+        least = self.min_months.get(severity, 0)
+        if least > 0:  # a department's end date earlier than the minimum does not shorten it
+            end = max(end, min(maximum, add_months(decided, least)))
+        repaired = self.repair_end(record)  # an approved credit repair alone ends display early
+        if repaired is not None:
+            end = min(end, repaired)
+        return end
 
     def shows(self, record: Mapping[str, Any], today: dt.date) -> bool:
         end = self.end_of_display(record)
@@ -96,6 +121,31 @@ def _missing(family: RecordFamily, fields: tuple[str, ...]) -> str | None:
     return f"it has no field {', '.join(absent)}" if absent else None
 
 
+def _severity_months(
+    params: Parameters, name: str, default: Mapping[str, int], ranges: Mapping[str, tuple[int, int]]
+) -> dict[str, int]:
+    """A `severity = months` table parameter, every severity given, each within its range."""
+    table = params.raw(name, dict(default))
+    if not isinstance(table, dict):
+        raise params.error(f"{name} must be a table of severity = months ({', '.join(SEVERITY_MONTHS)})")
+    unknown = sorted(set(table) - set(SEVERITY_MONTHS))
+    if unknown:
+        raise params.error(f"{name}: unknown severity {unknown[0]!r} (one of: {', '.join(SEVERITY_MONTHS)})")
+    months: dict[str, int] = {}
+    for severity, (low, high) in ranges.items():
+        value = table.get(severity)
+        if value is None:
+            raise params.error(f"{name}: give the months for {severity}")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise params.error(f"{name}.{severity} must be a whole number of months, got {value!r}")
+        if not low <= value <= high:
+            raise params.error(
+                f"{name}.{severity}: {value} months is outside {low} to {high} (NDRC 2025 credit repair measures)"
+            )
+        months[severity] = value
+    return months
+
+
 @register_row_rule
 @dataclass(frozen=True)
 class PublicityWindowRule(RowRule):
@@ -108,28 +158,17 @@ class PublicityWindowRule(RowRule):
     @classmethod
     def parse(cls, params: Parameters, families: tuple[str, ...], applies_to: frozenset[DisclosureClass]) -> Self:
         show_minor = params.boolean("show_minor", False)
-        table = params.raw("max_months", dict(PublicityWindow.standard().max_months))
-        if not isinstance(table, dict):
-            raise params.error(f"max_months must be a table of severity = months ({', '.join(SEVERITY_MONTHS)})")
-        unknown = sorted(set(table) - set(SEVERITY_MONTHS))
-        if unknown:
-            raise params.error(f"max_months: unknown severity {unknown[0]!r} (one of: {', '.join(SEVERITY_MONTHS)})")
-        months: dict[str, int] = {}
-        for severity, (low, high) in SEVERITY_MONTHS.items():
-            value = table.get(severity)
-            if value is None:
-                raise params.error(f"max_months: give the months for {severity}")
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise params.error(f"max_months.{severity} must be a whole number of months, got {value!r}")
-            if not low <= value <= high:
-                raise params.error(
-                    f"max_months.{severity}: {value} months is outside {low} to {high} (NDRC 2025 credit repair measures)"
-                )
-            months[severity] = value
-        return cls(families, applies_to, PublicityWindow(months, show_minor))
+        months = _severity_months(params, "max_months", PublicityWindow.standard().max_months, SEVERITY_MONTHS)
+        ranges = {s: (STANDARD_MIN_MONTHS[s], months[s]) for s in SEVERITY_MONTHS}  # national minimum .. maximum
+        least = _severity_months(params, "min_months", STANDARD_MIN_MONTHS, ranges)
+        return cls(families, applies_to, PublicityWindow(months, show_minor, least))
 
     def parameters(self) -> dict[str, Any]:
-        return {"show_minor": self.window.show_minor, "max_months": dict(self.window.max_months)}
+        return {
+            "show_minor": self.window.show_minor,
+            "max_months": dict(self.window.max_months),
+            "min_months": dict(self.window.min_months),
+        }
 
     def reads(self, family: RecordFamily) -> tuple[str, ...]:
         return PublicityWindow.fields

@@ -35,6 +35,10 @@ class FieldSpec:
     type: ValueType
     label: str  # the Chinese data item name
     description: str
+    allowed: tuple[str, ...] = ()  # the only values a source may send (empty: any); others are refused
+    # the field holds the name of the record's own subject (a person's name masks; a legal person's
+    # registered name is public, so a `name` mask does not apply to it under a legal person)
+    names_subject: bool = False
 
     @property
     def graphql_name(self) -> str:
@@ -159,7 +163,7 @@ TAX_CREDIT = RecordFamily(
     recency="year",
     record_key="year",
     fields=(
-        FieldSpec("level", S, "纳税信用等级", "Tax credit level: A, B, M, C or D."),
+        FieldSpec("level", S, "纳税信用等级", "Tax credit level: A, B, M, C or D.", allowed=("A", "B", "M", "C", "D")),
         FieldSpec("year", I, "评价年度", "Evaluation year."),
         FieldSpec("evaluation_date", D, "评价日期", "Date of the evaluation."),
         FieldSpec("tax_paid", M, "年度纳税额（万元）", "Tax paid in the evaluation year, 10,000 yuan."),
@@ -179,7 +183,7 @@ JUDGMENT_DEBTORS = RecordFamily(
     fields=(
         FieldSpec("case_number", S, "案号", "Enforcement case number."),
         FieldSpec("court", S, "执行法院", "Enforcing court."),
-        FieldSpec("debtor_name", S, "被执行人姓名/名称", "Name of the judgment debtor."),
+        FieldSpec("debtor_name", S, "被执行人姓名/名称", "Name of the judgment debtor.", names_subject=True),
         FieldSpec("debtor_id_number", S, "证件号码", "Identifier of the judgment debtor."),
         FieldSpec("filing_date", D, "立案时间", "Date the enforcement case was filed."),
         FieldSpec("publish_date", D, "发布时间", "Date the entry was published."),

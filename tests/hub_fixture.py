@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,6 +26,20 @@ from xinlian.hub.demo.services import start_demo_services
 from xinlian.hub.governance.policy_versions import PolicyHistory
 from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.serving import uvicorn_options
+
+
+def wait_until(condition: Any, seconds: float = 5.0, what: str = "the condition") -> float:
+    """Poll `condition()` every 50 ms until it is true; fail after `seconds`. Returns the wait.
+
+    For what a hub does on its own clock (policy activations, revocations, key rotations are
+    picked up within an interval): wait for the condition, never a fixed time.
+    """
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, f"{what} did not happen within {seconds} s"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
 
 NO_RATE_LIMITS = RateRules(public_ip="off", graphql_ip="off", client="off", oauth_ip="off", meta_ip="off")
 

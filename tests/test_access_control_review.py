@@ -66,7 +66,8 @@ def audit_contents(hub: RunningHub) -> list[dict[str, Any]]:
 
 
 SET_CLASS = """mutation($f: String!, $x: String!, $c: String!, $k: String) {
-  setFieldClass(family: $f, field: $x, disclosureClass: $c, kind: $k, reason: "review probe") { version }
+  setFieldClass(family: $f, field: $x, disclosureClass: $c, kind: $k, reason: "review probe",
+                confirmWidening: true) { version }
 }"""
 
 

@@ -202,7 +202,7 @@ def test_scope_purposes_subject_disable_and_enable(data_dir: Path, capsys: pytes
 def test_the_original_client_commands_are_audited_too(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(data_dir, "clients", "add", "--name", "新城区税务局", "--kind", "department", "--client-id", "tax-1") == 0
     assert run(data_dir, "clients", "disable", "tax-1") == 0
-    assert run(data_dir, "clients", "disable", "nobody") == 1  # the original exit code for refusals
+    assert run(data_dir, "clients", "disable", "nobody") == 2  # refused: 2, as every clients command (add used to exit 1)
     details = [e.detail for e in audit(data_dir)]
     assert details == [
         {"action": "createClient", "client_id": "tax-1", "kind": "department", "scope": "credit:public credit:shared"},

@@ -7,8 +7,6 @@ real tokens from that server and hand-made attacks against `BearerValidator`.
 from __future__ import annotations
 
 import asyncio
-import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -21,11 +19,9 @@ import httpx
 import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import ECKey, KeySet
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse, Response
 
+from auth_fixture import AUDIENCE, ISSUER, TTL, auth_app, b64, settings_for, unb64
 from servers import serve_app
-from xinlian.hub.app import ENTRY_POINTS, create_app
 from xinlian.hub.auth import (
     BearerValidator,
     ClientError,
@@ -36,57 +32,9 @@ from xinlian.hub.auth import (
 from xinlian.hub.auth.client_secrets import hash_secret, verify_secret
 from xinlian.hub.cli import main
 from xinlian.hub.config import Settings
-from xinlian.hub.gateway.lockout import LockoutRules
-from xinlian.hub.gateway.profile import Caller, EntryPoint, Exchange
-from xinlian.hub.gateway.refusal import ErrorStyle
-from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.principal import Principal
 from xinlian.hub.store import Store
-from xinlian.keys.keyring import RELOAD_INTERVAL, Keyring
-
-ISSUER = "http://hub.test"
-AUDIENCE = "xinlian-hub"
-TTL = 300
-
-
-# --------------------------------------------------------------------------- the test hub
-
-
-async def whoami(exchange: Exchange) -> Response:
-    """Who the bearer token speaks for (the gateway has authenticated it, as for /graphql)."""
-    principal = exchange.principal
-    assert principal is not None
-    return JSONResponse({"client_id": principal.client_id, "kind": principal.kind, "scopes": sorted(principal.scopes)})
-
-
-WHOAMI = EntryPoint("/whoami", whoami, methods=frozenset({"GET"}), caller=Caller.BEARER, audited=False,
-                    style=ErrorStyle.JSON, name="whoami")
-
-
-def auth_app(settings: Settings, *, key_reload_interval: float = RELOAD_INTERVAL) -> Starlette:
-    """The hub (`create_app`, no departments) plus `/whoami`, a bearer-protected entry point.
-
-    `/whoami` is declared like the hub's own entry points and passes the same gateway, so its
-    tokens are validated exactly as on `/graphql` (signature, claims, revocation, disabled
-    clients). `key_reload_interval` is how often the keyring looks for a rotation. Failed client
-    authentications are not locked out here: the attack suites try many on purpose (the lockout
-    has its own tests in test_gateway_holes.py).
-    """
-    settings = dataclasses.replace(
-        settings, key_reload_interval=key_reload_interval, auth_lockout=LockoutRules(threshold=0),
-        rate_limits=RateRules(oauth_ip="off"),
-    )
-    return create_app(settings, entry_points=[*ENTRY_POINTS, WHOAMI])
-
-
-def settings_for(data_dir: Path, database_url: str | None = None) -> Settings:
-    return Settings(
-        data_dir=data_dir,
-        database_url=database_url or f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
-        issuer=ISSUER,
-        audience=AUDIENCE,
-        access_token_ttl=TTL,
-    )
+from xinlian.keys.keyring import Keyring
 
 
 @dataclass(frozen=True)
@@ -139,15 +87,6 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     clients = asyncio.run(_seed(settings))
     with serve_app(auth_app(settings)) as url:
         yield Hub(url, settings, Keyring.load_or_create(settings.data_dir), **clients)
-
-
-def b64(data: bytes | dict[str, Any]) -> str:
-    raw = json.dumps(data).encode() if isinstance(data, dict) else data
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def unb64(part: str) -> dict[str, Any]:
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 # --------------------------------------------------------------------------- token endpoint
@@ -652,11 +591,11 @@ def test_cli_add_with_scope_and_json(data_dir: Path, capsys: pytest.CaptureFixtu
 
 
 def test_cli_refusals_have_nonzero_exit_codes(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["clients", "disable", "nobody", "--data-dir", str(data_dir)]) == 1
+    assert main(["clients", "disable", "nobody", "--data-dir", str(data_dir)]) == 2  # refused: 2 (was 1)
     assert "no client 'nobody'" in capsys.readouterr().err
     base = ["clients", "add", "--name", "X", "--kind", "bank", "--client-id", "x-1", "--data-dir", str(data_dir)]
     assert main(base) == 0
-    assert main(base) == 1
+    assert main(base) == 2  # refused: 2 (add is now an alias of create)
     assert "already registered" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exited:
         main(["clients", "add", "--name", "X", "--kind", "emperor", "--data-dir", str(data_dir)])

@@ -148,7 +148,9 @@ def test_every_uscc_is_valid_and_in_xincheng(district: DemoDistrict) -> None:
 def test_every_resident_id_is_valid_with_a_real_birth_date(district: DemoDistrict) -> None:
     ids = {i for (i,) in _query(district, "market", "SELECT fddbr_zjhm FROM qy_jbxx")}
     ids |= {i for (i,) in _query(district, "market", "SELECT dsr_zjhm FROM xzcf WHERE dsr_zjhm NOT LIKE '91%'")}
-    ids |= {i for (i,) in _query(district, "environment", "SELECT credit_code FROM env_punishment WHERE credit_code NOT LIKE '91%'")}
+    # (issue 9: social organisations and public institutions have penalties too, so "not 91" no
+    # longer means a resident ID; residents' IDs all start with the district's division 150102)
+    ids |= {i for (i,) in _query(district, "environment", "SELECT credit_code FROM env_punishment WHERE credit_code LIKE '150102%'")}
     ids |= {i for (i,) in _query(district, "courts", "SELECT zjhm FROM sxbzxr WHERE zjhm NOT LIKE '91%'")}
     assert len(ids) > 100
     for code in ids:
@@ -286,3 +288,35 @@ async def test_natural_person_samples(district: DemoDistrict, connectors: list[C
     clean = district.samples["natural_clean"]
     for family in ("penalties", "judgment_debtor_records"):
         assert await _records(connectors, family, clean) == {}
+
+
+# ---- issue 9: other registration authorities, long names, expired honours --------------------
+
+
+def test_every_uscc_has_a_valid_embedded_organisation_code(district: DemoDistrict) -> None:
+    codes = {c for (c,) in _query(district, "market", "SELECT tyshxydm FROM qy_jbxx")}
+    codes |= {c for (c,) in _query(district, "environment", "SELECT credit_code FROM env_punishment WHERE credit_code NOT LIKE '150102%'")}
+    codes |= {c for (c,) in _query(district, "environment", "SELECT credit_code FROM env_credit_honor")}
+    assert len(codes) > 100
+    for code in codes:
+        assert validate_uscc(code) == code and code[2:8] == "150102"
+
+
+def test_subjects_of_other_registration_authorities_have_records_but_no_market_registration(district: DemoDistrict) -> None:
+    registered = {c for (c,) in _query(district, "market", "SELECT tyshxydm FROM qy_jbxx")}
+    others = {c for (c,) in _query(district, "environment", "SELECT credit_code FROM env_punishment WHERE credit_code NOT LIKE '9%' AND credit_code NOT LIKE '150102%'")}
+    others |= {c for (c,) in _query(district, "environment", "SELECT credit_code FROM env_credit_honor WHERE credit_code NOT LIKE '9%'")}
+    assert {c[0] for c in others} >= {"1", "5", "Y"}
+    assert not others & registered
+    for code in others:
+        validate_uscc(code)
+
+
+def test_residents_with_long_mongolian_and_uyghur_names_have_records(district: DemoDistrict) -> None:
+    names = {n for (n,) in _query(district, "market", "SELECT dsrmc FROM xzcf WHERE dsr_zjhm LIKE '150102%'")}
+    assert {"乌云其木格", "阿依古丽·买买提", "其其格玛", "额尔德尼巴雅尔"} <= names
+
+
+def test_some_honours_have_expired(district: DemoDistrict) -> None:
+    expired = _query(district, "market", f"SELECT yxqzhi FROM syxjl WHERE yxqzhi < '{TODAY:%Y%m%d}'")
+    assert len(expired) >= 3

@@ -23,10 +23,13 @@ from xinlian.connectors.filedrop_sheets import DropFormat
 from xinlian.connectors.mapping import ConnectorConfigError, parse_families, parse_search
 from xinlian.connectors.registry import load_connectors
 from xinlian.schema.catalogue import SubjectKind
-from xinlian.schema.identifiers import InvalidIdentifier, id_check_char, uscc_check_char
+from xinlian.schema.identifiers import InvalidIdentifier, id_check_char, org_code_check_char, uscc_check_char
 
 
 def uscc(body: str) -> str:
+    """A valid code from 17 characters: the embedded organisation code gets its own check character."""
+    org = body[9:17]  # the last eight characters name the subject: they become the organisation code
+    body = body[:8] + org + org_code_check_char(org)
     return body + uscc_check_char(body)
 
 

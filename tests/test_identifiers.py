@@ -9,16 +9,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from xinlian.schema.identifiers import (
     ID_CHECK,
     ID_WEIGHTS,
+    ORG_CODE_WEIGHTS,
     USCC_ALPHABET,
     USCC_WEIGHTS,
     InvalidIdentifier,
     id_check_char,
+    org_code_check_char,
     uscc_check_char,
     validate_resident_id,
     validate_uscc,
@@ -28,8 +30,32 @@ VALID_USCCS = ["91110000600037341L", "91310115MA1K3BTP2B", "91350100M000100Y43"]
 VALID_IDS = ["110102199101010078", "44011320141005001X"]
 ID_CHECK_ALPHABET = "0123456789X"
 
-uscc_bodies = st.text(alphabet=USCC_ALPHABET, min_size=17, max_size=17)
-birth_dates = st.dates(min_value=dt.date(1000, 1, 1), max_value=dt.date(9999, 12, 31))
+ORG_CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DIGITS = "0123456789"
+
+# Any 17 characters of the USCC alphabet: enough for the GB 32100 check-character equation.
+any_uscc_bodies = st.text(alphabet=USCC_ALPHABET, min_size=17, max_size=17)
+
+
+@st.composite
+def uscc_bodies(draw: st.DrawFn) -> str:
+    """17 characters that make a valid USCC once the check char is added: authority and
+    category (any), a 6-digit division, an 8-character organisation code body and its
+    GB 11714 check character."""
+    head = draw(st.text(alphabet=USCC_ALPHABET, min_size=2, max_size=2))
+    division = draw(st.text(alphabet=DIGITS, min_size=6, max_size=6))
+    org = draw(st.text(alphabet=USCC_ALPHABET, min_size=8, max_size=8))
+    return head + division + org + org_code_check_char(org)
+
+
+def uscc_of(first16: str) -> str:
+    """Complete 16 leading characters with the organisation-code and USCC check characters,
+    whatever the 16 characters are (so invalid divisions get correct check characters)."""
+    body = first16 + org_code_check_char(first16[8:16])
+    return body + uscc_check_char(body)
+
+
+birth_dates = st.dates(min_value=dt.date(1900, 1, 1), max_value=dt.date.today())
 
 
 @st.composite
@@ -128,15 +154,16 @@ def test_invalid_identifier_is_a_value_error() -> None:
     assert issubclass(InvalidIdentifier, ValueError)
 
 
-@given(body=uscc_bodies)
+@given(body=uscc_bodies())
 @example(body="00000000000000000")  # Σ = 0: the check value is (31 - 0) mod 31 = 0, not 31
-@example(body="YYYYYYYYYYYYYYYYY")
+@example(body="YY999999YYYYYYYY7")
+@settings(max_examples=2000)
 def test_any_uscc_body_plus_its_check_char_validates(body: str) -> None:
     code = body + uscc_check_char(body)
     assert validate_uscc(code) == code
 
 
-@given(body=uscc_bodies)
+@given(body=any_uscc_bodies)
 def test_uscc_check_char_satisfies_the_gb32100_equation(body: str) -> None:
     """Σ(value × weight) + check value ≡ 0 (mod 31), with the check value in 0..30."""
     total = sum(USCC_ALPHABET.index(ch) * w for ch, w in zip(body, USCC_WEIGHTS))
@@ -144,7 +171,7 @@ def test_uscc_check_char_satisfies_the_gb32100_equation(body: str) -> None:
     assert (total + check_value) % 31 == 0
 
 
-@given(body=uscc_bodies)
+@given(body=uscc_bodies())
 def test_every_other_last_char_of_a_uscc_is_rejected(body: str) -> None:
     right = uscc_check_char(body)
     for wrong in USCC_ALPHABET.replace(right, ""):
@@ -152,7 +179,8 @@ def test_every_other_last_char_of_a_uscc_is_rejected(body: str) -> None:
             validate_uscc(body + wrong)
 
 
-@given(body=uscc_bodies, position=st.integers(0, 17), data=st.data())
+@given(body=uscc_bodies(), position=st.integers(0, 17), data=st.data())
+@settings(max_examples=2000)
 def test_any_single_substitution_in_a_valid_uscc_is_detected(body: str, position: int, data: st.DataObject) -> None:
     code = body + uscc_check_char(body)
     replacement = data.draw(st.sampled_from(USCC_ALPHABET.replace(code[position], "")))
@@ -184,7 +212,7 @@ def test_uscc_weights_make_every_single_substitution_detectable_mod_31() -> None
         assert all((weight * difference) % 31 != 0 for difference in range(1, 31))
 
 
-@given(body=uscc_bodies, position=st.integers(0, 16))
+@given(body=uscc_bodies(), position=st.integers(0, 16))
 def test_swapping_two_adjacent_different_uscc_characters_is_detected(body: str, position: int) -> None:
     code = body + uscc_check_char(body)
     assume(code[position] != code[position + 1])
@@ -366,3 +394,136 @@ def test_resident_id_with_non_ascii_digits_is_rejected(value: str) -> None:
 def test_resident_id_with_superscript_digit_raises_invalid_identifier(value: str) -> None:
     with pytest.raises(InvalidIdentifier):
         validate_resident_id(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 9: division digits, the embedded organisation code (GB 11714), birth-date range
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("body", "check"), [("MA1K3BTP", "2"), ("60003734", "1"), ("M000100Y", "4")])
+def test_design_brief_organisation_codes_have_their_check_character(body: str, check: str) -> None:
+    assert org_code_check_char(body) == check
+
+
+def test_organisation_code_check_value_10_is_x_and_11_is_0() -> None:
+    assert org_code_check_char("00000000") == "0"  # Σ = 0: 11 − 0 = 11 → 0
+    assert org_code_check_char("00000001") == "9"  # Σ = 2: 11 − 2 = 9
+    assert org_code_check_char("00000006") == "X"  # Σ = 12 ≡ 1: 11 − 1 = 10 → X
+
+
+@given(body=st.text(alphabet=ORG_CODE_ALPHABET, min_size=8, max_size=8))
+@settings(max_examples=1000)
+def test_organisation_code_check_satisfies_the_gb11714_equation(body: str) -> None:
+    """Σ(value × weight) + check value ≡ 0 (mod 11), with X = 10 and 0 standing for 11."""
+    total = sum(ORG_CODE_ALPHABET.index(ch) * w for ch, w in zip(body, ORG_CODE_WEIGHTS))
+    check = org_code_check_char(body)
+    value = 10 if check == "X" else int(check)
+    assert (total + value) % 11 == 0
+
+
+@pytest.mark.parametrize("body", ["", "MA1K3BT", "MA1K3BTP2", "MA1K3BT-", "ma1k3btp"])
+def test_organisation_code_check_char_needs_8_upper_case_characters(body: str) -> None:
+    with pytest.raises(InvalidIdentifier):
+        org_code_check_char(body)
+
+
+@given(body=uscc_bodies(), position=st.integers(2, 7), letter=st.sampled_from(USCC_ALPHABET[10:]))
+@settings(max_examples=2000)
+def test_letter_in_the_administrative_division_is_rejected_even_with_both_checks_right(
+    body: str, position: int, letter: str
+) -> None:
+    code = uscc_of(body[:position] + letter + body[position + 1 : 16])
+    with pytest.raises(InvalidIdentifier, match="administrative division"):
+        validate_uscc(code)
+
+
+@pytest.mark.parametrize("code", [uscc_of("91AB0000MA1K3BTP"), uscc_of("9131011XMA1K3BTP"), uscc_of("91A10115MA1K3BTP")])
+def test_fixed_examples_of_letters_in_the_division_are_rejected(code: str) -> None:
+    assert uscc_check_char(code[:17]) == code[17]
+    with pytest.raises(InvalidIdentifier, match="positions 3-8"):
+        validate_uscc(code)
+
+
+@given(body=uscc_bodies(), data=st.data())
+@settings(max_examples=2000)
+def test_wrong_organisation_check_char_is_rejected_even_with_the_uscc_check_right(
+    body: str, data: st.DataObject
+) -> None:
+    """The USCC check char is recomputed after the change, so only GB 11714 can catch it."""
+    wrong = data.draw(st.sampled_from([c for c in "0123456789X" if c != body[16]]))
+    code = body[:16] + wrong
+    code += uscc_check_char(code)
+    with pytest.raises(InvalidIdentifier, match=r"organisation code .* wrong check character"):
+        validate_uscc(code)
+
+
+@given(body=uscc_bodies(), position=st.integers(8, 15), data=st.data())
+@settings(max_examples=2000)
+def test_organisation_code_change_with_recomputed_uscc_check_is_rejected(
+    body: str, position: int, data: st.DataObject
+) -> None:
+    """Changing one organisation-code character and recomputing only the USCC check char
+    (a forged code) is caught by the organisation code's own check character."""
+    replacement = data.draw(st.sampled_from(USCC_ALPHABET.replace(body[position], "")))
+    changed = body[:position] + replacement + body[position + 1 :]
+    assume(org_code_check_char(changed[8:16]) != changed[16])  # 8 weights mod 11: a few collide
+    code = changed + uscc_check_char(changed)
+    with pytest.raises(InvalidIdentifier, match="organisation code"):
+        validate_uscc(code)
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["91110000600037342L", "91310115MA1K3BTP3B", "91350100M000100Y53"],
+)
+def test_design_brief_usccs_with_wrong_organisation_check_char_are_rejected(code: str) -> None:
+    fixed = code[:17] + uscc_check_char(code[:17])
+    with pytest.raises(InvalidIdentifier):
+        validate_uscc(fixed)
+
+
+def test_thousands_of_generated_codes_valid_and_single_mutations_invalid() -> None:
+    """Deterministic bulk check, independent of hypothesis: 5,000 valid codes of several
+    registration authorities, each mutated once at a random position (all rejected)."""
+    import random
+
+    rng = random.Random(9)
+    for _ in range(5000):
+        head = rng.choice("159Y") + rng.choice(USCC_ALPHABET)
+        division = "".join(rng.choice(DIGITS) for _ in range(6))
+        org = "".join(rng.choice(USCC_ALPHABET) for _ in range(8))
+        code = uscc_of(head + division + org)
+        assert validate_uscc(code) == code
+        position = rng.randrange(18)
+        replacement = rng.choice(USCC_ALPHABET.replace(code[position], ""))
+        with pytest.raises(InvalidIdentifier):
+            validate_uscc(code[:position] + replacement + code[position + 1 :])
+
+
+@pytest.mark.parametrize("birth", ["00010101", "18000101", "18991231", "09991231"])
+def test_resident_id_born_before_1900_is_rejected(birth: str) -> None:
+    number = with_id_check("150102" + birth + "007")
+    with pytest.raises(InvalidIdentifier, match=rf"birth date {birth}.*between 1900-01-01 and today"):
+        validate_resident_id(number)
+
+
+def test_resident_id_born_in_the_future_is_rejected_but_today_and_1900_are_accepted() -> None:
+    today = dt.date.today()
+    tomorrow = today + dt.timedelta(days=1)
+    with pytest.raises(InvalidIdentifier, match="between 1900-01-01 and today"):
+        validate_resident_id(with_id_check(f"150102{tomorrow:%Y%m%d}007"))
+    for born in (today, dt.date(1900, 1, 1)):
+        number = with_id_check(f"150102{born:%Y%m%d}007")
+        assert validate_resident_id(number) == number
+
+
+@given(born=st.one_of(
+    st.dates(min_value=dt.date(1000, 1, 1), max_value=dt.date(1899, 12, 31)),
+    st.dates(min_value=dt.date.today() + dt.timedelta(days=1), max_value=dt.date(9999, 12, 31)),
+))
+@settings(max_examples=1000)
+def test_resident_id_with_out_of_range_birth_date_and_right_check_char_is_rejected(born: dt.date) -> None:
+    number = with_id_check(f"150102{born.year:04d}{born.month:02d}{born.day:02d}007")
+    with pytest.raises(InvalidIdentifier, match="birth date"):
+        validate_resident_id(number)

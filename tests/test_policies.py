@@ -536,7 +536,7 @@ def test_decide_follows_all_five_rules_of_the_definition(
     expected = expected_decision(
         policy, kind=caller.kind, scopes=caller.scopes, purpose=caller.purpose,
         allowed_purposes=caller.allowed_purposes, family=key[0], field=key[1],
-        natural_person=natural, consented=consented,
+        natural_person=natural, consented=consented, subject_names=False,
     )
     decision = decide(policy, caller, *key, natural_person=natural, consented=consented)
     assert (decision.allowed, decision.disclosure, decision.reason.value) == (

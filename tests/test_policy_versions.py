@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub_fixture import RunningHub, running_hub, with_policy_history
+from hub_fixture import RunningHub, running_hub, wait_until, with_policy_history
 from xinlian.hub.active_policy import ActivePolicy
 from xinlian.hub.audit.trail import AuditTrail
 from xinlian.hub.cli import main as cli_main
@@ -433,7 +433,8 @@ def _audit_tail(data_dir: Path, n: int = 50) -> list[Any]:
 
 
 def test_cli_changes_classes_and_audits_each_change(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _policy(data_dir, "set-class", "penalties", "case_handler", "public", "--reason", "open data", "--by", "admin-wang") == 0
+    assert _policy(data_dir, "set-class", "penalties", "case_handler", "public", "--reason", "open data", "--by", "admin-wang",
+                   "--confirm-widening") == 0  # SHARED -> PUBLIC widens: confirmed (issue 9)
     out = capsys.readouterr().out
     assert "v2 stored and active" in out and "fields.penalties.case_handler: SHARED -> PUBLIC" in out
 
@@ -454,6 +455,7 @@ def test_cli_changes_classes_and_audits_each_change(data_dir: Path, capsys: pyte
         "activated": True,
         "changes": ["fields.penalties.case_handler: SHARED -> PUBLIC"],
         "reason": "open data",
+        "warning": "widens disclosure: penalties.case_handler: SHARED -> PUBLIC",
     }
 
 
@@ -463,7 +465,7 @@ def test_cli_overrides_masks_scopes_activation_and_diff(data_dir: Path, capsys: 
     assert _policy(data_dir, "set-mask", "tax_credit", "tax_paid", "AUTHORIZED", "none", "--reason", "r", "--no-activate") == 0
     out = capsys.readouterr().out
     assert "v4 stored, not active (v3 stays in force)" in out
-    assert _policy(data_dir, "set-scope", "credit:x", "PUBLIC,SHARED", "--reason", "a new scope") == 0
+    assert _policy(data_dir, "set-scope", "credit:x", "PUBLIC,SHARED", "--reason", "a new scope", "--confirm-widening") == 0
     assert _policy(data_dir, "diff", "v1", "v5") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "scopes.credit:x: (none) -> PUBLIC, SHARED"
     assert _policy(data_dir, "activate", "v4", "--reason", "masks off after review", "--by", "admin-li") == 0
@@ -555,11 +557,7 @@ def _introspected(hub: RunningHub) -> set[str]:
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float = 2.5) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < seconds, "the running hub did not follow the store in time"
-        time.sleep(0.1)
-    return time.monotonic() - started
+    return wait_until(condition, seconds, "the running hub following the store")
 
 
 _history_call = with_policy_history

@@ -1,8 +1,8 @@
 """The publicity window (NDRC 2025 credit repair measures) and its month arithmetic.
 
-Counted from the decision date: 轻微 not shown by default, 一般 at most 12 months, 严重 at most 36
-months; the record's own publicity end date can shorten the window but never lengthen it; a record
-whose window cannot be established is not shown.
+Counted from the decision date: 轻微 not shown by default, 一般 at least 3 and at most 12 months,
+严重 at least 12 and at most 36 months; the record's own publicity end date can shorten the window
+down to the minimum but never lengthen it; a record whose window cannot be established is not shown.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from xinlian.policies.rows import PublicityWindow, add_months
+from xinlian.policies import PolicyError
+from xinlian.policies.rows import STANDARD_MIN_MONTHS, PublicityWindow, PublicityWindowRule, add_months
+from xinlian.policies.rules import parse_row_rules
 
 D = dt.date
 ONE_DAY = dt.timedelta(days=1)
@@ -186,9 +188,13 @@ def test_severe_own_end_date_later_than_36_months_does_not_extend_the_window(win
     assert not window.shows(record, D(2029, 1, 11))
 
 
-def test_own_end_date_before_the_decision_date_hides_the_record(window: PublicityWindow) -> None:
+def test_own_end_date_before_the_decision_date_does_not_shorten_the_minimum(window: PublicityWindow) -> None:
+    # Changed by issue 9: this record used to be hidden. A department's end date earlier than
+    # the national minimum does not shorten it, so a severe penalty is shown for a year.
     record = penalty(SEVERE, D(2026, 1, 10), own_end=D(2025, 12, 31))
-    assert not window.shows(record, D(2026, 1, 10))
+    assert window.end_of_display(record) == D(2027, 1, 10)
+    assert window.shows(record, D(2026, 1, 10))
+    assert not window.shows(record, D(2027, 1, 11))
 
 
 def test_own_end_date_that_is_not_a_date_hides_the_record(window: PublicityWindow) -> None:
@@ -202,13 +208,14 @@ def test_own_end_date_that_is_not_a_date_hides_the_record(window: PublicityWindo
     severity=st.sampled_from([ORDINARY, SEVERE]),
     own_end=st.none() | dates,
 )
-def test_window_ends_at_the_earlier_of_the_maximum_and_the_own_end_date(
+def test_window_ends_at_the_own_end_date_held_between_the_minimum_and_the_maximum(
     decided: dt.date, severity: str, own_end: dt.date | None
 ) -> None:
     window = PublicityWindow.standard()
     record = penalty(severity, decided, own_end)
     maximum = add_months(decided, {ORDINARY: 12, SEVERE: 36}[severity])
-    end = maximum if own_end is None else min(maximum, own_end)
+    minimum = add_months(decided, {ORDINARY: 3, SEVERE: 12}[severity])
+    end = maximum if own_end is None else min(maximum, max(minimum, own_end))
     assert window.end_of_display(record) == end
     assert window.shows(record, end)
     assert not window.shows(record, end + ONE_DAY)
@@ -263,6 +270,115 @@ def test_unhashable_severity_is_hidden_rather_than_crashing(window: PublicityWin
 
 
 def test_publicity_end_date_given_as_a_datetime_does_not_crash(window: PublicityWindow) -> None:
-    record = penalty(ORDINARY, D(2026, 4, 15), own_end=dt.datetime(2026, 6, 30, 23, 59))
-    assert window.shows(record, D(2026, 6, 30))
-    assert not window.shows(record, D(2026, 7, 1))
+    # (issue 9: the end date moved from 30 June to 31 August, past the 3-month minimum)
+    record = penalty(ORDINARY, D(2026, 4, 15), own_end=dt.datetime(2026, 8, 31, 23, 59))
+    assert window.shows(record, D(2026, 8, 31))
+    assert not window.shows(record, D(2026, 9, 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 9: the national minimum holds against a department's earlier end date
+# --------------------------------------------------------------------------------------------
+
+
+def test_standard_window_minima_are_0_3_and_12_months(window: PublicityWindow) -> None:
+    assert dict(window.min_months) == {MINOR: 0, ORDINARY: 3, SEVERE: 12} == dict(STANDARD_MIN_MONTHS)
+    assert PublicityWindow(max_months=window.max_months).min_months == window.min_months  # the default
+
+
+def test_ordinary_penalty_ending_after_one_month_is_still_shown_for_three(window: PublicityWindow) -> None:
+    record = penalty(ORDINARY, D(2026, 4, 15), own_end=D(2026, 5, 15))
+    assert window.end_of_display(record) == D(2026, 7, 15)
+    assert window.shows(record, D(2026, 7, 15))
+    assert not window.shows(record, D(2026, 7, 16))
+
+
+def test_severe_penalty_ending_after_six_months_is_still_shown_for_a_year(window: PublicityWindow) -> None:
+    record = penalty(SEVERE, D(2026, 4, 15), own_end=D(2026, 10, 15))
+    assert window.end_of_display(record) == D(2027, 4, 15)
+    assert window.shows(record, D(2027, 4, 15))
+    assert not window.shows(record, D(2027, 4, 16))
+
+
+def test_own_end_date_between_the_minimum_and_the_maximum_is_kept(window: PublicityWindow) -> None:
+    record = penalty(SEVERE, D(2026, 4, 15), own_end=D(2027, 10, 1))
+    assert window.end_of_display(record) == D(2027, 10, 1)
+
+
+def test_minor_penalty_shown_by_policy_has_no_minimum() -> None:
+    window = PublicityWindow(max_months=PublicityWindow.standard().max_months, show_minor=True)
+    record = penalty(MINOR, D(2026, 4, 15), own_end=D(2026, 4, 20))
+    assert window.end_of_display(record) == D(2026, 4, 20)
+
+
+def test_minimum_is_capped_by_a_smaller_maximum() -> None:
+    window = PublicityWindow(max_months={ORDINARY: 1})  # only constructible directly: parsing refuses it
+    assert window.end_of_display(penalty(ORDINARY, D(2026, 4, 15), own_end=D(2026, 4, 16))) == D(2026, 5, 15)
+
+
+def test_own_end_date_that_is_not_a_date_still_hides_the_record_despite_the_minimum(window: PublicityWindow) -> None:
+    assert window.end_of_display(penalty(SEVERE, D(2026, 4, 15), own_end="2026-05-01")) is None
+
+
+def test_credit_repair_hook_ends_display_before_the_minimum() -> None:
+    """There is no repair yet; `repair_end` is where an approved repair will end display."""
+    assert PublicityWindow.standard().repair_end(penalty(SEVERE)) is None
+
+    class Repaired(PublicityWindow):
+        def repair_end(self, record: dict) -> dt.date | None:  # type: ignore[override]
+            return D(2026, 6, 1)
+
+    repaired = Repaired(max_months=PublicityWindow.standard().max_months)
+    assert repaired.end_of_display(penalty(SEVERE, D(2026, 4, 15), own_end=D(2026, 5, 1))) == D(2026, 6, 1)
+
+
+@given(decided=dates, severity=st.sampled_from([ORDINARY, SEVERE]), own_end=dates)
+def test_no_own_end_date_shows_a_penalty_for_less_than_the_minimum(
+    decided: dt.date, severity: str, own_end: dt.date
+) -> None:
+    window = PublicityWindow.standard()
+    minimum = add_months(decided, {ORDINARY: 3, SEVERE: 12}[severity])
+    assert window.shows(penalty(severity, decided, own_end), minimum)
+
+
+def _rule(**params: object) -> PublicityWindowRule:
+    (rule,) = parse_row_rules([{"rule": "publicity-window", "families": ["penalties"], **params}])
+    assert isinstance(rule, PublicityWindowRule)
+    return rule
+
+
+def test_rule_defaults_to_the_national_minima_and_reports_them() -> None:
+    rule = _rule()
+    assert rule.window == PublicityWindow.standard()
+    assert rule.parameters()["min_months"] == {MINOR: 0, ORDINARY: 3, SEVERE: 12}
+
+
+def test_rule_may_raise_a_minimum_up_to_the_maximum() -> None:
+    rule = _rule(min_months={MINOR: 1, ORDINARY: 6, SEVERE: 36})
+    assert dict(rule.window.min_months) == {MINOR: 1, ORDINARY: 6, SEVERE: 36}
+    record = penalty(ORDINARY, D(2026, 4, 15), own_end=D(2026, 5, 1))
+    assert rule.keep(record, D(2026, 10, 15)) and not rule.keep(record, D(2026, 10, 16))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"min_months": 3}, "min_months must be a table of severity = months"),
+        ({"min_months": {MINOR: 0, ORDINARY: 2, SEVERE: 12}}, "min_months.一般: 2 months is outside 3 to 12"),
+        ({"min_months": {MINOR: 0, ORDINARY: 3, SEVERE: 11}}, "min_months.严重: 11 months is outside 12 to 36"),
+        ({"min_months": {MINOR: 4, ORDINARY: 3, SEVERE: 12}}, "min_months.轻微: 4 months is outside 0 to 3"),
+        ({"min_months": {MINOR: 0, ORDINARY: 3, SEVERE: 12}, "max_months": {MINOR: 3, ORDINARY: 6, SEVERE: 24}}, None),
+        ({"min_months": {MINOR: 0, ORDINARY: 9, SEVERE: 12}, "max_months": {MINOR: 3, ORDINARY: 6, SEVERE: 24}},
+         "min_months.一般: 9 months is outside 3 to 6"),
+        ({"min_months": {MINOR: 0, ORDINARY: "3", SEVERE: 12}}, "min_months.一般 must be a whole number"),
+        ({"min_months": {MINOR: False, ORDINARY: 3, SEVERE: 12}}, "min_months.轻微 must be a whole number"),
+        ({"min_months": {MINOR: 0, ORDINARY: 3}}, "min_months: give the months for 严重"),
+        ({"min_months": {"重大": 3}}, "min_months: unknown severity '重大'"),
+    ],
+)
+def test_rule_min_months_are_validated_like_max_months(params: dict, message: str | None) -> None:
+    if message is None:
+        _rule(**params)
+        return
+    with pytest.raises(PolicyError, match=message):
+        _rule(**params)

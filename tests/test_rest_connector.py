@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import ipaddress
 import math
 import ssl
+import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -300,7 +303,7 @@ async def test_pagination_that_loops_or_leaves_the_api_is_invalid(court, tmp_pat
         ("busy", UpstreamUnavailable, "reported code = 1001", "upstream_error"),
         ("garbage", UpstreamInvalid, "judgment_debtor_records: the response is not valid JSON", "invalid_data"),
         ("shape", UpstreamInvalid, r"data\.list is a string, not a list of records", "invalid_data"),
-        ("truncated", UpstreamUnavailable, "the response from the department's API was cut short", "unreachable"),
+        ("truncated", UpstreamInvalid, "judgment_debtor_records: the response was cut short", "invalid_data"),
         ("reset", UpstreamUnavailable, "reset|closed the connection", "unreachable"),
     ],
 )
@@ -313,6 +316,122 @@ async def test_faults_become_connector_errors_and_the_next_request_is_served(cou
         assert type(failure.value) is error and failure.value.department == "新城区人民法院"
         assert failure.value.reason == reason
         assert "127.0.0.1" not in failure.value.message and "ids=" not in failure.value.message
+        assert len((await courts.fetch(FAMILY, [KEYS[0]], ["case_number"]))[KEYS[0]]) == 2
+
+
+def _large_buffers(exc: BaseException, size: int = 64 * 1024) -> list[str]:
+    """What an exception keeps reachable that is a body-sized buffer or a response still open.
+
+    Follows its cause and context (suppressed or not), args, attributes, and the locals of every
+    frame of every traceback in the chain (one level into lists, tuples and dicts).
+    """
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def look(value: Any, where: str, depth: int = 0) -> None:
+        if id(value) in seen:
+            return
+        seen.add(id(value))
+        if isinstance(value, (bytes, bytearray, memoryview)) and len(value) >= size:
+            found.append(f"{where}: {len(value)} bytes")
+        elif isinstance(value, httpx.Response) and not value.is_closed:
+            found.append(f"{where}: an open response")
+        elif isinstance(value, BaseException):
+            chain(value, where)
+        elif depth < 2 and isinstance(value, (list, tuple, set)):
+            held = sum(len(item) for item in value if isinstance(item, (bytes, bytearray, memoryview)))
+            if held >= size:  # a buffer kept as chunks
+                found.append(f"{where}: {held} bytes in {len(value)} pieces")
+            for n, item in enumerate(value):
+                look(item, f"{where}[{n}]", depth + 1)
+        elif depth < 2 and isinstance(value, dict):
+            for key, item in value.items():
+                look(item, f"{where}[{key!r}]", depth + 1)
+
+    def chain(error: BaseException, where: str) -> None:
+        seen.add(id(error))
+        for n, arg in enumerate(error.args):
+            look(arg, f"{where}.args[{n}]")
+        for name, attribute in vars(error).items():
+            look(attribute, f"{where}.{name}")
+        tb = error.__traceback__
+        while tb is not None:
+            for name, local in tb.tb_frame.f_locals.items():
+                look(local, f"{where} frame {tb.tb_frame.f_code.co_name}.{name}")
+            tb = tb.tb_next
+        for link in ("__cause__", "__context__"):
+            linked = getattr(error, link)
+            if linked is not None and id(linked) not in seen:
+                chain(linked, f"{where}.{link}")
+
+    chain(exc, "error")
+    return found
+
+
+async def test_an_oversized_answer_is_invalid_and_not_kept_alive(tmp_path, monkeypatch):
+    """Regression (issue 9): 20 oversized answers in a row, every failure kept: memory stays flat.
+
+    A real loopback server streams 4 MiB (chunked, no Content-Length) per request; the ceiling is
+    lowered to 1 MiB so the test stays quick. Before the fix, each failure's context kept the
+    buffered megabyte alive through the reader's frame.
+    """
+    from xinlian.connectors import rest
+
+    ceiling, answers = 2**20, {"served": 0}
+    monkeypatch.setattr(rest, "MAX_BODY_BYTES", ceiling)
+
+    async def oversized(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        answers["served"] += 1
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json")]})
+        chunk = b" " * 65536
+        for _ in range(64):  # 4 MiB
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    with serve_app(oversized, lifespan="off") as base_url:
+        async with connected(tmp_path, court_toml(base_url)) as courts:
+            with pytest.raises(UpstreamInvalid, match="the response exceeds 1 MiB"):  # warm-up: imports, pools
+                await courts.fetch(FAMILY, [KEYS[0]], ["case_number"])
+            kept: list[BaseException] = []
+            gc.collect()
+            tracemalloc.start()
+            try:
+                before = tracemalloc.get_traced_memory()[0]
+                for _ in range(20):
+                    with pytest.raises(UpstreamInvalid) as failure:
+                        await courts.fetch(FAMILY, [KEYS[0]], ["case_number"])
+                    kept.append(failure.value)  # as a log handler, a breaker or an error list might
+                gc.collect()
+                grown, peak = tracemalloc.get_traced_memory()[0] - before, tracemalloc.get_traced_memory()[1] - before
+            finally:
+                tracemalloc.stop()
+    assert answers["served"] == 21
+    assert all(type(e) is UpstreamInvalid and e.reason == "invalid_data" for e in kept)
+    assert all("exceeds 1 MiB" in e.message for e in kept)
+    assert [found for e in kept if (found := _large_buffers(e))] == []
+    # a leak keeps one ceiling per answer (20 MiB here; 23 MB measured before the fix); the bounds
+    # leave room for what other threads (the server) and the interpreter allocate meanwhile
+    assert grown < 6 * ceiling, f"{grown} bytes still held after 20 oversized answers"
+    assert peak < 10 * ceiling, f"peak {peak} bytes: answers kept buffered"
+
+
+async def test_a_body_cut_short_is_invalid_not_retried_by_the_link(court, tmp_path):
+    """The department answered, but its body stops before its Content-Length: invalid, asked once."""
+    from xinlian.connectors.resilience import DepartmentLink
+
+    base_url, app = court()
+    async with connected(tmp_path, court_toml(base_url)) as courts:
+        app.state.faults.inject("truncated", times=5)
+        link = DepartmentLink(courts)
+        with pytest.raises(UpstreamInvalid, match="cut short") as failure:
+            await link.fetch(FAMILY, [KEYS[0]], ["case_number"], deadline=link.deadline_in(5))
+        assert failure.value.reason == "invalid_data" and _large_buffers(failure.value) == []
+        assert app.state.traffic.requests["batch"] == 1  # not retried
+        status = link.status()
+        assert (status.attempts, status.invalid, status.failures, status.consecutive_failures) == (1, 1, 0, 0)
+        app.state.faults.clear()
         assert len((await courts.fetch(FAMILY, [KEYS[0]], ["case_number"]))[KEYS[0]]) == 2
 
 

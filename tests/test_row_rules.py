@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import time
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping, Self
@@ -23,7 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from hub_fixture import RunningHub, running_hub, with_policy_history
+from hub_fixture import RunningHub, running_hub, wait_until, with_policy_history
 from xinlian.hub.admin.policy_text import policy_toml
 from xinlian.hub.demo.generator import REFERENCE_DATE
 from xinlian.hub.governance.policy_versions import VERSIONS, PolicyHistory, canonical_document_text
@@ -185,7 +184,8 @@ applies_to = ["SHARED"]
     document = policy_document(policy)
     assert document["rows"] == [
         {"rule": "publicity-window", "families": ["penalties"], "applies_to": ["PUBLIC"],
-         "show_minor": True, "max_months": {"轻微": 1, "一般": 6, "严重": 24}},
+         "show_minor": True, "max_months": {"轻微": 1, "一般": 6, "严重": 24},
+         "min_months": {"轻微": 0, "一般": 3, "严重": 12}},
         {"rule": "review-gate", "families": ["licenses"], "applies_to": ["PUBLIC", "AUTHORIZED"],
          "field": "review_status", "shown": ["已审核"]},
     ]
@@ -251,7 +251,7 @@ def test_a_change_of_rules_reads_as_diff_lines() -> None:
         ('[[rows]]\nrule = "publicity-window"\nfamilies = ["penalties"]\nmax_months = { "轻微" = true, "一般" = 12, "严重" = 36 }\n', "max_months.轻微 must be a whole number"),
         ('[[rows]]\nrule = "publicity-window"\nfamilies = ["penalties"]\nmax_months = { "轻微" = 3, "一般" = 12 }\n', "max_months: give the months for 严重"),
         ('[[rows]]\nrule = "publicity-window"\nfamilies = ["penalties"]\nmax_months = { "重大" = 3 }\n', "max_months: unknown severity '重大'"),
-        ('[[rows]]\nrule = "publicity-window"\nfamilies = ["penalties"]\nmax_month = { "一般" = 3 }\n', "unknown parameter 'max_month' for rule 'publicity-window' \\(its parameters: max_months, show_minor\\)"),
+        ('[[rows]]\nrule = "publicity-window"\nfamilies = ["penalties"]\nmax_month = { "一般" = 3 }\n', "unknown parameter 'max_month' for rule 'publicity-window' \\(its parameters: max_months, min_months, show_minor\\)"),
         ('[[rows]]\nrule = "validity-window"\nfamilies = ["honors"]\n[[rows]]\nrule = "nope"\n', r"rows\[1\]: unknown rule 'nope'"),
         ('[[annotations]]\nrule = "objection-flag"\nfamilies = ["social_insurance_contributions"]\n', "annotations\\[0\\] \\(objection-flag\\): cannot apply to social_insurance_contributions: its records have no key"),
         ('[[annotations]]\nrule = "review-gate"\nfamilies = ["licenses"]\n', "annotations\\[0\\]: unknown rule 'review-gate' \\(one of: objection-flag\\)"),
@@ -444,10 +444,7 @@ _history = with_policy_history
 
 
 def _wait_for_version(hub: RunningHub, version: str, seconds: float = 3.0) -> None:
-    started = time.monotonic()
-    while hub.http.get("/").json()["policy_version"] != version:
-        assert time.monotonic() - started < seconds, f"the running hub did not follow {version} in time"
-        time.sleep(0.1)
+    wait_until(lambda: hub.http.get("/").json()["policy_version"] == version, seconds, f"the hub following {version}")
 
 
 def _back_to_v1(hub: RunningHub) -> None:
@@ -530,7 +527,8 @@ def test_a_dry_run_names_the_rules_in_force_and_those_applied(hub: RunningHub) -
     window = by_rule["publicity-window"]
     assert window == {
         "rule": "publicity-window", "section": "rows", "families": ["penalties"], "appliesTo": ["PUBLIC", "AUTHORIZED"],
-        "appliesToClient": True, "parameters": {"show_minor": False, "max_months": {"轻微": 3, "一般": 12, "严重": 36}},
+        "appliesToClient": True, "parameters": {"show_minor": False, "max_months": {"轻微": 3, "一般": 12, "严重": 36},
+                                            "min_months": {"轻微": 0, "一般": 3, "严重": 12}},
     }
     assert by_rule["objection-flag"]["section"] == "annotations" and by_rule["objection-flag"]["appliesToClient"]
     assert {"honors:validity-window", "licenses:validity-window", "licenses:review-gate", "penalties:publicity-window"} <= set(bank["rulesApplied"])

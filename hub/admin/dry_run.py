@@ -11,16 +11,27 @@ consent situation, the row rules and record annotations V declares (`rowRules`: 
 families, audiences, parameters and whether it applies to X) and the ones that ran over the
 records X would receive (`rulesApplied`, "family:rule").
 
-A dry run does not count against X's anti-harvesting cap, and it is audited as its own entry
-(the caller, `dry_run_entry`): the subject's access log lists it.
+What the dry run returns is for the admin's eyes, so values are shown only as the admin's own
+principal would receive them under the *active* policy (`admin_view`): a value the admin could
+not receive (a class its scopes do not grant, AUTHORIZED without its own purpose and consent,
+or CONFIDENTIAL under the active policy or under V) is replaced by its shape, the type name
+(`"<string>"`, `"<date>"`, `"<decimal>"`, `"<int>"`), and a value the admin would receive
+masked is masked with the admin's mask. A CONFIDENTIAL value is never returned, even through a
+version V that was never activated and releases it to X. Decisions, masks, errors and the
+released/denied/masked lists are X's.
+
+The reads count against the *admin's* anti-harvesting cap: the admin is the one looking, and a
+dry run must not be an unmetered way to read many subjects; charging X instead would let an
+admin use up (and raise harvest alerts on) a bank's cap for reads the bank never made. It is
+audited as its own entry (the caller, `dry_run_entry`): the subject's access log lists it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
 
@@ -29,7 +40,7 @@ from xinlian.hub.endpoints.graphql_http import format_error
 from xinlian.hub.governance.policy_versions import PolicyHistory
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import decide
-from xinlian.policies.model import Policy
+from xinlian.policies.model import DisclosureClass, Policy
 from xinlian.schema.catalogue import SubjectKind, families_for
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
@@ -105,10 +116,94 @@ async def _principal(runtime: "HubRuntime", client_id: str, purpose: str | None)
     return principal, bool(record.disabled)
 
 
+def shape(type_name: str) -> str:
+    """The placeholder that stands for a value the admin may not see: its type, e.g. `<string>`."""
+    return f"<{type_name.lower()}>"
+
+
+class _ChargedTo:
+    """The harvest guard, counting every subject read against `client_id` (the admin), not X."""
+
+    def __init__(self, guard: Any, client_id: str) -> None:
+        self._guard = guard
+        self._client_id = client_id
+
+    async def admit(self, client_id: str, subject: str) -> Any:
+        return await self._guard.admit(self._client_id, subject)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._guard, name)
+
+
+def admin_view(
+    data: Any, kind: SubjectKind, active: Policy, version: Policy, admin: Principal | None, x: Principal, consented: bool
+) -> Any:
+    """X's result data as the admin may see it (see the module docstring); `admin` None: shapes only."""
+    if not isinstance(data, dict):
+        return data
+    natural = kind is SubjectKind.NATURAL_PERSON
+    root_name, key = ("legalPerson", "uscc") if kind is SubjectKind.LEGAL_PERSON else ("naturalPerson", "idNumber")
+    root = data.get(root_name)
+    if not isinstance(root, dict):
+        return data
+    families = {family.graphql_field: family for family in families_for(kind)}
+
+    def field_view(family_name: str, field_name: str, type_name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        hidden = shape(type_name)
+        if (
+            version.class_of((family_name, field_name), x.kind) is DisclosureClass.CONFIDENTIAL
+            or admin is None
+            or active.class_of((family_name, field_name), admin.kind) is DisclosureClass.CONFIDENTIAL
+        ):
+            return hidden
+        decision = decide(active, admin, family_name, field_name, natural_person=natural, consented=consented)
+        if not decision.allowed:
+            return hidden
+        return decision.mask(value) if decision.mask is not None else value
+
+    def record_view(family: Any, record: Any) -> Any:
+        if not isinstance(record, dict):
+            return record
+        specs = {spec.graphql_name: spec for spec in family.fields}
+        shown: dict[str, Any] = {}
+        for name, value in record.items():
+            spec = specs.get(name)
+            if spec is None:
+                shown[name] = None if value is None else shape("value")
+            else:
+                shown[name] = field_view(family.name, spec.name, spec.type.value, value)
+        return shown
+
+    view: dict[str, Any] = {}
+    for name, value in root.items():
+        family = families.get(name)
+        if name == key:
+            view[name] = value  # the subject asked about
+        elif family is None:
+            view[name] = None if value is None else shape("value")
+        elif isinstance(value, list):
+            view[name] = [record_view(family, record) for record in value]
+        else:
+            view[name] = record_view(family, value)
+    return {**data, root_name: view}
+
+
 async def dry_run(
-    runtime: "HubRuntime", client_id: str, subject: str, policy_version: str | None = None, purpose: str | None = None
+    runtime: "HubRuntime",
+    client_id: str,
+    subject: str,
+    policy_version: str | None = None,
+    purpose: str | None = None,
+    *,
+    admin: Principal | None = None,
 ) -> DryRunOutcome:
-    """Run the dry run (bad input: `AdminInputError`, nothing run)."""
+    """Run the dry run (bad input: `AdminInputError`, nothing run).
+
+    `admin` is the admin asking: values are shown only as it would receive them, and the reads
+    count against its anti-harvesting cap. Without it, values are shown as shapes only.
+    """
     code, kind = subject_kind(subject)
     policy = await _policy(runtime, policy_version)
     principal, disabled = await _principal(runtime, client_id, purpose)
@@ -137,8 +232,14 @@ async def dry_run(
     rules = [RuleInForce.of(rule, "rows", audience) for rule in policy.rows]
     rules += [RuleInForce.of(rule, "annotations", audience) for rule in policy.annotations]
 
-    # a dry run is not X harvesting: it does not count against X's cap
+    admin_consented = False
+    if admin is not None and admin.client_id and admin.purpose_allowed and admin.purpose is not None:
+        admin_consented = code in await runtime.consents.consenting([code], admin.client_id, admin.purpose)
+
+    # the reads count against the admin's cap (it is the admin looking), never against X's
     ctx = runtime.request_context(principal, public_endpoint=False, policy=policy, harvest_cap=False)
+    if admin is not None and admin.client_id and runtime.harvest.enabled:
+        ctx.services = replace(ctx.services, harvest=_ChargedTo(runtime.harvest, admin.client_id))  # type: ignore[arg-type]
     query = dry_run_query(kind)
     try:
         result = await asyncio.wait_for(
@@ -164,7 +265,7 @@ async def dry_run(
         purpose_allowed=principal.purpose_allowed,
         consented=consented,
         query=query,
-        data=jsonable(result.data),
+        data=jsonable(admin_view(result.data, kind, runtime.policy, policy, admin, principal, admin_consented)),
         decisions=decisions,
         errors=jsonable(errors),
         released=sorted(findings.released),

@@ -5,11 +5,20 @@ both change hub state through this one class, so they validate alike and record 
 input is checked before anything is written (bad input raises `AdminInputError` and changes
 nothing), and every change appends an action — `{"action": "createClient", "client_id": ...}`
 — to `actions`, which the caller writes into the audit entry of the request or command.
+
+Scopes are checked against the known ones: the active policy's scopes plus `admin`
+(`known_scopes`); `credit:autorized` is refused, naming the known ones. A client scope that
+widens what the client may see — `admin` for a kind whose default lacks it, or scopes granting
+a class the client's current scope (its kind's default, for a new client) does not — is refused
+unless `confirm_widening=True` (CLI `--confirm-widening`, admin API `confirmWidening: true`); a
+confirmed widening's action carries `warning`, which lands in the audit entry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from xinlian.hub.auth.clients import CLIENT_KINDS, ClientError, ClientRegistry, default_scope, normalise_scope
@@ -22,11 +31,16 @@ from xinlian.hub.governance import (
     PurposeRegistry,
 )
 from xinlian.hub.governance.objections import check_subject
+from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
 from xinlian.hub.governance.purposes import check_code
 from xinlian.hub.store import Store
 from xinlian.hub.store.models import ClientRecord, ConsentRecord, ObjectionRecord, PurposeRecord
+from xinlian.policies import load_policy
+from xinlian.policies.model import Policy
 
 ClientChanged = Callable[[str], Awaitable[None]]
+ADMIN_SCOPE = "admin"
+CONFIRM_HINT = "confirm with --confirm-widening (admin API: confirmWidening: true)"
 
 
 class AdminInputError(ValueError):
@@ -57,6 +71,7 @@ class AdminOperations:
         by: str,
         on_client_change: ClientChanged | None = None,
         actions: list[dict[str, Any]] | None = None,
+        policy_path: Path | None = None,
     ) -> None:
         self.store = store
         self.by = by
@@ -66,6 +81,44 @@ class AdminOperations:
         self.objections = ObjectionRegister(store)
         self.actions: list[dict[str, Any]] = [] if actions is None else actions
         self._on_client_change = on_client_change
+        self._policy_path = policy_path  # the policy file the hub seeds from, for a store without versions
+
+    async def _policy(self) -> Policy:
+        try:
+            return (await PolicyHistory(self.store).active()).policy
+        except PolicyHistoryEmpty:
+            return load_policy(self._policy_path)
+
+    async def known_scopes(self) -> list[str]:
+        """The scopes a client may be given: the active policy's, plus `admin`."""
+        return sorted({*(await self._policy()).scopes, ADMIN_SCOPE})
+
+    async def _checked_scope(self, scope: str, before: str, who: str, confirm: bool) -> tuple[str, str | None]:
+        """`scope` normalised and checked against the known scopes, and the widening warning (if confirmed)."""
+        try:
+            scope = normalise_scope(scope)
+        except ClientError as exc:
+            raise _refused(exc) from None
+        policy = await self._policy()
+        known = {*policy.scopes, ADMIN_SCOPE}
+        unknown = [t for t in scope.split() if t not in known]
+        if unknown:
+            raise AdminInputError(
+                f"unknown scope {', '.join(map(repr, unknown))} (known: {', '.join(sorted(known))})"
+            )
+        new, old = frozenset(scope.split()), frozenset(before.split())
+        wider: list[str] = []
+        if ADMIN_SCOPE in new - old:
+            wider.append(f"{who} becomes an administrator (scope admin)")
+        more = policy.granted(new) - policy.granted(old)
+        if more:
+            wider.append(f"{who} may now see {', '.join(sorted(c.value for c in more))} fields")
+        if not wider:
+            return scope, None
+        text = "widens access: " + "; ".join(wider)
+        if not confirm:
+            raise AdminInputError(f"{text}; {CONFIRM_HINT}")
+        return scope, text
 
     def _record(self, action: str, **targets: Any) -> None:
         self.actions.append({"action": action, **{k: v for k, v in targets.items() if v is not None}})
@@ -101,14 +154,15 @@ class AdminOperations:
         purposes: list[str] | None = None,
         subject_id: str | None = None,
         client_id: str | None = None,
+        *,
+        confirm_widening: bool = False,
     ) -> tuple[ClientRecord, str]:
         """Register a client with its purposes and subject; return it and its secret (shown once)."""
         if kind not in CLIENT_KINDS:
             raise AdminInputError(f"unknown client kind {kind!r} (one of: {', '.join(CLIENT_KINDS)})")
-        try:
-            scope = normalise_scope(default_scope(kind) if scope is None else scope)
-        except ClientError as exc:
-            raise _refused(exc) from None
+        scope, warning = await self._checked_scope(
+            default_scope(kind) if scope is None else scope, default_scope(kind), f"a new {kind} client", confirm_widening
+        )
         wanted = await self._active_purposes(split_codes(purposes))
         if subject_id is not None:
             if kind != "subject":
@@ -132,9 +186,32 @@ class AdminOperations:
                 raise _refused(exc) from None
             raise
         self._record(
-            "createClient", client_id=new_id, kind=kind, scope=scope, purposes=wanted or None, subject_id=subject_id
+            "createClient", client_id=new_id, kind=kind, scope=scope, purposes=wanted or None, subject_id=subject_id,
+            warning=warning,
         )
         return await self.client(new_id), secret
+
+    async def create_client_with_keys(
+        self, name: str, kind: str, jwks: str, scope: str | None = None, client_id: str | None = None, *,
+        confirm_widening: bool = False,
+    ) -> ClientRecord:
+        """Register a `private_key_jwt` client with its PUBLIC key(s): no secret is issued."""
+        if kind not in CLIENT_KINDS:
+            raise AdminInputError(f"unknown client kind {kind!r} (one of: {', '.join(CLIENT_KINDS)})")
+        scope, warning = await self._checked_scope(
+            default_scope(kind) if scope is None else scope, default_scope(kind), f"a new {kind} client", confirm_widening
+        )
+        try:
+            new_id = await self.registry.create_with_keys(name, kind, jwks, scope, client_id=client_id)
+        except ClientError as exc:
+            raise _refused(exc) from None
+        record = await self.client(new_id)
+        kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])]
+        self._record(
+            "createClient", client_id=new_id, kind=kind, scope=record.scope, auth_method="private_key_jwt", kids=kids,
+            warning=warning,
+        )
+        return record
 
     async def rotate_secret(self, client_id: str) -> str:
         await self.client(client_id)
@@ -162,8 +239,11 @@ class AdminOperations:
         await self._changed(client_id)
         return await self.client(client_id)
 
-    async def set_client_scope(self, client_id: str, scope: str) -> ClientRecord:
-        await self.client(client_id)
+    async def set_client_scope(self, client_id: str, scope: str, *, confirm_widening: bool = False) -> ClientRecord:
+        current = await self.client(client_id)
+        scope, warning = await self._checked_scope(
+            scope, current.scope or "", f"client {client_id!r} ({current.kind})", confirm_widening
+        )
         try:
             changed = await self.registry.set_scope(client_id, scope)
         except ClientError as exc:
@@ -171,7 +251,7 @@ class AdminOperations:
         if not changed:
             raise AdminInputError(f"no client {client_id!r}")
         record = await self.client(client_id)
-        self._record("setClientScope", client_id=client_id, scope=record.scope)
+        self._record("setClientScope", client_id=client_id, scope=record.scope, warning=warning)
         await self._changed(client_id)
         return record
 

@@ -10,6 +10,12 @@ field, class or version, a change that changes nothing, an empty reason — rais
 `clearOverride`, `setMask`, `setScopeClasses`, `importPolicy`, `activatePolicyVersion`) with
 its target, the new version and the reason, for the audit entry.
 
+Widening needs confirming: a change that moves a field (or an override) to a wider class
+(CONFIDENTIAL → AUTHORIZED → SHARED → PUBLIC), or makes a scope grant a class it did not, is
+refused with `AdminInputError` unless the caller passes `confirm_widening=True` (CLI
+`--confirm-widening`, admin API `confirmWidening: true`); a confirmed widening is stored and its
+action carries `warning` (what widened), which lands in the audit entry.
+
 Families and fields are named by their policy keys (`penalties`, `case_handler`) or by their
 GraphQL names (`penalties`, `caseHandler`); `*` names every field of a family.
 """
@@ -21,7 +27,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty, StoredPolicy
 from xinlian.hub.store import Store
 from xinlian.policies.changes import ALL_FIELDS, ClearOverride, PolicyChange, SetFieldClass, SetMask, SetScope
-from xinlian.policies.model import DisclosureClass, PolicyError
+from xinlian.policies.model import DisclosureClass, Policy, PolicyError
 from xinlian.schema.catalogue import FAMILIES
 
 from .operations import AdminInputError
@@ -60,6 +66,22 @@ def disclosure_class(value: str, where: str = "disclosureClass") -> DisclosureCl
         raise AdminInputError(f"{where}: {value!r} is not a disclosure class ({names})") from None
 
 
+# narrowest last: a move to a lower rank widens who may see the field
+_RANK = {DisclosureClass.PUBLIC: 0, DisclosureClass.SHARED: 1, DisclosureClass.AUTHORIZED: 2,
+         DisclosureClass.CONFIDENTIAL: 3}
+CONFIRM_HINT = "confirm with --confirm-widening (admin API: confirmWidening: true)"
+
+
+def widening_warning(what: Sequence[str], confirm: bool) -> str | None:
+    """The audit warning for a confirmed widening; `AdminInputError` for an unconfirmed one; None if none."""
+    if not what:
+        return None
+    text = "widens disclosure: " + "; ".join(what)
+    if not confirm:
+        raise AdminInputError(f"{text}; {CONFIRM_HINT}")
+    return text
+
+
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
@@ -94,6 +116,12 @@ class PolicyOperations:
             await self.take_effect()
         return stored
 
+    async def _active_policy(self) -> Policy | None:
+        try:
+            return (await self.history.active()).policy
+        except PolicyHistoryEmpty:
+            return None  # the change itself reports it
+
     async def change(
         self, action: str, changes: Sequence[PolicyChange], reason: str | None, *, activate: bool = True, **targets: Any
     ) -> StoredPolicy:
@@ -104,16 +132,27 @@ class PolicyOperations:
         )
 
     async def set_field_class(
-        self, family: str, field: str, disclosure: str, kind: str | None, reason: str | None, *, activate: bool = True
+        self, family: str, field: str, disclosure: str, kind: str | None, reason: str | None, *, activate: bool = True,
+        confirm_widening: bool = False,
     ) -> StoredPolicy:
         fam = family_name(family)
         name = field_name(fam, field)
         cls = disclosure_class(disclosure)
         kind = kind.strip() if kind and kind.strip() else None
         change = SetFieldClass(fam, name, cls, kind)
+        _reason(reason)  # a missing reason is said first
+        widened: list[str] = []
+        policy = await self._active_policy()
+        if policy is not None:
+            names = FAMILIES[fam].field_names if name == ALL_FIELDS else (name,)
+            for each in names:
+                before = policy.class_of((fam, each), kind)
+                if _RANK[cls] < _RANK[before]:
+                    widened.append(f"{fam}.{each}{f' (for {kind})' if kind else ''}: {before.value} -> {cls.value}")
+        warning = widening_warning(widened, confirm_widening)
         return await self.change(
             "setFieldClass", [change], reason, activate=activate, family=fam, field=name, disclosure_class=cls.value,
-            kind=kind,
+            kind=kind, warning=warning,
         )
 
     async def clear_override(
@@ -141,12 +180,22 @@ class PolicyOperations:
         )
 
     async def set_scope_classes(
-        self, scope: str, classes: list[str] | None, reason: str | None, *, activate: bool = True
+        self, scope: str, classes: list[str] | None, reason: str | None, *, activate: bool = True,
+        confirm_widening: bool = False,
     ) -> StoredPolicy:
         granted = None if classes is None else frozenset(disclosure_class(c, "classes") for c in classes)
+        _reason(reason)
+        policy = await self._active_policy()
+        widened: list[str] = []
+        if policy is not None and granted is not None:
+            before = policy.scopes.get(scope, frozenset())
+            more = sorted((c for c in granted - before), key=_RANK.__getitem__)
+            if more:
+                widened.append(f"scope {scope} now grants {', '.join(c.value for c in more)}")
+        warning = widening_warning(widened, confirm_widening)
         return await self.change(
             "setScopeClasses", [SetScope(scope, granted)], reason, activate=activate, scope=scope,
-            classes=None if granted is None else sorted(c.value for c in granted),
+            classes=None if granted is None else sorted(c.value for c in granted), warning=warning,
         )
 
     async def import_policy(self, toml_text: str, reason: str | None, *, activate: bool = True) -> StoredPolicy:

@@ -150,7 +150,7 @@ class Query:
         purpose: Optional[str] = None,
     ) -> DryRun:
         ctx = _ctx(info)
-        outcome = await dry_run(ctx.runtime, client_id, subject, policy_version, purpose)
+        outcome = await dry_run(ctx.runtime, client_id, subject, policy_version, purpose, admin=ctx.principal)
         ctx.note(
             "dryRun", subject=outcome.result.subject, as_client=client_id,
             policy_version=outcome.result.policy_version, purpose=outcome.result.purpose,
@@ -172,8 +172,11 @@ class Mutation:
         purposes: Optional[list[str]] = None,
         subject_id: Optional[str] = None,
         client_id: Optional[str] = None,
+        confirm_widening: bool = False,
     ) -> ClientWithSecret:
-        record, secret = await _ctx(info).operations.create_client(name, kind, scope, purposes, subject_id, client_id)
+        record, secret = await _ctx(info).operations.create_client(
+            name, kind, scope, purposes, subject_id, client_id, confirm_widening=confirm_widening
+        )
         return ClientWithSecret(client=Client.of(record), client_secret=secret)
 
     @strawberry.mutation(description="Give a client a new secret (the old one stops at once); shown this once.")
@@ -191,8 +194,11 @@ class Mutation:
         return Client.of(await _ctx(info).operations.enable_client(client_id))
 
     @strawberry.mutation(description="Replace the scopes a client may ask for (new tokens only).")
-    async def set_client_scope(self, info: strawberry.Info, client_id: str, scope: str) -> Client:
-        return Client.of(await _ctx(info).operations.set_client_scope(client_id, scope))
+    async def set_client_scope(
+        self, info: strawberry.Info, client_id: str, scope: str, confirm_widening: bool = False
+    ) -> Client:
+        ops = _ctx(info).operations
+        return Client.of(await ops.set_client_scope(client_id, scope, confirm_widening=confirm_widening))
 
     @strawberry.mutation(description="Replace the purposes a client may declare (defined, not retired).")
     async def set_client_purposes(self, info: strawberry.Info, client_id: str, purposes: list[str]) -> Client:
@@ -249,9 +255,12 @@ class Mutation:
         disclosure_class: str,
         reason: str,
         kind: Optional[str] = None,
+        confirm_widening: bool = False,
     ) -> PolicyVersion:
         ctx = _ctx(info)
-        stored = await ctx.policy.set_field_class(family, field, disclosure_class, kind, reason)
+        stored = await ctx.policy.set_field_class(
+            family, field, disclosure_class, kind, reason, confirm_widening=confirm_widening
+        )
         return PolicyVersion.of(stored, ctx.policy.history)
 
     @strawberry.mutation(description="Remove a client kind's override of a field (`*`: the whole family).")
@@ -268,10 +277,12 @@ class Mutation:
 
     @strawberry.mutation(description="Set the classes a scope grants (classes null removes the scope).")
     async def set_scope_classes(
-        self, info: strawberry.Info, scope: str, reason: str, classes: Optional[list[str]] = None
+        self, info: strawberry.Info, scope: str, reason: str, classes: Optional[list[str]] = None,
+        confirm_widening: bool = False,
     ) -> PolicyVersion:
         ctx = _ctx(info)
-        return PolicyVersion.of(await ctx.policy.set_scope_classes(scope, classes, reason), ctx.policy.history)
+        stored = await ctx.policy.set_scope_classes(scope, classes, reason, confirm_widening=confirm_widening)
+        return PolicyVersion.of(stored, ctx.policy.history)
 
     @strawberry.mutation(description="Store a whole policy document (TOML) as the next version, activated.")
     async def import_policy(self, info: strawberry.Info, toml: str, reason: str) -> PolicyVersion:

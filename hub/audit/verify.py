@@ -15,21 +15,26 @@ sit in memory). For each row, in this order:
 
 What a hash chain cannot show by itself: entries cut off the END of the trail, or forged
 entries appended at the end with correctly computed hashes. Compare `head_hash` with a value
-noted earlier (e.g. from `xinlian audit verify` output kept elsewhere) to catch those.
+noted earlier, or let `verify_trail` compare it with the signed checkpoints (checkpoint.py),
+to catch those. `verify_trail` also recomputes the subject index (`audit_subjects`) from the
+entries and names every difference.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from xinlian.hub.store import Store
+from xinlian.keys.keyring import Keyring
 
 from .chain import GENESIS_HASH, chain_hash
+from .checkpoint import Checkpoint, LoadedCheckpoint, verify_signature
 from .entry import AuditEntry, format_time
-from .trail import AUDIT_TABLE
+from .trail import AUDIT_TABLE, SUBJECT_TABLE
 
 PAGE_SIZE = 1000
 
@@ -133,3 +138,172 @@ async def verify_chain(store: Store, *, page_size: int = PAGE_SIZE) -> VerifyRep
     if prev is None:
         return VerifyReport(ok=True, checked=0)
     return VerifyReport(ok=True, checked=checked, head_seq=prev.seq, head_hash=prev.hash)
+
+
+# --- the whole trail: chain, signed checkpoints, subject index -------------------------------
+
+MAX_INDEX_FINDINGS = 20  # differences of the subject index named one by one (the rest counted)
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class TrailReport:
+    """What `xinlian audit verify` found: the chain, the checkpoints, the subject index.
+
+    `findings` are tamper findings (any one makes the trail not intact); `anchored_seq` is the seq
+    of the newest valid checkpoint the chain still matches (0: none), `unanchored` the range of
+    entries after it, which no checkpoint covers yet (None: every entry is anchored).
+    """
+
+    chain: VerifyReport
+    last_seq: int  # the highest seq stored (intact or not)
+    checkpoints_read: int
+    checkpoints_valid: int
+    newest: Checkpoint | None  # the newest valid checkpoint
+    anchored_seq: int
+    unanchored: tuple[int, int] | None
+    findings: list[str]
+    index_rows: int
+    index_differences: int
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and not self.findings
+
+
+def expected_index(seq: int, content: str) -> set[tuple[str, int]]:
+    """The `audit_subjects` rows entry `seq` must have (as the writer and migration 0003 write them)."""
+    try:
+        subjects = json.loads(content).get("subjects") or []
+    except (ValueError, AttributeError):
+        return set()  # unreadable: the chain check reports it
+    return {(str(s)[:32], seq) for s in dict.fromkeys(subjects)}
+
+
+async def check_subject_index(store: Store, *, page_size: int = PAGE_SIZE) -> tuple[int, int, list[str]]:
+    """Recompute the subject index from the entries; (index rows, differences, findings)."""
+    t, s = AUDIT_TABLE.c, SUBJECT_TABLE.c
+    rows_seen = differences = 0
+    findings: list[str] = []
+    last = None  # the highest entry seq of the previous page
+
+    def note(text: str) -> None:
+        nonlocal differences
+        differences += 1
+        if len(findings) < MAX_INDEX_FINDINGS:
+            findings.append(text)
+
+    async with store.engine.connect() as conn:
+        while True:
+            query = select(t.seq, t.content).order_by(t.seq).limit(page_size)
+            if last is not None:
+                query = query.where(t.seq > last)
+            rows = (await conn.execute(query)).all()
+            final = len(rows) < page_size
+            index_query = select(s.subject, s.seq)
+            if last is not None:
+                index_query = index_query.where(s.seq > last)
+            if not final:
+                index_query = index_query.where(s.seq <= rows[-1].seq)
+            indexed = {(r.subject, r.seq) for r in (await conn.execute(index_query)).all()}
+            await conn.rollback()
+            rows_seen += len(indexed)
+            expected: set[tuple[str, int]] = set()
+            for row in rows:
+                expected |= expected_index(row.seq, row.content)
+            entry_seqs = {row.seq for row in rows}
+            for subject, seq in sorted(expected - indexed, key=lambda p: (p[1], p[0])):
+                note(f"subject index: entry {seq} names subject {subject} but the index does not "
+                     f"(the access is hidden from that subject's access log)")
+            for subject, seq in sorted(indexed - expected, key=lambda p: (p[1], p[0])):
+                if seq in entry_seqs:
+                    note(f"subject index: lists entry {seq} for subject {subject}, which the entry does not name")
+                else:
+                    note(f"subject index: lists entry {seq} for subject {subject}, but there is no entry {seq}")
+            if rows:
+                last = rows[-1].seq
+            if final:
+                break
+    return rows_seen, differences, findings
+
+
+async def _stored_hashes(store: Store, seqs: list[int]) -> dict[int, str]:
+    t = AUDIT_TABLE.c
+    found: dict[int, str] = {}
+    async with store.engine.connect() as conn:
+        for i in range(0, len(seqs), _LOOKUP_CHUNK):
+            chunk = seqs[i : i + _LOOKUP_CHUNK]
+            for row in (await conn.execute(select(t.seq, t.hash).where(t.seq.in_(chunk)))).all():
+                found[row.seq] = row.hash
+    return found
+
+
+async def verify_trail(store: Store, loaded: list[LoadedCheckpoint], keyring: Keyring | None) -> TrailReport:
+    """Check the chain, every checkpoint in `loaded` (checkpoint.LoadedCheckpoint) against the
+    hub's `keyring` and against the chain, and the subject index against the entries."""
+    chain = await verify_chain(store)
+    async with store.engine.connect() as conn:
+        last_seq = (await conn.execute(select(func.max(AUDIT_TABLE.c.seq)))).scalar() or 0
+    findings: list[str] = []
+    if not chain.ok:
+        findings.append(f"audit chain BROKEN at entry {chain.first_bad_seq}: {chain.problem}")
+
+    valid: list[Checkpoint] = []
+    for item in loaded:
+        if item.checkpoint is None:
+            findings.append(f"checkpoint {item.source} is unreadable: {item.problem}")
+        elif keyring is None:
+            findings.append(f"checkpoint {item.source} cannot be checked: no keyring in the data directory")
+        else:
+            problem = verify_signature(item.checkpoint, keyring)
+            if problem is None:
+                valid.append(item.checkpoint)
+            else:
+                findings.append(f"checkpoint {item.source} is FORGED: {problem}")
+
+    # the chain must hold every valid checkpoint's seq with exactly its hash
+    stored = await _stored_hashes(store, sorted({c.seq for c in valid if c.seq > 0}))
+    trusted_up_to = chain.head_seq if not chain.ok else last_seq  # hashes beyond a break mean nothing
+    by_seq = sorted(valid, key=lambda c: (c.seq, c.at))
+    newest = by_seq[-1] if by_seq else None
+    matching = [c for c in by_seq if c.seq == 0 or (c.seq <= trusted_up_to and stored.get(c.seq) == c.hash)]
+    cut = [c for c in by_seq if c.seq > last_seq]
+    rewritten = [c for c in by_seq if 0 < c.seq <= last_seq and c.seq in stored and stored[c.seq] != c.hash]
+    if cut:
+        far = cut[-1]
+        gone = f"entries {last_seq + 1}-{far.seq} were" if far.seq > last_seq + 1 else f"entry {far.seq} was"
+        what = "the trail is EMPTY" if last_seq == 0 else f"the trail ends at entry {last_seq}"
+        findings.append(
+            f"audit trail CUT: {what}, but a checkpoint signed {format_time(far.at)} anchors entry {far.seq}: "
+            f"{gone} removed"
+        )
+    if rewritten:
+        first = rewritten[0]
+        below = [c.seq for c in matching if c.seq < first.seq]
+        since = (below[-1] + 1) if below else 1
+        findings.append(
+            f"audit trail REWRITTEN: entry {first.seq} no longer has the hash of the checkpoint signed "
+            f"{format_time(first.at)} ({first.hash}); entries from somewhere in {since}-{first.seq} onward were "
+            f"replaced ({len(rewritten)} checkpoint(s) no longer match)"
+        )
+    anchored_seq = max((c.seq for c in matching), default=0)
+    if rewritten or cut:
+        anchored_seq = min([anchored_seq] + [c.seq - 1 for c in rewritten])
+    unanchored = (anchored_seq + 1, last_seq) if last_seq > anchored_seq else None
+
+    index_rows, index_differences, index_findings = await check_subject_index(store)
+    findings.extend(index_findings)
+    if index_differences > len(index_findings):
+        findings.append(f"subject index: {index_differences - len(index_findings)} more difference(s) not listed")
+    return TrailReport(
+        chain=chain,
+        last_seq=last_seq,
+        checkpoints_read=len(loaded),
+        checkpoints_valid=len(valid),
+        newest=newest,
+        anchored_seq=anchored_seq,
+        unanchored=unanchored,
+        findings=findings,
+        index_rows=index_rows,
+        index_differences=index_differences,
+    )

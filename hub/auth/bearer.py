@@ -10,8 +10,9 @@ raises `InvalidToken(reason)` for anything else. Checked, in this order, before 
 3. the ES256 signature, with that key only;
 4. claims: `iss` and `aud` are ours; `exp` not passed, `nbf`/`iat` not in the future (with
    `LEEWAY` seconds of clock skew); `sub`, `client_id`, `jti`, `scope` and `kind` present;
-5. (async only) the token's `jti` is not revoked (`revocation.RevocationList`: at once in this
-   process, within about a second in other hub processes sharing the store).
+5. (async only) the token's `jti` is not revoked, its client is not disabled, and it was not
+   issued before the client's last disable or secret rotation (`revocation.RevocationList`: at
+   once in this process, within about a second in other hub processes sharing the store).
 
 `validate(token)` is steps 1–4 only (CPU, no I/O): entry points use `validate_async`, through
 the gateway's authentication stage (`hub/gateway/authentication.py`), which answers a refused
@@ -138,13 +139,16 @@ class BearerValidator:
 
         Raises `RevocationUnavailable` when the revocation status cannot be read (fail closed).
         """
-        principal = self.validate(token)
+        claims = self.verified_claims(token)
+        principal = self._principal(claims)
         if self.revocations is None:
             raise RuntimeError("BearerValidator needs revocations=revocation_list(store) to check revocation")
         if await self.revocations.is_revoked(principal.token_id or ""):
             raise InvalidToken("token revoked")
         if await self.revocations.is_client_disabled(principal.client_id):
             raise InvalidToken("client disabled")
+        if await self.revocations.issued_before_cutoff(principal.client_id, claims["iat"]):
+            raise InvalidToken("token issued before the client was disabled or its secret rotated")
         return principal
 
     def verified_claims(self, token: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import re
+import time
 from typing import Sequence
 
 from sqlalchemy import delete, select, update
@@ -33,6 +35,7 @@ from xinlian.hub.store.models import ClientRecord
 
 from .client_keys import ClientKeyError, canonical_jwks, parse_client_jwks
 from .client_secrets import MIN_SECRET_LENGTH, generate_secret, hash_secret, verify_nothing, verify_secret
+from .revocation import revocation_list
 
 CLIENT_KINDS: tuple[str, ...] = ("department", "bank", "agency", "platform", "admin", "subject")
 DEFAULT_SCOPES: dict[str, str] = {
@@ -171,8 +174,9 @@ class ClientRegistry:
     async def rotate_secret(self, client_id: str, secret: str | None = None) -> str | None:
         """Give a secret client a new secret (the old one stops at once); None if no such client.
 
-        Tokens already issued keep working until they expire; disable the client, or revoke them,
-        to stop those too.
+        Tokens issued before the rotation are refused from then on (`tokens_valid_after`: at once
+        in this process, within the revocation refresh interval in others); tokens issued with
+        the new secret work.
         """
         if secret is None:
             secret = generate_secret()
@@ -186,7 +190,11 @@ class ClientRegistry:
             if record.token_endpoint_auth_method == PRIVATE_KEY_JWT:
                 raise ClientError(f"client {client_id!r} authenticates with keys; use set_keys to rotate them")
             record.secret_hash = digest
+            cutoff = _token_cutoff()
+            record.tokens_valid_after = cutoff
             await session.commit()
+        revocation_list(self.store).note_cutoff(client_id, cutoff.timestamp())
+        await _cutoff_passed(cutoff)
         return secret
 
     async def set_scope(self, client_id: str, scope: str) -> bool:
@@ -233,16 +241,22 @@ class ClientRegistry:
             return changed(result)
 
     async def disable(self, client_id: str) -> bool:
-        """Refuse this client from now on (tokens already issued run until they expire).
+        """Refuse this client from now on, and every token issued to it before now for good:
+        enabling it again does not revive them (`tokens_valid_after`).
 
         Returns False if there is no such client.
         """
+        cutoff = _token_cutoff()
         async with self.store.session() as session:
             result = await session.execute(
-                update(ClientRecord).where(ClientRecord.client_id == client_id).values(disabled=True)
+                update(ClientRecord).where(ClientRecord.client_id == client_id).values(disabled=True, tokens_valid_after=cutoff)
             )
             await session.commit()
-            return changed(result)
+            done = changed(result)
+        if done:
+            revocation_list(self.store).note_cutoff(client_id, cutoff.timestamp())
+        await _cutoff_passed(cutoff)
+        return done
 
     async def remove(self, client_id: str) -> bool:
         """Delete the client (the demo uses it to re-create its clients). False if absent."""
@@ -261,6 +275,24 @@ class ClientRegistry:
         if not matches or record.disabled or record.token_endpoint_auth_method == PRIVATE_KEY_JWT:
             return None
         return record
+
+
+def _token_cutoff() -> dt.datetime:
+    """The cut-off for tokens issued until now: the next whole second.
+
+    Token `iat`s are whole seconds (a token issued at 12.7 s says 12): every token issued until
+    now has an `iat` before the next whole second, and `_cutoff_passed` makes every token issued
+    after the change carry one at or after it.
+    """
+    now = time.time()
+    return dt.datetime.fromtimestamp(math.floor(now) + 1, dt.timezone.utc)
+
+
+async def _cutoff_passed(cutoff: dt.datetime) -> None:
+    """Return once the clock has reached `cutoff` (at most a second): a token issued from then on is valid."""
+    remaining = cutoff.timestamp() - time.time()
+    if remaining > 0:
+        await asyncio.sleep(remaining + 0.01)
 
 
 def _checked_jwks(jwks: str | bytes | dict[str, object]) -> str:

@@ -12,6 +12,10 @@ when it is older than `refresh_interval` seconds (default 1 s), so:
 If the store cannot be read when the set is stale, `is_revoked` raises `RevocationUnavailable`
 (fail closed: no request is served on an unknown revocation status).
 
+A client's `tokens_valid_after` (set when it is disabled or its secret rotated) refuses every
+token of that client issued (`iat`) before it, with the same freshness: enabling the client
+again does not revive them (`issued_before_cutoff`).
+
 Rows are kept until the token would have expired plus `RETENTION_MARGIN` (longer than the
 validator's clock-skew leeway) and purged opportunistically whenever a token is revoked.
 Use one `RevocationList` per store and process — `revocation_list(store)` hands out that one —
@@ -63,6 +67,8 @@ class RevocationList:
         self._revoked: dict[str, float] = {}  # jti -> expiry (epoch seconds), as last read from the store
         self._local: dict[str, float] = {}  # revoked by this process: survives a read that raced the insert
         self._disabled: frozenset[str] = frozenset()  # disabled clients: their tokens stop working too
+        self._cutoffs: dict[str, float] = {}  # client_id -> tokens_valid_after (epoch seconds), from the store
+        self._local_cutoffs: dict[str, float] = {}  # set by this process: survive a read that raced the update
         self._loaded_at: float | None = None  # time.monotonic() of the last successful read
         self._lock: asyncio.Lock | None = None
 
@@ -90,6 +96,24 @@ class RevocationList:
         await self._fresh()
         return client_id is not None and client_id in self._disabled
 
+    async def issued_before_cutoff(self, client_id: str | None, issued_at: object) -> bool:
+        """Whether a token of `client_id` issued at `issued_at` (`iat`, epoch seconds) predates the
+        client's `tokens_valid_after` (its last disable or secret rotation). A missing or
+        unreadable `iat` counts as before."""
+        await self._fresh()
+        if client_id is None:
+            return True
+        cutoff = max(self._cutoffs.get(client_id, 0.0), self._local_cutoffs.get(client_id, 0.0))
+        if cutoff <= 0.0:
+            return False
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)):
+            return True
+        return float(issued_at) < cutoff
+
+    def note_cutoff(self, client_id: str, cutoff: float) -> None:
+        """This process changed the client (`ClientRegistry.disable`/`rotate_secret`): apply it at once."""
+        self._local_cutoffs[client_id] = max(cutoff, self._local_cutoffs.get(client_id, 0.0))
+
     async def _fresh(self) -> None:
         if self._stale():
             if self._lock is None:
@@ -114,12 +138,24 @@ class RevocationList:
                 disabled = frozenset(
                     (await session.execute(select(ClientRecord.client_id).where(ClientRecord.disabled.is_(True)))).scalars()
                 )
+                cutoffs = {
+                    client_id: _epoch(after)
+                    for client_id, after in await session.execute(
+                        select(ClientRecord.client_id, ClientRecord.tokens_valid_after).where(
+                            ClientRecord.tokens_valid_after.is_not(None)
+                        )
+                    )
+                    if after is not None
+                }
         except (SQLAlchemyError, OSError) as exc:
             log.error("cannot read revoked tokens: %s", exc)
             raise RevocationUnavailable("the token revocation status is unavailable") from None
         self._local = {jti: expiry for jti, expiry in self._local.items() if expiry >= horizon.timestamp()}
         self._revoked = fresh
         self._disabled = disabled
+        self._cutoffs = cutoffs
+        # the store has caught up with what this process set once it shows that cut-off (or a later one)
+        self._local_cutoffs = {c: t for c, t in self._local_cutoffs.items() if cutoffs.get(c, 0.0) < t}
         self._loaded_at = started  # measured from before the read: never fresher than it is
 
 

@@ -97,7 +97,10 @@ class _TokenLookup:
             claims = self.validator.verified_claims(token_string)
         except InvalidToken:
             return None
-        revoked = anyio.from_thread.run(self.revocations.is_revoked, str(claims["jti"]))
+        revoked = (
+            anyio.from_thread.run(self.revocations.is_revoked, str(claims["jti"]))
+            or anyio.from_thread.run(self.revocations.issued_before_cutoff, str(claims["client_id"]), claims["iat"])
+        )
         return IssuedAccessToken(claims, revoked)
 
 

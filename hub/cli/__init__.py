@@ -1,6 +1,7 @@
 """The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`, `policy`,
 `purposes`, `consents`, `objections`, `access-log`.
 
+`xinlian` alone prints the help (every command); `xinlian --version` the installed version.
 Each sub-command group lives in its own module exposing `register(subparsers)`; the
 registered handler receives the parsed arguments and returns the process exit code.
 """
@@ -16,9 +17,21 @@ COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "poli
                    "purposes", "consents", "objections", "access_log")
 
 
+def version() -> str:
+    """The installed distribution's version (importlib.metadata), or "unknown" when not installed."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("xinlian")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xinlian", description="Xinlian (信联) credit information hub")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"xinlian {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"{__name__}.{name}")
         module.register(sub)
@@ -28,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:  # `xinlian` alone: what it can do, not an error
+        parser.print_help()
+        return 0
     code = args.handler(args)
     return int(code or 0)
 

@@ -157,6 +157,29 @@ async def _audit(session: AdminSession) -> None:
         await trail.stop()
 
 
+def audit_actions(settings: Settings, by: str, actions: list[dict[str, Any]]) -> None:
+    """Write one audit entry per action for a change made outside `run_admin` (e.g. `keys rotate`).
+
+    Raises `AuditUnavailable`, `OSError` or `SQLAlchemyError` when the entries cannot be written.
+    """
+
+    async def write() -> None:
+        store = await Store.open(settings.database_url)
+        try:
+            version = await _policy_version(settings, store)
+            trail = AuditTrail(store)
+            await trail.start()
+            try:
+                for action in actions:
+                    await trail.record(audit_entry(action, by, version))
+            finally:
+                await trail.stop()
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
 def run_admin(
     args: argparse.Namespace,
     name: str,
@@ -172,7 +195,7 @@ def run_admin(
     async def run() -> tuple[int, list[str]]:
         store = await Store.open(settings.database_url)
         try:
-            session = AdminSession(settings, store, by, AdminOperations(store, by))
+            session = AdminSession(settings, store, by, AdminOperations(store, by, policy_path=settings.policy_path))
             code = await action(session)
             await _audit(session)
             return code, session.output

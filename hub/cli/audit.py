@@ -1,8 +1,12 @@
-"""`xinlian audit verify|tail`: check the audit hash chain, and read its latest entries.
+"""`xinlian audit verify|checkpoint|tail`: check the audit trail, sign its head, read its latest entries.
 
-`verify` exits 0 when the chain is intact, 1 naming the first altered, removed or inserted
-entry, 2 when the store cannot be read. `tail` prints the latest entries (`--json`: one JSON
-object per line). Neither command migrates or writes the store.
+`verify` exits 0 when the trail is intact (chain, signed checkpoints, subject index), 1 for any
+tamper finding (the first altered, removed or inserted entry; a cut tail, a rewrite or an emptied
+trail against a signed checkpoint; a forged checkpoint; a subject index that differs from the
+entries), 2 when the store (or a named checkpoint file) cannot be read. It says which entries
+are not yet anchored by a checkpoint. `checkpoint` signs the head now (`--print`: prints the
+latest checkpoint for a witness). `tail` prints the latest entries (`--json`: one JSON object
+per line). No command migrates or writes the store.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from typing import Any, Coroutine
 
 from sqlalchemy.engine import make_url
 
-from xinlian.hub.audit import AuditTrail, StoredAuditEntry, verify_chain
+from xinlian.hub.audit import AuditTrail, StoredAuditEntry
+from xinlian.hub.audit.checkpoint import checkpoint_directory, latest_valid, read_checkpoints
+from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
+from xinlian.hub.audit.entry import format_time
+from xinlian.hub.audit.verify import verify_trail
 from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
+from xinlian.keys.keyring import Keyring
 
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 
@@ -36,19 +45,82 @@ def _open_existing(settings: Settings) -> Store:
     return Store(settings.database_url)
 
 
-async def _verify(settings: Settings) -> int:
+def _keyring(settings: Settings) -> Keyring | None:
+    return Keyring.load(settings.data_dir, reload_interval=3600.0)
+
+
+async def _verify(settings: Settings, witness_files: list[Path]) -> int:
+    for path in witness_files:
+        if not path.is_file():
+            raise StoreMissing(f"no checkpoint file at {path}")
     store = _open_existing(settings)
+    directory = checkpoint_directory(settings.data_dir)
     try:
-        report = await verify_chain(store)
+        loaded = read_checkpoints(directory, witness_files)
+        report = await verify_trail(store, loaded, _keyring(settings) if loaded else None)
     finally:
         await store.close()
+    chain = report.chain
+    if chain.ok:
+        print(f"audit chain intact: {chain.checked} entries")
+        print(f"head: seq {chain.head_seq} hash {chain.head_hash}")
+    else:
+        print(f"audit chain BROKEN at entry {chain.first_bad_seq}: {chain.problem}")
+        print(f"intact up to seq {chain.head_seq} (hash {chain.head_hash}); {chain.checked} entries read")
+    sources = f"{directory}" + "".join(f", {p}" for p in witness_files)
+    if not loaded:
+        print(f"checkpoints: none found in {sources}")
+    else:
+        print(f"checkpoints: {report.checkpoints_read} read from {sources}, {report.checkpoints_valid} with a valid signature")
+    if report.newest is not None:
+        newest = report.newest
+        print(f"newest checkpoint: entry {newest.seq} hash {newest.hash}, signed {format_time(newest.at)} by key {newest.kid}")
+    if report.anchored_seq > 0:
+        print(f"anchored: entries 1-{report.anchored_seq} match the signed checkpoints")
+    if report.unanchored is not None:
+        first, last = report.unanchored
+        span = f"entry {first}" if first == last else f"entries {first}-{last}"
+        print(f"NOT YET ANCHORED: {span} (no signed checkpoint covers them yet: they cannot be told apart "
+              "from entries appended by someone else until a checkpoint is written and compared)")
+    print(f"subject index: {report.index_rows} rows, {report.index_differences} difference(s) from the entries")
+    findings = [f for f in report.findings if not f.startswith("audit chain BROKEN")]
+    for finding in findings:
+        print(f"TAMPERED: {finding}")
     if report.ok:
-        print(f"audit chain intact: {report.checked} entries")
-        print(f"head: seq {report.head_seq} hash {report.head_hash}")
+        print("audit trail intact")
         return 0
-    print(f"audit chain BROKEN at entry {report.first_bad_seq}: {report.problem}")
-    print(f"intact up to seq {report.head_seq} (hash {report.head_hash}); {report.checked} entries read")
     return 1
+
+
+async def _checkpoint(settings: Settings, print_only: bool) -> int:
+    keyring = _keyring(settings)
+    if keyring is None:
+        raise StoreMissing(f"no keyring in {settings.data_dir} (the hub creates it when it first starts)")
+    directory = checkpoint_directory(settings.data_dir)
+    if print_only:
+        latest = latest_valid(read_checkpoints(directory), keyring)
+        if latest is None:
+            print(f"xinlian audit checkpoint: no valid checkpoint in {directory}", file=sys.stderr)
+            return 1
+        print(latest.to_line())
+        return 0
+    store = _open_existing(settings)
+    try:
+        writer = CheckpointWriter(store, keyring, directory, interval=0, issuer=settings.issuer)
+        try:
+            written = await writer.checkpoint_now()
+        except ChainDoesNotExtend as exc:
+            print(f"xinlian audit checkpoint: NOT signed: the chain does not extend the last checkpoint: {exc}",
+                  file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+    latest = written or writer.last
+    if latest is None:
+        print("xinlian audit checkpoint: the audit trail is empty; nothing to sign", file=sys.stderr)
+        return 1
+    print(latest.to_line())
+    return 0
 
 
 def _describe(stored: StoredAuditEntry) -> str:
@@ -99,7 +171,12 @@ def _run(name: str, coroutine: Coroutine[Any, Any, int]) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    return _run("verify", _verify(Settings.from_env(data_dir=args.data_dir)))
+    witness = [Path(p) for p in args.checkpoint or ()]
+    return _run("verify", _verify(Settings.from_env(data_dir=args.data_dir), witness))
+
+
+def checkpoint(args: argparse.Namespace) -> int:
+    return _run("checkpoint", _checkpoint(Settings.from_env(data_dir=args.data_dir), args.print_only))
 
 
 def tail(args: argparse.Namespace) -> int:
@@ -109,9 +186,20 @@ def tail(args: argparse.Namespace) -> int:
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     audit = sub.add_parser("audit", help="the tamper-evident audit trail")
     commands = audit.add_subparsers(dest="audit_command", required=True)
-    check = commands.add_parser("verify", help="re-walk the hash chain; exit 0 if intact, 1 naming the first bad entry")
+    check = commands.add_parser("verify", help="check the chain, signed checkpoints and subject index; exit 0 if intact, 1 naming what was tampered with")
     check.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    check.add_argument(
+        "--checkpoint", action="append", metavar="FILE",
+        help="also check these signed checkpoints (a witness's copy: JSON lines or bare JWS lines); repeatable",
+    )
     check.set_defaults(handler=verify)
+    sign = commands.add_parser(
+        "checkpoint", help="sign the chain head now and print the checkpoint (--print: only print the latest)"
+    )
+    sign.add_argument("--print", dest="print_only", action="store_true",
+                      help="print the latest signed checkpoint, for a witness, without writing one")
+    sign.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    sign.set_defaults(handler=checkpoint)
     latest = commands.add_parser("tail", help="print the latest entries")
     latest.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
     latest.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)

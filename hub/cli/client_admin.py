@@ -1,30 +1,48 @@
-"""`xinlian clients create|rotate-secret|set-scope|set-purposes|set-subject|enable`.
+"""`xinlian clients create (alias add)|rotate-secret|set-scope|set-purposes|set-subject|enable`.
 
 The client administration of the admin API (`createClient`, `rotateClientSecret`, ...) on the
 command line, through the same `AdminOperations`: the same checks, the same audit actions
 (`endpoint` "cli", `client_id` the `--by` name). A secret is printed once, after its audit entry
-is written. Refused input: the reason on stderr, exit 2, nothing changed.
+is written. Refused input: the reason on stderr, exit 2, nothing changed. Scopes must be known
+(the policy's, plus `admin`); a widening (`admin` for a non-admin kind, more disclosure classes)
+needs `--confirm-widening` and is recorded with `detail.warning` in its audit entry.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from xinlian.hub.admin.operations import split_codes
-from xinlian.hub.auth.clients import CLIENT_KINDS
+from xinlian.hub.auth.clients import CLIENT_KINDS, DEFAULT_SCOPES
 
-from .admin_session import AdminSession, add_common_arguments, run_admin
+from .admin_session import REFUSED, AdminSession, add_common_arguments, run_admin
 
 NAME = "clients"
+WIDENING_HELP = ("needed when the scope widens what the client may see (admin, or more disclosure classes "
+                 "than its kind's default / its current scope); the audit entry carries a warning")
 
 
 def register_actions(actions: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    create = actions.add_parser("create", help="register a client with its purposes (and subject); print its secret once")
-    create.add_argument("name", metavar="NAME", help="the client's name, e.g. the bank branch's full name")
+    create = actions.add_parser(
+        "create", aliases=["add"], help="register a client (purposes, subject); print its secret once (alias: add)"
+    )
+    create.add_argument("name", metavar="NAME", nargs="?", default=None,
+                        help="the client's name, e.g. the bank branch's full name (or --name)")
+    create.add_argument("--name", dest="name_option", default=None, metavar="NAME", help="the client's name")
     create.add_argument("--kind", required=True, choices=CLIENT_KINDS, help="client kind")
-    create.add_argument("--scope", default=None, help="space-separated scopes (default: the kind's)")
+    create.add_argument(
+        "--scope", default=None,
+        help="space-separated scopes, known to the policy (or admin); default by kind: "
+        + "; ".join(f"{kind}: {scope}" for kind, scope in DEFAULT_SCOPES.items()),
+    )
+    create.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP)
+    create.add_argument(
+        "--jwks-file", default=None, metavar="FILE",
+        help="the client's PUBLIC JWK or JWK Set: it authenticates with private_key_jwt, no secret is issued",
+    )
     create.add_argument("--purposes", default=None, metavar="A,B", help="purposes it may declare (defined, not retired)")
     create.add_argument("--subject", default=None, metavar="ID", help="the credit subject a `subject` client speaks for")
     create.add_argument("--client-id", default=None, help="choose the client id (default: generated)")
@@ -41,6 +59,7 @@ def register_actions(actions: "argparse._SubParsersAction[argparse.ArgumentParse
     scope = actions.add_parser("set-scope", help="replace the scopes a client may ask for (new tokens only)")
     scope.add_argument("client_id", metavar="CLIENT_ID")
     scope.add_argument("scope", metavar="SCOPE", help='space-separated scopes, e.g. "credit:public credit:authorized"')
+    scope.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP)
     add_common_arguments(scope)
     scope.set_defaults(handler=run_set_scope)
 
@@ -88,16 +107,67 @@ def _document(record: Any, secret: str | None = None) -> str:
     return json.dumps(shown, ensure_ascii=False)
 
 
+def _warn(session: AdminSession) -> None:
+    for action in session.operations.actions:
+        if action.get("warning"):
+            print(f"xinlian {NAME}: warning: {action['warning']} (recorded in the audit entry)", file=sys.stderr)
+
+
 def run_create(args: argparse.Namespace) -> int:
+    if args.name and args.name_option and args.name != args.name_option:
+        print(f"xinlian {NAME}: two different names given ({args.name!r}, --name {args.name_option!r})", file=sys.stderr)
+        return REFUSED
+    name = args.name or args.name_option
+    if not name:
+        print(f"xinlian {NAME}: name the client (NAME or --name)", file=sys.stderr)
+        return REFUSED
+    if args.jwks_file is not None:
+        return _create_with_keys(args, name)
+
     async def create(session: AdminSession) -> int:
         record, secret = await session.operations.create_client(
-            args.name, args.kind, args.scope, split_codes(args.purposes), args.subject, args.client_id
+            name, args.kind, args.scope, split_codes(args.purposes), args.subject, args.client_id,
+            confirm_widening=args.confirm_widening,
         )
+        _warn(session)
         if args.json:
             session.say(_document(record, secret))
         else:
             _describe(session, record, secret)
             session.say("The secret is shown only this once; the hub keeps only its hash.")
+        return 0
+
+    return run_admin(args, NAME, create)
+
+
+def _create_with_keys(args: argparse.Namespace, name: str) -> int:
+    from .clients import _read_jwks_file
+
+    if args.purposes or args.subject:
+        print(f"xinlian {NAME}: --purposes and --subject are set afterwards for a --jwks-file client "
+              "(set-purposes, set-subject)", file=sys.stderr)
+        return REFUSED
+    jwks = _read_jwks_file(args.jwks_file)
+    if jwks is None:
+        return REFUSED
+
+    async def create(session: AdminSession) -> int:
+        record = await session.operations.create_client_with_keys(
+            name, args.kind, jwks, args.scope, args.client_id, confirm_widening=args.confirm_widening
+        )
+        _warn(session)
+        kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])]
+        method = "private_key_jwt"
+        if args.json:
+            shown = {"client_id": record.client_id, "kind": record.kind, "scope": record.scope}
+            session.say(json.dumps({**shown, "token_endpoint_auth_method": method, "kids": kids}))
+        else:
+            session.say(f"client_id                   {record.client_id}")
+            session.say(f"kind                        {record.kind}")
+            session.say(f"scope                       {record.scope}")
+            session.say(f"token_endpoint_auth_method  {method}")
+            session.say(f"kids                        {' '.join(kids)}")
+            session.say("No secret is issued: the client signs a JWT assertion with its private key (see docs/auth.md).")
         return 0
 
     return run_admin(args, NAME, create)
@@ -119,7 +189,10 @@ def run_rotate(args: argparse.Namespace) -> int:
 
 def run_set_scope(args: argparse.Namespace) -> int:
     async def set_scope(session: AdminSession) -> int:
-        record = await session.operations.set_client_scope(args.client_id, args.scope)
+        record = await session.operations.set_client_scope(
+            args.client_id, args.scope, confirm_widening=args.confirm_widening
+        )
+        _warn(session)
         session.say(f"{record.client_id} may now ask for: {record.scope}")
         return 0
 

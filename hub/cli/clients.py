@@ -1,12 +1,14 @@
 """`xinlian clients add|list|disable|set-keys|create|rotate-secret|set-scope|set-purposes|set-subject|enable`.
 
-The hub's OAuth2 clients. `add` prints the new client's id and secret (the secret is shown
-this once and only its hash is stored) — or, with `--jwks-file`, registers the client's PUBLIC key(s) for `private_key_jwt` and
-issues no secret; `list` never shows secrets; `disable` refuses a client from now on; `set-keys`
-replaces a `private_key_jwt` client's public keys. Exit codes: 0 done, 1 refused (unknown
-client, bad kind, scope or keys, id taken), 2 the store or the key file cannot be read.
+The hub's OAuth2 clients. `create` (alias `add`, one command) prints the new client's id and
+secret (the secret is shown this once and only its hash is stored) — or, with `--jwks-file`,
+registers the client's PUBLIC key(s) for `private_key_jwt` and issues no secret; `list` never
+shows secrets; `disable` refuses a client from now on; `set-keys` replaces a `private_key_jwt`
+client's public keys. Exit codes, for every `clients` command: 0 done, 2 refused (unknown client,
+bad kind, unknown scope, an unconfirmed widening, bad keys, id taken: the reason on stderr,
+nothing changed) or the store or the key file cannot be read. (`add` used to exit 1 when refused.)
 `create`, `rotate-secret`, `set-scope`, `set-purposes`, `set-subject` and `enable` are in
-`client_admin.py` (refused input: exit 2). Every change is audited (`admin_session.py`).
+`client_admin.py`. Every change is audited (`admin_session.py`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import unicodedata
 from typing import Any, Awaitable, Callable
 
 from xinlian.hub.auth.client_keys import MAX_JWKS_BYTES
-from xinlian.hub.auth.clients import CLIENT_KINDS, DEFAULT_SCOPES, ClientRegistry
+from xinlian.hub.auth.clients import ClientRegistry
 
 from .admin_session import BY_HELP, DEFAULT_BY, AdminSession, run_admin
 from .client_admin import register_actions
@@ -30,28 +32,6 @@ DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     clients = sub.add_parser("clients", help="manage OAuth2 clients (create, list, rotate-secret, disable, ...)")
     actions = clients.add_subparsers(dest="clients_command", required=True)
-
-    add = actions.add_parser("add", help="register a client and print its id and secret (shown once)")
-    add.add_argument("--name", required=True, help="the client's name, e.g. the department's full name")
-    add.add_argument("--kind", required=True, choices=CLIENT_KINDS, help="client kind")
-    add.add_argument(
-        "--scope",
-        default=None,
-        help="space-separated scopes (default by kind: "
-        + "; ".join(f"{kind}: {scope}" for kind, scope in DEFAULT_SCOPES.items())
-        + ")",
-    )
-    add.add_argument("--client-id", default=None, help="choose the client id (default: generated)")
-    add.add_argument(
-        "--jwks-file",
-        default=None,
-        metavar="FILE",
-        help="the client's PUBLIC JWK or JWK Set: it authenticates with private_key_jwt, no secret is issued",
-    )
-    add.add_argument("--json", action="store_true", help="print the new client as JSON")
-    add.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
-    add.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
-    add.set_defaults(handler=run_add)
 
     ls = actions.add_parser("list", help="list clients (never their secrets)")
     ls.add_argument("--json", action="store_true", help="one JSON object per client and line")
@@ -92,58 +72,7 @@ def _with_registry(
     async def run(session: AdminSession) -> int:
         return await action(session.operations.registry, session)
 
-    return run_admin(args, "clients", run, refused_exit=1)
-
-
-def run_add(args: argparse.Namespace) -> int:
-    if args.jwks_file is not None:
-        return run_add_with_keys(args)
-
-    async def add(registry: ClientRegistry, session: AdminSession) -> int:
-        client_id, secret = await registry.create(args.name, args.kind, args.scope, client_id=args.client_id)
-        record = await registry.get(client_id)
-        scope = record.scope if record else ""
-        session.record("createClient", client_id=client_id, kind=args.kind, scope=scope)
-        say = session.say
-        if args.json:
-            say(json.dumps({"client_id": client_id, "client_secret": secret, "kind": args.kind, "scope": scope}))
-        else:
-            say(f"client_id      {client_id}")
-            say(f"client_secret  {secret}")
-            say(f"kind           {args.kind}")
-            say(f"scope          {scope}")
-            say("The secret is shown only this once; the hub keeps only its hash.")
-        return 0
-
-    return _with_registry(args, add)
-
-
-def run_add_with_keys(args: argparse.Namespace) -> int:
-    jwks = _read_jwks_file(args.jwks_file)
-    if jwks is None:
-        return 2
-
-    async def add(registry: ClientRegistry, session: AdminSession) -> int:
-        client_id = await registry.create_with_keys(args.name, args.kind, jwks, args.scope, client_id=args.client_id)
-        record = await registry.get(client_id)
-        scope = record.scope if record else ""
-        kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])] if record else []
-        method = "private_key_jwt"
-        session.record("createClient", client_id=client_id, kind=args.kind, scope=scope, auth_method=method, kids=kids)
-        say = session.say
-        if args.json:
-            shown = {"client_id": client_id, "kind": args.kind, "scope": scope}
-            say(json.dumps({**shown, "token_endpoint_auth_method": method, "kids": kids}))
-        else:
-            say(f"client_id                   {client_id}")
-            say(f"kind                        {args.kind}")
-            say(f"scope                       {scope}")
-            say(f"token_endpoint_auth_method  {method}")
-            say(f"kids                        {' '.join(kids)}")
-            say("No secret is issued: the client signs a JWT assertion with its private key (see docs/auth.md).")
-        return 0
-
-    return _with_registry(args, add)
+    return run_admin(args, "clients", run)
 
 
 def _utc(moment: dt.datetime | None) -> str | None:
@@ -195,7 +124,7 @@ def run_list(args: argparse.Namespace) -> int:
         elif rows:
             print(_table(rows))
         else:
-            print("no clients (add one with: xinlian clients add --name NAME --kind KIND)")
+            print("no clients (add one with: xinlian clients create NAME --kind KIND)")
         return 0
 
     return _with_registry(args, ls)
@@ -205,7 +134,7 @@ def run_disable(args: argparse.Namespace) -> int:
     async def disable(registry: ClientRegistry, session: AdminSession) -> int:
         if not await registry.disable(args.client_id):
             print(f"xinlian clients: no client {args.client_id!r}", file=sys.stderr)
-            return 1
+            return 2
         session.record("disableClient", client_id=args.client_id)
         session.say(f"disabled {args.client_id}")
         return 0
@@ -221,7 +150,7 @@ def run_set_keys(args: argparse.Namespace) -> int:
     async def set_keys(registry: ClientRegistry, session: AdminSession) -> int:
         if not await registry.set_keys(args.client_id, jwks):
             print(f"xinlian clients: no client {args.client_id!r}", file=sys.stderr)
-            return 1
+            return 2
         session.record("setClientKeys", client_id=args.client_id)
         session.say(f"replaced the public keys of {args.client_id}")
         return 0

@@ -1,16 +1,28 @@
-"""`xinlian demo` (build the demo district and serve it) and `xinlian serve` (serve a data dir)."""
+"""`xinlian demo` (build the demo district and serve it) and `xinlian serve` (serve a data dir).
+
+Both check that `--host`/`--port` can be served (a bind test) before printing anything, so a
+taken port never shows the URLs and secrets as if for someone else's hub: exit 2. `serve`
+refuses a data directory that does not exist (a mistyped `--data-dir` would otherwise start an
+empty hub that `/readyz` calls ready) unless `--create` is given; `demo` creates its own.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
+import errno
 import json
 import os
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 from xinlian.hub.config import Settings
 from xinlian.hub.gateway.addresses import parse_networks
+
+from .admin_session import missing_store
 
 DEMO_CLIENTS: dict[str, dict[str, str]] = {
     "department": {"client_id": "demo-department", "name": "新城区发展和改革局（社会信用体系建设办公室）"},
@@ -41,6 +53,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     serve = sub.add_parser("serve", help="serve the hub on a data directory")
     _serve_options(serve)
+    serve.add_argument("--create", action="store_true",
+                       help="start a new, empty hub when the data directory does not exist yet (otherwise refused)")
     serve.set_defaults(handler=run_serve)
 
 
@@ -149,6 +163,36 @@ def _banner(settings: Settings, host: str, port: int, clients: dict[str, dict[st
     return "\n".join(lines)
 
 
+def port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be served (already in use, bad address), or None when a bind succeeds."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror or exc}"
+    family, kind, proto, _, address = infos[0]
+    probe = socket.socket(family, kind, proto)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+        probe.bind(address)
+        probe.listen(1)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is already in use (another hub or program is listening there)"
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    finally:
+        probe.close()
+    return None
+
+
+def _refuse_taken(prog: str, host: str, port: int) -> bool:
+    """Print why and return True when the port cannot be served (checked before anything is printed)."""
+    why = port_taken(host, port)
+    if why is None:
+        return False
+    print(f"xinlian {prog}: {why}; choose another with --port", file=sys.stderr)
+    return True
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -163,10 +207,12 @@ def run_demo(args: argparse.Namespace) -> int:
     from xinlian.hub.demo.services import start_demo_services
 
     settings = _settings(args)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.subjects < 12:
-        print("xinlian demo: --subjects must be at least 12", flush=True)
+        print("xinlian demo: --subjects must be at least 12", file=sys.stderr, flush=True)
         return 2
+    if not args.no_serve and _refuse_taken("demo", args.host, args.port):  # before any URL or secret is shown
+        return 2
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     district = build_demo_district(settings.data_dir, legal_persons=args.subjects, natural_persons=args.subjects // 4)
     code = _publish_departments(settings, {"market": args.market_url, "tax": args.tax_url})
     if code:
@@ -208,6 +254,17 @@ def _publish_departments(settings: Settings, urls: dict[str, str | None]) -> int
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if not Path(settings.data_dir).is_dir():
+        missing = missing_store(settings)
+        if not args.create:
+            store = f" (and no hub store at {missing})" if missing else ""
+            print(f"xinlian serve: no data directory at {settings.data_dir}{store}; check --data-dir, or pass "
+                  "--create to start a new, empty hub there", file=sys.stderr)
+            return 2
+    if _refuse_taken("serve", args.host, args.port):
+        return 2
+    if args.create:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(_banner(settings, args.host, args.port, None), flush=True)
     _serve(settings, args.host, args.port)
     return 0

@@ -5,8 +5,10 @@
 `rotate` makes a new signing key and retires the current one, which keeps verifying for
 `--grace` seconds (default: the access-token lifetime plus the validator's clock-skew leeway,
 so every token it signed stays valid until it expires). Running hubs pick the new key up within
-a few seconds, without restart. Exit codes: 0 done (or no keys yet, for `list`), 1 nothing to
-rotate, 2 the key directory is unreadable or inconsistent.
+a few seconds, without restart. A rotation is audited: one entry (`endpoint` "cli", `client_id`
+the `--by` name, `detail.action` "rotateSigningKey" with the new and retired kid). Exit codes: 0 done (or no keys yet, for `list`), 1 nothing to
+rotate, 2 the key directory is unreadable or inconsistent, no hub store, or the audit entry
+could not be written.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ import datetime as dt
 import json
 import sys
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.auth.bearer import LEEWAY
 from xinlian.hub.config import Settings
 from xinlian.keys.keyring import KeyDescription, Keyring, KeyringError, key_directory
 from xinlian.keys.manifest import MANIFEST
 from xinlian.keys.rotation import rotate
+
+from .admin_session import BY_HELP, DEFAULT_BY, audit_actions, refuse_missing_store
 
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 
@@ -53,6 +60,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     )
     rot.add_argument("--json", action="store_true", help="print the result as JSON")
     rot.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    rot.add_argument("--by", default=DEFAULT_BY, metavar="NAME", help=BY_HELP)
     rot.set_defaults(handler=run_rotate)
 
 
@@ -109,10 +117,22 @@ def run_rotate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    if refuse_missing_store(settings):  # the rotation is audited: the store must be there first
+        return 2
     try:
         done = rotate(settings.data_dir, grace)
     except (KeyringError, OSError) as exc:
         print(f"xinlian keys: {exc}", file=sys.stderr)
+        return 2
+    by = (args.by or DEFAULT_BY).strip() or DEFAULT_BY
+    action = {
+        "action": "rotateSigningKey", "new_kid": done.new_kid, "retired_kid": done.retired_kid,
+        "verify_until": _when(done.verify_until), "grace_seconds": grace,
+    }
+    try:
+        audit_actions(settings, by, [action])
+    except (AuditUnavailable, OSError, SQLAlchemyError) as exc:
+        print(f"xinlian keys: the key was rotated but its audit entry could not be written: {exc}", file=sys.stderr)
         return 2
     if args.json:
         print(

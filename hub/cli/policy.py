@@ -53,6 +53,9 @@ def _upper(text: str) -> str:
     return text.strip().upper()
 
 
+WIDENING_HELP = ("needed when the change widens disclosure (a field to a wider class, a scope granting more "
+                 "classes); the audit entry carries a warning")
+
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     policy = sub.add_parser("policy", help="disclosure policy versions: list, show, diff, change, activate")
     actions = policy.add_subparsers(dest="policy_command", required=True)
@@ -90,6 +93,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     set_class.add_argument("field", metavar="FIELD", help="field, e.g. case_handler, or '*'")
     set_class.add_argument("disclosure", metavar="CLASS", type=_upper, choices=CLASSES, help=" | ".join(CLASSES))
     set_class.add_argument("--kind", default=None, help="only for this client kind (an override), e.g. bank")
+    set_class.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP)
     change_options(set_class)
 
     clear = command("clear-override", "remove a client kind's override of a field", run_clear_override)
@@ -108,6 +112,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     scope = command("set-scope", "set the classes an OAuth2 scope grants (none: remove the scope)", run_set_scope)
     scope.add_argument("scope", metavar="SCOPE", help="e.g. credit:shared")
     scope.add_argument("classes", metavar="CLASS", nargs="+", help="classes it grants (PUBLIC SHARED ...), or none")
+    scope.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP)
     change_options(scope)
 
     imp = command("import", "store a whole policy file (TOML) as the next version", run_import)
@@ -270,14 +275,19 @@ async def _seed(history: PolicyHistory, settings: Settings) -> None:
     await history.seed(load_policy(settings.policy_path), "system", f"initial policy from {path.name}")
 
 
-async def _audit(history: PolicyHistory, args: argparse.Namespace, action: str, stored: StoredPolicy, active: str) -> None:
-    detail = {
+async def _audit(
+    history: PolicyHistory, args: argparse.Namespace, action: str, stored: StoredPolicy, active: str,
+    warning: str | None = None,
+) -> None:
+    detail: dict[str, object] = {
         "action": f"policy.{action}",
         "version": stored.version,
         "activated": stored.active,
         "changes": list(stored.changes) if action != "activate" else [],
         "reason": args.reason.strip(),
     }
+    if warning:
+        detail["warning"] = warning  # a confirmed widening
     trail = AuditTrail(history.store)
     await trail.start()
     try:
@@ -304,9 +314,13 @@ def _changing(
 
     async def run(history: PolicyHistory, settings: Settings) -> int:
         await _seed(history, settings)
-        stored = await make(PolicyOperations(history.store, args.by or "cli"))
+        operations = PolicyOperations(history.store, args.by or "cli")
+        stored = await make(operations)
         active = (await history.active()).version
-        await _audit(history, args, action, stored, active)
+        warning = next((a["warning"] for a in operations.actions if a.get("warning")), None)
+        await _audit(history, args, action, stored, active, warning)
+        if warning:
+            print(f"{PROG}: warning: {warning}", file=sys.stderr)
         if args.json:
             _print_json({k: v for k, v in stored.to_document().items() if k != "document"})
             return 0
@@ -330,7 +344,8 @@ def _changing(
 
 def run_set_class(args: argparse.Namespace) -> int:
     return _changing(args, "set-class", lambda ops: ops.set_field_class(
-        args.family, args.field, args.disclosure, args.kind, args.reason, activate=not args.no_activate))
+        args.family, args.field, args.disclosure, args.kind, args.reason, activate=not args.no_activate,
+        confirm_widening=args.confirm_widening))
 
 
 def run_clear_override(args: argparse.Namespace) -> int:
@@ -353,7 +368,7 @@ def run_set_scope(args: argparse.Namespace) -> int:
             return 2
         classes = [n.upper() for n in names]
     return _changing(args, "set-scope", lambda ops: ops.set_scope_classes(
-        args.scope, classes, args.reason, activate=not args.no_activate))
+        args.scope, classes, args.reason, activate=not args.no_activate, confirm_widening=args.confirm_widening))
 
 
 def run_import(args: argparse.Namespace) -> int:

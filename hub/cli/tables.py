@@ -18,6 +18,11 @@ def width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+def pad(text: str, columns: int) -> str:
+    """`text` followed by spaces up to `columns` display columns."""
+    return text + " " * max(0, columns - width(text))
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

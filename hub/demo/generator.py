@@ -110,6 +110,12 @@ NATURAL_VIOLATIONS = {"market": ("无照经营", "未依法取得营业执照从
                       "environment": VIOLATIONS["environment"][3]}
 SEVERITY_CODES = {"market": {"轻微": "1", "一般": "2", "严重": "3"}, "tax": {"轻微": "minor", "一般": "ordinary", "严重": "serious"},
                   "environment": {"轻微": "L", "一般": "M", "严重": "H"}}
+# Subjects registered by authorities other than market regulation (USCC position 1-2): they are
+# not in the market registry, yet departments hold records on them (issue 9).
+OTHER_AUTHORITIES = (("51", "呼和浩特市新城区{}商会"), ("52", "呼和浩特市新城区{}养老服务中心"),
+                     ("12", "呼和浩特市新城区{}社区卫生服务中心"), ("Y1", "呼和浩特市新城区{}村股份经济合作社"))
+# Residents with long Mongolian and Uyghur transliterated names (masked after the first character).
+LONG_NAMES = ("乌云其木格", "阿依古丽·买买提", "其其格玛", "额尔德尼巴雅尔", "孟和巴特尔", "古丽尼格尔·艾买提")
 SEVERITY_MONTHS = {"轻微": ((3,), (1,)), "一般": ((3, 6, 12), (1, 3, 6)), "严重": ((12, 24, 36), (1, 2, 7))}
 
 
@@ -245,8 +251,10 @@ class _District:
             "valid_end": add_months(start, 60).isoformat(), "issue_org": ENVIRONMENT,
             "issue_org_code": self.authority["environment"], "data_source": ENVIRONMENT, "is_valid": int(valid)})
 
-    def honor(self, firm: dict[str, Any], db: str) -> None:
+    def honor(self, firm: dict[str, Any], db: str, expired: bool = False) -> None:
         award = self.day_between(REFERENCE_DATE - dt.timedelta(days=900), REFERENCE_DATE)
+        if expired:  # valid for 24 (market) or 36 months: awarded earlier than that, it has expired
+            award = self.day_between(REFERENCE_DATE - dt.timedelta(days=1500), REFERENCE_DATE - dt.timedelta(days=1200))
         if db == "market":
             self.rows["market"]["syxjl"].append({"tyshxydm": firm["uscc"], "rymc": "守合同重信用企业", "rdjg": MARKET,
                                                  "rdrq": _ymd(award), "yxqzhi": _ymd(add_months(award, 24)), "sjdw": MARKET})
@@ -327,6 +335,7 @@ class _District:
             if person["id"] not in special:
                 self.random_natural_records(person)
         self.plant(planted, residents)
+        self.other_subjects()
         return {name: subject["uscc"] for name, subject in planted.items()} | {
             name: person["id"] for name, person in residents.items()}
 
@@ -387,6 +396,35 @@ class _District:
         self.debtor(p["id"], p["name"], filed=ref - days(300))
         p = people["natural_penalty"]
         self.penalty("market", p["id"], p["name"], "一般", decided=ref - days(45), months=12, natural=True)
+
+    def other_subjects(self) -> None:
+        """Social organisations, public institutions and others, each with records at a department
+        but no market registration; residents with long names; honours that have expired. Drawn
+        after everything else, so the rest of the district is as before."""
+        rng, ref, days = self.rng, REFERENCE_DATE, dt.timedelta
+        used = {f["uscc"] for f in self.firms}
+        for i, (prefix, pattern) in enumerate(OTHER_AUTHORITIES * 2):
+            code = self.uscc(prefix, used)
+            used.add(code)
+            subject = {"uscc": code, "name": pattern.format("".join(rng.sample(TRADE_NAME_CHARS, 2)))}
+            if i % 2 == 0:
+                self.honor(subject, "environment")
+            else:
+                self.penalty("environment", code, subject["name"], "一般", decided=ref - days(40 + i), months=12)
+        ids = {p["id"] for p in self.people}
+        for i, name in enumerate(LONG_NAMES):
+            while True:
+                born = dt.date(1960, 1, 1) + dt.timedelta(days=rng.randrange(14000))
+                first17 = f"{DIVISION}{born:%Y%m%d}{rng.randrange(1, 1000):03d}"
+                code = first17 + id_check_char(first17)
+                if code not in ids:
+                    break
+            ids.add(code)
+            person = {"id": code, "name": name}
+            self.people.append(person)
+            self.penalty("market", code, name, "一般", decided=ref - days(30 + 10 * i), months=12, natural=True)
+        for firm in self.firms[:3]:  # honours awarded 3-4 years ago, expired: no longer a reason for trust
+            self.honor(firm, "market", expired=True)
 
     def write(self, db: str, path: Path) -> None:
         """One department database, written to a temporary file and moved into place."""

@@ -13,10 +13,16 @@ of `searchLegalPersons`) — and any future entity resolver, such as a federatio
    a load below fails;
 5. **objections**: the open objections against their records are read once for the batch
    (for the objection flag);
-6. **existence**: legal persons are looked up in the registry (the sources of `registration`) in
-   one batch, carrying the registration fields the caller selected and may receive without the
-   anti-harvesting cap; a code the registry answers for and does not know is `None`; if the
-   registry is down the subject is admitted and its registration carries the failure.
+6. **existence**: a legal person is looked up in the registry of its *registration authority*
+   (position 1 of the USCC: 9 market regulation, 5 civil affairs, 1 establishment offices, Y
+   others, …), one batch per registry, carrying the registration fields the caller selected and
+   may receive without the anti-harvesting cap. Which connectors are an authority's registry is
+   data (`registries`, authority code → connector names; see `parse_registries`); by default
+   authority 9 is answered by every source of `registration` and the others have no registry.
+   A code its registry answers for and does not know is `None`; if the registry is down the
+   subject is admitted and its registration carries the failure. A code whose authority has no
+   configured registry is admitted (not `None`): a subject exists if any department holds records
+   on it, and its record families answer for themselves (empty lists when none do).
 
 Refusals are GraphQL errors with `extensions.code` `BAD_USER_INPUT` and `extensions.argument`
 naming the argument (`subjects` for the budget); a list's invalid entries are reported together
@@ -36,6 +42,7 @@ from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, 
 
 from .errors import bad_user_input
 from .loader import load_records
+from .registries import DEFAULT_REGISTRIES, parse_registries  # noqa: F401  (re-exported)
 from .request import RequestContext
 
 MAX_REPORTED = 10  # invalid entries of a list named in the error message
@@ -141,9 +148,56 @@ class SubjectAdmission:
     ) -> list[LegalPersonRoot | None]:
         fields = self.preloaded_fields(ctx, registration)
         unique = self._reserve(ctx, codes)
-        loaded, _ = await asyncio.gather(load_records(ctx, self.registry, unique, fields), ctx.load_objections(unique))
+        groups: dict[tuple[str, ...] | None, list[str]] = {}
+        unregistered: set[str] = set()
+        registries = ctx.federation.registries  # authority code → its registry (connectors.toml)
+        for code in unique:
+            authority = code[0]
+            if authority not in registries:
+                unregistered.add(code)  # no registry for its authority: admitted, families answer
+                continue
+            groups.setdefault(registries[authority], []).append(code)
+        lookups = [self._look_up(ctx, names, keys, fields) for names, keys in groups.items()]
+        answers, _ = await asyncio.gather(asyncio.gather(*lookups), ctx.load_objections(unique))
+        loaded: dict[str, list[Record] | list[ConnectorError] | None] = {}
+        for answer in answers:
+            loaded.update(answer)
         out: list[LegalPersonRoot | None] = []
         for code in codes:
+            if code in unregistered:
+                out.append(LegalPersonRoot(code))  # nothing preloaded: the registration resolver asks its sources
+                continue
             outcome = loaded[code]
-            out.append(LegalPersonRoot(code, outcome, fields) if outcome else None)
+            if outcome is None:  # none of its registry's connectors is configured: as if no registry
+                out.append(LegalPersonRoot(code))
+            else:
+                out.append(LegalPersonRoot(code, outcome, fields) if outcome else None)
+        return out
+
+    async def _look_up(
+        self, ctx: RequestContext, names: tuple[str, ...] | None, codes: list[str], fields: frozenset[str]
+    ) -> dict[str, list[Record] | list[ConnectorError] | None]:
+        """Registration records of `codes` from the registry `names` (None: every registration source)."""
+        if names is None:
+            return dict(await load_records(ctx, self.registry, codes, fields))
+        sources = [d for d in ctx.federation.sources(self.registry.name) if d.name in names]
+        if not sources:
+            return dict.fromkeys(codes)
+        loaders = [ctx.loader(d, self.registry.name, fields) for d in sources]
+        results = await asyncio.gather(
+            *(loader.load(code, fields) for loader in loaders for code in codes), return_exceptions=True
+        )
+        out: dict[str, list[Record] | list[ConnectorError] | None] = {}
+        for i, code in enumerate(codes):
+            records: list[Record] = []
+            failures: list[ConnectorError] = []
+            for s in range(len(sources)):
+                result = results[s * len(codes) + i]
+                if isinstance(result, ConnectorError):
+                    failures.append(result)
+                elif isinstance(result, BaseException):
+                    raise result
+                else:
+                    records.extend(result)
+            out[code] = failures if failures else records
         return out

@@ -7,13 +7,17 @@ shared by every request; `sources(family)` says which departments serve a record
 from __future__ import annotations
 
 import logging
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from xinlian.connectors.contract import Connector
+from xinlian.connectors.mapping import ConnectorConfigError
 from xinlian.connectors.registry import load_configured
 from xinlian.connectors.resilience import DepartmentLink, LinkStatus, ResiliencePolicy
+
+from .registries import DEFAULT_REGISTRIES, parse_registries
 
 log = logging.getLogger("xinlian.executor")
 
@@ -39,8 +43,13 @@ class Federation:
         connectors: Iterable[Connector],
         resilience: Mapping[str, ResiliencePolicy] | None = None,
         cache_ttl: Mapping[str, float] | None = None,
+        registries: Mapping[str, tuple[str, ...] | None] | None = None,
     ) -> None:
         resilience, cache_ttl = resilience or {}, cache_ttl or {}
+        # registration authority → the connectors whose registry confirms a subject (registries.py)
+        self.registries: dict[str, tuple[str, ...] | None] = dict(
+            DEFAULT_REGISTRIES if registries is None else registries
+        )
         self.departments: list[Department] = [
             Department(c, DepartmentLink(c, resilience.get(c.name)), cache_ttl.get(c.name, 0.0)) for c in connectors
         ]
@@ -53,10 +62,16 @@ class Federation:
     @classmethod
     def from_config(cls, path: Path, data_dir: Path) -> "Federation":
         configured = load_configured(path, data_dir)
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))  # valid: load_configured read it
+        try:
+            registries = parse_registries(document.get("registries"), [s.name for _, s in configured])
+        except ValueError as exc:
+            raise ConnectorConfigError(f"{path}: {exc}") from None
         return cls(
             (c for c, _ in configured),
             resilience={s.name: s.resilience for _, s in configured if s.resilience is not None},
             cache_ttl={s.name: s.cache_ttl for _, s in configured},
+            registries=registries,
         )
 
     @property

@@ -103,6 +103,11 @@ def _fetch_set(
     return frozenset(allowed) | {f for f in internal if grant.allows(ctx, family.name, f)}
 
 
+def _public_name(family: RecordFamily, field_name: str, mask: Mask, grant: SubjectGrant) -> bool:
+    """A `name` mask on the subject's own name of a legal person: its registered name is public."""
+    return mask.spec == "name" and not grant.natural_person and family.field(field_name).names_subject
+
+
 def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str, ...], grant: SubjectGrant) -> FamilyPlan:
     name = family.name
     refusals = {f: grant.refusal(ctx, name, f) for f in selected}
@@ -116,7 +121,10 @@ def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str,
             # only __typename selected from a family of which nothing may be released
             refused = _denied(ctx, name, family.field_names[0], grant, grant.refusal(ctx, name, family.field_names[0]) or "")
             denied = tuple(_denied(ctx, name, f, grant, grant.refusal(ctx, name, f) or "") for f in family.field_names)
-    masks = tuple((f, m) for f in allowed if (m := grant.decision(ctx, name, f).mask) is not None)
+    masks = tuple(
+        (f, m) for f in allowed
+        if (m := grant.decision(ctx, name, f).mask) is not None and not _public_name(family, f, m, grant)
+    )
     rows = ctx.policy.row_rules(name, ctx.audience)
     annotations = ctx.policy.record_annotations(name, ctx.audience)
     unchecked = tuple(r for r in rows if not all(grant.allows(ctx, name, f) for f in r.reads(family)))

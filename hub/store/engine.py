@@ -4,11 +4,19 @@
 `xinlian.hub.store.migrations` (programmatically: no alembic.ini at runtime), tunes SQLite
 connections (WAL, foreign keys, full sync, busy timeout) and offers `exclusive()`: a write
 transaction that only one writer, in any process, holds at a time.
+
+An SQLite store is private to the hub's user, whatever the umask: its directory (the data
+directory, by default) is made 0700 and the database file 0600 before SQLite first opens it;
+SQLite gives the `-wal` and `-shm` files the database file's mode, and every new connection
+checks all three again (`private_sqlite_files`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import stat
 import time
 import zlib
 from pathlib import Path
@@ -25,6 +33,42 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 MIGRATION_LOCK = "xinlian.hub.store.migrations"
+DIR_MODE = 0o700  # the store's directory: the hub's user only
+FILE_MODE = 0o600  # hub.db, hub.db-wal, hub.db-shm
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+log = logging.getLogger("xinlian.store")
+
+
+def _restrict(path: Path, mode: int) -> None:
+    """chmod `path` to `mode` if it is ours and looser or different (never a shared sticky directory)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return
+    if info.st_uid != os.geteuid() or (stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX):
+        return  # not ours to change (e.g. /tmp): left as it is
+    if stat.S_IMODE(info.st_mode) != mode:
+        log.info("%s had mode %o; setting %o", path, stat.S_IMODE(info.st_mode), mode)
+        os.chmod(path, mode)
+
+
+def private_directory(directory: Path) -> None:
+    """Create `directory` (and its parents) if needed and make it 0700, whatever the umask."""
+    directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    _restrict(directory, DIR_MODE)
+
+
+def private_sqlite_files(database: Path) -> None:
+    """Create the SQLite file 0600 if it does not exist yet, and make it and its side files 0600."""
+    try:
+        fd = os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # an empty file is a valid, empty SQLite database
+    for path in (database, *(database.with_name(database.name + side) for side in SQLITE_SIDE_FILES)):
+        _restrict(path, FILE_MODE)
 
 
 def advisory_key(name: str) -> int:
@@ -39,7 +83,7 @@ def alembic_config() -> Config:
     return config
 
 
-def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+def _tune_sqlite(dbapi_connection: Any, connection_record: Any, database: Path | None = None) -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -48,6 +92,8 @@ def _tune_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+    if database is not None:
+        private_sqlite_files(database)  # the -wal and -shm files exist now
 
 
 def _use_wal(cursor: Any) -> None:
@@ -81,11 +127,17 @@ class Store:
         self.url = url
         parsed = make_url(url)
         self.dialect: str = parsed.get_backend_name()
-        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database: Path | None = None
+        if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
+            database = Path(parsed.database).expanduser()
+            private_directory(database.parent)
+            private_sqlite_files(database)
         self.engine: AsyncEngine = create_async_engine(url)
         if self.dialect == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
+            event.listen(
+                self.engine.sync_engine, "connect",
+                lambda connection, record: _tune_sqlite(connection, record, database),
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod

@@ -39,6 +39,9 @@ class ClientRecord(Base):
     purposes: Mapped[str] = mapped_column(Text, nullable=False, default="", server_default="")
     # a client of kind `subject` speaks for one credit subject (its USCC or resident ID)
     subject_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    # tokens issued (`iat`) before this moment are refused: set when the client is disabled or its
+    # secret rotated, so re-enabling it or rotating does not leave older tokens valid (migration 0004)
+    tokens_valid_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class RevokedToken(Base):

@@ -1,0 +1,352 @@
+"""Signed checkpoints of the audit trail, and `xinlian audit verify` against them.
+
+Each attack is made the way an insider with write access to the hub store would make it
+(SQL on the real store, hashes recomputed where that hides the change from the chain alone),
+then checked through the command line as an operator runs it. Store-backed tests run on the
+embedded SQLite and the real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from joserfc import jws
+from joserfc.jwk import ECKey
+from sqlalchemy import text
+
+from xinlian.hub.audit import GENESIS_HASH, AuditEntry, AuditTrail, chain_hash
+from xinlian.hub.audit.checkpoint import checkpoint_directory, parse_checkpoint, read_checkpoints
+from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
+from xinlian.hub.audit.entry import format_time
+from xinlian.hub.cli import main
+from xinlian.hub.store import Store
+from xinlian.keys.keyring import Keyring
+from xinlian.keys.rotation import rotate
+
+UTC = dt.timezone.utc
+SUBJECTS = ["91350100M000100Y43", "91110000600037341L"]
+
+
+def make_entry(i: int, **changes: object) -> AuditEntry:
+    fields: dict[str, object] = dict(
+        at=dt.datetime(2026, 4, 1, 8, 0, tzinfo=UTC) + dt.timedelta(seconds=i),
+        request_id=f"req-{i:04d}",
+        endpoint="/graphql",
+        client_id="bank-hohhot",
+        client_kind="bank",
+        purpose="贷款审查",
+        subjects=SUBJECTS,
+        released=["registration.name"],
+        outcome="ok",
+        policy_version="2026.1",
+    )
+    fields.update(changes)
+    return AuditEntry(**fields)  # type: ignore[arg-type]
+
+
+class Hub:
+    """A data directory with a keyring and an audit trail in the store at `url`."""
+
+    def __init__(self, data_dir: Path, url: str) -> None:
+        self.data_dir, self.url = data_dir, url
+
+    def run(self, coroutine_fn, *args):  # type: ignore[no-untyped-def]
+        async def go():  # type: ignore[no-untyped-def]
+            store = await Store.open(self.url)
+            try:
+                return await coroutine_fn(store, *args)
+            finally:
+                await store.close()
+
+        return asyncio.run(go())
+
+    def write(self, start: int, count: int) -> None:
+        async def go(store: Store) -> None:
+            trail = AuditTrail(store)
+            for i in range(start, start + count):
+                await trail.record(make_entry(i))
+            await trail.stop()
+
+        self.run(go)
+
+    def sql(self, *statements: str) -> None:
+        async def go(store: Store) -> None:
+            async with store.engine.begin() as conn:
+                for statement in statements:
+                    await conn.execute(text(statement))
+
+        self.run(go)
+
+    def rewrite_from(self, k: int, *, append: int = 0) -> None:
+        """Replace entries k.. with forged ones (and `append` more), re-hashing the chain."""
+
+        async def go(store: Store) -> None:
+            async with store.engine.begin() as conn:
+                rows = (await conn.execute(text("SELECT seq, hash FROM audit_entries ORDER BY seq"))).all()
+                last = rows[-1].seq if rows else 0
+                prev = next((r.hash for r in rows if r.seq == k - 1), GENESIS_HASH)
+                await conn.execute(text(f"DELETE FROM audit_entries WHERE seq >= {k}"))
+                for seq in range(k, last + append + 1):
+                    entry = make_entry(seq, outcome="rejected", released=[])
+                    content = entry.canonical_content()
+                    digest = chain_hash(prev, content)
+                    await conn.execute(
+                        text("INSERT INTO audit_entries (seq, at, request_id, client_id, content, prev_hash, hash) "
+                             "VALUES (:s, :a, :r, :c, :content, :p, :h)"),
+                        {"s": seq, "a": content.split('"at":"')[1].split('"')[0], "r": entry.indexed_request_id,
+                         "c": entry.indexed_client_id, "content": content, "p": prev, "h": digest},
+                    )
+                    if seq > last:
+                        for subject in SUBJECTS:
+                            await conn.execute(text("INSERT INTO audit_subjects (subject, seq) VALUES (:x, :s)"),
+                                               {"x": subject, "s": seq})
+                    prev = digest
+
+        self.run(go)
+
+    def verify(self, *extra: str) -> tuple[int, str]:
+        return main(["audit", "verify", "--data-dir", str(self.data_dir), *extra]), ""
+
+    @property
+    def checkpoints(self) -> Path:
+        return checkpoint_directory(self.data_dir)
+
+
+@pytest.fixture
+def hub(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Hub:
+    """8 entries, a keyring, and one signed checkpoint of entry 8 (written by the CLI)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("XINLIAN_DATABASE_URL", store_url)
+    Keyring.load_or_create(data_dir)
+    made = Hub(data_dir, store_url)
+    made.write(1, 8)
+    assert main(["audit", "checkpoint", "--data-dir", str(data_dir)]) == 0
+    return made
+
+
+def verify(hub: Hub, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+    code = main(["audit", "verify", "--data-dir", str(hub.data_dir), *extra])
+    return code, capsys.readouterr().out
+
+
+# --- intact, and the unanchored tail ---------------------------------------------------------
+
+
+def test_an_intact_trail_with_a_checkpoint_verifies(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    code, out = verify(hub, capsys)
+    assert code == 0, out
+    assert "anchored: entries 1-8" in out and "NOT YET ANCHORED" not in out
+    assert "1 with a valid signature" in out and "audit trail intact" in out
+    assert "subject index: 16 rows, 0 difference(s)" in out
+
+
+def test_entries_after_the_newest_checkpoint_are_reported_not_yet_anchored(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.write(9, 3)
+    code, out = verify(hub, capsys)
+    assert code == 0, out
+    assert "anchored: entries 1-8" in out and "NOT YET ANCHORED: entries 9-11" in out
+
+
+# --- attacks on the trail --------------------------------------------------------------------
+
+
+def test_a_cut_tail_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.sql("DELETE FROM audit_subjects WHERE seq > 5", "DELETE FROM audit_entries WHERE seq > 5")
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "audit trail CUT: the trail ends at entry 5" in out and "entries 6-8 were removed" in out
+    assert "audit chain intact: 5 entries" in out  # the chain alone cannot see it
+
+
+def test_an_emptied_trail_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.sql("DELETE FROM audit_subjects", "DELETE FROM audit_entries")
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "the trail is EMPTY" in out and "entries 1-8 were removed" in out
+
+
+@pytest.mark.parametrize("k", [1, 4, 8])
+def test_a_rewrite_from_any_entry_onward_is_detected(k: int, hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.rewrite_from(k)
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "audit chain intact" in out  # re-hashed: the chain alone cannot see it
+    assert "audit trail REWRITTEN: entry 8 no longer has the hash" in out
+
+
+def test_forged_entries_appended_after_a_checkpoint_are_not_yet_anchored(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.rewrite_from(9, append=3)  # nothing anchored is changed: 9-11 appended with good hashes
+    code, out = verify(hub, capsys)
+    assert code == 0, out
+    assert "anchored: entries 1-8" in out and "NOT YET ANCHORED: entries 9-11" in out
+
+
+def test_appended_entries_that_change_anchored_ones_are_a_rewrite(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.rewrite_from(6, append=2)
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "REWRITTEN" in out and "NOT YET ANCHORED: entries 1-10" in out  # one checkpoint: nothing left anchored
+
+
+def test_an_edited_subject_index_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.sql(
+        f"DELETE FROM audit_subjects WHERE seq = 3 AND subject = '{SUBJECTS[0]}'",
+        "INSERT INTO audit_subjects (subject, seq) VALUES ('110102199101010078', 5)",
+        "INSERT INTO audit_subjects (subject, seq) VALUES ('110102199101010078', 99)",
+    )
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert f"entry 3 names subject {SUBJECTS[0]} but the index does not" in out
+    assert "lists entry 5 for subject 110102199101010078, which the entry does not name" in out
+    assert "lists entry 99 for subject 110102199101010078, but there is no entry 99" in out
+    assert "3 difference(s)" in out
+
+
+# --- the checkpoints themselves ----------------------------------------------------------------
+
+
+def _append_line(hub: Hub, line: str) -> None:
+    files = sorted(hub.checkpoints.glob("*.jsonl"))
+    with open(files[-1], "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def test_a_forged_checkpoint_signature_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    real = read_checkpoints(hub.checkpoints)[0].checkpoint
+    assert real is not None
+    # a checkpoint of a cut trail, signed with a key that is not the hub's but claims its kid
+    impostor = ECKey.generate_key("P-256")
+    header = {"alg": "ES256", "kid": real.kid, "typ": "xinlian-audit-checkpoint"}
+    payload = {"at": format_time(real.at), "hash": "ab" * 32, "iss": "x", "seq": 3, "v": 1}
+    token = jws.serialize_compact(header, json.dumps(payload).encode(), impostor, algorithms=["ES256"])
+    _append_line(hub, token)
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "is FORGED: its signature does not verify" in out
+    assert "anchored: entries 1-8" in out  # the forged one anchors nothing
+
+    # a real checkpoint's payload edited (seq moved back), signature kept
+    parts = real.token.split(".")
+    import base64
+
+    edited = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    edited["seq"] = 4
+    parts[1] = base64.urlsafe_b64encode(json.dumps(edited).encode()).decode().rstrip("=")
+    _append_line(hub, ".".join(parts))
+    code, out = verify(hub, capsys)
+    assert code == 1 and out.count("is FORGED") == 2
+
+
+def test_checkpoints_signed_by_a_retired_key_still_verify(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    rotate(hub.data_dir, grace=0)  # the old key stops verifying tokens at once
+    hub.write(9, 1)
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 0
+    code, out = verify(hub, capsys)
+    assert code == 0, out
+    assert "2 with a valid signature" in out and "anchored: entries 1-9" in out
+
+
+def test_a_witness_copy_verifies_and_catches_a_cut_when_local_checkpoints_are_gone(
+    hub: Hub, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    capsys.readouterr()
+    assert main(["audit", "checkpoint", "--print", "--data-dir", str(hub.data_dir)]) == 0
+    mailed = capsys.readouterr().out.strip()
+    witness = tmp_path / "regional-platform-copy.jsonl"
+    witness.write_text(mailed + "\n", encoding="utf-8")
+    assert parse_checkpoint(mailed).seq == 8
+
+    code, out = verify(hub, capsys, "--checkpoint", str(witness))
+    assert code == 0, out
+    assert "2 with a valid signature" in out and "anchored: entries 1-8" in out
+
+    # the insider cuts the trail AND deletes the hub's own checkpoints: only the witness remembers
+    for path in hub.checkpoints.glob("*.jsonl"):
+        path.unlink()
+    hub.sql("DELETE FROM audit_subjects WHERE seq > 6", "DELETE FROM audit_entries WHERE seq > 6")
+    code, out = verify(hub, capsys)
+    assert code == 0 and "checkpoints: none found" in out and "NOT YET ANCHORED: entries 1-6" in out
+    code, out = verify(hub, capsys, "--checkpoint", str(witness))
+    assert code == 1 and "entries 7-8 were removed" in out
+
+    # a bare compact JWS line is accepted too; a missing witness file is a read error
+    witness.write_text(parse_checkpoint(mailed).token + "\n", encoding="utf-8")
+    assert verify(hub, capsys, "--checkpoint", str(witness))[0] == 1
+    assert verify(hub, capsys, "--checkpoint", str(tmp_path / "absent.jsonl"))[0] == 2
+
+
+def test_the_command_as_an_operator_runs_it_reports_a_cut(hub: Hub) -> None:
+    hub.sql("DELETE FROM audit_entries WHERE seq = 8", "DELETE FROM audit_subjects WHERE seq = 8")
+    done = subprocess.run(
+        [sys.executable, "-m", "xinlian.hub.cli", "audit", "verify", "--data-dir", str(hub.data_dir)],
+        capture_output=True, text=True, timeout=60, env=os.environ.copy(),
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "entry 8 was removed" in done.stdout
+
+
+# --- the writer ------------------------------------------------------------------------------
+
+
+def test_checkpoint_files_are_private_append_only_json_lines(hub: Hub) -> None:
+    assert stat.S_IMODE(hub.checkpoints.stat().st_mode) == 0o700
+    files = sorted(hub.checkpoints.glob("*.jsonl"))
+    assert len(files) == 1 and stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    # the head has not moved: no new checkpoint
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 0
+    hub.write(9, 2)
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 0
+    lines = files[0].read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [8, 10]
+    assert set(json.loads(lines[0])) == {"at", "hash", "jws", "kid", "seq"}
+
+
+def test_the_writer_refuses_to_sign_a_chain_that_does_not_extend_the_last_checkpoint(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.rewrite_from(5, append=2)
+    capsys.readouterr()
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 1
+    assert "NOT signed" in capsys.readouterr().err
+    assert [c.checkpoint.seq for c in read_checkpoints(hub.checkpoints) if c.checkpoint] == [8]
+
+
+def test_the_writer_signs_at_its_interval_and_at_stop(hub: Hub) -> None:
+    keyring = Keyring.load(hub.data_dir)
+    assert keyring is not None
+
+    async def go(store: Store) -> list[int]:
+        writer = CheckpointWriter(store, keyring, hub.checkpoints, interval=0.05, issuer="test")
+        writer.start()
+        trail = AuditTrail(store)
+        await trail.record(make_entry(9))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if writer.last is not None and writer.last.seq == 9:
+                break
+        await trail.record(make_entry(10))
+        await trail.stop()
+        await writer.stop()
+        async with store.engine.begin() as conn:
+            await conn.execute(text("DELETE FROM audit_entries WHERE seq = 10"))
+        with pytest.raises(ChainDoesNotExtend):
+            await writer.checkpoint_now()
+        return [c.checkpoint.seq for c in read_checkpoints(hub.checkpoints) if c.checkpoint]
+
+    assert hub.run(go) == [8, 9, 10]
