@@ -23,7 +23,14 @@ from sqlalchemy import text
 from auth_fixture import AUDIENCE, ISSUER, TTL, auth_app, settings_for, unb64
 from hub_fixture import wait_until
 from servers import serve_app
-from xinlian.hub.auth import BearerValidator, ClientError, ClientRegistry, RevocationList, RevocationUnavailable
+from xinlian.hub.auth import (
+    BearerValidator,
+    ClientError,
+    ClientRegistry,
+    RevocationList,
+    RevocationUnavailable,
+    revocation_list,
+)
 from xinlian.hub.cli import main
 from xinlian.hub.store import Store
 from xinlian.hub.store.engine import alembic_config
@@ -474,6 +481,26 @@ async def test_the_registry_refuses_unfit_client_keys(sqlite_url: str, jwks: Any
     try:
         with pytest.raises(ClientError, match=message):
             await ClientRegistry(store).create_with_keys("Bank", "bank", jwks)
+    finally:
+        await store.close()
+
+
+async def test_replacing_a_keyed_clients_keys_ends_its_earlier_tokens(sqlite_url: str) -> None:
+    """set_keys is a keyed client's rotation: tokens issued before it stay dead, later ones live."""
+    store = await Store.open(sqlite_url)
+    try:
+        registry = ClientRegistry(store)
+        key = ECKey.generate_key("P-256", private=True)
+        client_id = await registry.create_with_keys(
+            "新城区征信", "agency", {"keys": [key.as_dict(private=False)]}, client_id="agency-keys"
+        )
+        revocations = revocation_list(store)
+        issued_before = int(time.time())
+        assert not await revocations.issued_before_cutoff("agency-keys", issued_before)
+        rotated = ECKey.generate_key("P-256", private=True)
+        assert await registry.set_keys(client_id, {"keys": [rotated.as_dict(private=False)]})
+        assert await revocations.issued_before_cutoff("agency-keys", issued_before)
+        assert not await revocations.issued_before_cutoff("agency-keys", int(time.time()))
     finally:
         await store.close()
 

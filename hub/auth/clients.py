@@ -115,7 +115,12 @@ class ClientRegistry:
         return record.client_id
 
     async def set_keys(self, client_id: str, jwks: str | bytes | dict[str, object]) -> bool:
-        """Replace a `private_key_jwt` client's public keys. False if there is no such client."""
+        """Replace a `private_key_jwt` client's public keys. False if there is no such client.
+
+        This is the keyed client's rotation (as `rotate_secret` is a secret client's): keys are
+        replaced because the old private key may be lost, so tokens issued before are refused
+        from then on (`tokens_valid_after`), like after a secret rotation.
+        """
         stored = _checked_jwks(jwks)
         async with self.store.session() as session:
             record = await session.scalar(select(ClientRecord).where(ClientRecord.client_id == client_id))
@@ -124,7 +129,11 @@ class ClientRegistry:
             if record.token_endpoint_auth_method != PRIVATE_KEY_JWT:
                 raise ClientError(f"client {client_id!r} authenticates with a secret, not with keys")
             record.jwks = stored
+            cutoff = _token_cutoff()
+            record.tokens_valid_after = cutoff
             await session.commit()
+        revocation_list(self.store).note_cutoff(client_id, cutoff.timestamp())
+        await _cutoff_passed(cutoff)
         return True
 
     @staticmethod
