@@ -219,15 +219,15 @@ class HubRuntime:
         public_endpoint: bool,
         policy: Policy | None = None,
         access: AccessRecord | None = None,
-        harvest_cap: bool = True,
+        harvest_client: str | None = None,
     ) -> RequestContext:
         """A fresh `RequestContext` for one request (or a dry run: `policy` another version).
 
         Departments get `DEPARTMENT_SHARE` of the request's time, so that when one is too slow
         its fields come back as errors in a partial answer, not as a 504 for everything. What the
         request finds out for the audit (subjects, released, denied and masked fields) is kept in
-        `access`, the request's audit record, when one is given. `harvest_cap` False: the reads
-        do not count toward the client's anti-harvesting cap.
+        `access`, the request's audit record, when one is given. `harvest_client`: whom the
+        anti-harvesting cap charges for the reads, when not the caller (a dry run: the admin).
         """
         deadline = time.monotonic() + self.settings.request_timeout * DEPARTMENT_SHARE
         inputs = RequestInputs(
@@ -244,7 +244,8 @@ class HubRuntime:
             cache=self.cache,
             consents=self.consents,
             objections=self.objections,
-            harvest=self.harvest if harvest_cap and self.harvest.enabled else None,
+            harvest=self.harvest if self.harvest.enabled else None,
+            harvest_client=harvest_client,
             access_log=self.access_log,
         )
         return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)

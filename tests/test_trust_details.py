@@ -141,23 +141,14 @@ def test_a_dry_run_under_a_never_activated_version_returns_no_confidential_value
     assert shown in (None, "<string>")  # ... but the dry run never returns the value itself
 
 
-def test_dry_run_reads_count_against_the_admins_cap(hub: RunningHub) -> None:
-    guard = hub.runtime.harvest
-    if not guard.enabled:
-        pytest.skip("the anti-harvesting cap is off in this configuration")
-    seen: list[str] = []
-    original = guard.admit
-
-    async def spy(client_id: str, subject: str) -> Any:
-        seen.append(client_id)
-        return await original(client_id, subject)
-
-    guard.admit = spy
-    try:
-        admin(hub, DRY_RUN, {"client": "demo-bank", "subject": hub.samples["insured_person"], "purpose": "loan-review"})
-    finally:
-        del guard.admit
-    assert seen and set(seen) == {hub.clients["admin"]["client_id"]}
+def test_dry_run_reads_count_against_the_admins_cap(tmp_path: Path) -> None:
+    """Dry runs read AUTHORIZED data: they count against the admin's own cap (one subject a day
+    here), so the second subject crosses it and the admin — not the client — gets the alert."""
+    with running_hub(tmp_path, legal_persons=12, natural_persons=4, authorized_subject_cap="1/day") as running:
+        for sample in ("a_level_taxpayer", "multi_department_penalties"):  # the bank reads AUTHORIZED taxPaid
+            admin(running, DRY_RUN, {"client": "demo-bank", "subject": running.samples[sample], "purpose": "loan-review"})
+        alerts = [e for e in running.audit_entries() if e.outcome == "alert"]
+    assert [a.client_id for a in alerts] == [running.clients["admin"]["client_id"]]
 
 
 # ---- item 5: tokens issued before a disable or a rotation stay dead ---------------------------

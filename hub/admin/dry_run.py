@@ -22,7 +22,8 @@ released/denied/masked lists are X's.
 
 The reads count against the *admin's* anti-harvesting cap: the admin is the one looking, and a
 dry run must not be an unmetered way to read many subjects; charging X instead would let an
-admin use up (and raise harvest alerts on) a bank's cap for reads the bank never made. It is
+admin use up (and raise harvest alerts on) a bank's cap for reads the bank never made; a crossing
+writes an alert entry naming the admin (`dry_run_alerts`). It is
 audited as its own entry (the caller, `dry_run_entry`): the subject's access log lists it.
 """
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError
@@ -38,6 +39,7 @@ from graphql import GraphQLError
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.endpoints.graphql_http import format_error
 from xinlian.hub.governance.policy_versions import PolicyHistory
+from xinlian.hub.guard.harvest import alert_entry
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import decide
 from xinlian.policies.model import DisclosureClass, Policy
@@ -85,6 +87,7 @@ class DryRunOutcome:
     denied: list[str]
     masked: list[str]
     error_codes: list[str]
+    alerts: list[dict[str, Any]]  # the admin's harvest cap crossed by this dry run's reads
 
 
 async def _policy(runtime: "HubRuntime", version: str | None) -> Policy:
@@ -116,23 +119,12 @@ async def _principal(runtime: "HubRuntime", client_id: str, purpose: str | None)
     return principal, bool(record.disabled)
 
 
+DRY_RUN_WITHOUT_ADMIN = "dry-run"  # the cap's key for a dry run made without an admin principal
+
+
 def shape(type_name: str) -> str:
     """The placeholder that stands for a value the admin may not see: its type, e.g. `<string>`."""
     return f"<{type_name.lower()}>"
-
-
-class _ChargedTo:
-    """The harvest guard, counting every subject read against `client_id` (the admin), not X."""
-
-    def __init__(self, guard: Any, client_id: str) -> None:
-        self._guard = guard
-        self._client_id = client_id
-
-    async def admit(self, client_id: str, subject: str) -> Any:
-        return await self._guard.admit(self._client_id, subject)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._guard, name)
 
 
 def admin_view(
@@ -236,10 +228,10 @@ async def dry_run(
     if admin is not None and admin.client_id and admin.purpose_allowed and admin.purpose is not None:
         admin_consented = code in await runtime.consents.consenting([code], admin.client_id, admin.purpose)
 
-    # the reads count against the admin's cap (it is the admin looking), never against X's
-    ctx = runtime.request_context(principal, public_endpoint=False, policy=policy, harvest_cap=False)
-    if admin is not None and admin.client_id and runtime.harvest.enabled:
-        ctx.services = replace(ctx.services, harvest=_ChargedTo(runtime.harvest, admin.client_id))  # type: ignore[arg-type]
+    # the reads count against the admin's cap (it is the admin looking), never against X's; without
+    # an admin (no one to charge) only shapes are shown, so nothing is charged either
+    charged = admin.client_id if admin is not None and admin.client_id else DRY_RUN_WITHOUT_ADMIN
+    ctx = runtime.request_context(principal, public_endpoint=False, policy=policy, harvest_client=charged)
     query = dry_run_query(kind)
     try:
         result = await asyncio.wait_for(
@@ -275,7 +267,9 @@ async def dry_run(
         rules_applied=sorted(findings.rules_applied),
     )
     codes = sorted({e["extensions"]["code"] for e in errors if "extensions" in e})
-    return DryRunOutcome(dry, sorted(findings.subjects | {code}), dry.released, dry.denied, masked, codes)
+    return DryRunOutcome(
+        dry, sorted(findings.subjects | {code}), dry.released, dry.denied, masked, codes, list(findings.alerts)
+    )
 
 
 def dry_run_entry(outcome: DryRunOutcome, admin: Principal, request_id: str, remote_addr: str | None) -> AuditEntry:
@@ -307,3 +301,18 @@ def dry_run_entry(outcome: DryRunOutcome, admin: Principal, request_id: str, rem
         },
     )
 
+
+
+def dry_run_alerts(
+    outcome: DryRunOutcome, admin: Principal, runtime: "HubRuntime", request_id: str, remote_addr: str | None
+) -> list[AuditEntry]:
+    """One alert entry if this dry run's reads made the admin cross its anti-harvesting cap."""
+    cap = runtime.harvest.cap
+    if not outcome.alerts or cap is None:
+        return []
+    return [
+        alert_entry(
+            admin.client_id or "", admin.kind, cap.limit, cap.window, outcome.result.policy_version, request_id,
+            remote_addr=remote_addr, endpoint="/admin/graphql",
+        )
+    ]

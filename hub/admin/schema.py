@@ -24,7 +24,7 @@ from xinlian.hub.governance.objections import ObjectionError, check_subject
 from xinlian.hub.guard import AUTHENTICATED_LIMITS, QueryGuard
 
 from .context import AdminContext
-from .dry_run import dry_run, dry_run_entry
+from .dry_run import dry_run, dry_run_alerts, dry_run_entry
 from .operations import AdminInputError
 from .types import (
     AccessLogPage,
@@ -156,6 +156,7 @@ class Query:
             policy_version=outcome.result.policy_version, purpose=outcome.result.purpose,
         )
         ctx.entries.append(dry_run_entry(outcome, ctx.principal, ctx.request_id, ctx.remote_addr))
+        ctx.entries.extend(dry_run_alerts(outcome, ctx.principal, ctx.runtime, ctx.request_id, ctx.remote_addr))
         return outcome.result
 
 

@@ -70,6 +70,7 @@ class RequestServices:
     consents: "ConsentBook | None" = None
     objections: "ObjectionRegister | None" = None
     harvest: "HarvestGuard | None" = None  # None when the cap is off
+    harvest_client: str | None = None  # whom the cap charges, if not the caller (a dry run: the admin)
     access_log: "SubjectAccessLog | None" = None
 
 
@@ -226,8 +227,9 @@ class RequestContext:
         found = self.caches.admitted.get(subject)
         if found is None:
             found = True
-            if self.services.harvest is not None and self.principal.client_id:
-                admission = await self.services.harvest.admit(self.principal.client_id, subject)
+            charged = self.services.harvest_client or self.principal.client_id
+            if self.services.harvest is not None and charged:
+                admission = await self.services.harvest.admit(charged, subject)
                 found = admission.allowed
                 if admission.crossed:
                     self.findings.alerts.append({"cap": admission.cap, "count": admission.count, "subject": subject})
