@@ -43,6 +43,7 @@ from .manifest import (
     KeyEntry,
     KeyringError,
     Manifest,
+    iso,
     load_private_key,
     locked,
     manifest_signature,
@@ -262,6 +263,25 @@ class Keyring:
         for kid, key in self.verification_keys().items():
             public = {k: v for k, v in key.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
             keys.append({**public, "kid": kid, "alg": ALGORITHM, "use": "sig"})
+        return {"keys": keys}
+
+    def history_jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """Every key of the manifest, expired ones included, as a JWKS for a witness.
+
+        Public members only (kty, crv, x, y, kid, alg, use) plus each key's life, which
+        `past_signing_key` checks: `created`, `retired` and `verify_until` (ISO 8601, UTC; null
+        while not retired). With this document alone, signed audit checkpoints can be checked
+        without the keyring (`xinlian audit keys`, `xinlian audit verify-checkpoints`).
+        """
+        snapshot = self._current()
+        keys = []
+        for entry in snapshot.manifest.entries:
+            key = snapshot.public[entry.kid].as_dict(private=False)
+            public = {k: v for k, v in key.items() if k in ("kty", "crv", "x", "y")}
+            keys.append({
+                **public, "kid": entry.kid, "alg": entry.alg, "use": "sig",
+                "created": iso(entry.created), "retired": iso(entry.retired), "verify_until": iso(entry.verify_until),
+            })
         return {"keys": keys}
 
     def describe(self) -> list[KeyDescription]:

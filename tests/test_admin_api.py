@@ -484,42 +484,52 @@ PUBLIC_HANDLER = "query($u: String!) { legalPerson(uscc: $u) { penalties { decis
 VERSION = "{ version number parent by reason changes active toml document }"
 
 
+def restore_policy(hub: RunningHub, version: str) -> None:
+    """Make `version` the active policy again (going back may widen disclosure: confirmed)."""
+    if ok(admin(hub, "{ activePolicy { version } }"))["activePolicy"]["version"] != version:
+        ok(admin(hub, "mutation($v: String!) { activatePolicyVersion(version: $v, reason: \"restore\", confirmWidening: true) { version } }",
+                 {"v": version}))
+
+
 def test_a_policy_change_through_the_api_changes_the_public_contract(hub: RunningHub) -> None:
     uscc = hub.samples["multi_department_penalties"]
     start = ok(admin(hub, "{ activePolicy { version } }"))["activePolicy"]["version"]
-    assert hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}}).status_code == 400
+    try:
+        assert hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}}).status_code == 400
 
-    response = admin(
-        hub,
-        'mutation { setFieldClass(family: "penalties", field: "caseHandler", disclosureClass: "PUBLIC", reason: "公开办案人员 (trial)", '
-        "confirmWidening: true) " + VERSION + " }",  # SHARED -> PUBLIC widens: confirmed (issue 9)
-    )
-    version = ok(response)["setFieldClass"]
-    assert version["active"] and version["parent"] == start and version["by"] == hub.clients["admin"]["client_id"]
-    assert version["changes"] == ["fields.penalties.case_handler: SHARED -> PUBLIC"]
-    assert version["document"]["fields"]["penalties"]["case_handler"] == "PUBLIC"
-    assert 'case_handler = "PUBLIC"' in version["toml"]
-    assert the_entry(hub, response).detail == {"actions": [{
-        "action": "setFieldClass", "family": "penalties", "field": "case_handler", "disclosure_class": "PUBLIC",
-        "reason": "公开办案人员 (trial)", "version": version["version"],
-        "warning": "widens disclosure: penalties.case_handler: SHARED -> PUBLIC",
-    }]}
-    public = hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}})
-    assert public.status_code == 200 and "errors" not in public.json()
+        response = admin(
+            hub,
+            'mutation { setFieldClass(family: "penalties", field: "caseHandler", disclosureClass: "PUBLIC", reason: "公开办案人员 (trial)", '
+            "confirmWidening: true) " + VERSION + " }",  # SHARED -> PUBLIC widens: confirmed (issue 9)
+        )
+        version = ok(response)["setFieldClass"]
+        assert version["active"] and version["parent"] == start and version["by"] == hub.clients["admin"]["client_id"]
+        assert version["changes"] == ["fields.penalties.case_handler: SHARED -> PUBLIC"]
+        assert version["document"]["fields"]["penalties"]["case_handler"] == "PUBLIC"
+        assert 'case_handler = "PUBLIC"' in version["toml"]
+        assert the_entry(hub, response).detail == {"actions": [{
+            "action": "setFieldClass", "family": "penalties", "field": "case_handler", "disclosure_class": "PUBLIC",
+            "reason": "公开办案人员 (trial)", "version": version["version"],
+            "warning": "widens disclosure: penalties.case_handler: SHARED -> PUBLIC",
+        }]}
+        public = hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}})
+        assert public.status_code == 200 and "errors" not in public.json()
 
-    diff = ok(admin(hub, "query($a: String!, $b: String!) { policyDiff(a: $a, b: $b) { changes } }", {"a": start, "b": version["version"]}))
-    assert diff["policyDiff"]["changes"] == ["fields.penalties.case_handler: SHARED -> PUBLIC"]
-    # a dry run under the earlier version still sees the field as SHARED
-    dry = ok(admin(hub, DRY_RUN, {"client": "demo-bank", "subject": uscc, "version": start, "purpose": "loan-review"}))["dryRun"]
-    assert dry["policyVersion"] == start and _decisions(dry)["penalties.case_handler"]["disclosureClass"] == "SHARED"
+        diff = ok(admin(hub, "query($a: String!, $b: String!) { policyDiff(a: $a, b: $b) { changes } }", {"a": start, "b": version["version"]}))
+        assert diff["policyDiff"]["changes"] == ["fields.penalties.case_handler: SHARED -> PUBLIC"]
+        # a dry run under the earlier version still sees the field as SHARED
+        dry = ok(admin(hub, DRY_RUN, {"client": "demo-bank", "subject": uscc, "version": start, "purpose": "loan-review"}))["dryRun"]
+        assert dry["policyVersion"] == start and _decisions(dry)["penalties.case_handler"]["disclosureClass"] == "SHARED"
 
-    back = admin(hub, "mutation($v: String!) { activatePolicyVersion(version: $v, reason: \"trial over\") { version active } }", {"v": start})
-    assert ok(back)["activatePolicyVersion"] == {"version": start, "active": True}
-    assert hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}}).status_code == 400
-    versions = ok(admin(hub, "{ policyVersions { version active reason } }"))["policyVersions"]
-    assert {"version": version["version"], "active": False, "reason": "公开办案人员 (trial)"} in versions
-    activations = ok(admin(hub, "{ policyActivations { version by reason } }"))["policyActivations"]
-    assert activations[0] == {"version": start, "by": hub.clients["admin"]["client_id"], "reason": "trial over"}
+        back = admin(hub, "mutation($v: String!) { activatePolicyVersion(version: $v, reason: \"trial over\") { version active } }", {"v": start})
+        assert ok(back)["activatePolicyVersion"] == {"version": start, "active": True}
+        assert hub.http.post("/public/graphql", json={"query": PUBLIC_HANDLER, "variables": {"u": uscc}}).status_code == 400
+        versions = ok(admin(hub, "{ policyVersions { version active reason } }"))["policyVersions"]
+        assert {"version": version["version"], "active": False, "reason": "公开办案人员 (trial)"} in versions
+        activations = ok(admin(hub, "{ policyActivations { version by reason } }"))["policyActivations"]
+        assert activations[0] == {"version": start, "by": hub.clients["admin"]["client_id"], "reason": "trial over"}
+    finally:  # the hub is shared by the module: never leave the trial policy active
+        restore_policy(hub, start)
 
 
 def test_import_a_policy_document_and_masks_and_overrides(hub: RunningHub) -> None:
@@ -528,13 +538,15 @@ def test_import_a_policy_document_and_masks_and_overrides(hub: RunningHub) -> No
     assert codes(same.json()) == ["BAD_USER_INPUT"]  # nothing changes
     edited = active["toml"].replace('[fields.honors]\naward_date = "PUBLIC"', '[fields.honors]\naward_date = "SHARED"')
     assert edited != active["toml"]
-    imported = ok(admin(hub, "mutation($t: String!) { importPolicy(toml: $t, reason: \"年度复核\") { version changes } }", {"t": edited}))
-    assert imported["importPolicy"]["changes"] == ["fields.honors.award_date: PUBLIC -> SHARED"]
-    masked = ok(admin(hub, 'mutation { setMask(family: "registration", field: "contact_phone", audience: "SHARED", mask: "phone", reason: "最小化") { changes } }'))
-    assert masked["setMask"]["changes"] == ["masks.registration.contact_phone.SHARED: (none) -> phone"]
-    cleared = ok(admin(hub, 'mutation { clearOverride(family: "tax_credit", field: "level", kind: "bank", reason: "银税互动结束") { changes } }'))
-    assert cleared["clearOverride"]["changes"] == ["overrides.bank.tax_credit.level: AUTHORIZED -> (none)"]
-    ok(admin(hub, "mutation($v: String!) { activatePolicyVersion(version: $v, reason: \"restore\") { version } }", {"v": active["version"]}))
+    try:
+        imported = ok(admin(hub, "mutation($t: String!) { importPolicy(toml: $t, reason: \"年度复核\") { version changes } }", {"t": edited}))
+        assert imported["importPolicy"]["changes"] == ["fields.honors.award_date: PUBLIC -> SHARED"]
+        masked = ok(admin(hub, 'mutation { setMask(family: "registration", field: "contact_phone", audience: "SHARED", mask: "phone", reason: "最小化") { changes } }'))
+        assert masked["setMask"]["changes"] == ["masks.registration.contact_phone.SHARED: (none) -> phone"]
+        cleared = ok(admin(hub, 'mutation { clearOverride(family: "tax_credit", field: "level", kind: "bank", reason: "银税互动结束") { changes } }'))
+        assert cleared["clearOverride"]["changes"] == ["overrides.bank.tax_credit.level: AUTHORIZED -> (none)"]
+    finally:  # the hub is shared by the module: put the policy back even when an assertion failed
+        restore_policy(hub, active["version"])
 
 
 @pytest.mark.parametrize(

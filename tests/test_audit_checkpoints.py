@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -22,8 +23,15 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy import text
 
+from hub_fixture import running_hub, wait_until
 from xinlian.hub.audit import GENESIS_HASH, AuditEntry, AuditTrail, chain_hash
-from xinlian.hub.audit.checkpoint import checkpoint_directory, parse_checkpoint, read_checkpoints
+from xinlian.hub.audit.checkpoint import (
+    checkpoint_directory,
+    latest_valid,
+    parse_checkpoint,
+    read_checkpoints,
+    sign_checkpoint,
+)
 from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
 from xinlian.hub.audit.entry import format_time
 from xinlian.hub.cli import main
@@ -350,3 +358,166 @@ def test_the_writer_signs_at_its_interval_and_at_stop(hub: Hub) -> None:
         return [c.checkpoint.seq for c in read_checkpoints(hub.checkpoints) if c.checkpoint]
 
     assert hub.run(go) == [8, 9, 10]
+
+
+# --- a witness on its own: the public keys, and the checkpoints it was sent ---------------------
+
+
+def witness_check(capsys: pytest.CaptureFixture[str], jwks_file: Path, *files: Path, head: tuple[int, str] | None = None
+                  ) -> tuple[int, str]:
+    capsys.readouterr()
+    args = ["audit", "verify-checkpoints", "--jwks", str(jwks_file)]
+    for path in files:
+        args += ["--checkpoint", str(path)]
+    if head is not None:
+        args += ["--head-seq", str(head[0]), "--head-hash", head[1]]
+    code = main(args)
+    return code, capsys.readouterr().out
+
+
+def exported_witness(hub: Hub, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> tuple[Path, Path]:
+    """The JWKS `xinlian audit keys --print` exports and a witness copy of every checkpoint sent."""
+    capsys.readouterr()
+    assert main(["audit", "keys", "--print", "--data-dir", str(hub.data_dir)]) == 0
+    jwks_file = tmp_path / "hub-keys.json"
+    jwks_file.write_text(capsys.readouterr().out, encoding="utf-8")
+    witness = tmp_path / "witness" / "copy.jsonl"
+    witness.parent.mkdir()
+    witness.write_text("".join(p.read_text() for p in sorted(hub.checkpoints.glob("*.jsonl"))), encoding="utf-8")
+    return jwks_file, witness
+
+
+def test_a_witness_verifies_its_copy_with_only_the_exported_public_keys(
+    hub: Hub, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rotate(hub.data_dir, grace=0)  # the first key expires at once: it leaves the published JWKS
+    hub.write(9, 1)
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 0
+    keyring = Keyring.load(hub.data_dir)
+    assert keyring is not None
+    published = keyring.jwks()
+    jwks_file, witness = exported_witness(hub, capsys, tmp_path)
+
+    exported = json.loads(jwks_file.read_text())
+    assert len(exported["keys"]) == 2 and len(published["keys"]) == 1
+    for key in exported["keys"]:
+        assert set(key) == {"kty", "crv", "x", "y", "kid", "alg", "use", "created", "retired", "verify_until"}
+    old = next(k for k in exported["keys"] if k["retired"] is not None)
+    assert old["verify_until"] == old["retired"] and old["kid"] not in {k["kid"] for k in published["keys"]}
+
+    # no data directory, no store, no keyring: only the two files
+    shutil.rmtree(hub.data_dir)
+    monkeypatch.delenv("XINLIAN_DATABASE_URL")
+    monkeypatch.setenv("XINLIAN_DATA_DIR", str(tmp_path / "nowhere"))
+    code, out = witness_check(capsys, jwks_file, witness)
+    assert code == 0, out
+    assert "2 read" in out and "2 with a valid signature" in out and "newest checkpoint: entry 9" in out
+    assert "witness checkpoints intact" in out
+    assert not (tmp_path / "nowhere").exists()
+
+    newest = parse_checkpoint(witness.read_text().splitlines()[-1])
+    assert witness_check(capsys, jwks_file, witness, head=(12, "cd" * 32))[0] == 0  # ahead: fine
+    code, out = witness_check(capsys, jwks_file, witness, head=(9, newest.hash))
+    assert code == 0, out
+    code, out = witness_check(capsys, jwks_file, witness, head=(6, "cd" * 32))
+    assert code == 1 and "the hub's head (entry 6) is BEHIND the witnessed checkpoint of entry 9" in out
+    code, out = witness_check(capsys, jwks_file, witness, head=(9, "cd" * 32))
+    assert code == 1 and "FORK at entry 9" in out
+
+    # the published JWKS alone no longer knows the expired key: that is what the export is for
+    current = tmp_path / "published.json"
+    current.write_text(json.dumps(published))
+    code, out = witness_check(capsys, current, witness)
+    assert code == 1 and out.count("is FORGED") == 1 and "not a key of the hub's keyring" in out
+
+    # unreadable inputs are read errors
+    assert witness_check(capsys, jwks_file, tmp_path / "absent.jsonl")[0] == 2
+    assert witness_check(capsys, witness, witness)[0] == 2  # not a JWKS
+    private = {"keys": [{**exported["keys"][0], "d": "secret"}]}
+    current.write_text(json.dumps(private))
+    assert witness_check(capsys, current, witness)[0] == 2
+
+
+def test_a_witness_detects_a_forged_signature_a_fork_and_time_running_backwards(
+    hub: Hub, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    jwks_file, witness = exported_witness(hub, capsys, tmp_path)
+    real = parse_checkpoint(witness.read_text().splitlines()[0])
+    assert witness_check(capsys, jwks_file, witness)[0] == 0
+
+    # an impostor key claiming the hub's kid
+    impostor = ECKey.generate_key("P-256")
+    header = {"alg": "ES256", "kid": real.kid, "typ": "xinlian-audit-checkpoint"}
+    payload = {"at": format_time(real.at + dt.timedelta(seconds=5)), "hash": "ab" * 32, "iss": "x", "seq": 12, "v": 1}
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text(jws.serialize_compact(header, json.dumps(payload).encode(), impostor, algorithms=["ES256"]) + "\n")
+    code, out = witness_check(capsys, jwks_file, witness, forged)
+    assert code == 1 and "forged.jsonl:1 is FORGED: its signature does not verify" in out
+    assert "newest checkpoint: entry 8" in out  # the forged one counts for nothing
+
+    # a fork: the hub's own key signs another history of entry 8 (a rewrite re-signed)
+    keyring = Keyring.load(hub.data_dir)
+    assert keyring is not None
+    other = sign_checkpoint(keyring, 8, "ef" * 32, issuer="x", at=real.at + dt.timedelta(minutes=1))
+    fork = tmp_path / "fork.jsonl"
+    fork.write_text(other.to_line() + "\n")
+    code, out = witness_check(capsys, jwks_file, witness, fork)
+    assert code == 1 and "FORK at entry 8" in out and "FORGED" not in out
+    # the same checkpoint twice is no fork
+    assert witness_check(capsys, jwks_file, witness, witness)[0] == 0
+
+    # a later entry anchored at an earlier time than an earlier entry
+    backwards = sign_checkpoint(keyring, 10, "12" * 32, issuer="x", at=real.at - dt.timedelta(seconds=30))
+    fork.write_text(backwards.to_line() + "\n")
+    code, out = witness_check(capsys, jwks_file, witness, fork)
+    assert code == 1 and "NOT MONOTONIC" in out and "anchors entry 10" in out
+    forward = sign_checkpoint(keyring, 10, "12" * 32, issuer="x", at=real.at + dt.timedelta(seconds=30))
+    fork.write_text(forward.to_line() + "\n")
+    assert witness_check(capsys, jwks_file, witness, fork)[0] == 0
+
+
+# --- the writer inside a running hub ----------------------------------------------------------
+
+
+def test_a_running_hub_checkpoints_at_its_interval_and_at_shutdown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XINLIAN_DATABASE_URL", raising=False)
+    directory = checkpoint_directory(tmp_path)
+
+    def newest_seq() -> int:
+        keyring = Keyring.load(tmp_path)
+        newest = latest_valid(read_checkpoints(directory), keyring) if keyring is not None else None
+        return newest.seq if newest is not None else 0
+
+    def head(running) -> int:  # type: ignore[no-untyped-def]
+        async def read(store: Store) -> int:
+            return (await AuditTrail(store).tail(1))[0].seq
+
+        return int(running.on_store(read))
+
+    with running_hub(tmp_path, legal_persons=12, natural_persons=3, audit_checkpoint_interval=0.2) as running:
+        for _ in range(3):
+            assert running.query("{ __typename }").status_code == 200
+        first = head(running)  # each answer came after its entry was committed
+        wait_until(lambda: newest_seq() >= first, seconds=10, what="a periodic checkpoint of the requests")
+
+        # stop the periodic task (on the hub's loop): what follows can only be anchored at shutdown
+        writer = running.runtime.checkpoints
+        task = writer._task
+        assert task is not None
+        task.get_loop().call_soon_threadsafe(task.cancel)
+        wait_until(task.done, what="the periodic checkpoint task to stop")
+        for _ in range(2):
+            assert running.query("{ __typename }").status_code == 200
+        last = head(running)
+        assert last > first and newest_seq() < last
+
+    assert newest_seq() == last  # the final checkpoint, written at shutdown after the trail flushed
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    capsys.readouterr()
+    code = main(["audit", "verify", "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"audit chain intact: {last} entries" in out and f"anchored: entries 1-{last}" in out
+    assert "NOT YET ANCHORED" not in out and "audit trail intact" in out

@@ -431,7 +431,9 @@ def test_ipv6_clients_are_counted_per_slash_64_and_ipv4_as_themselves() -> None:
 
 
 def test_a_locked_out_flood_is_counted_not_stored_one_by_one(tmp_path: Path) -> None:
-    with running_hub(tmp_path, legal_persons=12, natural_persons=3, rate_limits=RELAXED) as running:
+    # a lock long enough that no request of the flood outlives it, however loaded the machine
+    rules = LockoutRules(threshold=5, base=60, ceiling=60, per_address=1000)
+    with running_hub(tmp_path, legal_persons=12, natural_persons=3, rate_limits=RELAXED, auth_lockout=rules) as running:
         department = running.clients["department"]
         for _ in range(5):
             assert token_request(running, department["client_id"], "wrong-secret-wrong").status_code == 401

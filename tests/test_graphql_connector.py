@@ -18,6 +18,7 @@ import graphql
 import httpx
 import pytest
 
+from department_fixtures import REGION, SOURCE, TOKEN, TOKEN_ENV, region_toml
 from regional_platform import RedListEntry, RegionalPlatform, sample_enterprises
 from servers import serve_app
 from xinlian.connectors.contract import Connector, UpstreamInvalid, UpstreamUnavailable
@@ -27,65 +28,6 @@ from xinlian.connectors.registry import load_connectors
 from xinlian.connectors.resilience import DepartmentLink
 
 A, B, C, D, E = (e.code for e in sample_enterprises())
-TOKEN_ENV, TOKEN = "XINLIAN_TEST_REGION_TOKEN", "rgn-7f3a9c2e-secret-token"
-REGION = "内蒙古自治区公共信用信息中心"
-SOURCE = "内蒙古自治区公共信用信息平台"
-
-HONORS = {  # honours come from the red list: one record per entry
-    "list": 'table = "enterprises"\nkey = "code"',
-    "alias": 'table = "enterprise"\nkey = "code"',
-}
-ARGUMENT = {"list": "codes", "alias": "code"}
-
-
-def config(url: str, *, honors: str = "list", tax: str = "alias", batch_size: int = 2, timeout: float = 2.0,
-           auth: str = f'{{ type = "bearer", token_env = "{TOKEN_ENV}" }}', extra: str = "") -> str:
-    return f"""
-[[connector]]
-name = "region"
-kind = "graphql"
-department = "{REGION}"
-endpoint = "{url}/graphql"
-batch_size = {batch_size}
-timeout = {timeout}
-auth = {auth}
-headers = {{ "X-Requesting-System" = "xinlian" }}
-{extra}
-
-[connector.families.honors]
-{HONORS[honors]}
-
-[connector.families.honors.fields]
-honor_name = "title"
-awarding_authority = "issuedBy"
-award_date = "date"
-valid_to = {{ column = "validUntil", date_format = "%Y%m%d" }}
-data_source_unit = {{ value = "{SOURCE}" }}
-
-[connector.families.tax_credit]
-{HONORS[tax]}
-
-[connector.families.tax_credit.fields]
-level = {{ column = "gradeCode", map = {{ "1" = "A", "2" = "B", "3" = "M", "4" = "C", "5" = "D" }} }}
-year = "year"
-evaluation_date = "evaluatedOn"
-tax_paid = {{ column = "taxPaidYuan", scale = 0.0001 }}
-
-[connector.graphql.honors]
-mode = "{honors}"
-argument = "{ARGUMENT[honors]}"
-records = "redList"
-
-[connector.graphql.tax_credit]
-mode = "{tax}"
-argument = "{ARGUMENT[tax]}"
-records = "taxCredit"
-
-[connector.graphql.search]
-field = "searchEnterprises"
-arg = "name"
-limit_arg = "first"
-"""
 
 
 def load(tmp_path: Path, text: str) -> GraphQLConnector:
@@ -134,7 +76,7 @@ async def connect(tmp_path: Path, upstream: str, monkeypatch: pytest.MonkeyPatch
     made: list[GraphQLConnector] = []
 
     def make(**options: object) -> GraphQLConnector:
-        made.append(load(tmp_path, config(upstream, **options)))  # type: ignore[arg-type]
+        made.append(load(tmp_path, region_toml(upstream, **options)))  # type: ignore[arg-type]
         return made[-1]
 
     yield make
@@ -342,7 +284,7 @@ async def test_a_platform_that_is_down_is_unavailable(tmp_path: Path, monkeypatc
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    connector = load(tmp_path, config(f"http://127.0.0.1:{port}"))
+    connector = load(tmp_path, region_toml(f"http://127.0.0.1:{port}"))
     try:
         with pytest.raises(UpstreamUnavailable, match="ConnectError"):
             await connector.fetch("honors", [A], ["honor_name"])
@@ -380,7 +322,7 @@ async def test_an_api_key_from_a_secret_file(tmp_path: Path) -> None:
     (tmp_path / "secrets" / "region.key").write_text("k-2f9e41\n", encoding="utf-8")
     auth = '{ type = "api_key", header = "X-Api-Key", value_file = "secrets/region.key" }'
     with serve_app(platform.app()) as url:
-        connector = load(tmp_path, config(url, auth=auth))
+        connector = load(tmp_path, region_toml(url, auth=auth))
         try:
             assert (await connector.health()).healthy
             assert platform.received[-1].headers["x-api-key"] == "k-2f9e41"
@@ -421,7 +363,7 @@ def test_configuration_mistakes_are_load_errors(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: tuple[str, str], message: str,
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
-    text = config("http://127.0.0.1:9")
+    text = region_toml("http://127.0.0.1:9")
     old, new = change
     if old:
         assert old in text

@@ -29,13 +29,24 @@ import pytest
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from department_fixtures import (
+    API_KEY,
+    FAMILY,
+    KEYS,
+    MARKET,
+    RECORDS,
+    SCHEMA,
+    TOKEN,
+    TOKEN_ENV,
+    court_toml,
+    load_one,
+    market_toml,
+    region_toml,
+    seed,
+)
 from hub_fixture import RunningHub, running_hub
 from regional_platform import RegionalPlatform, sample_enterprises
 from servers import serve_app
-from test_graphql_connector import TOKEN, TOKEN_ENV
-from test_graphql_connector import config as region_toml
-from test_rest_connector import API_KEY, FAMILY, RECORDS, court_toml
-from test_sql_servers import KEYS, MARKET, SCHEMA, connectors_toml, load_one, seed
 from xinlian.connectors.calls import whole_call_failure
 from xinlian.connectors.contract import (
     CallerInputError,
@@ -181,7 +192,7 @@ def test_the_hub_answers_an_input_error_as_bad_user_input_without_the_drivers_wo
 @pytest.fixture
 async def pg_market(postgres_url: str, tmp_path: Path) -> Any:
     await seed(postgres_url, SCHEMA["postgres"])
-    connector = load_one(tmp_path, connectors_toml(postgres_url, SCHEMA["postgres"]))
+    connector = load_one(tmp_path, market_toml(postgres_url, SCHEMA["postgres"]))
     yield connector
     await connector.close()
 

@@ -152,6 +152,125 @@ def test_policy_set_scope_granting_more_needs_confirming(data_dir, capsys):
     assert "SHARED" in audit(data_dir)[-1].detail["warning"]
 
 
+def _policy_versions(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    capsys.readouterr()
+    assert run(data_dir, "policy", "list", "--json") == 0
+    return [json.loads(line)["version"] for line in capsys.readouterr().out.splitlines()]
+
+
+def _widened_policy_file(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """v2 (honors.valid_to SHARED) as a file, edited to widen: valid_to back to PUBLIC, an ID
+    number on the public endpoint and the public scope granting SHARED."""
+    assert run(data_dir, "policy", "set-class", "honors", "valid_to", "SHARED", "--reason", "set up") == 0
+    capsys.readouterr()
+    assert run(data_dir, "policy", "show", "v2") == 0
+    text = capsys.readouterr().out
+    edited = (text.replace('valid_to = "SHARED"', 'valid_to = "PUBLIC"')
+              .replace('legal_representative_id = "CONFIDENTIAL"', 'legal_representative_id = "PUBLIC"')
+              .replace('"credit:public" = [\n    "PUBLIC",\n]', '"credit:public" = [\n    "PUBLIC",\n    "SHARED",\n]'))
+    assert edited.count("PUBLIC") > text.count("PUBLIC") + 1 and "SHARED\",\n]" in edited, edited
+    path = tmp_path / "widened.toml"
+    path.write_text(edited, encoding="utf-8")
+    return path
+
+
+WIDENINGS = ("registration.legal_representative_id: CONFIDENTIAL -> PUBLIC", "honors.valid_to: SHARED -> PUBLIC",
+             "scope credit:public now grants SHARED")
+
+
+def test_policy_import_that_widens_needs_confirming_and_is_audited(data_dir, tmp_path, capsys):
+    path = _widened_policy_file(data_dir, tmp_path, capsys)
+    audited = len(audit(data_dir))
+    assert run(data_dir, "policy", "import", str(path), "--reason", "annual review", "--by", "ops-li") == 2
+    err = capsys.readouterr().err
+    assert all(line in err for line in WIDENINGS) and "--confirm-widening" in err, err
+    assert _policy_versions(data_dir, capsys) == ["v2", "v1"] and len(audit(data_dir)) == audited  # nothing stored
+    assert run(data_dir, "policy", "import", str(path), "--reason", "annual review", "--by", "ops-li",
+               "--confirm-widening") == 0
+    assert "warning: widens disclosure" in capsys.readouterr().err
+    entry = audit(data_dir)[-1]
+    assert (entry.detail["action"], entry.detail["version"], entry.client_id) == ("policy.import", "v3", "ops-li")
+    assert entry.detail["activated"] and all(line in entry.detail["warning"] for line in WIDENINGS)
+    assert entry.detail["warning"].startswith("widens disclosure: ")
+
+
+def test_policy_import_no_activate_warns_and_its_activation_needs_confirming(data_dir, tmp_path, capsys):
+    path = _widened_policy_file(data_dir, tmp_path, capsys)
+    assert run(data_dir, "policy", "import", str(path), "--reason", "draft", "--no-activate") == 0
+    assert "v3 stored, not active (v2 stays in force)" in capsys.readouterr().out
+    entry = audit(data_dir)[-1]
+    assert not entry.detail["activated"] and entry.detail["warning"].startswith("not active; activating it widens")
+    assert run(data_dir, "policy", "activate", "v3", "--reason", "go") == 2
+    err = capsys.readouterr().err
+    assert all(line in err for line in WIDENINGS) and "--confirm-widening" in err
+    assert run(data_dir, "policy", "show", "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out)["version"] == "v2"  # nothing activated
+    assert run(data_dir, "policy", "activate", "v3", "--reason", "go", "--confirm-widening", "--by", "ops-li") == 0
+    entry = audit(data_dir)[-1]
+    assert (entry.detail["action"], entry.detail["version"], entry.policy_version) == ("policy.activate", "v3", "v3")
+    assert all(line in entry.detail["warning"] for line in WIDENINGS)
+
+
+def test_policy_activating_an_earlier_wider_version_needs_confirming(data_dir, capsys):
+    assert run(data_dir, "policy", "set-class", "honors", "valid_to", "SHARED", "--reason", "narrow") == 0
+    capsys.readouterr()
+    assert run(data_dir, "policy", "activate", "v1", "--reason", "undo") == 2
+    err = capsys.readouterr().err
+    assert "widens disclosure: honors.valid_to: SHARED -> PUBLIC" in err and "--confirm-widening" in err
+    assert run(data_dir, "policy", "activate", "v1", "--reason", "undo", "--confirm-widening") == 0
+    assert audit(data_dir)[-1].detail["warning"] == "widens disclosure: honors.valid_to: SHARED -> PUBLIC"
+    capsys.readouterr()
+    assert run(data_dir, "policy", "activate", "v2", "--reason", "narrow again") == 0  # narrowing: no question
+    assert "warning" not in audit(data_dir)[-1].detail
+
+
+def test_admin_api_import_and_activate_that_widen_need_confirming(tmp_path):
+    from hub_fixture import running_hub
+
+    def admin(hub: Any, query: str, variables: dict[str, Any]) -> Any:
+        return hub.http.post("/admin/graphql", json={"query": query, "variables": variables},
+                             headers={"Authorization": f"Bearer {hub.token('admin')}"})
+
+    def entry_of(hub: Any, response: Any) -> AuditEntry:
+        (entry,) = [e for e in hub.audit_entries(response.headers["x-request-id"]) if e.detail.get("actions")]
+        return entry
+
+    versions = "{ policyVersions { version active } }"
+    imp = ("mutation($t: String!, $c: Boolean!) { importPolicy(toml: $t, reason: \"review\", confirmWidening: $c)"
+           " { version active } }")
+    act = ("mutation($v: String!, $c: Boolean!) { activatePolicyVersion(version: $v, reason: \"undo\","
+           " confirmWidening: $c) { version active } }")
+    with running_hub(tmp_path / "hub", legal_persons=20, natural_persons=5) as hub:
+        active = admin(hub, "{ activePolicy { version toml } }", {}).json()["data"]["activePolicy"]
+        start, toml = active["version"], active["toml"]
+        wide = toml.replace('legal_representative_id = "CONFIDENTIAL"', 'legal_representative_id = "PUBLIC"')
+        assert wide != toml
+        before = admin(hub, versions, {}).json()["data"]["policyVersions"]
+        refused = admin(hub, imp, {"t": wide, "c": False}).json()
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["BAD_USER_INPUT"]
+        assert "registration.legal_representative_id: CONFIDENTIAL -> PUBLIC" in refused["errors"][0]["message"]
+        assert "confirmWidening: true" in refused["errors"][0]["message"]
+        assert admin(hub, versions, {}).json()["data"]["policyVersions"] == before  # nothing stored
+        done = admin(hub, imp, {"t": wide, "c": True})
+        stored = done.json()["data"]["importPolicy"]
+        assert stored["active"]
+        (action,) = entry_of(hub, done).detail["actions"]
+        assert action["action"] == "importPolicy"
+        assert action["warning"] == "widens disclosure: registration.legal_representative_id: CONFIDENTIAL -> PUBLIC"
+
+        back = admin(hub, act, {"v": start, "c": False})  # narrowing back: no question
+        assert back.json()["data"]["activatePolicyVersion"] == {"version": start, "active": True}
+        assert "warning" not in entry_of(hub, back).detail["actions"][0]
+        refused = admin(hub, act, {"v": stored["version"], "c": False}).json()
+        assert [e["extensions"]["code"] for e in refused["errors"]] == ["BAD_USER_INPUT"]
+        assert "CONFIDENTIAL -> PUBLIC" in refused["errors"][0]["message"]
+        current = admin(hub, "{ activePolicy { version } }", {}).json()["data"]["activePolicy"]
+        assert current["version"] == start  # nothing activated
+        again = admin(hub, act, {"v": stored["version"], "c": True})
+        assert again.json()["data"]["activatePolicyVersion"]["active"]
+        assert "CONFIDENTIAL -> PUBLIC" in entry_of(hub, again).detail["actions"][0]["warning"]
+
+
 # ---- one way to create a client -----------------------------------------------------------
 def test_add_is_an_alias_of_create_with_one_exit_code(data_dir, capsys):
     assert run(data_dir, "clients", "add", "--name", "新城区税务局", "--kind", "department", "--client-id", "tax-1") == 0

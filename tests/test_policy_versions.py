@@ -501,7 +501,8 @@ def test_cli_show_prints_an_importable_policy_file(data_dir: Path, tmp_path: Pat
     assert policy_document(parse_policy_text(text, "v2")) == json.loads(capsys.readouterr().out)["document"]
     edited = tmp_path / "edited.toml"
     edited.write_text(text.replace('valid_to = "SHARED"', 'valid_to = "PUBLIC"'), encoding="utf-8")
-    assert _policy(data_dir, "import", str(edited), "--reason", "back to public", "--by", "admin-zhao") == 0
+    assert _policy(data_dir, "import", str(edited), "--reason", "back to public", "--by", "admin-zhao",
+                   "--confirm-widening") == 0  # SHARED -> PUBLIC widens
     out = capsys.readouterr().out
     assert "v3 stored and active (from v2)" in out and "fields.honors.valid_to: SHARED -> PUBLIC" in out
     assert _audit_tail(data_dir)[-1].detail["action"] == "policy.import"
@@ -528,7 +529,7 @@ def test_cli_refusals_exit_2_with_a_message_and_change_nothing(
 ) -> None:
     assert _policy(data_dir, "set-class", "honors", "valid_to", "SHARED", "--reason", "set up") == 0
     capsys.readouterr()
-    assert _policy(data_dir, "activate", "v1", "--reason", "set up") == 0
+    assert _policy(data_dir, "activate", "v1", "--reason", "set up", "--confirm-widening") == 0  # SHARED -> PUBLIC
     capsys.readouterr()
     audited = len(_audit_tail(data_dir))
     assert _policy(data_dir, *args) == 2

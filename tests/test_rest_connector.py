@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.applications import Starlette
 
+from department_fixtures import API_KEY, COURT, FAMILY, KEYS, PERSON, RECORDS, court_toml, entry
 from servers import serve_app
 from xinlian.connectors.contract import Connector, FetchCall, UpstreamInvalid, UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError
@@ -33,74 +34,7 @@ from xinlian.connectors.registry import load_connectors
 from xinlian.connectors.rest import RestConnector
 from xinlian.hub.demo.court_service import court_app, load_court_records, run_in_thread
 
-API_KEY = "court-test-key-5f1c9a"
-COURT = "内蒙古自治区呼和浩特市新城区人民法院"
-FAMILY = "judgment_debtor_records"
-KEYS = [f"91150102MA0000{n:03d}X" for n in range(1, 8)]  # keys only; the connector does not validate them
-PERSON = "150102199101010078"
 NOBODY = "91150102MA0000999X"
-
-
-def entry(key: str, n: int = 1, **changes: Any) -> dict[str, Any]:
-    """One entry in the court API's own JSON shape."""
-    record = {
-        "ah": f"（2025）内0102执{n}号", "zxfy": {"mc": COURT}, "bzxr": {"mc": f"被执行人{key[-4:]}", "zjhm": key},
-        "larq": "2025-03-01", "fbrq": "2025-04-15", "zxyj": {"wh": f"（2024）内0102民初{n}号", "yw": "支付货款人民币20000元"},
-        "lxqk": "0", "sxxwqx": ["违反财产报告制度", "违反限制消费令"],
-    }
-    record.update(changes)
-    return record
-
-
-RECORDS: dict[str, list[dict[str, Any]]] = {
-    KEYS[0]: [entry(KEYS[0], 1), entry(KEYS[0], 2, lxqk="1")],
-    KEYS[1]: [entry(KEYS[1], 3)],
-    KEYS[3]: [entry(KEYS[3], 4, larq="2025年13月01日")],  # a bad filing date: read only if asked for
-    KEYS[4]: [entry(KEYS[4], n) for n in range(10, 15)],  # five entries: pagination
-    KEYS[5]: [entry(KEYS[5], 5, zxfy="新城区人民法院")],  # a string where the mapping expects an object
-    PERSON: [entry(PERSON, 6, bzxr={"mc": "王伟", "zjhm": PERSON.lower()})],
-}
-
-FIELDS = """
-case_number = "ah"
-court = "zxfy.mc"
-debtor_name = "bzxr.mc"
-debtor_id_number = "bzxr.zjhm"
-filing_date = "larq"
-publish_date = "fbrq"
-basis_document = "zxyj.wh"
-obligation = "zxyj.yw"
-performance = { column = "lxqk", map = { "0" = "全部未履行", "1" = "部分未履行" } }
-dishonest_behavior = "sxxwqx.0"
-"""
-
-
-def court_toml(base_url: str, *, table: str = "/api/v1/sxbzxr?ids={keys}", batch_size: int = 3,
-               auth: str = '{ type = "api_key", header = "X-Api-Key", value_env = "COURT_API_KEY" }',
-               rest: str = 'records = "data.list"\nnext = "data.next"', extra: str = "") -> str:
-    return f"""
-[[connector]]
-name = "courts"
-kind = "rest"
-department = "新城区人民法院"
-base_url = "{base_url}"
-batch_size = {batch_size}
-timeout = 3.0
-auth = {auth}
-expect = {{ code = 0 }}
-health_path = "/api/v1/health"
-{extra}
-
-[connector.rest.{FAMILY}]
-{rest}
-
-[connector.families.{FAMILY}]
-table = "{table}"
-key = "bzxr.zjhm"
-
-[connector.families.{FAMILY}.fields]
-{FIELDS}
-"""
 
 
 def load(tmp_path: Path, text: str) -> RestConnector:

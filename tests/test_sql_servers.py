@@ -18,127 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Date, Integer, MetaData, Numeric, SmallInteger, String, Table, make_url, text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from department_fixtures import K1, K2, K3, KEYS, MARKET, NAMES, SCHEMA, load_one, market_toml, seed
 from xinlian.connectors.contract import UpstreamUnavailable
 from xinlian.connectors.mapping import ConnectorConfigError
-from xinlian.connectors.registry import load_connectors
 from xinlian.connectors.sql import SqlConnector
 from xinlian.hub.executor.federation import Federation
 from xinlian.hub.executor.loader import FamilyLoader
-
-MARKET = "新城区市场监督管理局"
-KEYS = [f"91150102MA0000{n:03d}X" for n in range(1, 8)]  # seven subjects; keys are not validated here
-K1, K2, K3 = KEYS[:3]
-SCHEMA = {"postgres": "djxt", "mariadb": None}  # PostgreSQL keeps the tables in their own schema
-
-# ---- the department's own layout ------------------------------------------------------------
-
-
-def department_tables(schema: str | None) -> tuple[MetaData, Table, Table]:
-    metadata = MetaData(schema=schema)
-    registry = Table(
-        "qy_djxx", metadata,
-        Column("shxydm", String(18), primary_key=True),  # 统一社会信用代码
-        Column("qymc", String(200)),  # 企业名称
-        Column("djzt_dm", String(2)),  # 登记状态代码: 01 存续, 02 吊销, 03 注销
-        Column("clrq", String(8)),  # 成立日期 as 'YYYYMMDD'
-        Column("zczb_yuan", Numeric(18, 2)),  # 注册资本, yuan
-        Column("zs", String(300)),  # 住所
-        Column("lxdh", String(20)),  # 联系电话 (never asked for in these tests)
-    )
-    ratings = Table(
-        "nsxy_pj", metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("nsrsbh", String(18), index=True),  # 纳税人识别号
-        Column("pjnd", SmallInteger),  # 评价年度
-        Column("xydj_dm", String(1)),  # 1 A, 2 B, 3 M, 4 C, 5 D
-        Column("pjrq", Date),  # 评价日期, a DATE column
-        Column("ynse_yuan", Numeric(16, 2)),  # 应纳税额, yuan
-        Column("swjg_mc", String(100)),  # 税务机关名称
-        Column("yxbz", String(1)),  # 有效标志 Y/N
-    )
-    return metadata, registry, ratings
-
-
-NAMES = {
-    K1: "呼和浩特市新城区𠮷野家餐饮有限公司",  # 𠮷 is outside the BMP: four bytes in UTF-8
-    K2: "内蒙古鑫达商贸有限责任公司",
-    K3: "呼和浩特市新城区恒泰物流有限公司",
-}
-
-
-async def seed(url: str, schema: str | None) -> None:
-    metadata, registry, ratings = department_tables(schema)
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            if schema:
-                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            await conn.run_sync(metadata.create_all)
-            await conn.execute(registry.insert(), [
-                {"shxydm": key, "qymc": NAMES.get(key, f"新城区第{i}商贸有限公司"), "djzt_dm": ["01", "02", "03"][i % 3],
-                 "clrq": f"2019{(i % 12) + 1:02d}15", "zczb_yuan": Decimal(1_000_000 * (i + 1)) + Decimal("500.00"),
-                 "zs": f"内蒙古自治区呼和浩特市新城区海拉尔东街{i + 1}号", "lxdh": "0471-1234567"}
-                for i, key in enumerate(KEYS)
-            ])
-            await conn.execute(ratings.insert(), [
-                {"nsrsbh": K1, "pjnd": 2025, "xydj_dm": "1", "pjrq": dt.date(2026, 4, 15),
-                 "ynse_yuan": Decimal("1234567.89"), "swjg_mc": "国家税务总局呼和浩特市新城区税务局", "yxbz": "Y"},
-                {"nsrsbh": K1, "pjnd": 2024, "xydj_dm": "3", "pjrq": dt.date(2025, 4, 20),
-                 "ynse_yuan": Decimal("880000.00"), "swjg_mc": "国家税务总局呼和浩特市新城区税务局", "yxbz": "N"},
-                {"nsrsbh": K2, "pjnd": 2025, "xydj_dm": "5", "pjrq": dt.date(2026, 4, 15),
-                 "ynse_yuan": Decimal("0.00"), "swjg_mc": "国家税务总局呼和浩特市新城区税务局", "yxbz": "Y"},
-            ])
-    finally:
-        await engine.dispose()
-
-
-def connectors_toml(url: str, schema: str | None, extra: str = "") -> str:
-    schema_line = f'schema = "{schema}"' if schema else ""
-    return f"""
-[[connector]]
-name = "market"
-kind = "sql"
-department = "{MARKET}"
-url = "{url}"
-batch_size = 3
-timeout = 5.0
-search = {{ family = "registration", field = "name" }}
-{extra}
-
-[connector.families.registration]
-table = "qy_djxx"
-{schema_line}
-key = "shxydm"
-[connector.families.registration.fields]
-name = "qymc"
-status = {{ column = "djzt_dm", map = {{ "01" = "存续", "02" = "吊销", "03" = "注销" }} }}
-established_date = {{ column = "clrq", date_format = "%Y%m%d" }}
-registered_capital = {{ column = "zczb_yuan", scale = 0.0001 }}
-address = "zs"
-
-[connector.families.tax_credit]
-table = "nsxy_pj"
-{schema_line}
-key = "nsrsbh"
-where = {{ yxbz = "Y" }}
-[connector.families.tax_credit.fields]
-year = "pjnd"
-level = {{ column = "xydj_dm", map = {{ "1" = "A", "2" = "B", "3" = "M", "4" = "C", "5" = "D" }} }}
-evaluation_date = "pjrq"
-tax_paid = {{ column = "ynse_yuan", scale = 0.0001 }}
-authority = "swjg_mc"
-"""
-
-
-def load_one(tmp_path: Path, config: str) -> SqlConnector:
-    path = tmp_path / "connectors.toml"
-    path.write_text(config, encoding="utf-8")
-    [connector] = load_connectors(path, tmp_path)
-    assert isinstance(connector, SqlConnector)
-    return connector
 
 
 @pytest.fixture(params=["postgres", "mariadb"])
@@ -152,7 +40,7 @@ async def market(department_server: tuple[str, str], tmp_path: Path) -> Any:
     """The department's tables, seeded, read through a connector loaded from TOML."""
     server, url = department_server
     await seed(url, SCHEMA[server])
-    connector = load_one(tmp_path, connectors_toml(url, SCHEMA[server]))
+    connector = load_one(tmp_path, market_toml(url, SCHEMA[server]))
     yield connector
     await connector.close()
 
@@ -243,7 +131,7 @@ async def mariadb_reader(mariadb_url: str) -> Any:
 
 def reader_toml(user: str, database: str, extra: str) -> str:
     url = f"mysql+asyncmy://{user}:{{password}}@127.0.0.1:3306/{database}?charset=utf8mb4"
-    return connectors_toml(url, None, extra)
+    return market_toml(url, None, extra)
 
 
 @pytest.mark.mariadb
@@ -308,7 +196,7 @@ async def test_password_placeholder_on_postgresql(postgres_url: str, tmp_path: P
     parsed = make_url(postgres_url)
     url = f"postgresql+asyncpg://{parsed.username}:{{password}}@{parsed.host}:{parsed.port}/{parsed.database}"
     monkeypatch.setenv("MARKET_DB_PASSWORD", READER_PASSWORD)
-    connector = load_one(tmp_path, connectors_toml(url, "djxt", 'password_env = "MARKET_DB_PASSWORD"'))
+    connector = load_one(tmp_path, market_toml(url, "djxt", 'password_env = "MARKET_DB_PASSWORD"'))
     try:
         assert connector._url.password == READER_PASSWORD  # quoted in the URL, intact for the driver
         assert await connector.fetch("registration", [K2], ["status"]) == {K2: [{"status": "吊销"}]}
@@ -334,17 +222,17 @@ def test_credential_mistakes_name_the_variable_or_file(
         monkeypatch.setenv(name, value)
     url = "mysql+asyncmy://reader:{password}@127.0.0.1:3306/tax"
     with pytest.raises(ConnectorConfigError, match=message.replace("{", r"\{").replace("}", r"\}")) as caught:
-        load_one(tmp_path, connectors_toml(url, None, extra))
+        load_one(tmp_path, market_toml(url, None, extra))
     assert "market" in str(caught.value)
 
 
 def test_a_password_option_needs_the_placeholder_and_is_never_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XL_PW", "s3cr3t-value")
     with pytest.raises(ConnectorConfigError, match=r"put \{password\} where the password goes") as caught:
-        load_one(tmp_path, connectors_toml("mysql+asyncmy://reader@127.0.0.1:3306/tax", None, 'password_env = "XL_PW"'))
+        load_one(tmp_path, market_toml("mysql+asyncmy://reader@127.0.0.1:3306/tax", None, 'password_env = "XL_PW"'))
     assert "s3cr3t-value" not in str(caught.value)
     with pytest.raises(ConnectorConfigError, match="not a database URL") as caught:
-        load_one(tmp_path, connectors_toml("mysql+asyncmy://reader:{password}@127.0.0.1:port/tax", None,
+        load_one(tmp_path, market_toml("mysql+asyncmy://reader:{password}@127.0.0.1:port/tax", None,
                                            'password_env = "XL_PW"'))
     assert "s3cr3t-value" not in str(caught.value)
 
@@ -358,7 +246,7 @@ def test_a_password_option_needs_the_placeholder_and_is_never_echoed(tmp_path: P
     ids=["postgres", "mariadb"],
 )
 async def test_a_server_that_is_not_listening_is_unavailable_at_once(url: str, tmp_path: Path) -> None:
-    connector = load_one(tmp_path, connectors_toml(url, None))
+    connector = load_one(tmp_path, market_toml(url, None))
     try:
         started = time.monotonic()
         with pytest.raises(UpstreamUnavailable) as caught:

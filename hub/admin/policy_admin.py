@@ -14,7 +14,13 @@ Widening needs confirming: a change that moves a field (or an override) to a wid
 (CONFIDENTIAL → AUTHORIZED → SHARED → PUBLIC), or makes a scope grant a class it did not, is
 refused with `AdminInputError` unless the caller passes `confirm_widening=True` (CLI
 `--confirm-widening`, admin API `confirmWidening: true`); a confirmed widening is stored and its
-action carries `warning` (what widened), which lands in the audit entry.
+action carries `warning` (what widened), which lands in the audit entry. `policy_widenings`
+computes what widens between the active policy and the one that would come into force, for
+every change: `set_field_class` and `set_scope_classes` (on the previewed result), a whole
+document (`import_policy`) and an activation (`activate`). An import stored without activating
+needs no confirmation (its action warns what activating it would widen); its activation does.
+Masks are not part of the check (nor is `set_mask`): the class decides whether a caller
+receives a field at all, a mask only how much of it; `policy diff` shows mask changes.
 
 Families and fields are named by their policy keys (`penalties`, `case_handler`) or by their
 GraphQL names (`penalties`, `caseHandler`); `*` names every field of a family.
@@ -22,11 +28,21 @@ GraphQL names (`penalties`, `caseHandler`); `*` names every field of a family.
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any, Awaitable, Callable, Sequence
 
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty, StoredPolicy
 from xinlian.hub.store import Store
-from xinlian.policies.changes import ALL_FIELDS, ClearOverride, PolicyChange, SetFieldClass, SetMask, SetScope
+from xinlian.policies.changes import (
+    ALL_FIELDS,
+    ClearOverride,
+    PolicyChange,
+    SetFieldClass,
+    SetMask,
+    SetScope,
+    apply_changes,
+)
+from xinlian.policies.loader import parse_policy, policy_document
 from xinlian.policies.model import DisclosureClass, Policy, PolicyError
 from xinlian.schema.catalogue import FAMILIES
 
@@ -82,6 +98,38 @@ def widening_warning(what: Sequence[str], confirm: bool) -> str | None:
     return text
 
 
+def policy_widenings(before: Policy, after: Policy) -> list[str]:
+    """What `after` discloses that `before` did not, one line each (empty: nothing widens).
+
+    A field (catalogue order) whose class becomes wider, for every client (`fam.field: A -> B`)
+    or through a client kind's override (`fam.field (for bank): A -> B`, only where that kind
+    has an override in either policy: otherwise it follows the base line); a scope granting a
+    class it did not (`scope S now grants C`); a public scope that grants classes the old one
+    did not. Masks are not compared (see the module docstring).
+    """
+    out: list[str] = []
+    kinds = sorted(set(before.kind_overrides) | set(after.kind_overrides))
+    for family in FAMILIES.values():
+        for name in family.field_names:
+            key = (family.name, name)
+            for kind in (None, *kinds):
+                if kind is not None and key not in before.kind_overrides.get(kind, {}) \
+                        and key not in after.kind_overrides.get(kind, {}):
+                    continue
+                old, new = before.class_of(key, kind), after.class_of(key, kind)
+                if _RANK[new] < _RANK[old]:
+                    out.append(f"{family.name}.{name}{f' (for {kind})' if kind else ''}: {old.value} -> {new.value}")
+    for scope in sorted(after.scopes):
+        more = sorted(after.scopes[scope] - before.scopes.get(scope, frozenset()), key=_RANK.__getitem__)
+        if more:
+            out.append(f"scope {scope} now grants {', '.join(c.value for c in more)}")
+    if after.public_scope != before.public_scope:
+        more = sorted(after.scopes[after.public_scope] - before.scopes[before.public_scope], key=_RANK.__getitem__)
+        if more:
+            out.append(f"public scope {before.public_scope} -> {after.public_scope} grants {', '.join(c.value for c in more)}")
+    return out
+
+
 def _reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
@@ -122,6 +170,23 @@ class PolicyOperations:
         except PolicyHistoryEmpty:
             return None  # the change itself reports it
 
+    async def _widened_by(self, changes: Sequence[PolicyChange]) -> list[str]:
+        """What applying `changes` to the active policy would widen (nothing if it cannot apply:
+        the write then says why)."""
+        policy = await self._active_policy()
+        if policy is None:
+            return []
+        try:
+            after = parse_policy(apply_changes(policy_document(policy), changes), policy.version)
+        except PolicyError:
+            return []
+        return policy_widenings(policy, after)
+
+    async def _widened_to(self, after: Policy) -> list[str]:
+        """What putting `after` in force would widen against the active policy."""
+        policy = await self._active_policy()
+        return [] if policy is None else policy_widenings(policy, after)
+
     async def change(
         self, action: str, changes: Sequence[PolicyChange], reason: str | None, *, activate: bool = True, **targets: Any
     ) -> StoredPolicy:
@@ -141,15 +206,7 @@ class PolicyOperations:
         kind = kind.strip() if kind and kind.strip() else None
         change = SetFieldClass(fam, name, cls, kind)
         _reason(reason)  # a missing reason is said first
-        widened: list[str] = []
-        policy = await self._active_policy()
-        if policy is not None:
-            names = FAMILIES[fam].field_names if name == ALL_FIELDS else (name,)
-            for each in names:
-                before = policy.class_of((fam, each), kind)
-                if _RANK[cls] < _RANK[before]:
-                    widened.append(f"{fam}.{each}{f' (for {kind})' if kind else ''}: {before.value} -> {cls.value}")
-        warning = widening_warning(widened, confirm_widening)
+        warning = widening_warning(await self._widened_by([change]), confirm_widening)
         return await self.change(
             "setFieldClass", [change], reason, activate=activate, family=fam, field=name, disclosure_class=cls.value,
             kind=kind, warning=warning,
@@ -185,31 +242,44 @@ class PolicyOperations:
     ) -> StoredPolicy:
         granted = None if classes is None else frozenset(disclosure_class(c, "classes") for c in classes)
         _reason(reason)
-        policy = await self._active_policy()
-        widened: list[str] = []
-        if policy is not None and granted is not None:
-            before = policy.scopes.get(scope, frozenset())
-            more = sorted((c for c in granted - before), key=_RANK.__getitem__)
-            if more:
-                widened.append(f"scope {scope} now grants {', '.join(c.value for c in more)}")
-        warning = widening_warning(widened, confirm_widening)
+        change = SetScope(scope, granted)
+        warning = None if granted is None else widening_warning(await self._widened_by([change]), confirm_widening)
         return await self.change(
-            "setScopeClasses", [SetScope(scope, granted)], reason, activate=activate, scope=scope,
+            "setScopeClasses", [change], reason, activate=activate, scope=scope,
             classes=None if granted is None else sorted(c.value for c in granted), warning=warning,
         )
 
-    async def import_policy(self, toml_text: str, reason: str | None, *, activate: bool = True) -> StoredPolicy:
+    async def import_policy(
+        self, toml_text: str, reason: str | None, *, activate: bool = True, confirm_widening: bool = False
+    ) -> StoredPolicy:
+        """Store a whole document; if it is activated, what it widens needs confirming. Stored only
+        (`activate=False`), its action warns what activating it would widen: `activate` checks."""
         text = _reason(reason)
         if not toml_text or not toml_text.strip():
             raise AdminInputError("toml: give the whole policy document")
+        try:
+            after: Policy | None = parse_policy(tomllib.loads(toml_text), "import")
+        except (tomllib.TOMLDecodeError, PolicyError):
+            after = None  # the write says what is wrong with it
+        widened = [] if after is None else await self._widened_to(after)
+        if activate:
+            warning = widening_warning(widened, confirm_widening)
+        else:
+            warning = f"not active; activating it {widening_warning(widened, True)}" if widened else None
         return await self._write(
-            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=activate), reason=text
+            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=activate), reason=text,
+            warning=warning,
         )
 
-    async def activate(self, version: str, reason: str | None) -> StoredPolicy:
+    async def activate(self, version: str, reason: str | None, *, confirm_widening: bool = False) -> StoredPolicy:
+        """Put a stored version in force; what it widens against the active one needs confirming."""
         text = _reason(reason)
+        target = await self.history.get(version)  # None: the write says what is wrong
+        widened = [] if target is None else await self._widened_to(target.policy)
+        warning = widening_warning(widened, confirm_widening)
         return await self._write(
-            "activatePolicyVersion", lambda: self.history.activate(version, self.by, text), reason=text
+            "activatePolicyVersion", lambda: self.history.activate(version, self.by, text), reason=text,
+            warning=warning,
         )
 
     async def get(self, version: str) -> StoredPolicy:

@@ -285,15 +285,27 @@ class Mutation:
         stored = await ctx.policy.set_scope_classes(scope, classes, reason, confirm_widening=confirm_widening)
         return PolicyVersion.of(stored, ctx.policy.history)
 
-    @strawberry.mutation(description="Store a whole policy document (TOML) as the next version, activated.")
-    async def import_policy(self, info: strawberry.Info, toml: str, reason: str) -> PolicyVersion:
+    @strawberry.mutation(
+        description="Store a whole policy document (TOML) as the next version, activated; one that widens "
+        "disclosure needs confirmWidening: true."
+    )
+    async def import_policy(
+        self, info: strawberry.Info, toml: str, reason: str, confirm_widening: bool = False
+    ) -> PolicyVersion:
         ctx = _ctx(info)
-        return PolicyVersion.of(await ctx.policy.import_policy(toml, reason), ctx.policy.history)
+        stored = await ctx.policy.import_policy(toml, reason, confirm_widening=confirm_widening)
+        return PolicyVersion.of(stored, ctx.policy.history)
 
-    @strawberry.mutation(description="Make a stored version the active one again (a new activation).")
-    async def activate_policy_version(self, info: strawberry.Info, version: str, reason: str) -> PolicyVersion:
+    @strawberry.mutation(
+        description="Make a stored version the active one again (a new activation); one that widens disclosure "
+        "against the active version needs confirmWidening: true."
+    )
+    async def activate_policy_version(
+        self, info: strawberry.Info, version: str, reason: str, confirm_widening: bool = False
+    ) -> PolicyVersion:
         ctx = _ctx(info)
-        return PolicyVersion.of(await ctx.policy.activate(version, reason), ctx.policy.history)
+        stored = await ctx.policy.activate(version, reason, confirm_widening=confirm_widening)
+        return PolicyVersion.of(stored, ctx.policy.history)
 
 
 def bad_user_input(error: GraphQLError) -> dict[str, Any] | None:

@@ -23,11 +23,13 @@ import datetime as dt
 import json
 import os
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
 from joserfc import jws
 from joserfc.errors import JoseError
+from joserfc.jwk import ECKey
 
 from xinlian.keys.keyring import Keyring
 
@@ -138,7 +140,70 @@ def parse_checkpoint(text: str) -> Checkpoint:
     return checkpoint
 
 
-def verify_signature(checkpoint: Checkpoint, keyring: Keyring) -> str | None:
+class SigningKeys(Protocol):
+    """What checks a checkpoint's signature: the hub's `Keyring`, or a witness's `PublicKeySet`."""
+
+    def past_signing_key(self, kid: str, signed_at: dt.datetime) -> ECKey | None: ...
+
+
+class PublicKeySet:
+    """The hub's public keys with their lives, read from the JWKS `xinlian audit keys` prints.
+
+    Applies the keyring's rule (`Keyring.past_signing_key`): the key `kid` verifies a checkpoint
+    signed at `at` if it was created at or before `at` (one minute of skew) and, when retired,
+    `at` is not after its `verify_until` (to the second). A key without `created` (a plain JWKS,
+    such as the hub's `/.well-known/jwks.json`) has no known start; one without `retired` is in
+    service.
+    """
+
+    def __init__(self, document: Any) -> None:
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise CheckpointError("not a JWKS: no 'keys' list")
+        self.keys: dict[str, tuple[ECKey, dt.datetime | None, dt.datetime | None, dt.datetime | None]] = {}
+        for number, raw in enumerate(document["keys"], start=1):
+            if not isinstance(raw, dict) or not isinstance(raw.get("kid"), str):
+                raise CheckpointError(f"key {number} has no kid")
+            if raw.get("kty") != "EC" or raw.get("crv") != "P-256" or raw.get("alg", ALGORITHM) != ALGORITHM:
+                raise CheckpointError(f"key {raw['kid']!r} is not an ES256 (EC P-256) key")
+            if "d" in raw:
+                raise CheckpointError(f"key {raw['kid']!r} holds private key material: export public keys only")
+            try:
+                key = ECKey.import_key({k: raw[k] for k in ("kty", "crv", "x", "y")})
+                life = [_key_time(raw.get(name)) for name in ("created", "retired", "verify_until")]
+            except (ValueError, KeyError, TypeError, JoseError) as exc:
+                raise CheckpointError(f"key {raw['kid']!r} is unreadable: {type(exc).__name__}") from None
+            self.keys[raw["kid"]] = (key, life[0], life[1], life[2])
+
+    @classmethod
+    def from_file(cls, path: Path) -> "PublicKeySet":
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise CheckpointError(f"{path} is not JSON: {exc}") from None
+        return cls(document)
+
+    def past_signing_key(self, kid: str, signed_at: dt.datetime) -> ECKey | None:
+        found = self.keys.get(kid)
+        if found is None:
+            return None
+        key, created, retired, verify_until = found
+        if created is not None and signed_at < created - dt.timedelta(minutes=1):
+            return None
+        if retired is not None and (verify_until is None or signed_at.replace(microsecond=0) > verify_until):
+            return None
+        return key
+
+
+def _key_time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("not a timestamp")
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def verify_signature(checkpoint: Checkpoint, keyring: SigningKeys) -> str | None:
     """None if the hub's keyring signed this checkpoint (retired and expired keys included,
     as long as the key was in service at the checkpoint's time); otherwise what is wrong."""
     key = keyring.past_signing_key(checkpoint.kid, checkpoint.at)
@@ -199,7 +264,84 @@ def read_checkpoints(directory: Path, extra_files: Iterable[Path] = ()) -> list[
     return loaded
 
 
-def latest_valid(loaded: Iterable[LoadedCheckpoint], keyring: Keyring) -> Checkpoint | None:
+def latest_valid(loaded: Iterable[LoadedCheckpoint], keyring: SigningKeys) -> Checkpoint | None:
     """The checkpoint with the highest seq (then the latest time) whose signature verifies."""
     valid = [c.checkpoint for c in loaded if c.checkpoint is not None and verify_signature(c.checkpoint, keyring) is None]
     return max(valid, key=lambda c: (c.seq, c.at), default=None)
+
+
+@dataclass(frozen=True)
+class WitnessReport:
+    """What `verify_witness_copy` found in a witness's checkpoints, with only public keys."""
+
+    read: int
+    valid: list[Checkpoint]
+    findings: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def newest(self) -> Checkpoint | None:
+        return max(self.valid, key=lambda c: (c.seq, c.at), default=None)
+
+
+def verify_witness_copy(
+    loaded: list[LoadedCheckpoint], keys: SigningKeys, *, head: tuple[int, str] | None = None
+) -> WitnessReport:
+    """Check a witness's checkpoints without the hub's chain: every signature (FORGED otherwise),
+    no two valid checkpoints with the same seq and different hashes (a FORK: the hub signed two
+    different histories), and seq and time moving together (a higher seq signed at an earlier
+    time is NOT MONOTONIC). With `head` (the hub's current seq and hash, as a checkpoint it
+    prints now): the head must not be behind the newest witnessed checkpoint, and must not
+    contradict a witnessed checkpoint of the same seq. Whether the head *extends* the witnessed
+    checkpoints needs the chain (`xinlian audit verify --checkpoint`)."""
+    findings: list[str] = []
+    valid: list[Checkpoint] = []
+    sources: dict[int, str] = {}
+    for item in loaded:
+        if item.checkpoint is None:
+            findings.append(f"checkpoint {item.source} is unreadable: {item.problem}")
+            continue
+        problem = verify_signature(item.checkpoint, keys)
+        if problem is not None:
+            findings.append(f"checkpoint {item.source} is FORGED: {problem}")
+            continue
+        valid.append(item.checkpoint)
+        sources[id(item.checkpoint)] = item.source
+    by_seq: dict[int, Checkpoint] = {}
+    for checkpoint in valid:
+        seen = by_seq.setdefault(checkpoint.seq, checkpoint)
+        if seen.hash != checkpoint.hash:
+            findings.append(
+                f"FORK at entry {checkpoint.seq}: {sources[id(seen)]} signs hash {seen.hash}, "
+                f"{sources[id(checkpoint)]} signs hash {checkpoint.hash}"
+            )
+    latest_lower: Checkpoint | None = None  # the latest-signed checkpoint of any lower seq
+    for _, group in groupby(sorted(valid, key=lambda c: (c.seq, c.at)), key=lambda c: c.seq):
+        members = list(group)
+        early = members[0]
+        if latest_lower is not None and early.at < latest_lower.at:
+            findings.append(
+                f"NOT MONOTONIC: {sources[id(early)]} anchors entry {early.seq} signed "
+                f"{format_time(early.at)}, before {sources[id(latest_lower)]} anchoring the earlier "
+                f"entry {latest_lower.seq} (signed {format_time(latest_lower.at)})"
+            )
+        if latest_lower is None or members[-1].at > latest_lower.at:
+            latest_lower = members[-1]
+    newest = max(valid, key=lambda c: (c.seq, c.at), default=None)
+    if head is not None:
+        head_seq, head_hash = head
+        if newest is not None and head_seq < newest.seq:
+            findings.append(
+                f"the hub's head (entry {head_seq}) is BEHIND the witnessed checkpoint of entry {newest.seq} "
+                f"signed {format_time(newest.at)}: entries were cut or the trail rolled back"
+            )
+        same = by_seq.get(head_seq)
+        if same is not None and same.hash != head_hash:
+            findings.append(
+                f"FORK at entry {head_seq}: the hub's head has hash {head_hash}, the witnessed checkpoint "
+                f"{sources[id(same)]} signs hash {same.hash}"
+            )
+    return WitnessReport(read=len(loaded), valid=valid, findings=findings)

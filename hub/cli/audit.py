@@ -6,7 +6,11 @@ trail against a signed checkpoint; a forged checkpoint; a subject index that dif
 entries), 2 when the store (or a named checkpoint file) cannot be read. It says which entries
 are not yet anchored by a checkpoint. `checkpoint` signs the head now (`--print`: prints the
 latest checkpoint for a witness). `tail` prints the latest entries (`--json`: one JSON object
-per line). No command migrates or writes the store.
+per line). `keys` prints the public keys that may have signed checkpoints (expired ones
+included, with their lives) as a JWKS for a witness; `verify-checkpoints --jwks FILE --checkpoint
+FILE` checks a witness's copy with only that file (no data directory, no store): signatures,
+forks, seq and time in step; exit 0 if so, 1 naming the finding, 2 when a file cannot be read.
+No command migrates or writes the store.
 """
 
 from __future__ import annotations
@@ -21,7 +25,15 @@ from typing import Any, Coroutine
 from sqlalchemy.engine import make_url
 
 from xinlian.hub.audit import AuditTrail, StoredAuditEntry
-from xinlian.hub.audit.checkpoint import checkpoint_directory, latest_valid, read_checkpoints
+from xinlian.hub.audit.checkpoint import (
+    CheckpointError,
+    PublicKeySet,
+    checkpoint_directory,
+    latest_valid,
+    read_checkpoint_file,
+    read_checkpoints,
+    verify_witness_copy,
+)
 from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
 from xinlian.hub.audit.entry import format_time
 from xinlian.hub.audit.verify import verify_trail
@@ -123,6 +135,45 @@ async def _checkpoint(settings: Settings, print_only: bool) -> int:
     return 0
 
 
+async def _keys(settings: Settings) -> int:
+    keyring = _keyring(settings)
+    if keyring is None:
+        raise StoreMissing(f"no keyring in {settings.data_dir} (the hub creates it when it first starts)")
+    print(json.dumps(keyring.history_jwks(), indent=2, sort_keys=True))
+    return 0
+
+
+def verify_checkpoints(args: argparse.Namespace) -> int:
+    """A witness's check, with only the hub's public keys: no data directory, no store."""
+    name = "verify-checkpoints"
+    if (args.head_seq is None) != (args.head_hash is None):
+        print(f"xinlian audit {name}: give --head-seq and --head-hash together", file=sys.stderr)
+        return 2
+    files = [Path(p) for p in args.checkpoint]
+    try:
+        keys = PublicKeySet.from_file(Path(args.jwks))
+        loaded = [item for path in files for item in read_checkpoint_file(path)]
+    except (OSError, CheckpointError) as exc:
+        print(f"xinlian audit {name}: {exc}", file=sys.stderr)
+        return 2
+    head = (args.head_seq, args.head_hash) if args.head_seq is not None else None
+    report = verify_witness_copy(loaded, keys, head=head)
+    print(f"checkpoints: {report.read} read from {', '.join(map(str, files))}, "
+          f"{len(report.valid)} with a valid signature ({len(keys.keys)} public key(s) from {args.jwks})")
+    newest = report.newest
+    if newest is not None:
+        print(f"newest checkpoint: entry {newest.seq} hash {newest.hash}, signed {format_time(newest.at)} by key {newest.kid}")
+    if head is not None:
+        print(f"hub head: entry {head[0]} hash {head[1]} (whether it extends the checkpoints needs the chain: "
+              "`xinlian audit verify --checkpoint` on the hub)")
+    for finding in report.findings:
+        print(f"TAMPERED: {finding}")
+    if report.ok:
+        print("witness checkpoints intact")
+        return 0
+    return 1
+
+
 def _describe(stored: StoredAuditEntry) -> str:
     entry = stored.entry
     if entry is None:
@@ -179,6 +230,10 @@ def checkpoint(args: argparse.Namespace) -> int:
     return _run("checkpoint", _checkpoint(Settings.from_env(data_dir=args.data_dir), args.print_only))
 
 
+def keys(args: argparse.Namespace) -> int:
+    return _run("keys", _keys(Settings.from_env(data_dir=args.data_dir)))
+
+
 def tail(args: argparse.Namespace) -> int:
     return _run("tail", _tail(Settings.from_env(data_dir=args.data_dir), args.n, args.json))
 
@@ -200,6 +255,24 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                       help="print the latest signed checkpoint, for a witness, without writing one")
     sign.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     sign.set_defaults(handler=checkpoint)
+    export = commands.add_parser(
+        "keys", help="print the public keys that may have signed checkpoints (expired ones too) as a JWKS, for a witness"
+    )
+    export.add_argument("--print", dest="print_only", action="store_true",
+                        help="print the JWKS to stdout (the default; nothing is written)")
+    export.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    export.set_defaults(handler=keys)
+    witness = commands.add_parser(
+        "verify-checkpoints",
+        help="check a witness's checkpoint copy with only the hub's public keys (no data dir, no store)",
+    )
+    witness.add_argument("--jwks", required=True, metavar="FILE", help="the JWKS printed by `xinlian audit keys`")
+    witness.add_argument("--checkpoint", required=True, action="append", metavar="FILE",
+                         help="the witness's checkpoints (JSON lines or bare JWS lines); repeatable")
+    witness.add_argument("--head-seq", type=int, default=None, metavar="N",
+                         help="the hub's current head seq (with --head-hash): must not be behind the checkpoints")
+    witness.add_argument("--head-hash", default=None, metavar="H", help="the hub's current head hash")
+    witness.set_defaults(handler=verify_checkpoints)
     latest = commands.add_parser("tail", help="print the latest entries")
     latest.add_argument("-n", type=int, default=20, help="how many entries (default 20)")
     latest.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)

@@ -14,8 +14,14 @@ may be named by their policy keys or GraphQL names). Every change also writes an
 trail (endpoint "cli", `detail.action` "policy.<command>"). On a store that holds no version yet,
 a change first stores the configured policy file as v1, as the hub does when it first starts.
 
+A change, import or activation that widens disclosure (a field to a wider class, a scope granting
+more classes) is refused unless `--confirm-widening` is given; a confirmed one is audited with
+`detail.warning` listing what widened. `import --no-activate` needs no confirmation (it warns
+what activating would widen); the later `activate` does.
+
 Exit codes: 0 done; 2 refused or failed (unknown version, family, field or class, a change that
-changes nothing, a scope granting CONFIDENTIAL, an unreadable file or store) — nothing changed.
+changes nothing, a scope granting CONFIDENTIAL, an unconfirmed widening, an unreadable file or
+store) — nothing changed.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ def _upper(text: str) -> str:
 
 WIDENING_HELP = ("needed when the change widens disclosure (a field to a wider class, a scope granting more "
                  "classes); the audit entry carries a warning")
+WIDENING_HELP_VERSION = ("needed when the version that would come into force widens disclosure against the active "
+                         "one (a field to a wider class, a scope granting more classes); the audit entry carries "
+                         "a warning")
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     policy = sub.add_parser("policy", help="disclosure policy versions: list, show, diff, change, activate")
@@ -117,10 +126,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     imp = command("import", "store a whole policy file (TOML) as the next version", run_import)
     imp.add_argument("file", metavar="FILE", help="a policy TOML file (e.g. edited output of `show`)")
+    imp.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP_VERSION)
     change_options(imp)
 
     act = command("activate", "put a stored version in force (e.g. back to an earlier one)", run_activate)
     act.add_argument("version", metavar="VERSION", help="e.g. v1")
+    act.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP_VERSION)
     change_options(act, can_defer=False)
 
 
@@ -378,8 +389,10 @@ def run_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError) as exc:
         print(f"{PROG}: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
-    return _changing(args, "import", lambda ops: ops.import_policy(text, args.reason, activate=not args.no_activate))
+    return _changing(args, "import", lambda ops: ops.import_policy(
+        text, args.reason, activate=not args.no_activate, confirm_widening=args.confirm_widening))
 
 
 def run_activate(args: argparse.Namespace) -> int:
-    return _changing(args, "activate", lambda ops: ops.activate(args.version, args.reason))
+    return _changing(args, "activate", lambda ops: ops.activate(
+        args.version, args.reason, confirm_widening=args.confirm_widening))
