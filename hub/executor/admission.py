@@ -183,21 +183,4 @@ class SubjectAdmission:
         sources = [d for d in ctx.federation.sources(self.registry.name) if d.name in names]
         if not sources:
             return dict.fromkeys(codes)
-        loaders = [ctx.loader(d, self.registry.name, fields) for d in sources]
-        results = await asyncio.gather(
-            *(loader.load(code, fields) for loader in loaders for code in codes), return_exceptions=True
-        )
-        out: dict[str, list[Record] | list[ConnectorError] | None] = {}
-        for i, code in enumerate(codes):
-            records: list[Record] = []
-            failures: list[ConnectorError] = []
-            for s in range(len(sources)):
-                result = results[s * len(codes) + i]
-                if isinstance(result, ConnectorError):
-                    failures.append(result)
-                elif isinstance(result, BaseException):
-                    raise result
-                else:
-                    records.extend(result)
-            out[code] = failures if failures else records
-        return out
+        return dict(await load_records(ctx, self.registry, codes, fields, sources))

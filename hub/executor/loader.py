@@ -140,10 +140,16 @@ class FamilyLoader:
 
 
 async def load_records(
-    ctx: "RequestContext", family: RecordFamily, keys: list[str], fields: frozenset[str]
+    ctx: "RequestContext",
+    family: RecordFamily,
+    keys: list[str],
+    fields: frozenset[str],
+    sources: "list[Department] | None" = None,
 ) -> dict[str, list[Record] | list[ConnectorError]]:
-    """Records per key from every source; a key maps to its failures if any source failed."""
-    sources = ctx.federation.sources(family.name)
+    """Records per key from every source (or from `sources`, some of them); a key maps to its
+    failures if any source failed."""
+    if sources is None:
+        sources = ctx.federation.sources(family.name)
     loaders = [ctx.loader(d, family.name, fields) for d in sources]  # one look-up per source, not per key
     per_source = [[loader.load(key, fields) for key in keys] for loader in loaders]
     flat = await asyncio.gather(*(f for futures in per_source for f in futures), return_exceptions=True)
