@@ -18,6 +18,7 @@ from typing import AsyncIterator
 import pytest
 from sqlalchemy import func, select, text
 
+from audit_fixture import make_entry
 from xinlian.hub.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -32,27 +33,6 @@ from xinlian.hub.store.models import AuditRecord
 
 UTC = dt.timezone.utc
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "audit.md"
-
-
-def make_entry(i: int, **changes: object) -> AuditEntry:
-    fields: dict[str, object] = dict(
-        at=dt.datetime(2026, 4, 1, 8, 0, tzinfo=UTC) + dt.timedelta(seconds=i),
-        request_id=f"req-{i:04d}",
-        endpoint="/graphql",
-        client_id="bank-hohhot",
-        client_kind="bank",
-        purpose="贷款审查",
-        subjects=["91350100M000100Y43", "91110000600037341L"],
-        released=["registration.name", "taxCredit.level"],
-        denied=["penalties.facts"],
-        outcome="partial",
-        policy_version="2026.1",
-        operation_name="Profile",
-        errors=["FORBIDDEN"],
-        remote_addr="10.0.0.7",
-    )
-    fields.update(changes)
-    return AuditEntry(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 from sqlalchemy import text
 
+from audit_fixture import SUBJECTS, make_entry
 from hub_fixture import running_hub, wait_until
-from xinlian.hub.audit import GENESIS_HASH, AuditEntry, AuditTrail, chain_hash
+from xinlian.hub.audit import GENESIS_HASH, AuditTrail, chain_hash
 from xinlian.hub.audit.checkpoint import (
     checkpoint_directory,
     latest_valid,
@@ -40,24 +41,6 @@ from xinlian.keys.keyring import Keyring
 from xinlian.keys.rotation import rotate
 
 UTC = dt.timezone.utc
-SUBJECTS = ["91350100M000100Y43", "91110000600037341L"]
-
-
-def make_entry(i: int, **changes: object) -> AuditEntry:
-    fields: dict[str, object] = dict(
-        at=dt.datetime(2026, 4, 1, 8, 0, tzinfo=UTC) + dt.timedelta(seconds=i),
-        request_id=f"req-{i:04d}",
-        endpoint="/graphql",
-        client_id="bank-hohhot",
-        client_kind="bank",
-        purpose="贷款审查",
-        subjects=SUBJECTS,
-        released=["registration.name"],
-        outcome="ok",
-        policy_version="2026.1",
-    )
-    fields.update(changes)
-    return AuditEntry(**fields)  # type: ignore[arg-type]
 
 
 class Hub:
