@@ -32,6 +32,7 @@ from .audit.access_log import SubjectAccessLog
 from .audit.checkpoint import checkpoint_directory
 from .audit.checkpoint_writer import CheckpointWriter
 from .audit.record import AccessRecord
+from .audit.seal import HeadSealer
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
 from .auth.revocation import revocation_list
@@ -168,7 +169,7 @@ class HubRuntime:
                 "(store it with `xinlian policy import %s --reason ...`)",
                 policy_file, policy.version, policy_file,
             )
-        audit = AuditTrail(store)
+        audit = AuditTrail(store, sealer=HeadSealer(keyring, settings.issuer))
         await audit.start()
         rate_limiter = RateLimiter(settings.rate_limits, settings.redis_url, settings.redis_key_prefix)
         await rate_limiter.start()

@@ -28,6 +28,8 @@ from xinlian.hub.audit import (
     verify_chain,
 )
 from xinlian.hub.cli import main
+from xinlian.hub.cli.admin_session import sealed_trail
+from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
 from xinlian.hub.store.models import AuditRecord
 
@@ -222,8 +224,8 @@ async def test_tail_returns_the_latest_entries_oldest_first(store: Store, trail:
 # --- tamper detection -------------------------------------------------------------------------
 
 
-async def write_entries(store: Store, count: int) -> None:
-    writer = AuditTrail(store)
+async def write_entries(store: Store, count: int, *, trail: AuditTrail | None = None) -> None:
+    writer = trail or AuditTrail(store)
     for i in range(1, count + 1):
         await writer.record(make_entry(i))
     await writer.stop()
@@ -340,8 +342,8 @@ async def test_an_entry_inserted_before_the_start_is_named(store: Store) -> None
 
 async def _build_data_dir(data_dir: Path, count: int) -> None:
     store = await Store.open(f"sqlite+aiosqlite:///{data_dir / 'hub.db'}")
-    try:
-        await write_entries(store, count)
+    try:  # written as the hub writes: sealed with the data directory's keyring
+        await write_entries(store, count, trail=sealed_trail(Settings.from_env(data_dir), store))
     finally:
         await store.close()
 

@@ -36,6 +36,8 @@ from xinlian.hub.audit.checkpoint import (
 from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
 from xinlian.hub.audit.entry import format_time
 from xinlian.hub.cli import main
+from xinlian.hub.cli.admin_session import sealed_trail
+from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
 from xinlian.keys.rotation import rotate
@@ -60,8 +62,10 @@ class Hub:
         return asyncio.run(go())
 
     def write(self, start: int, count: int) -> None:
+        """Entries as the hub writes them: each batch sealed with the data directory's keyring."""
+
         async def go(store: Store) -> None:
-            trail = AuditTrail(store)
+            trail = sealed_trail(Settings.from_env(self.data_dir), store)
             for i in range(start, start + count):
                 await trail.record(make_entry(i))
             await trail.stop()
@@ -177,13 +181,59 @@ def test_a_rewrite_from_any_entry_onward_is_detected(k: int, hub: Hub, capsys: p
     assert "audit trail REWRITTEN: entry 8 no longer has the hash" in out
 
 
-def test_forged_entries_appended_after_a_checkpoint_are_not_yet_anchored(
+def test_forged_entries_appended_after_a_checkpoint_are_detected(
     hub: Hub, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub.rewrite_from(9, append=3)  # nothing anchored is changed: 9-11 appended with good hashes
     code, out = verify(hub, capsys)
-    assert code == 0, out
-    assert "anchored: entries 1-8" in out and "NOT YET ANCHORED: entries 9-11" in out
+    assert code == 1, out
+    assert "audit chain intact: 11 entries" in out  # the chain alone cannot see it
+    assert "audit trail APPENDED: entries 9-11 carry no seal by the hub" in out
+    assert "head seal: entry 8" in out
+
+
+def test_forged_entries_between_hub_batches_stay_detected_and_are_never_checkpointed(
+    hub: Hub, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    hub.write(9, 2)  # the hub's own, sealed but not yet checkpointed
+    hub.rewrite_from(11, append=2)  # forged 11-12
+    hub.write(13, 2)  # the hub writes on: a new sealed run starts at 13
+    assert "a new sealed run starts at entry 13" in caplog.text
+    code, out = verify(hub, capsys)
+    assert code == 1, out
+    assert "audit trail APPENDED: entries 9-12 carry no seal" in out and "covers entries 13-14" in out
+    assert main(["audit", "checkpoint", "--data-dir", str(hub.data_dir)]) == 1
+    assert "not written under the hub's seal" in capsys.readouterr().err
+    assert [c.checkpoint.seq for c in read_checkpoints(hub.checkpoints) if c.checkpoint] == [8]
+
+
+def test_a_removed_or_replayed_head_seal_exposes_the_entries_after_the_checkpoint(
+    hub: Hub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hub.write(9, 1)
+    old_seal = hub.run(_seal_jws)
+    hub.write(10, 2)
+    hub.sql("DELETE FROM audit_head_seal")
+    code, out = verify(hub, capsys)
+    assert code == 1 and "audit trail APPENDED: entries 9-11" in out and "no valid head seal" in out, out
+    hub.sql(f"INSERT INTO audit_head_seal (id, seq, hash, at, kid, jws) SELECT 1, {old_seal[0]}, '{old_seal[1]}', "
+            f"'{old_seal[2]}', '{old_seal[3]}', '{old_seal[4]}'")  # an older, genuinely signed seal put back
+    code, out = verify(hub, capsys)
+    assert code == 1 and "audit trail APPENDED: entries 10-11" in out, out
+
+
+def test_a_forged_head_seal_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
+    hub.write(9, 1)
+    hub.rewrite_from(10, append=1)
+    hub.sql("UPDATE audit_head_seal SET seq = 10, hash = (SELECT hash FROM audit_entries WHERE seq = 10)")
+    code, out = verify(hub, capsys)
+    assert code == 1 and "head seal FORGED" in out, out
+
+
+async def _seal_jws(store: Store) -> tuple[int, str, str, str, str]:
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(text("SELECT seq, hash, at, kid, jws FROM audit_head_seal"))).one()
+    return row.seq, row.hash, row.at, row.kid, row.jws
 
 
 def test_appended_entries_that_change_anchored_ones_are_a_rewrite(
@@ -193,6 +243,7 @@ def test_appended_entries_that_change_anchored_ones_are_a_rewrite(
     code, out = verify(hub, capsys)
     assert code == 1, out
     assert "REWRITTEN" in out and "NOT YET ANCHORED: entries 1-10" in out  # one checkpoint: nothing left anchored
+    assert "APPENDED" not in out  # the rewrite is the finding
 
 
 def test_an_edited_subject_index_is_detected(hub: Hub, capsys: pytest.CaptureFixture[str]) -> None:
@@ -272,7 +323,11 @@ def test_a_witness_copy_verifies_and_catches_a_cut_when_local_checkpoints_are_go
         path.unlink()
     hub.sql("DELETE FROM audit_subjects WHERE seq > 6", "DELETE FROM audit_entries WHERE seq > 6")
     code, out = verify(hub, capsys)
-    assert code == 0 and "checkpoints: none found" in out and "NOT YET ANCHORED: entries 1-6" in out
+    assert code == 1 and "checkpoints: none found" in out, out
+    assert "audit trail CUT: the trail ends at entry 6, but the head seal" in out  # the seal in the store saw 8
+    hub.sql("DELETE FROM audit_head_seal")  # ... so the insider removes it too
+    code, out = verify(hub, capsys)
+    assert code == 1 and "audit trail APPENDED: entries 1-6" in out and "no valid head seal" in out, out
     code, out = verify(hub, capsys, "--checkpoint", str(witness))
     assert code == 1 and "entries 7-8 were removed" in out
 
@@ -325,7 +380,7 @@ def test_the_writer_signs_at_its_interval_and_at_stop(hub: Hub) -> None:
     async def go(store: Store) -> list[int]:
         writer = CheckpointWriter(store, keyring, hub.checkpoints, interval=0.05, issuer="test")
         writer.start()
-        trail = AuditTrail(store)
+        trail = sealed_trail(Settings.from_env(hub.data_dir), store)
         await trail.record(make_entry(9))
         for _ in range(100):
             await asyncio.sleep(0.05)
@@ -504,3 +559,45 @@ def test_a_running_hub_checkpoints_at_its_interval_and_at_shutdown(
     assert code == 0, out
     assert f"audit chain intact: {last} entries" in out and f"anchored: entries 1-{last}" in out
     assert "NOT YET ANCHORED" not in out and "audit trail intact" in out
+    assert f"head seal: entry {last}" in out
+
+
+def test_entries_forged_into_a_running_hubs_store_are_reported_and_never_checkpointed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XINLIAN_DATABASE_URL", raising=False)
+
+    async def forge(store: Store) -> int:  # an insider with write access to the store, no keys
+        async with store.engine.begin() as conn:
+            last = (await conn.execute(text("SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"))).one()
+            entry = make_entry(last.seq + 1, outcome="ok", released=[])
+            content = entry.canonical_content()
+            await conn.execute(
+                text("INSERT INTO audit_entries (seq, at, request_id, client_id, content, prev_hash, hash) "
+                     "VALUES (:s, :a, :r, :c, :content, :p, :h)"),
+                {"s": last.seq + 1, "a": format_time(entry.at), "r": entry.indexed_request_id,
+                 "c": entry.indexed_client_id, "content": content, "p": last.hash, "h": chain_hash(last.hash, content)},
+            )
+            for subject in SUBJECTS:
+                await conn.execute(text("INSERT INTO audit_subjects (subject, seq) VALUES (:x, :s)"),
+                                   {"x": subject, "s": last.seq + 1})
+        return int(last.seq + 1)
+
+    with running_hub(tmp_path, legal_persons=12, natural_persons=3, audit_checkpoint_interval=0.2) as running:
+        assert running.query("{ __typename }").status_code == 200
+        writer = running.runtime.checkpoints
+        wait_until(lambda: writer.last is not None and writer.last.seq == 1, seconds=10, what="a checkpoint of entry 1")
+        forged = running.on_store(forge)
+        for _ in range(2):  # the hub keeps answering, and writes on after the forged entry
+            assert running.query("{ __typename }").status_code == 200
+        wait_until(lambda: writer.problem is not None, seconds=10, what="the checkpoint writer to refuse")
+
+    keyring = Keyring.load(tmp_path)
+    newest = latest_valid(read_checkpoints(checkpoint_directory(tmp_path)), keyring) if keyring else None
+    assert newest is not None and newest.seq == forged - 1
+    capsys.readouterr()
+    code = main(["audit", "verify", "--data-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"audit trail APPENDED: entry {forged} carry no seal by the hub" in out
+    assert f"covers entries {forged + 1}-{forged + 2}" in out

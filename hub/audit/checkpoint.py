@@ -66,6 +66,7 @@ class Checkpoint:
     kid: str
     issuer: str
     token: str
+    run_from: int | None = None  # head seals only: the first entry of the hub's unbroken sealed run
 
     def to_line(self) -> str:
         """The JSON line written to the checkpoint files (and printed for a witness)."""
@@ -82,14 +83,21 @@ class LoadedCheckpoint:
     problem: str | None = None
 
 
-def sign_checkpoint(keyring: Keyring, seq: int, head_hash: str, *, issuer: str, at: dt.datetime | None = None) -> Checkpoint:
-    """Sign the head (`seq`, `head_hash`) with the keyring's current signing key."""
+def sign_checkpoint(
+    keyring: Keyring, seq: int, head_hash: str, *, issuer: str, at: dt.datetime | None = None, run_from: int | None = None
+) -> Checkpoint:
+    """Sign the head (`seq`, `head_hash`) with the keyring's current signing key; `run_from`
+    (head seals, seal.py) adds the payload member `from`."""
     moment = (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-    payload = {"at": format_time(moment), "hash": head_hash, "iss": issuer, "seq": seq, "v": FORMAT_VERSION}
+    payload: dict[str, Any] = {"at": format_time(moment), "hash": head_hash, "iss": issuer, "seq": seq, "v": FORMAT_VERSION}
+    if run_from is not None:
+        payload["from"] = run_from
     kid, key = keyring.signing_pair()
     header = {"alg": ALGORITHM, "kid": kid, "typ": CHECKPOINT_TYPE}
     token = jws.serialize_compact(header, canonical_json(payload).encode("utf-8"), key, algorithms=[ALGORITHM])
-    return Checkpoint(seq=seq, hash=head_hash, at=parse_time(format_time(moment)), kid=kid, issuer=issuer, token=token)
+    return Checkpoint(
+        seq=seq, hash=head_hash, at=parse_time(format_time(moment)), kid=kid, issuer=issuer, token=token, run_from=run_from
+    )
 
 
 def _b64_json(part: str) -> Any:
@@ -124,9 +132,12 @@ def parse_checkpoint(text: str) -> Checkpoint:
         seq, head_hash, issuer = payload["seq"], payload["hash"], payload.get("iss", "")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or not isinstance(head_hash, str):
             raise CheckpointError("seq or hash malformed")
+        run_from = payload.get("from")
+        if run_from is not None and (not isinstance(run_from, int) or isinstance(run_from, bool) or not 1 <= run_from <= seq + 1):
+            raise CheckpointError("from malformed")
         checkpoint = Checkpoint(
             seq=seq, hash=head_hash, at=parse_time(payload["at"]), kid=str(header.get("kid", "")),
-            issuer=str(issuer), token=token,
+            issuer=str(issuer), token=token, run_from=run_from,
         )
     except CheckpointError:
         raise

@@ -7,7 +7,8 @@ the head moved since the last checkpoint, signs a new one and appends it to
 checkpoint it knows of: it re-walks the entries from that checkpoint's seq (which must still
 carry that hash) to the head with the verifier's row checks. A chain that does not extend it is
 never signed: the writer logs the problem and keeps `problem` set, so a tampered trail is not
-laundered into a fresh checkpoint.
+laundered into a fresh checkpoint. And it signs no further than the head seal (seal.py), the
+last entry the hub itself wrote: entries appended by someone else are never signed over.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
 
 from .checkpoint import Checkpoint, append_checkpoint, latest_valid, read_checkpoints, sign_checkpoint
+from .seal import read_seal
 from .trail import AUDIT_TABLE
 from .verify import PAGE_SIZE, check_row
 
@@ -34,9 +36,12 @@ class ChainDoesNotExtend(Exception):
     """The chain no longer extends the last checkpoint: it was cut, rewritten or broken."""
 
 
-async def extend_from(store: Store, last: Checkpoint | None, *, page_size: int = PAGE_SIZE) -> tuple[int, str]:
-    """The head (seq, hash) of the chain after checking that it extends `last` (or, when None,
-    that it is intact from the start). Raises `ChainDoesNotExtend` naming the problem."""
+async def extend_from(
+    store: Store, last: Checkpoint | None, *, up_to: int | None = None, page_size: int = PAGE_SIZE
+) -> tuple[int, str]:
+    """The head (seq, hash) of the chain, read no further than `up_to`, after checking that it
+    extends `last` (or, when None, that it is intact from the start). Raises `ChainDoesNotExtend`
+    naming the problem."""
     t = AUDIT_TABLE.c
     columns = (t.seq, t.at, t.request_id, t.client_id, t.content, t.prev_hash, t.hash)
     prev: Any | None = None
@@ -51,9 +56,10 @@ async def extend_from(store: Store, last: Checkpoint | None, *, page_size: int =
         prev, start = anchor, last.seq
     async with store.engine.connect() as conn:
         while True:
-            rows = (
-                await conn.execute(select(*columns).where(t.seq > start).order_by(t.seq).limit(page_size))
-            ).all()
+            query = select(*columns).where(t.seq > start).order_by(t.seq).limit(page_size)
+            if up_to is not None:
+                query = query.where(t.seq <= up_to)
+            rows = (await conn.execute(query)).all()
             await conn.rollback()
             for row in rows:
                 finding = check_row(row, prev)
@@ -95,7 +101,24 @@ class CheckpointWriter:
         """
         self._load_last()
         try:
-            seq, head_hash = await extend_from(self.store, self.last)
+            async with self.store.engine.connect() as conn:
+                seal = await read_seal(conn, self.keyring)
+            if seal.seal is not None and not seal.valid:
+                raise ChainDoesNotExtend(f"head seal FORGED: {seal.problem}")
+            sealed = seal.seal.seq if seal.seal is not None else 0
+            if self.last is not None and sealed < self.last.seq:
+                raise ChainDoesNotExtend(f"the head seal (entry {sealed}) is behind the last checkpoint (entry {self.last.seq})")
+            start = self.last.seq + 1 if self.last is not None else 1
+            if seal.seal is not None and seal.seal.run_from is not None and seal.seal.run_from > start:
+                raise ChainDoesNotExtend(
+                    f"entries {start}-{seal.seal.run_from - 1} were not written under the hub's seal "
+                    f"(its sealed run starts at entry {seal.seal.run_from})"
+                )
+            seq, head_hash = await extend_from(self.store, self.last, up_to=sealed)
+            if seal.seal is not None and seq < seal.seal.seq:
+                raise ChainDoesNotExtend(f"the trail ends at entry {seq}, but the head seal vouches for entry {seal.seal.seq} (cut)")
+            if seal.seal is not None and seq == seal.seal.seq and head_hash != seal.seal.hash:
+                raise ChainDoesNotExtend(f"entry {seq} does not have the head seal's hash (rewritten)")
         except ChainDoesNotExtend as exc:
             self.problem = str(exc)
             raise

@@ -6,7 +6,9 @@ and waits; a single writer task takes everything pending, writes it in ONE trans
 the chain lock), commits, and only then resolves each caller with its sequence number. If
 the transaction fails, every caller in the batch gets `AuditUnavailable` and nothing of the
 batch remains. Several hub processes may share a PostgreSQL store: the chain lock
-(`Store.exclusive`) makes their writers take turns.
+(`Store.exclusive`) makes their writers take turns. With a `HeadSealer` (the hub and every
+CLI command that writes entries use one) the same transaction replaces the signed head seal
+(seal.py), so entries appended by anyone but the hub stand out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from xinlian.hub.store.models import AuditRecord, AuditSubject
 
 from .chain import GENESIS_HASH, chain_hash
 from .entry import AuditEntry, StoredAuditEntry, format_time
+from .seal import SEAL_JWS, HeadSealer, write_seal
 
 log = logging.getLogger("xinlian.audit")
 CHAIN_LOCK = "xinlian.hub.audit.chain"
@@ -56,10 +59,14 @@ class AuditTrail:
 
     `batches` counts committed write transactions and `entries` the entries they held, so
     `entries / batches` is the group-commit factor; `failed_batches` counts rolled-back ones.
+    `sealer`: signs the head of each batch into the head seal (None only in tests of the chain).
     """
 
-    def __init__(self, store: Store, *, max_batch: int = 1000, write_timeout: float = 15.0) -> None:
+    def __init__(
+        self, store: Store, *, sealer: HeadSealer | None = None, max_batch: int = 1000, write_timeout: float = 15.0
+    ) -> None:
         self.store = store
+        self.sealer = sealer
         self.max_batch = max_batch
         self.write_timeout = write_timeout
         self.batches = 0
@@ -176,8 +183,11 @@ class AuditTrail:
         rows: list[dict[str, Any]] = []
         subjects: list[dict[str, Any]] = []
         async with self.store.exclusive(CHAIN_LOCK) as conn:
-            last = (await conn.execute(select(t.seq, t.hash).order_by(t.seq.desc()).limit(1))).first()
+            # the chain head, with the head seal's JWS in the same round trip
+            last = (await conn.execute(select(t.seq, t.hash, SEAL_JWS).order_by(t.seq.desc()).limit(1))).first()
             seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+            if self.sealer is not None:
+                run_from = self.sealer.run_from(last.jws if last is not None else None, last, seq + 1)
             for pending in batch:
                 seq += 1
                 digest = chain_hash(prev, pending.content)
@@ -197,6 +207,8 @@ class AuditTrail:
             await conn.execute(insert(AUDIT_TABLE), rows)
             if subjects:  # the subject index, in the same transaction as the entries
                 await conn.execute(insert(SUBJECT_TABLE), subjects)
+            if self.sealer is not None:
+                await write_seal(conn, self.sealer.seal(seq, prev, run_from))
         return [row["seq"] for row in rows]  # committed: the `exclusive` block has ended
 
 

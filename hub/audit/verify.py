@@ -14,10 +14,10 @@ sit in memory). For each row, in this order:
    (at, request_id, client_id) must agree with it.
 
 What a hash chain cannot show by itself: entries cut off the END of the trail, or forged
-entries appended at the end with correctly computed hashes. Compare `head_hash` with a value
-noted earlier, or let `verify_trail` compare it with the signed checkpoints (checkpoint.py),
-to catch those. `verify_trail` also recomputes the subject index (`audit_subjects`) from the
-entries and names every difference.
+entries appended at the end with correctly computed hashes. `verify_trail` catches those with
+the signed checkpoints (checkpoint.py: a cut or rewritten tail) and the head seal (seal.py:
+entries appended by anyone but the hub). It also recomputes the subject index
+(`audit_subjects`) from the entries and names every difference.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
@@ -34,6 +34,7 @@ from xinlian.keys.keyring import Keyring
 from .chain import GENESIS_HASH, chain_hash
 from .checkpoint import Checkpoint, LoadedCheckpoint, verify_signature
 from .entry import AuditEntry, format_time
+from .seal import SealSnapshot, read_seal
 from .trail import AUDIT_TABLE, SUBJECT_TABLE
 
 PAGE_SIZE = 1000
@@ -153,6 +154,8 @@ class TrailReport:
     `findings` are tamper findings (any one makes the trail not intact); `anchored_seq` is the seq
     of the newest valid checkpoint the chain still matches (0: none), `unanchored` the range of
     entries after it, which no checkpoint covers yet (None: every entry is anchored).
+    `seal` is the head seal as read; `sealed_seq` the seq it vouches for (0: no valid, matching
+    seal). Entries after both `anchored_seq` and `sealed_seq` are a finding (APPENDED).
     """
 
     chain: VerifyReport
@@ -165,6 +168,8 @@ class TrailReport:
     findings: list[str]
     index_rows: int
     index_differences: int
+    seal: SealSnapshot | None = None
+    sealed_seq: int = 0
 
     @property
     def ok(self) -> bool:
@@ -243,7 +248,8 @@ async def verify_trail(store: Store, loaded: list[LoadedCheckpoint], keyring: Ke
     hub's `keyring` and against the chain, and the subject index against the entries."""
     chain = await verify_chain(store)
     async with store.engine.connect() as conn:
-        last_seq = (await conn.execute(select(func.max(AUDIT_TABLE.c.seq)))).scalar() or 0
+        seal = await read_seal(conn, keyring)  # the trail's end and its seal, in one snapshot
+    last_seq = seal.last_seq
     findings: list[str] = []
     if not chain.ok:
         findings.append(f"audit chain BROKEN at entry {chain.first_bad_seq}: {chain.problem}")
@@ -290,6 +296,10 @@ async def verify_trail(store: Store, loaded: list[LoadedCheckpoint], keyring: Ke
     if rewritten or cut:
         anchored_seq = min([anchored_seq] + [c.seq - 1 for c in rewritten])
     unanchored = (anchored_seq + 1, last_seq) if last_seq > anchored_seq else None
+    tail_findings = len(findings)
+    sealed_seq = _check_seal(seal, chain, findings)
+    if chain.ok and not rewritten and not cut and len(findings) == tail_findings:
+        findings.extend(_appended(seal, anchored_seq, sealed_seq, last_seq))
 
     index_rows, index_differences, index_findings = await check_subject_index(store)
     findings.extend(index_findings)
@@ -306,4 +316,51 @@ async def verify_trail(store: Store, loaded: list[LoadedCheckpoint], keyring: Ke
         findings=findings,
         index_rows=index_rows,
         index_differences=index_differences,
+        seal=seal,
+        sealed_seq=sealed_seq,
     )
+
+
+def _appended(seal: SealSnapshot, anchored_seq: int, sealed_seq: int, last_seq: int) -> list[str]:
+    """Entries neither anchored by a checkpoint (1..anchored_seq) nor in the hub's sealed run
+    (from..sealed_seq): written by someone other than the hub."""
+    run_from = sealed_seq + 1
+    if sealed_seq and seal.seal is not None and seal.seal.run_from is not None:
+        run_from = seal.seal.run_from
+    gaps = [(anchored_seq + 1, min(run_from - 1, last_seq)), (max(anchored_seq, sealed_seq) + 1, last_seq)]
+    if sealed_seq:
+        where = f"the hub's sealed run covers entries {run_from}-{sealed_seq}"
+    else:
+        where = "there is no valid head seal"
+    return [
+        f"audit trail APPENDED: {f'entry {a}' if a == b else f'entries {a}-{b}'} carry no seal by the hub and no "
+        f"checkpoint covers them: they were not written by the hub ({where})"
+        for a, b in gaps
+        if a <= b
+    ]
+
+
+def _check_seal(seal: SealSnapshot, chain: VerifyReport, findings: list[str]) -> int:
+    """Findings about the head seal itself; the seq it vouches for (0: none)."""
+    if seal.seal is None:
+        if seal.problem is not None:
+            findings.append(f"head seal FORGED: {seal.problem}")
+        return 0
+    if seal.problem is not None:
+        findings.append(f"head seal FORGED: {seal.problem}")
+        return 0
+    signed = f"the head seal signed {format_time(seal.seal.at)}"
+    if seal.seal.seq > seal.last_seq:
+        findings.append(
+            f"audit trail CUT: the trail ends at entry {seal.last_seq}, but {signed} vouches for entry "
+            f"{seal.seal.seq}"
+        )
+        return 0
+    if seal.stored_hash != seal.seal.hash:
+        findings.append(
+            f"audit trail REWRITTEN: entry {seal.seal.seq} no longer has the hash of {signed} ({seal.seal.hash})"
+        )
+        return 0
+    if not chain.ok and seal.seal.seq > chain.head_seq:
+        return chain.head_seq  # hashes beyond a break mean nothing
+    return seal.seal.seq

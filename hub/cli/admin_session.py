@@ -31,9 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from xinlian.hub.admin.operations import INPUT_ERRORS, AdminOperations
 from xinlian.hub.audit.entry import AuditEntry
+from xinlian.hub.audit.seal import HeadSealer
 from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
 from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
+from xinlian.keys.keyring import Keyring
 
 from .tables import table
 
@@ -143,12 +145,19 @@ def audit_entry(action: dict[str, Any], by: str, policy_version: str) -> AuditEn
     )
 
 
+def sealed_trail(settings: Settings, store: Store) -> AuditTrail:
+    """An audit trail for a CLI command's entries, sealed with the data directory's keyring as
+    the hub seals its own (hub/audit/seal.py), so they never look appended from outside."""
+    keyring = Keyring.load_or_create(settings.data_dir, reload_interval=3600.0)
+    return AuditTrail(store, sealer=HeadSealer(keyring, settings.issuer))
+
+
 async def _audit(session: AdminSession) -> None:
     actions = session.operations.actions
     if not actions:
         return
     version = await _policy_version(session.settings, session.store)
-    trail = AuditTrail(session.store)
+    trail = sealed_trail(session.settings, session.store)
     await trail.start()
     try:
         for action in actions:
@@ -167,7 +176,7 @@ def audit_actions(settings: Settings, by: str, actions: list[dict[str, Any]]) ->
         store = await Store.open(settings.database_url)
         try:
             version = await _policy_version(settings, store)
-            trail = AuditTrail(store)
+            trail = sealed_trail(settings, store)
             await trail.start()
             try:
                 for action in actions:

@@ -69,7 +69,7 @@ async def _verify(settings: Settings, witness_files: list[Path]) -> int:
     directory = checkpoint_directory(settings.data_dir)
     try:
         loaded = read_checkpoints(directory, witness_files)
-        report = await verify_trail(store, loaded, _keyring(settings) if loaded else None)
+        report = await verify_trail(store, loaded, _keyring(settings))
     finally:
         await store.close()
     chain = report.chain
@@ -92,8 +92,19 @@ async def _verify(settings: Settings, witness_files: list[Path]) -> int:
     if report.unanchored is not None:
         first, last = report.unanchored
         span = f"entry {first}" if first == last else f"entries {first}-{last}"
-        print(f"NOT YET ANCHORED: {span} (no signed checkpoint covers them yet: they cannot be told apart "
-              "from entries appended by someone else until a checkpoint is written and compared)")
+        head_seal = report.seal.seal if report.seal is not None else None
+        if report.sealed_seq >= last and head_seal is not None and (head_seal.run_from or 1) <= first:
+            print(f"NOT YET ANCHORED: {span} (no checkpoint outside the store covers them yet; the hub's head "
+                  "seal in the store vouches for them until the next checkpoint)")
+        else:
+            print(f"NOT YET ANCHORED: {span} (no signed checkpoint covers them yet)")
+    snapshot = report.seal
+    if snapshot is not None and snapshot.seal is not None and snapshot.problem is None:
+        sealed = snapshot.seal
+        print(f"head seal: entry {sealed.seq}, signed {format_time(sealed.at)} by key {sealed.kid}"
+              + ("" if report.sealed_seq else " (does NOT match the chain)"))
+    elif snapshot is not None and snapshot.seal is None and snapshot.problem is None:
+        print("head seal: none (no batch written by this version of the hub yet)")
     print(f"subject index: {report.index_rows} rows, {report.index_differences} difference(s) from the entries")
     findings = [f for f in report.findings if not f.startswith("audit chain BROKEN")]
     for finding in findings:

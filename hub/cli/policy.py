@@ -40,13 +40,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from xinlian.hub.admin.operations import AdminInputError
 from xinlian.hub.admin.policy_admin import PolicyOperations
 from xinlian.hub.audit.entry import AuditEntry
-from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
+from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.config import Settings
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty, StoredPolicy, version_name
 from xinlian.hub.store import Store
 from xinlian.policies import DisclosureClass, PolicyError, default_policy_path, load_policy
 
-from .admin_session import refuse_missing_store
+from .admin_session import refuse_missing_store, sealed_trail
 
 DATA_DIR_HELP = "data directory (default: $XINLIAN_DATA_DIR or ./xinlian-data)"
 CLASSES = [c.value for c in DisclosureClass]
@@ -287,8 +287,8 @@ async def _seed(history: PolicyHistory, settings: Settings) -> None:
 
 
 async def _audit(
-    history: PolicyHistory, args: argparse.Namespace, action: str, stored: StoredPolicy, active: str,
-    warning: str | None = None,
+    history: PolicyHistory, settings: Settings, args: argparse.Namespace, action: str, stored: StoredPolicy,
+    active: str, warning: str | None = None,
 ) -> None:
     detail: dict[str, object] = {
         "action": f"policy.{action}",
@@ -299,7 +299,7 @@ async def _audit(
     }
     if warning:
         detail["warning"] = warning  # a confirmed widening
-    trail = AuditTrail(history.store)
+    trail = sealed_trail(settings, history.store)
     await trail.start()
     try:
         await trail.record(
@@ -329,7 +329,7 @@ def _changing(
         stored = await make(operations)
         active = (await history.active()).version
         warning = next((a["warning"] for a in operations.actions if a.get("warning")), None)
-        await _audit(history, args, action, stored, active, warning)
+        await _audit(history, settings, args, action, stored, active, warning)
         if warning:
             print(f"{PROG}: warning: {warning}", file=sys.stderr)
         if args.json:

@@ -90,6 +90,25 @@ class AuditRecord(Base):
 SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class AuditHeadSeal(Base):
+    """The head of the audit chain as the hub last wrote it, signed: one row (`id` 1).
+
+    The trail's writer replaces it in the same transaction as every batch of entries, so an
+    entry the hub wrote is always covered by it (the chain links each entry to the sealed
+    head); an entry appended by anyone without the hub's signing key is not. `jws` is a
+    signed checkpoint (hub/audit/checkpoint.py format); the other columns repeat its payload.
+    """
+
+    __tablename__ = "audit_head_seal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(SEQ, nullable=False)
+    hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[str] = mapped_column(String(32), nullable=False)
+    kid: Mapped[str] = mapped_column(String(128), nullable=False)
+    jws: Mapped[str] = mapped_column(Text, nullable=False)
+
+
 class AuditSubject(Base):
     """Which audit entries name which subject: the index behind a subject's access log.
 
