@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text as sql_text
 
 from hub_fixture import RunningHub, running_hub, wait_until, with_policy_history
 from xinlian.hub.active_policy import ActivePolicy
+from xinlian.hub.admin.operations import AdminInputError
+from xinlian.hub.admin.policy_admin import PolicyOperations
 from xinlian.hub.audit.trail import AuditTrail
 from xinlian.hub.cli import main as cli_main
 from xinlian.hub.config import Settings
 from xinlian.hub.executor import HubResolvers
-from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
+from xinlian.hub.governance.policy_versions import POLICY_LOCK, PolicyHistory, PolicyHistoryEmpty
 from xinlian.hub.guard import RateRules
 from xinlian.hub.principal import Principal
 from xinlian.hub.runtime import HubRuntime, public_contract
@@ -589,3 +593,36 @@ def test_a_running_hub_follows_the_active_version_without_restart(tmp_path: Path
         assert refused.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
         last = _history_call(url, lambda h: AuditTrail(h.store).tail(1))[0].entry
         assert last.policy_version == "v1"
+
+
+async def test_the_widening_check_compares_with_the_version_in_force_at_the_write(history: PolicyHistory) -> None:
+    """Admin A re-imports v1's document while admin B puts a narrower v2 in force: A's write
+    waits for the policy lock, and its widening check must see v2 (issue 9), not the v1 it
+    would have read before the lock."""
+    store = history.store
+    v1 = await history.seed(load_policy(), "system", "initial")
+    narrower = SetFieldClass("honors", "valid_to", DisclosureClass.SHARED, None)
+    v2 = await history.change([narrower], "admin-b", "valid_to is not for the public", activate=False)
+    admin_a = PolicyOperations(store, "admin-a")
+    v1_text = tomli_w.dumps(v1.document)
+    async with store.exclusive(POLICY_LOCK) as conn:  # admin B holds the lock, activating v2
+        importing = asyncio.create_task(admin_a.import_policy(v1_text, "re-apply the file"))
+        if store.dialect == "postgresql":  # A's write is queued behind the lock: a condition to wait on
+            async with store.engine.connect() as probe:
+                for _ in range(200):
+                    waiting = (await probe.execute(sql_text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"))).scalar()
+                    await probe.rollback()
+                    if waiting:
+                        break
+                    await asyncio.sleep(0.02)
+                assert waiting, "admin A's write never queued behind the policy lock"
+        else:
+            await asyncio.sleep(0.3)  # SQLite shows no waiter; the outcome below does not depend on it
+        await PolicyHistory._insert_activation(conn, v2.number, "admin-b", "narrow")
+    with pytest.raises(AdminInputError, match="honors.valid_to: SHARED -> PUBLIC"):
+        await importing
+    assert (await history.active()).version == "v2"
+    assert [v.version for v in await history.versions()] == ["v2", "v1"]  # nothing stored
+    confirmed = await admin_a.import_policy(v1_text, "re-apply the file", confirm_widening=True)
+    assert confirmed.active and admin_a.actions[-1]["warning"] == "widens disclosure: honors.valid_to: SHARED -> PUBLIC"

@@ -28,7 +28,6 @@ GraphQL names (`penalties`, `caseHandler`); `*` names every field of a family.
 
 from __future__ import annotations
 
-import tomllib
 from typing import Any, Awaitable, Callable, Sequence
 
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty, StoredPolicy
@@ -40,9 +39,7 @@ from xinlian.policies.changes import (
     SetFieldClass,
     SetMask,
     SetScope,
-    apply_changes,
 )
-from xinlian.policies.loader import parse_policy, policy_document
 from xinlian.policies.model import DisclosureClass, Policy, PolicyError
 from xinlian.schema.catalogue import FAMILIES
 
@@ -137,6 +134,27 @@ def _reason(reason: str | None) -> str:
     return text
 
 
+class WideningCheck:
+    """The widening rule, run by `PolicyHistory` inside the policy lock (a `Vet`), so it compares
+    with the version really in force at the write, not one read before it (another administrator
+    may activate a narrower version in between). Unconfirmed, a write that would put a wider
+    policy in force raises `AdminInputError` and nothing is stored; confirmed, `warning` says what
+    widened, for the audit entry. A version stored without activating it only gets a warning of
+    what activating it would widen (`activate` checks again then)."""
+
+    def __init__(self, confirm: bool, *, activates: bool) -> None:
+        self.confirm = confirm
+        self.activates = activates
+        self.warning: str | None = None
+
+    def __call__(self, active: Policy | None, after: Policy) -> None:
+        widened = [] if active is None else policy_widenings(active, after)
+        if self.activates:
+            self.warning = widening_warning(widened, self.confirm)
+        else:
+            self.warning = f"not active; activating it {widening_warning(widened, True)}" if widened else None
+
+
 class PolicyOperations:
     """Policy changes by one administrator; `take_effect` makes an activation apply in this process."""
 
@@ -152,11 +170,16 @@ class PolicyOperations:
         self.take_effect = take_effect
         self.actions: list[dict[str, Any]] = [] if actions is None else actions
 
-    async def _write(self, action: str, write: Callable[[], Awaitable[StoredPolicy]], **targets: Any) -> StoredPolicy:
+    async def _write(
+        self, action: str, write: Callable[[], Awaitable[StoredPolicy]], check: "WideningCheck | None" = None,
+        **targets: Any,
+    ) -> StoredPolicy:
         try:
             stored = await write()
         except (PolicyError, PolicyHistoryEmpty) as exc:  # PolicyChangeError is a PolicyError
             raise AdminInputError(str(exc)) from None
+        if check is not None:
+            targets["warning"] = check.warning
         self.actions.append(
             {"action": action, **{k: v for k, v in targets.items() if v is not None}, "version": stored.version}
         )
@@ -164,36 +187,17 @@ class PolicyOperations:
             await self.take_effect()
         return stored
 
-    async def _active_policy(self) -> Policy | None:
-        try:
-            return (await self.history.active()).policy
-        except PolicyHistoryEmpty:
-            return None  # the change itself reports it
-
-    async def _widened_by(self, changes: Sequence[PolicyChange]) -> list[str]:
-        """What applying `changes` to the active policy would widen (nothing if it cannot apply:
-        the write then says why)."""
-        policy = await self._active_policy()
-        if policy is None:
-            return []
-        try:
-            after = parse_policy(apply_changes(policy_document(policy), changes), policy.version)
-        except PolicyError:
-            return []
-        return policy_widenings(policy, after)
-
-    async def _widened_to(self, after: Policy) -> list[str]:
-        """What putting `after` in force would widen against the active policy."""
-        policy = await self._active_policy()
-        return [] if policy is None else policy_widenings(policy, after)
-
     async def change(
-        self, action: str, changes: Sequence[PolicyChange], reason: str | None, *, activate: bool = True, **targets: Any
+        self, action: str, changes: Sequence[PolicyChange], reason: str | None, *, activate: bool = True,
+        confirm_widening: bool = False, **targets: Any,
     ) -> StoredPolicy:
-        """Store `changes` as the next version (activated unless `activate` is False)."""
+        """Store `changes` as the next version (activated unless `activate` is False); what it
+        widens against the version in force is checked under the policy lock (`WideningCheck`)."""
         text = _reason(reason)
+        check = WideningCheck(confirm_widening, activates=activate)
         return await self._write(
-            action, lambda: self.history.change(changes, self.by, text, activate=activate), reason=text, **targets
+            action, lambda: self.history.change(changes, self.by, text, activate=activate, vet=check), check,
+            reason=text, **targets,
         )
 
     async def set_field_class(
@@ -204,12 +208,9 @@ class PolicyOperations:
         name = field_name(fam, field)
         cls = disclosure_class(disclosure)
         kind = kind.strip() if kind and kind.strip() else None
-        change = SetFieldClass(fam, name, cls, kind)
-        _reason(reason)  # a missing reason is said first
-        warning = widening_warning(await self._widened_by([change]), confirm_widening)
         return await self.change(
-            "setFieldClass", [change], reason, activate=activate, family=fam, field=name, disclosure_class=cls.value,
-            kind=kind, warning=warning,
+            "setFieldClass", [SetFieldClass(fam, name, cls, kind)], reason, activate=activate,
+            confirm_widening=confirm_widening, family=fam, field=name, disclosure_class=cls.value, kind=kind,
         )
 
     async def clear_override(
@@ -241,12 +242,10 @@ class PolicyOperations:
         confirm_widening: bool = False,
     ) -> StoredPolicy:
         granted = None if classes is None else frozenset(disclosure_class(c, "classes") for c in classes)
-        _reason(reason)
-        change = SetScope(scope, granted)
-        warning = None if granted is None else widening_warning(await self._widened_by([change]), confirm_widening)
         return await self.change(
-            "setScopeClasses", [change], reason, activate=activate, scope=scope,
-            classes=None if granted is None else sorted(c.value for c in granted), warning=warning,
+            "setScopeClasses", [SetScope(scope, granted)], reason, activate=activate,
+            confirm_widening=confirm_widening, scope=scope,
+            classes=None if granted is None else sorted(c.value for c in granted),
         )
 
     async def import_policy(
@@ -257,29 +256,19 @@ class PolicyOperations:
         text = _reason(reason)
         if not toml_text or not toml_text.strip():
             raise AdminInputError("toml: give the whole policy document")
-        try:
-            after: Policy | None = parse_policy(tomllib.loads(toml_text), "import")
-        except (tomllib.TOMLDecodeError, PolicyError):
-            after = None  # the write says what is wrong with it
-        widened = [] if after is None else await self._widened_to(after)
-        if activate:
-            warning = widening_warning(widened, confirm_widening)
-        else:
-            warning = f"not active; activating it {widening_warning(widened, True)}" if widened else None
+        check = WideningCheck(confirm_widening, activates=activate)
         return await self._write(
-            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=activate), reason=text,
-            warning=warning,
+            "importPolicy", lambda: self.history.import_text(toml_text, self.by, text, activate=activate, vet=check),
+            check, reason=text,
         )
 
     async def activate(self, version: str, reason: str | None, *, confirm_widening: bool = False) -> StoredPolicy:
         """Put a stored version in force; what it widens against the active one needs confirming."""
         text = _reason(reason)
-        target = await self.history.get(version)  # None: the write says what is wrong
-        widened = [] if target is None else await self._widened_to(target.policy)
-        warning = widening_warning(widened, confirm_widening)
+        check = WideningCheck(confirm_widening, activates=True)
         return await self._write(
-            "activatePolicyVersion", lambda: self.history.activate(version, self.by, text), reason=text,
-            warning=warning,
+            "activatePolicyVersion", lambda: self.history.activate(version, self.by, text, vet=check), check,
+            reason=text,
         )
 
     async def get(self, version: str) -> StoredPolicy:

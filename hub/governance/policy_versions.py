@@ -56,6 +56,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+# Called inside the policy lock with the active policy (None: none yet) and the policy a write
+# would store (or, for an activation, put in force); raises to refuse, and nothing is written.
+# What an administrator's change widens is decided here, against the version really in force.
+Vet = Callable[[Policy | None, Policy], None]
 
 
 class PolicyHistoryEmpty(LookupError):
@@ -266,6 +270,7 @@ class PolicyHistory:
         reason: str,
         activate: bool = True,
         base: str | int | None = None,
+        vet: Vet | None = None,
     ) -> StoredPolicy:
         """Apply `changes` to `base` (the active version by default) and store the next version.
 
@@ -281,11 +286,13 @@ class PolicyHistory:
             base_row = await self._base_row(conn, base)
             old = json.loads(base_row.document)
             new = apply_changes(old, changes)
-            return await self._store_next(conn, old, new, base_row.number, by, reason, activate)
+            return await self._store_next(conn, old, new, base_row.number, by, reason, activate, vet)
 
         return await self._get_written(await self._locked(write))
 
-    async def import_text(self, toml_text: str, by: str, reason: str, activate: bool = True) -> StoredPolicy:
+    async def import_text(
+        self, toml_text: str, by: str, reason: str, activate: bool = True, vet: Vet | None = None
+    ) -> StoredPolicy:
         """Store a whole policy document (TOML) as the next version; its parent is the active one.
 
         The document's own `version` key, if any, is ignored: the store names versions.
@@ -301,11 +308,13 @@ class PolicyHistory:
 
         async def write(conn: AsyncConnection) -> int:
             base_row = await self._base_row(conn, None)
-            return await self._store_next(conn, json.loads(base_row.document), document, base_row.number, by, reason, activate)
+            return await self._store_next(
+                conn, json.loads(base_row.document), document, base_row.number, by, reason, activate, vet
+            )
 
         return await self._get_written(await self._locked(write))
 
-    async def activate(self, version: str | int, by: str, reason: str) -> StoredPolicy:
+    async def activate(self, version: str | int, by: str, reason: str, vet: Vet | None = None) -> StoredPolicy:
         """Make a stored version the active one (a new activation row); `PolicyChangeError` if it
         does not exist or is already active."""
         by, reason = _check_actor(by, reason)
@@ -314,10 +323,13 @@ class PolicyHistory:
             raise PolicyChangeError(f"not a policy version: {version!r} (e.g. v3)")
 
         async def write(conn: AsyncConnection) -> int:
-            if await self._row(conn, number) is None:
+            target = await self._row(conn, number)
+            if target is None:
                 raise PolicyChangeError(f"no policy version {version_name(number)}")
             if await self._active_number(conn) == number:
                 raise PolicyChangeError(f"{version_name(number)} is already active")
+            if vet is not None:
+                vet(await self._active_policy(conn), parse_policy(json.loads(target.document), version_name(number)))
             await self._insert_activation(conn, number, by, reason)
             return number
 
@@ -371,12 +383,15 @@ class PolicyHistory:
         by: str,
         reason: str,
         activate: bool,
+        vet: Vet | None = None,
     ) -> int:
         number = (await self._latest_number(conn) or 0) + 1
         try:
             policy = parse_policy(new, version_name(number))
         except PolicyError as exc:
             raise PolicyChangeError(f"the changed policy is not valid: {exc}") from None
+        if vet is not None:
+            vet(await self._active_policy(conn), policy)
         document = policy_document(policy)
         lines = describe_diff(old, document)
         if not lines:
@@ -421,6 +436,11 @@ class PolicyHistory:
     async def _active_number(conn: AsyncConnection) -> int | None:
         a = ACTIVATIONS.c
         return (await conn.execute(select(a.number).order_by(a.id.desc()).limit(1))).scalar()
+
+    async def _active_policy(self, conn: AsyncConnection) -> Policy | None:
+        number = await self._active_number(conn)
+        row = None if number is None else await self._row(conn, number)
+        return None if row is None else parse_policy(json.loads(row.document), version_name(row.number))
 
     @staticmethod
     async def _latest_number(conn: AsyncConnection) -> int | None:
