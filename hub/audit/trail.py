@@ -18,20 +18,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from xinlian.hub.store import Store
-from xinlian.hub.store.core import table_of
-from xinlian.hub.store.models import AuditRecord, AuditSubject
 
-from .chain import GENESIS_HASH, chain_hash
-from .entry import AuditEntry, StoredAuditEntry, format_time
-from .seal import SEAL_JWS, HeadSealer, write_seal
+from .chain_writer import AUDIT_TABLE, CHAIN_LOCK, SUBJECT_TABLE, Batch, ChainWriter, chain_writer
+from .entry import AuditEntry, StoredAuditEntry
+from .seal import HeadSealer
 
 log = logging.getLogger("xinlian.audit")
-CHAIN_LOCK = "xinlian.hub.audit.chain"
-AUDIT_TABLE = table_of(AuditRecord)
-SUBJECT_TABLE = table_of(AuditSubject)
+__all__ = ["AUDIT_TABLE", "CHAIN_LOCK", "SUBJECT_TABLE", "AuditTrail", "AuditUnavailable", "stored_entry"]
 
 
 class AuditUnavailable(Exception):
@@ -67,6 +63,7 @@ class AuditTrail:
     ) -> None:
         self.store = store
         self.sealer = sealer
+        self._chain: ChainWriter = chain_writer(store, sealer)
         self.max_batch = max_batch
         self.write_timeout = write_timeout
         self.batches = 0
@@ -99,6 +96,7 @@ class AuditTrail:
             await writer
         finally:
             self._writer = None
+            await self._chain.close()
 
     async def record(self, entry: AuditEntry) -> int:
         """Store `entry` at the end of the chain; return its seq once the commit is durable.
@@ -179,37 +177,7 @@ class AuditTrail:
                 pending.done.set_result(seq)
 
     async def _commit(self, batch: list[_Pending]) -> list[int]:
-        t = AUDIT_TABLE.c
-        rows: list[dict[str, Any]] = []
-        subjects: list[dict[str, Any]] = []
-        async with self.store.exclusive(CHAIN_LOCK) as conn:
-            # the chain head, with the head seal's JWS in the same round trip
-            last = (await conn.execute(select(t.seq, t.hash, SEAL_JWS).order_by(t.seq.desc()).limit(1))).first()
-            seq, prev = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
-            if self.sealer is not None:
-                run_from = self.sealer.run_from(last.jws if last is not None else None, last, seq + 1)
-            for pending in batch:
-                seq += 1
-                digest = chain_hash(prev, pending.content)
-                rows.append(
-                    {
-                        "seq": seq,
-                        "at": format_time(pending.entry.at),
-                        "request_id": pending.entry.indexed_request_id,
-                        "client_id": pending.entry.indexed_client_id,
-                        "content": pending.content,
-                        "prev_hash": prev,
-                        "hash": digest,
-                    }
-                )
-                subjects.extend({"subject": s, "seq": seq} for s in dict.fromkeys(x[:32] for x in pending.entry.subjects))
-                prev = digest
-            await conn.execute(insert(AUDIT_TABLE), rows)
-            if subjects:  # the subject index, in the same transaction as the entries
-                await conn.execute(insert(SUBJECT_TABLE), subjects)
-            if self.sealer is not None:
-                await write_seal(conn, self.sealer.seal(seq, prev, run_from))
-        return [row["seq"] for row in rows]  # committed: the `exclusive` block has ended
+        return await self._chain.commit(Batch([(pending.entry, pending.content) for pending in batch]))
 
 
 def _fail(batch: list[_Pending], cause: BaseException) -> None:

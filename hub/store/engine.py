@@ -84,6 +84,12 @@ def alembic_config() -> Config:
 
 
 def _tune_sqlite(dbapi_connection: Any, connection_record: Any, database: Path | None = None) -> None:
+    tune_sqlite_connection(dbapi_connection, database)
+
+
+def tune_sqlite_connection(dbapi_connection: Any, database: Path | None = None) -> None:
+    """The store's pragmas on a DB-API SQLite connection (the engine's, or the audit writer's own):
+    busy timeout, WAL, `synchronous = FULL`, foreign keys; then the files' modes again."""
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -127,11 +133,12 @@ class Store:
         self.url = url
         parsed = make_url(url)
         self.dialect: str = parsed.get_backend_name()
-        database: Path | None = None
+        database: Path | None = None  # an SQLite file (None: another dialect, or in memory)
         if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:") and not parsed.database.startswith("file:"):
             database = Path(parsed.database).expanduser()
             private_directory(database.parent)
             private_sqlite_files(database)
+        self.sqlite_path: Path | None = database
         self.engine: AsyncEngine = create_async_engine(url)
         if self.dialect == "sqlite":
             event.listen(
