@@ -26,6 +26,7 @@ Timeouts around each call, retries and breakers belong to the hub.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 from typing import Any, Iterable, Mapping, Sequence
@@ -93,6 +94,20 @@ def _document(operation: str, variables: Mapping[str, str], roots: Sequence[ast.
         variable_definitions=definitions, selection_set=ast.SelectionSetNode(selections=tuple(roots)),
     )
     return print_ast(ast.DocumentNode(definitions=(op,)))
+
+
+@functools.lru_cache(maxsize=512)
+def _batch_query(operation: str, root: RootField, paths: tuple[Path_, ...], count: int) -> str:
+    """The document of one batch: for a family, its requested paths and (alias mode) the number
+    of keys, the text is always the same, so it is built and printed once (keys are variables)."""
+    tree = _tree(paths)
+    if root.mode == "list":
+        roots = [_field(root.field, tree, args={root.argument: "keys"})]
+        names = ["keys"]
+    else:
+        names = [f"k{i}" for i in range(count)]
+        roots = [_field(root.field, tree, alias=a, args={root.argument: a}) for a in names]
+    return _document(operation, dict.fromkeys(names, root.argument_type), roots)
 
 
 def _at(item: Any, path: Path_, *, container: bool = False) -> Any:
@@ -206,14 +221,12 @@ class GraphQLConnector:
         self, family: str, mapping: FamilyMapping, root: RootField, keys: Sequence[str],
         wanted: Sequence[str], paths: Sequence[Path_],
     ) -> FetchResult:
-        tree, operation = _tree(paths), f"xinlian_{family}"
+        operation = f"xinlian_{family}"
         if root.mode == "list":
             variables: dict[str, Any] = {"keys": list(keys)}
-            roots = [_field(root.field, tree, args={root.argument: "keys"})]
         else:
             variables = {f"k{i}": key for i, key in enumerate(keys)}
-            roots = [_field(root.field, tree, alias=a, args={root.argument: a}) for a in variables]
-        query = _document(operation, dict.fromkeys(variables, root.argument_type), roots)
+        query = _batch_query(operation, root, tuple(paths), 1 if root.mode == "list" else len(keys))
         body = await self._post(query, variables, operation)
         data = body.get("data")
         if not isinstance(data, dict):
