@@ -23,6 +23,7 @@ from xinlian.hub.cli.demo import ensure_demo_clients
 from xinlian.hub.config import Settings
 from xinlian.hub.demo.generator import build_demo_district
 from xinlian.hub.demo.services import start_demo_services
+from xinlian.hub.governance import ConsentBook, ObjectionRegister
 from xinlian.hub.governance.policy_versions import PolicyHistory
 from xinlian.hub.guard.rate_limits import RateRules
 from xinlian.hub.serving import uvicorn_options
@@ -134,6 +135,52 @@ class RunningHub:
         if purpose is not None:
             headers["Xinlian-Purpose"] = purpose
         return self.http.post("/graphql", json=body, headers=headers)
+
+
+@contextlib.contextmanager
+def objections_closed(hub: RunningHub) -> Iterator[None]:
+    """Close, when the block ends (also by a failed assertion), every objection filed in it and left open.
+
+    An open objection flags its record for every caller: one that a failed test left open would
+    change what the later tests of a module sharing the hub see.
+    """
+
+    async def open_ids(store: Any) -> set[int]:
+        return {o.id for o in await ObjectionRegister(store).list(status="open", limit=100_000)}
+
+    async def close_new(store: Any) -> None:
+        register = ObjectionRegister(store)
+        for objection_id in sorted(await open_ids(store) - before):
+            await register.close(objection_id, "dismissed", "closed after the test", "test")
+
+    before = hub.on_store(open_ids)
+    try:
+        yield
+    finally:
+        hub.on_store(close_new)
+
+
+@contextlib.contextmanager
+def consents_revoked(hub: RunningHub) -> Iterator[None]:
+    """Revoke, when the block ends (also by a failed assertion), every consent recorded in it and not revoked.
+
+    A consent in force opens a person's AUTHORIZED data to a client: one that a failed test left
+    in force would change what the later tests of a module sharing the hub see.
+    """
+
+    async def unrevoked(store: Any) -> set[int]:
+        return {c.id for c in await ConsentBook(store).list(limit=100_000) if c.revoked_at is None}
+
+    async def revoke_new(store: Any) -> None:
+        book = ConsentBook(store)
+        for consent_id in sorted(await unrevoked(store) - before):
+            await book.revoke(consent_id)
+
+    before = hub.on_store(unrevoked)
+    try:
+        yield
+    finally:
+        hub.on_store(revoke_new)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, consents_revoked, objections_closed, running_hub
 from xinlian.hub.governance import ConsentBook, ObjectionRegister
 from xinlian.hub.store import Store
 
@@ -124,21 +124,22 @@ def test_revoked_and_expired_consents_count_for_nothing(hub: RunningHub) -> None
         record = await book.grant(person, client, "credit-card-review", dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=30), "test")
         return record.id
 
-    consent_id = hub.on_store(grant)
-    ok = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
-    assert "social_insurance_contributions" not in forbidden(ok)
-    hub.on_store(lambda store: ConsentBook(store).revoke(consent_id))
-    revoked = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
-    assert forbidden(revoked)["social_insurance_contributions"].startswith("no unexpired consent")
-
     async def expired(store: Store) -> None:
         now = dt.datetime.now(dt.timezone.utc)
         await ConsentBook(store).grant(person, client, "credit-card-review", now - dt.timedelta(days=1), "test",
                                        granted_at=now - dt.timedelta(days=40))
 
-    hub.on_store(expired)
-    still = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
-    assert "social_insurance_contributions" in forbidden(still)
+    with consents_revoked(hub):  # the hub is shared by the module: no consent of this test stays in force
+        consent_id = hub.on_store(grant)
+        ok = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
+        assert "social_insurance_contributions" not in forbidden(ok)
+        hub.on_store(lambda store: ConsentBook(store).revoke(consent_id))
+        revoked = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
+        assert forbidden(revoked)["social_insurance_contributions"].startswith("no unexpired consent")
+
+        hub.on_store(expired)
+        still = hub.query(CONTRIBUTIONS, "bank", {"id": person}, purpose="credit-card-review").json()
+        assert "social_insurance_contributions" in forbidden(still)
 
 
 # ---- masking ------------------------------------------------------------------------------
@@ -177,14 +178,15 @@ def test_an_open_objection_flags_the_record_for_every_caller_until_closed(hub: R
         record = await ObjectionRegister(store).file(uscc, "penalties", disputed, "The fine was paid in full.", "test")
         return record.id
 
-    objection = hub.on_store(file)
-    for kind in (None, "department"):
-        rows = hub.query(PENALTIES, kind, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
-        flags = {p["decisionNumber"]: p["underObjection"] for p in rows}
-        assert flags[disputed] is True and sum(flags.values()) == 1
-    hub.on_store(lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
-    after = hub.query(PENALTIES, None, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
-    assert all(p["underObjection"] is False for p in after)
+    with objections_closed(hub):  # the hub is shared by the module: the objection never stays open
+        objection = hub.on_store(file)
+        for kind in (None, "department"):
+            rows = hub.query(PENALTIES, kind, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
+            flags = {p["decisionNumber"]: p["underObjection"] for p in rows}
+            assert flags[disputed] is True and sum(flags.values()) == 1
+        hub.on_store(lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
+        after = hub.query(PENALTIES, None, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
+        assert all(p["underObjection"] is False for p in after)
 
 
 # ---- anti-harvesting cap ------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, consents_revoked, objections_closed, running_hub
 from xinlian.hub.audit import AuditTrail
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.trail import AuditUnavailable
@@ -300,21 +301,22 @@ def _expires(days: int = 30) -> str:
 def test_register_and_revoke_a_consent(hub: RunningHub) -> None:
     person = hub.samples["natural_penalty"]
     variables = {"subject": person, "clientId": "demo-bank", "purpose": "credit-card-review", "expiresAt": _expires()}
-    response = admin(hub, CONSENT, variables)
-    consent = ok(response)["registerConsent"]
-    assert consent["inForce"] and consent["recordedBy"] == hub.clients["admin"]["client_id"]
-    entry = the_entry(hub, response)
-    assert entry.subjects == [person]
-    assert entry.detail == {"actions": [{
-        "action": "registerConsent", "consent_id": consent["id"], "subject": person, "client_id": "demo-bank",
-        "purpose": "credit-card-review", "reference": "SQ-2026-0042",
-    }]}
-    listed = ok(admin(hub, "query($s: String!) { consents(subject: $s) { id inForce } }", {"s": person}))["consents"]
-    assert {"id": consent["id"], "inForce": True} in listed
-    revoked = ok(admin(hub, "mutation($id: Int!) { revokeConsent(id: $id) { inForce revokedAt } }", {"id": consent["id"]}))
-    assert revoked["revokeConsent"]["inForce"] is False and revoked["revokeConsent"]["revokedAt"]
-    twice = admin(hub, "mutation($id: Int!) { revokeConsent(id: $id) { id } }", {"id": consent["id"]}).json()
-    assert codes(twice) == ["BAD_USER_INPUT"]
+    with consents_revoked(hub):  # the hub is shared by the module: the consent never stays in force
+        response = admin(hub, CONSENT, variables)
+        consent = ok(response)["registerConsent"]
+        assert consent["inForce"] and consent["recordedBy"] == hub.clients["admin"]["client_id"]
+        entry = the_entry(hub, response)
+        assert entry.subjects == [person]
+        assert entry.detail == {"actions": [{
+            "action": "registerConsent", "consent_id": consent["id"], "subject": person, "client_id": "demo-bank",
+            "purpose": "credit-card-review", "reference": "SQ-2026-0042",
+        }]}
+        listed = ok(admin(hub, "query($s: String!) { consents(subject: $s) { id inForce } }", {"s": person}))["consents"]
+        assert {"id": consent["id"], "inForce": True} in listed
+        revoked = ok(admin(hub, "mutation($id: Int!) { revokeConsent(id: $id) { inForce revokedAt } }", {"id": consent["id"]}))
+        assert revoked["revokeConsent"]["inForce"] is False and revoked["revokeConsent"]["revokedAt"]
+        twice = admin(hub, "mutation($id: Int!) { revokeConsent(id: $id) { id } }", {"id": consent["id"]}).json()
+        assert codes(twice) == ["BAD_USER_INPUT"]
 
 
 @pytest.mark.parametrize(
@@ -343,26 +345,27 @@ def test_file_and_close_an_objection(hub: RunningHub) -> None:
     uscc = hub.samples["multi_department_penalties"]
     penalties = hub.query("query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber } } }", "department", {"u": uscc})
     number = penalties.json()["data"]["legalPerson"]["penalties"][0]["decisionNumber"]
-    response = admin(
-        hub,
-        "mutation($s: String!, $r: String!) { fileObjection(subject: $s, family: \"penalties\", recordRef: $r, reason: \"已整改\") { id status filedBy } }",
-        {"s": uscc, "r": number},
-    )
-    filed = ok(response)["fileObjection"]
-    assert filed["status"] == "open" and filed["filedBy"] == hub.clients["admin"]["client_id"]
-    assert the_entry(hub, response).subjects == [uscc]
-    flagged = hub.query(
-        "query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber underObjection } } }", "department", {"u": uscc}
-    ).json()["data"]["legalPerson"]["penalties"]
-    assert {p["decisionNumber"]: p["underObjection"] for p in flagged}[number] is True
-    listed = ok(admin(hub, 'query($s: String!) { objections(subject: $s, status: "open") { id } }', {"s": uscc}))
-    assert {"id": filed["id"]} in listed["objections"]
-    closed = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "dismissed", note: "核实无误") { status outcome closedBy } }', {"id": filed["id"]})
-    assert ok(closed)["closeObjection"] == {"status": "dismissed", "outcome": "核实无误", "closedBy": hub.clients["admin"]["client_id"]}
-    again = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "upheld") { id } }', {"id": filed["id"]}).json()
-    assert codes(again) == ["BAD_USER_INPUT"]
-    bad = admin(hub, 'mutation { fileObjection(subject: "91110000600037341L", family: "nothing", recordRef: "x", reason: "y") { id } }').json()
-    assert codes(bad) == ["BAD_USER_INPUT"]
+    with objections_closed(hub):  # the hub is shared by the module: the objection never stays open
+        response = admin(
+            hub,
+            "mutation($s: String!, $r: String!) { fileObjection(subject: $s, family: \"penalties\", recordRef: $r, reason: \"已整改\") { id status filedBy } }",
+            {"s": uscc, "r": number},
+        )
+        filed = ok(response)["fileObjection"]
+        assert filed["status"] == "open" and filed["filedBy"] == hub.clients["admin"]["client_id"]
+        assert the_entry(hub, response).subjects == [uscc]
+        flagged = hub.query(
+            "query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber underObjection } } }", "department", {"u": uscc}
+        ).json()["data"]["legalPerson"]["penalties"]
+        assert {p["decisionNumber"]: p["underObjection"] for p in flagged}[number] is True
+        listed = ok(admin(hub, 'query($s: String!) { objections(subject: $s, status: "open") { id } }', {"s": uscc}))
+        assert {"id": filed["id"]} in listed["objections"]
+        closed = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "dismissed", note: "核实无误") { status outcome closedBy } }', {"id": filed["id"]})
+        assert ok(closed)["closeObjection"] == {"status": "dismissed", "outcome": "核实无误", "closedBy": hub.clients["admin"]["client_id"]}
+        again = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "upheld") { id } }', {"id": filed["id"]}).json()
+        assert codes(again) == ["BAD_USER_INPUT"]
+        bad = admin(hub, 'mutation { fileObjection(subject: "91110000600037341L", family: "nothing", recordRef: "x", reason: "y") { id } }').json()
+        assert codes(bad) == ["BAD_USER_INPUT"]
 
 
 # ---- dry runs -------------------------------------------------------------------------------
@@ -543,7 +546,10 @@ def test_import_a_policy_document_and_masks_and_overrides(hub: RunningHub) -> No
         assert imported["importPolicy"]["changes"] == ["fields.honors.award_date: PUBLIC -> SHARED"]
         masked = ok(admin(hub, 'mutation { setMask(family: "registration", field: "contact_phone", audience: "SHARED", mask: "phone", reason: "最小化") { changes } }'))
         assert masked["setMask"]["changes"] == ["masks.registration.contact_phone.SHARED: (none) -> phone"]
-        cleared = ok(admin(hub, 'mutation { clearOverride(family: "tax_credit", field: "level", kind: "bank", reason: "银税互动结束") { changes } }'))
+        unconfirmed = admin(hub, 'mutation { clearOverride(family: "tax_credit", field: "level", kind: "bank", reason: "银税互动结束") { changes } }')
+        assert codes(unconfirmed.json()) == ["BAD_USER_INPUT"]  # the bank's narrower override goes: it widens
+        assert "widens disclosure: tax_credit.level (for bank)" in unconfirmed.json()["errors"][0]["message"]
+        cleared = ok(admin(hub, 'mutation { clearOverride(family: "tax_credit", field: "level", kind: "bank", reason: "银税互动结束", confirmWidening: true) { changes } }'))
         assert cleared["clearOverride"]["changes"] == ["overrides.bank.tax_credit.level: AUTHORIZED -> (none)"]
     finally:  # the hub is shared by the module: put the policy back even when an assertion failed
         restore_policy(hub, active["version"])
@@ -596,33 +602,44 @@ def test_the_answer_is_withheld_when_the_audit_entry_cannot_be_written(hub: Runn
     assert "bank-shadow" not in response.text
 
 
+CLIENT_SCOPES = "query($c: String!) { client(clientId: $c) { scopes } }"
+
+
+@contextlib.contextmanager
+def scopes_kept(hub: RunningHub, client_id: str) -> Iterator[list[str]]:
+    """The client's scopes before the block; put back when it ends if it changed them (even by a failed assertion)."""
+    before = ok(admin(hub, CLIENT_SCOPES, {"c": client_id}))["client"]["scopes"]
+    try:
+        yield before
+    finally:  # the hub is shared by the module: never leave a client with other scopes (going back may widen: confirmed)
+        if ok(admin(hub, CLIENT_SCOPES, {"c": client_id}))["client"]["scopes"] != before:
+            ok(admin(hub, "mutation($c: String!, $s: String!) { setClientScope(clientId: $c, scope: $s, confirmWidening: true) { scopes } }",
+                     {"c": client_id, "s": " ".join(before)}))
+
+
 def test_a_mutation_is_not_executed_when_its_intent_entry_is_lost(hub: RunningHub, monkeypatch: pytest.MonkeyPatch) -> None:
     token = hub.token("admin")
     client = hub.clients["bank"]["client_id"]
-    query = "query($c: String!) { client(clientId: $c) { scopes } }"
-    before = ok(admin(hub, query, {"c": client}))["client"]["scopes"]
 
     async def unavailable(entry: AuditEntry) -> int:
         raise AuditUnavailable("store down")
 
-    monkeypatch.setattr(hub.runtime.audit, "record", unavailable)
-    response = admin(
-        hub,
-        'mutation($c: String!) { setClientScope(clientId: $c, scope: "credit:public credit:authorized credit:shared") { scopes } }',
-        {"c": client},
-        token=token,
-    )
-    monkeypatch.undo()
-    assert response.status_code == 503
-    assert codes(response.json()) == ["AUDIT_UNAVAILABLE"]
-    after = ok(admin(hub, query, {"c": client}))["client"]["scopes"]
-    try:
+    with scopes_kept(hub, client) as before:
+        monkeypatch.setattr(hub.runtime.audit, "record", unavailable)
+        try:
+            response = admin(
+                hub,
+                'mutation($c: String!) { setClientScope(clientId: $c, scope: "credit:public credit:authorized credit:shared") { scopes } }',
+                {"c": client},
+                token=token,
+            )
+        finally:
+            monkeypatch.undo()  # before the scopes are put back: that change is audited
+        assert response.status_code == 503
+        assert codes(response.json()) == ["AUDIT_UNAVAILABLE"]
+        after = ok(admin(hub, CLIENT_SCOPES, {"c": client}))["client"]["scopes"]
         assert "credit:shared" not in after, "an admin change took effect without any audit entry"
         assert after == before
-    finally:
-        if after != before:
-            ok(admin(hub, 'mutation($c: String!, $s: String!) { setClientScope(clientId: $c, scope: $s) { scopes } }',
-                     {"c": client, "s": " ".join(before)}))
 
 
 def test_a_mutation_is_audited_as_an_intent_before_it_runs(hub: RunningHub) -> None:

@@ -328,9 +328,9 @@ def test_an_upstream_failure_names_no_url(hub: RunningHub, department: str) -> N
         pytest.skip("the demo's court is not a REST service")
     link = hub.runtime.federation.department("courts").link
     saved = link.policy
-    link.policy = dataclasses.replace(saved, retries=0)
-    hub.services.court.state.faults.inject("error", times=1)
     try:
+        link.policy = dataclasses.replace(saved, retries=0)
+        hub.services.court.state.faults.inject("error", times=1)
         response = _post(hub, "query($u: String!) { legalPerson(uscc: $u) { judgmentDebtorRecords { caseNumber } } }",
                          department, {"u": hub.samples["judgment_debtor"]})
     finally:

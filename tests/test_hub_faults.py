@@ -62,8 +62,8 @@ def test_a_department_database_that_is_garbage(hub: RunningHub) -> None:
     tax_db = hub.data_dir / "departments" / "tax.db"
     saved = tax_db.with_suffix(".saved")
     shutil.copy(tax_db, saved)
-    tax_db.write_bytes(b"this is not a database" * 100)
     try:
+        tax_db.write_bytes(b"this is not a database" * 100)
         body = hub.query(PROFILE, "department", {"u": uscc}).json()
         person = body["data"]["legalPerson"]
         assert person["taxCredit"] is None and person["penalties"] is None  # tax feeds both
@@ -93,9 +93,9 @@ def test_the_court_api_misbehaving(hub: RunningHub, fault: str, code: str | None
     uscc = hub.samples["judgment_debtor"]
     link = hub.runtime.federation.department("courts").link
     saved = link.policy
-    link.policy = dataclasses.replace(saved, retries=0)
-    hub.services.court.state.faults.inject(fault, times=1)
     try:
+        link.policy = dataclasses.replace(saved, retries=0)
+        hub.services.court.state.faults.inject(fault, times=1)
         body = hub.query(PROFILE, "department", {"u": uscc}).json()
     finally:
         link.policy = saved
@@ -117,9 +117,9 @@ def test_the_court_api_misbehaving(hub: RunningHub, fault: str, code: str | None
 def test_a_hung_court_api(hub: RunningHub) -> None:
     link = hub.runtime.federation.department("courts").link
     saved = link.policy
-    link.policy = dataclasses.replace(saved, timeout=0.3, retries=0)
-    hub.services.court.state.faults.inject("hang", times=1)
     try:
+        link.policy = dataclasses.replace(saved, timeout=0.3, retries=0)
+        hub.services.court.state.faults.inject("hang", times=1)
         started = time.monotonic()
         body = hub.query(PROFILE, "department", {"u": hub.samples["judgment_debtor"]}).json()
         assert time.monotonic() - started < 5

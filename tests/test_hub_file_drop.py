@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, running_hub, wait_until
 
 ARREARS = "query($u: String!) { legalPerson(uscc: $u) { name socialInsuranceArrears { insuranceType arrearsAmount status confirmedDate dataSourceUnit } } }"
 CONTRIBUTIONS = "query($id: String!) { naturalPerson(idNumber: $id) { socialInsuranceContributions { employerName paidMonths monthlyBase } } }"
@@ -44,24 +43,34 @@ def test_contributions_are_authorized_only(hub: RunningHub) -> None:
 def test_a_new_export_dropped_into_the_folder_is_served(hub: RunningHub) -> None:
     folder = hub.data_dir / "drops" / "hr"
     uscc = hub.samples["clean"]
-    assert hub.query(ARREARS, "department", {"u": uscc}).json()["data"]["legalPerson"]["socialInsuranceArrears"] == []
+    headers = {"Authorization": f"Bearer {hub.token('department')}"}  # one token for all the polls
+
+    def arrears() -> list[dict[str, Any]]:
+        body = hub.http.post("/graphql", json={"query": ARREARS, "variables": {"u": uscc}}, headers=headers).json()
+        return body["data"]["legalPerson"]["socialInsuranceArrears"]
+
+    assert arrears() == []
     new = folder / "社保欠缴_20261127.csv"
     tmp = folder / "incoming.tmp"
     tmp.write_bytes(
         "统一社会信用代码,单位名称,险种,欠缴期间,欠缴金额（元）,认定日期,状态\r\n"
         f"{uscc},新增单位,失业保险,2026-07至2026-09,36000,2026/11/20,0\r\n".encode("gb18030")
     )
-    os.replace(tmp, new)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            records = hub.query(ARREARS, "department", {"u": uscc}).json()["data"]["legalPerson"]["socialInsuranceArrears"]
-            if records or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert records and records[0]["arrearsAmount"] == "3.6" and records[0]["insuranceType"] == "失业保险"
-    finally:
-        new.unlink()
+        os.replace(tmp, new)
+        records: list[dict[str, Any]] = []
+
+        def served() -> bool:
+            records[:] = arrears()
+            return bool(records)
+
+        # the hub looks at the folder on its own clock (its reload interval): wait until it serves the export
+        wait_until(served, 15, "the new export being served")
+        assert records[0]["arrearsAmount"] == "3.6" and records[0]["insuranceType"] == "失业保险"
+    finally:  # the hub is shared by the module: take the export away and wait until the hub has dropped it
+        new.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        wait_until(lambda: arrears() == [], 15, "the removed export being dropped")
 
 
 def test_bad_rows_are_reported_not_loaded(hub: RunningHub) -> None:

@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hub_fixture import running_hub
+from hub_fixture import running_hub, wait_until
+from xinlian.connectors.resilience import CircuitState
 from xinlian.hub.demo.generator import build_demo_district
 from xinlian.hub.demo.services import start_demo_services
 
@@ -46,9 +47,8 @@ def test_readyz_shows_a_circuit_opening_and_closing(tmp_path: Path) -> None:
             assert link.status().attempts == attempts, "an open circuit fails fast without asking the tax bureau"
         finally:
             shutil.move(saved, tax_db)
-        import time
-
-        time.sleep(0.6)  # past reset_timeout: the next call is the half-open probe
+        # past reset_timeout the circuit reads half-open: the next call is the probe
+        wait_until(lambda: link.state is CircuitState.HALF_OPEN, 5, "the circuit's reset timeout")
         body = hub.query(QUERY, "department", {"u": uscc}).json()
         assert "errors" not in body and body["data"]["legalPerson"]["taxCredit"]
         tax = next(c for c in hub.http.get("/readyz").json()["connectors"] if c["connector"] == "tax")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
 import pytest
 
-from hub_fixture import RunningHub, running_hub
+from hub_fixture import RunningHub, running_hub, wait_until
 from xinlian.hub.auth.clients import ClientRegistry
 from xinlian.hub.demo.generator import build_demo_district
 from xinlian.hub.governance.policy_versions import PolicyHistory
@@ -54,16 +53,6 @@ def admin(hub: RunningHub, query: str, variables: dict[str, Any]) -> dict[str, A
     body = response.json()
     assert response.status_code == 200 and "errors" not in body, body
     return body["data"]
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait for `condition` (polled), at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # ---- item 2: names of any length are masked --------------------------------------------------
@@ -176,15 +165,21 @@ def _new_client(hub: RunningHub, client_id: str) -> str:
 
 def test_re_enabling_a_client_does_not_revive_its_old_tokens(hub: RunningHub) -> None:
     secret = _new_client(hub, "trust-disable")
+    canary_secret = _new_client(hub, "trust-disable-canary")
     old = _token(hub, "trust-disable", secret).json()["access_token"]
     assert _status(hub, old) == 200
     assert _registry(hub, lambda r: r.disable("trust-disable"))
-    assert eventually(lambda: _status(hub, old) == 401)
+    wait_until(lambda: _status(hub, old) == 401, 5, "the hub refusing the disabled client's token")
     assert _registry(hub, lambda r: r.enable("trust-disable"))
     fresh = _token(hub, "trust-disable", secret)
     assert fresh.status_code == 200
-    assert eventually(lambda: _status(hub, fresh.json()["access_token"]) == 200)
-    time.sleep(1.5)  # past the revocation refresh interval: the old token must still be refused
+    wait_until(lambda: _status(hub, fresh.json()["access_token"]) == 200, 5, "the hub accepting the re-enabled client")
+    # past a re-read of the revocation list after the re-enable, the old token must still be refused:
+    # disable another client now and wait until the hub refuses its token (it has re-read the store)
+    canary = _token(hub, "trust-disable-canary", canary_secret).json()["access_token"]
+    assert _status(hub, canary) == 200
+    assert _registry(hub, lambda r: r.disable("trust-disable-canary"))
+    wait_until(lambda: _status(hub, canary) == 401, 5, "the hub re-reading the revocation list")
     assert _status(hub, old) == 401
 
 
@@ -193,7 +188,7 @@ def test_rotating_a_secret_ends_the_tokens_issued_with_the_old_one(hub: RunningH
     old = _token(hub, "trust-rotate", secret).json()["access_token"]
     assert _status(hub, old) == 200
     new_secret = _registry(hub, lambda r: r.rotate_secret("trust-rotate"))
-    assert eventually(lambda: _status(hub, old) == 401)
+    wait_until(lambda: _status(hub, old) == 401, 5, "the hub refusing the token of the old secret")
     assert _token(hub, "trust-rotate", secret).status_code == 401
     issued = _token(hub, "trust-rotate", new_secret)
     assert issued.status_code == 200

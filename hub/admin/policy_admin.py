@@ -214,15 +214,18 @@ class PolicyOperations:
         )
 
     async def clear_override(
-        self, family: str, field: str, kind: str, reason: str | None, *, activate: bool = True
+        self, family: str, field: str, kind: str, reason: str | None, *, activate: bool = True,
+        confirm_widening: bool = False,
     ) -> StoredPolicy:
+        """Remove a kind's override; where the override was narrower than the base line, the
+        kind then sees more: that widening needs confirming like any other."""
         fam = family_name(family)
         name = field_name(fam, field)
         if not kind or not kind.strip():
             raise AdminInputError("kind: name the client kind whose override is cleared")
         return await self.change(
             "clearOverride", [ClearOverride(fam, name, kind.strip())], reason, activate=activate,
-            family=fam, field=name, kind=kind.strip(),
+            confirm_widening=confirm_widening, family=fam, field=name, kind=kind.strip(),
         )
 
     async def set_mask(

@@ -265,9 +265,12 @@ class Mutation:
         return PolicyVersion.of(stored, ctx.policy.history)
 
     @strawberry.mutation(description="Remove a client kind's override of a field (`*`: the whole family).")
-    async def clear_override(self, info: strawberry.Info, family: str, field: str, kind: str, reason: str) -> PolicyVersion:
+    async def clear_override(
+        self, info: strawberry.Info, family: str, field: str, kind: str, reason: str, confirm_widening: bool = False
+    ) -> PolicyVersion:
         ctx = _ctx(info)
-        return PolicyVersion.of(await ctx.policy.clear_override(family, field, kind, reason), ctx.policy.history)
+        stored = await ctx.policy.clear_override(family, field, kind, reason, confirm_widening=confirm_widening)
+        return PolicyVersion.of(stored, ctx.policy.history)
 
     @strawberry.mutation(description="Set (or, with mask null, remove) a field's masking transform for an audience.")
     async def set_mask(

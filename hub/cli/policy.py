@@ -109,6 +109,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     clear.add_argument("family", metavar="FAMILY")
     clear.add_argument("field", metavar="FIELD", help="field, or '*' for every override of the family")
     clear.add_argument("--kind", required=True, help="the client kind, e.g. bank")
+    clear.add_argument("--confirm-widening", action="store_true", help=WIDENING_HELP)
     change_options(clear)
 
     mask = command("set-mask", "set (or remove: none) the masking transform of a field for an audience", run_set_mask)
@@ -361,7 +362,8 @@ def run_set_class(args: argparse.Namespace) -> int:
 
 def run_clear_override(args: argparse.Namespace) -> int:
     return _changing(args, "clear-override", lambda ops: ops.clear_override(
-        args.family, args.field, args.kind, args.reason, activate=not args.no_activate))
+        args.family, args.field, args.kind, args.reason, activate=not args.no_activate,
+        confirm_widening=args.confirm_widening))
 
 
 def run_set_mask(args: argparse.Namespace) -> int:
