@@ -234,6 +234,8 @@ class DepartmentLink:
             ("calls", "attempts", "failures", "invalid", "rejected", "retries", "bad_input"), 0
         )
         self._in_flight = 0
+        # called after each attempt that reached the department: (outcome, seconds) — the hub's metrics
+        self.observer: Callable[[str, float], None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
 
@@ -350,7 +352,10 @@ class DepartmentLink:
             if budget <= 0:
                 raise self._reject("deadline", "no time left in the request for this department")
             self._counts["attempts"] += 1
+            started = time.perf_counter()
             outcome, result, error, retryable = await self._run(operation, budget)
+            if self.observer is not None:
+                self.observer(outcome.value, time.perf_counter() - started)
             self._record(outcome, error, probe)
             recorded = True
         finally:

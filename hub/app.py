@@ -30,6 +30,7 @@ from .auth.routes import (
 from .config import Settings
 from .endpoints.graphql import DataEndpoint
 from .endpoints.health import healthz, readyz
+from .endpoints.metrics import metrics
 from .gateway.pipeline import Gateway
 from .gateway.profile import NO_STORE, Caller, EntryPoint, Exchange, Handler
 from .gateway.refusal import ErrorStyle
@@ -88,6 +89,7 @@ ENTRY_POINTS: list[EntryPoint] = [
     meta("/", index, "index"),
     meta("/healthz", healthz, "healthz", headers=dict(NO_STORE)),
     meta("/readyz", readyz, "readyz", caller=Caller.OPTIONAL_BEARER, headers=dict(NO_STORE)),
+    meta("/metrics", metrics, "metrics", caller=Caller.OPTIONAL_BEARER, headers=dict(NO_STORE)),
     meta(JWKS_PATH, jwks, "jwks"),
     meta(METADATA_PATH, server_metadata, "oauth_metadata"),
 ]

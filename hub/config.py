@@ -86,6 +86,7 @@ class Settings:
     key_reload_interval: float = 2.0  # seconds between looks for a key rotation (keys/keyring.py)
     # seconds between signed checkpoints of the audit chain head (hub/audit/checkpoint_writer.py); <= 0: at shutdown only
     audit_checkpoint_interval: float = 60.0
+    log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -132,4 +133,13 @@ class Settings:
                 per_address=int(os.environ.get("XINLIAN_AUTH_FAILURES_PER_IP", "30")),
             ),
             audit_checkpoint_interval=float(os.environ.get("XINLIAN_AUDIT_CHECKPOINT_INTERVAL", "60")),
+            log_format=_env_log_format(),
         )
+
+
+def _env_log_format() -> str:
+    """`XINLIAN_LOG_FORMAT`: text (default) or json."""
+    value = os.environ.get("XINLIAN_LOG_FORMAT", "text").strip().lower() or "text"
+    if value not in ("text", "json"):
+        raise ValueError(f"XINLIAN_LOG_FORMAT must be text or json, not {value!r}")
+    return value

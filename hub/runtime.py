@@ -49,6 +49,7 @@ from .governance import ClientDirectory, ConsentBook, ObjectionRegister, Purpose
 from .governance.policy_versions import PolicyHistory
 from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, Safelist
 from .guard.harvest import HarvestGuard
+from .observability.metrics import HubMetrics
 from .principal import Principal
 from .store import Store
 
@@ -137,6 +138,7 @@ class HubRuntime:
     active_policy: ActivePolicy
     safelist: Safelist | None  # the persisted-query safelist of /public/graphql, when configured
     token_workers: anyio.CapacityLimiter  # worker threads of the OAuth form endpoints
+    metrics: HubMetrics  # Prometheus metrics, served at /metrics (hub/observability/metrics.py)
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
@@ -203,11 +205,13 @@ class HubRuntime:
             active_policy=active_policy,
             safelist=safelist,
             token_workers=token_workers(),
+            metrics=HubMetrics(),
             checkpoints=CheckpointWriter(
                 store, keyring, checkpoint_directory(settings.data_dir),
                 interval=settings.audit_checkpoint_interval, issuer=settings.issuer,
             ),
         )
+        runtime.metrics.watch(federation, audit, runtime.cache)
         runtime.checkpoints.start()
         active_policy.subscribe(runtime._follow_policy)
         await active_policy.start()

@@ -24,6 +24,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .config import Settings
+from .observability.logs import log_config
 
 ACCESS_LOGGER = "uvicorn.access"
 # 18 characters not inside a longer run of digits; a percent-escape (%22 for a quote) may precede
@@ -125,9 +126,12 @@ def bounded_protocol(header_timeout: float) -> type[BoundedH11Protocol]:
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn options every hub server uses (`xinlian serve`, `xinlian demo`, the tests' hubs)."""
-    return {
+    options: dict[str, Any] = {
         "http": bounded_protocol(settings.header_timeout),
         "proxy_headers": False,  # the gateway decides which proxies to believe
         "server_header": False,
         "timeout_keep_alive": 5,
     }
+    if settings.log_format == "json":
+        options["log_config"] = log_config("json")
+    return options

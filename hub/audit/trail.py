@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 
@@ -64,6 +65,7 @@ class AuditTrail:
         self.store = store
         self.sealer = sealer
         self._chain: ChainWriter = chain_writer(store, sealer)
+        self.observer: Callable[[int, float], None] | None = None  # (entries, seconds) per committed batch
         self.max_batch = max_batch
         self.write_timeout = write_timeout
         self.batches = 0
@@ -72,6 +74,11 @@ class AuditTrail:
         self._queue: asyncio.Queue[_Pending | None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopped = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Entries waiting for the writer (not counting the batch being written)."""
+        return self._queue.qsize() if self._queue is not None else 0
 
     @property
     def running(self) -> bool:
@@ -161,6 +168,7 @@ class AuditTrail:
                     _fail([left], RuntimeError("the audit trail stopped"))
 
     async def _write(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             seqs = await asyncio.wait_for(self._commit(batch), timeout=self.write_timeout)
         except BaseException as exc:
@@ -172,6 +180,8 @@ class AuditTrail:
             return
         self.batches += 1
         self.entries += len(batch)
+        if self.observer is not None:
+            self.observer(len(batch), time.perf_counter() - started)
         for pending, seq in zip(batch, seqs):
             if not pending.done.done():
                 pending.done.set_result(seq)

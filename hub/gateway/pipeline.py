@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ from starlette.routing import Route
 from xinlian.hub.audit.record import AccessRecord
 from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.guard.codes import RATE_LIMITED
+from xinlian.hub.observability.logs import REQUEST_ID
 from xinlian.hub.principal import Principal
 
 from .authentication import bearer_principal, declare_purpose, insufficient_scope
@@ -131,7 +133,18 @@ class Gateway:
 
     async def serve(self, entry_point: EntryPoint, request: Request) -> Response:
         runtime: HubRuntime = request.app.state.runtime
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response, outcome = await self._serve(entry_point, request, runtime)
+            return response
+        finally:  # every request, whatever became of it, in the latency histogram
+            runtime.metrics.request(entry_point.name or entry_point.path, outcome, time.perf_counter() - started)
+
+    async def _serve(self, entry_point: EntryPoint, request: Request, runtime: "HubRuntime") -> tuple[Response, str]:
+        """The pipeline; (response, outcome as recorded)."""
         request_id = uuid.uuid4().hex
+        REQUEST_ID.set(request_id)  # for the logs of this request's task (hub/observability/logs.py)
         address, scheme = runtime.client_address.of(request)
         record = AccessRecord(
             endpoint=entry_point.audit_name, request_id=request_id, remote_addr=address,
@@ -146,20 +159,21 @@ class Gateway:
                 await admit(runtime, entry_point.ip_rate, runtime.client_address.budget_key(address))
             response = await self._stages(entry_point, request, runtime, record, address, scheme, headers)
         except AdmissionRefused as refusal:
-            return await self._refused_by_admission(runtime, entry_point, record, refusal, headers)
+            runtime.metrics.refusal(entry_point.name or entry_point.path, refusal.rule)
+            return await self._refused_by_admission(runtime, entry_point, record, refusal, headers), "refused"
         except AuditUnavailable:  # an entry the handler had to store first (a mutation's intent) was lost
             log.error("audit trail unavailable; %s request %s not executed", entry_point.path, request_id)
-            return _audit_unavailable(entry_point, headers, changed=True)
+            return _audit_unavailable(entry_point, headers, changed=True), "audit_unavailable"
         if entry_point.audited:
             try:
                 await runtime.audit.record_all(record.entries())
             except AuditUnavailable:
                 log.error("audit trail unavailable; response to %s withheld", request_id)
-                return _audit_unavailable(entry_point, headers)
+                return _audit_unavailable(entry_point, headers), "audit_unavailable"
         for name, value in headers.items():
             if name not in response.headers:
                 response.headers[name] = value
-        return response
+        return response, record.outcome
 
     async def _stages(
         self,
