@@ -9,6 +9,7 @@ them. Adding an entry point means adding a profile to `ENTRY_POINTS`; its handle
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import AsyncIterator
 
 from starlette.applications import Starlette
@@ -113,3 +114,28 @@ def create_app(settings: Settings, entry_points: list[EntryPoint] | None = None)
     redact_access_log()
     gateway = Gateway(entry_points if entry_points is not None else ENTRY_POINTS)
     return Starlette(routes=gateway.routes(), lifespan=lifespan)
+
+
+SERVE_OPTIONS_ENV = "XINLIAN_SERVE_OPTIONS"
+
+
+def app_from_serve_options() -> Starlette:
+    """The app of one worker process of `xinlian serve --workers N` (a uvicorn app factory).
+
+    uvicorn starts each worker in a fresh interpreter, so the command's own options (data
+    directory, host, port, trusted proxies) travel as JSON in `XINLIAN_SERVE_OPTIONS`; the rest of
+    the settings come from the environment as for one process. The worker's slow-client bound
+    is set on `BoundedH11Protocol` here, before it serves a connection.
+    """
+    import json
+    import os
+
+    from .gateway.addresses import parse_networks
+    from .serving import BoundedH11Protocol
+
+    options = json.loads(os.environ[SERVE_OPTIONS_ENV])
+    settings = Settings.from_env(options["data_dir"], host=options["host"], port=int(options["port"]))
+    if options.get("trusted_proxies"):
+        settings = dataclasses.replace(settings, trusted_proxies=parse_networks(options["trusted_proxies"]))
+    BoundedH11Protocol.header_timeout = settings.header_timeout
+    return create_app(settings)

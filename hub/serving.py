@@ -124,10 +124,14 @@ def bounded_protocol(header_timeout: float) -> type[BoundedH11Protocol]:
     return type("BoundedH11Protocol", (BoundedH11Protocol,), {"header_timeout": header_timeout})
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn options every hub server uses (`xinlian serve`, `xinlian demo`, the tests' hubs)."""
+def uvicorn_options(settings: Settings, *, workers: int = 1) -> dict[str, Any]:
+    """The uvicorn options every hub server uses (`xinlian serve`, `xinlian demo`, the tests' hubs).
+
+    With several `workers` uvicorn hands the options to fresh processes, so the protocol is named
+    by import path (the worker's app factory sets its header timeout: `app_from_serve_options`).
+    """
     options: dict[str, Any] = {
-        "http": bounded_protocol(settings.header_timeout),
+        "http": bounded_protocol(settings.header_timeout) if workers == 1 else "xinlian.hub.serving:BoundedH11Protocol",
         "proxy_headers": False,  # the gateway decides which proxies to believe
         "server_header": False,
         "timeout_keep_alive": 5,

@@ -60,6 +60,10 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--workers", type=_workers, default=_workers(os.environ.get("XINLIAN_WORKERS", "1")),
+        help="worker processes sharing the port (default 1, or XINLIAN_WORKERS); see docs/deployment.md",
+    )
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--data-dir", default=None, help="data directory (default ./xinlian-data or XINLIAN_DATA_DIR)")
     parser.add_argument(
@@ -67,6 +71,16 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
         help="a reverse proxy whose X-Forwarded-For/-Proto the hub believes (repeatable; "
              "default none, or XINLIAN_TRUSTED_PROXIES)",
     )
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError("workers: 1 to 64")
+    return value
 
 
 def _network(text: str) -> str:
@@ -193,13 +207,25 @@ def _refuse_taken(prog: str, host: str, port: int) -> bool:
     return True
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+    """Serve in this process, or (`workers` > 1) in that many worker processes on one socket,
+    each with its own runtime over the same store and data directory (docs/deployment.md)."""
     import uvicorn
 
-    from xinlian.hub.app import create_app
+    from xinlian.hub.app import SERVE_OPTIONS_ENV, create_app
     from xinlian.hub.serving import uvicorn_options
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings))
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **uvicorn_options(settings))
+        return
+    os.environ[SERVE_OPTIONS_ENV] = json.dumps({
+        "data_dir": str(settings.data_dir), "host": host, "port": port,
+        "trusted_proxies": [str(n) for n in settings.trusted_proxies],
+    })
+    uvicorn.run(
+        "xinlian.hub.app:app_from_serve_options", factory=True, workers=workers, host=host, port=port,
+        log_level="info", **uvicorn_options(settings, workers=workers),
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -227,7 +253,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if services.court_url:
             print(f"Court API (REST stand-in for 新城区人民法院): {services.court_url}")
         print(_banner(settings, args.host, args.port, clients), flush=True)
-        _serve(settings, args.host, args.port)
+        _serve(settings, args.host, args.port, args.workers)
     finally:
         services.stop()
     return 0
@@ -266,5 +292,5 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.create:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(_banner(settings, args.host, args.port, None), flush=True)
-    _serve(settings, args.host, args.port)
+    _serve(settings, args.host, args.port, args.workers)
     return 0
