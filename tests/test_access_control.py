@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from hub_fixture import RunningHub, consents_revoked, objections_closed, running_hub
+from hub_fixture import RunningHub, consents_revoked, objections_closed, running_hub, wait_until
 from xinlian.hub.governance import ConsentBook, ObjectionRegister
 from xinlian.hub.store import Store
 
@@ -178,15 +178,19 @@ def test_an_open_objection_flags_the_record_for_every_caller_until_closed(hub: R
         record = await ObjectionRegister(store).file(uscc, "penalties", disputed, "The fine was paid in full.", "test")
         return record.id
 
+    def flags(kind: str | None) -> dict[str, bool]:
+        rows = hub.query(PENALTIES, kind, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
+        return {p["decisionNumber"]: p["underObjection"] for p in rows}
+
     with objections_closed(hub):  # the hub is shared by the module: the objection never stays open
+        # filed through another register (as another hub process or the CLI would): seen within a second
         objection = hub.on_store(file)
+        wait_until(lambda: flags(None)[disputed], seconds=5, what="the hub to see the new objection")
         for kind in (None, "department"):
-            rows = hub.query(PENALTIES, kind, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
-            flags = {p["decisionNumber"]: p["underObjection"] for p in rows}
-            assert flags[disputed] is True and sum(flags.values()) == 1
+            seen = flags(kind)
+            assert seen[disputed] is True and sum(seen.values()) == 1
         hub.on_store(lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
-        after = hub.query(PENALTIES, None, {"u": uscc}).json()["data"]["legalPerson"]["penalties"]
-        assert all(p["underObjection"] is False for p in after)
+        wait_until(lambda: not any(flags(None).values()), seconds=5, what="the hub to see the objection closed")
 
 
 # ---- anti-harvesting cap ------------------------------------------------------------------

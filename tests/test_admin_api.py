@@ -362,6 +362,10 @@ def test_file_and_close_an_objection(hub: RunningHub) -> None:
         assert {"id": filed["id"]} in listed["objections"]
         closed = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "dismissed", note: "核实无误") { status outcome closedBy } }', {"id": filed["id"]})
         assert ok(closed)["closeObjection"] == {"status": "dismissed", "outcome": "核实无误", "closedBy": hub.clients["admin"]["client_id"]}
+        unflagged = hub.query(  # closed through this hub: the flag goes at once, no refresh interval
+            "query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber underObjection } } }", "department", {"u": uscc}
+        ).json()["data"]["legalPerson"]["penalties"]
+        assert {p["decisionNumber"]: p["underObjection"] for p in unflagged}[number] is False
         again = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "upheld") { id } }', {"id": filed["id"]}).json()
         assert codes(again) == ["BAD_USER_INPUT"]
         bad = admin(hub, 'mutation { fileObjection(subject: "91110000600037341L", family: "nothing", recordRef: "x", reason: "y") { id } }').json()

@@ -56,7 +56,9 @@ class AdminContext:
         async def changed(client_id: str) -> None:
             await client_changed(self.runtime, client_id)
 
-        return AdminOperations(self.runtime.store, self.by, on_client_change=changed, actions=self.actions)
+        return AdminOperations(
+            self.runtime.store, self.by, on_client_change=changed, actions=self.actions, objections=self.runtime.objections
+        )
 
     @functools.cached_property
     def policy(self) -> PolicyOperations:

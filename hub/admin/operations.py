@@ -72,13 +72,15 @@ class AdminOperations:
         on_client_change: ClientChanged | None = None,
         actions: list[dict[str, Any]] | None = None,
         policy_path: Path | None = None,
+        objections: ObjectionRegister | None = None,
     ) -> None:
         self.store = store
         self.by = by
         self.registry = ClientRegistry(store)
         self.purposes = PurposeRegistry(store)
         self.consents = ConsentBook(store)
-        self.objections = ObjectionRegister(store)
+        # the hub's own register (its open-objection flags change at once), or one of the CLI's
+        self.objections = objections or ObjectionRegister(store)
         self.actions: list[dict[str, Any]] = [] if actions is None else actions
         self._on_client_change = on_client_change
         self._policy_path = policy_path  # the policy file the hub seeds from, for a store without versions

@@ -6,14 +6,23 @@ gets it with `underObjection: true`. Closing it (`upheld`: the department correc
 the record at its source; `dismissed`: the record stands) removes the flag. Objections are never
 deleted. The full objection workflow (filing by the subject, the department's verification
 within its deadline) builds on this register.
+
+Reading the flags costs no query per request: the register keeps the open objections in memory
+(`OpenObjections`) and asks the store at most once a second whether they changed — one cheap
+query (`count` and `max(id)` of the open ones, which move on every filing and closing) — and
+reloads them only then. A filing or closing through this register shows at once in this
+process; one made by another hub process within a second (as policy activations and
+revocations do).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from typing import Iterable
+import time
+from typing import Callable, Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import changed
@@ -41,9 +50,54 @@ def check_subject(subject: str) -> str:
         raise ObjectionError(f"subject {subject!r} is neither a valid USCC nor a valid resident ID") from None
 
 
-class ObjectionRegister:
-    def __init__(self, store: Store) -> None:
+class OpenObjections:
+    """The open objections in memory, revalidated against the store at most every `interval` s."""
+
+    def __init__(self, store: Store, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.interval = interval
+        self.clock = clock
+        self.reloads = 0
+        self._refs: dict[str, dict[str, set[str]]] = {}  # subject → family → record refs
+        self._version: tuple[int, int] | None = None  # (count, max id) of the open objections
+        self._checked = float("-inf")
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        """A change made here: look again before the next answer."""
+        self._checked = float("-inf")
+
+    async def refs(self, subjects: list[str]) -> dict[tuple[str, str], set[str]]:
+        if self.clock() - self._checked >= self.interval:
+            async with self._lock:
+                if self.clock() - self._checked >= self.interval:
+                    await self._revalidate()
+        out: dict[tuple[str, str], set[str]] = {}
+        for subject in subjects:
+            for family, refs in self._refs.get(subject, {}).items():
+                out[(subject, family)] = set(refs)
+        return out
+
+    async def _revalidate(self) -> None:
+        o = ObjectionRecord
+        checked = self.clock()
+        async with self.store.session() as session:
+            row = (await session.execute(select(func.count(o.id), func.max(o.id)).where(o.status == OPEN))).one()
+            version = (int(row[0]), int(row[1] or 0))
+            if version != self._version:
+                refs: dict[str, dict[str, set[str]]] = {}
+                rows = await session.execute(select(o.subject, o.family, o.record_ref).where(o.status == OPEN))
+                for subject, family, ref in rows:
+                    refs.setdefault(subject, {}).setdefault(family, set()).add(ref)
+                self._refs, self._version = refs, version
+                self.reloads += 1
+        self._checked = checked
+
+
+class ObjectionRegister:
+    def __init__(self, store: Store, refresh_interval: float = 1.0) -> None:
+        self.store = store
+        self.open_objections = OpenObjections(store, refresh_interval)
 
     async def file(self, subject: str, family: str, record_ref: str, reason: str, filed_by: str) -> ObjectionRecord:
         spec = FAMILIES.get(family)
@@ -68,6 +122,7 @@ class ObjectionRegister:
             session.add(record)
             await session.commit()
             await session.refresh(record)
+        self.open_objections.invalidate()
         return record
 
     async def close(self, objection_id: int, outcome: str, note: str, closed_by: str) -> bool:
@@ -81,7 +136,8 @@ class ObjectionRegister:
                 .values(status=outcome, outcome=note.strip(), closed_by=closed_by, closed_at=dt.datetime.now(dt.timezone.utc))
             )
             await session.commit()
-            return changed(result)
+        self.open_objections.invalidate()
+        return changed(result)
 
     async def list(self, subject: str | None = None, status: str | None = None, limit: int = 200) -> list[ObjectionRecord]:
         query = select(ObjectionRecord).order_by(ObjectionRecord.id.desc()).limit(limit)
@@ -95,12 +151,6 @@ class ObjectionRegister:
     async def open_refs_by_family(self, subjects: Iterable[str]) -> dict[tuple[str, str], set[str]]:
         """{(subject, family): record refs} of the open objections against records of `subjects`."""
         wanted = list(dict.fromkeys(subjects))
-        out: dict[tuple[str, str], set[str]] = {}
         if not wanted:
-            return out
-        o = ObjectionRecord
-        query = select(o.subject, o.family, o.record_ref).where(o.subject.in_(wanted), o.status == OPEN)
-        async with self.store.session() as session:
-            for row in await session.execute(query):
-                out.setdefault((row.subject, row.family), set()).add(row.record_ref)
-        return out
+            return {}
+        return await self.open_objections.refs(wanted)
