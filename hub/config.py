@@ -87,6 +87,8 @@ class Settings:
     # seconds between signed checkpoints of the audit chain head (hub/audit/checkpoint_writer.py); <= 0: at shutdown only
     audit_checkpoint_interval: float = 60.0
     log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
+    # allocations between young-generation collections after start-up (hub/runtime.py tune_garbage_collector); 0: Python's
+    gc_threshold: int = 50_000
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -134,6 +136,7 @@ class Settings:
             ),
             audit_checkpoint_interval=float(os.environ.get("XINLIAN_AUDIT_CHECKPOINT_INTERVAL", "60")),
             log_format=_env_log_format(),
+            gc_threshold=int(os.environ.get("XINLIAN_GC_THRESHOLD", "50000")),
         )
 
 
