@@ -25,13 +25,14 @@ Timeouts around each call, retries and breakers belong to the hub.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import json
 import logging
 from typing import Any, Iterable, Mapping, Sequence
 
-import httpx
+import aiohttp
 from graphql import parse_type, print_ast
 from graphql.language import ast
 
@@ -48,11 +49,12 @@ from .contract import (
     caller_text,
 )
 from .graphql_config import KIND, GraphQLSearch, Path_, RootField
-from .http import BodyTooLarge, Credentials, clip, open_client, read_body
+from .http import BodyTooLarge, Credentials, clip, open_session, read_limited, session_failure
 from .mapping import ConversionError, FamilyMapping
 
 log = logging.getLogger("xinlian.connectors.graphql")
 MAX_RESPONSE_BYTES = 16 * 2**20
+JSON_CONTENT = {"Content-Type": "application/json"}
 
 __all__ = ["KIND", "MAX_RESPONSE_BYTES", "FetchCall", "GraphQLConnector", "GraphQLSearch", "RootField"]
 
@@ -140,7 +142,7 @@ class GraphQLConnector:
         self, name: str, department: str, endpoint: str, mappings: Mapping[str, FamilyMapping],
         roots: Mapping[str, RootField], *, batch_size: int = 200, timeout: float = 3.0,
         headers: Mapping[str, str] | None = None, auth: Mapping[str, str] | None = None,
-        search: GraphQLSearch | None = None, transport: httpx.AsyncBaseTransport | None = None,
+        search: GraphQLSearch | None = None,
     ) -> None:
         self.name = name
         self.department = department
@@ -154,8 +156,8 @@ class GraphQLConnector:
         self.calls: list[FetchCall] = []
         self._headers = {"Accept": "application/json", **(headers or {})}
         self._credentials = Credentials(dict(auth or {}))  # their values never appear in messages
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         return f"GraphQLConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
@@ -213,8 +215,11 @@ class GraphQLConnector:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        if client is not None and not client.closed:
+            try:
+                await client.close()
+            except RuntimeError:  # made in an event loop that has ended: nothing left to close there
+                pass
 
     # ---- one batch ---------------------------------------------------------------------
     async def _fetch_batch(
@@ -322,32 +327,44 @@ class GraphQLConnector:
             raise UpstreamUnavailable(self.department, message, "upstream_error")
         return data
 
+    def _session(self) -> aiohttp.ClientSession:
+        """The session of the running event loop (one per loop: a session cannot cross loops)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.closed:
+            # environment proxies and CA settings still apply here, unlike the REST kind
+            self._client = open_session(self._credentials, self._headers, self.timeout, trust_env=True)
+            self._client_loop = loop
+        return self._client
+
     async def _post(self, query: str, variables: Mapping[str, Any], operation: str) -> dict[str, Any]:
-        if self._client is None:  # environment proxies still apply here, unlike the REST kind
-            self._client = open_client(self._credentials, self._headers, self.timeout, transport=self._transport,
-                                       trust_env=True)
         payload = {"query": query, "variables": dict(variables), "operationName": operation}
         try:
-            async with self._client.stream("POST", self.endpoint, json=payload) as response:
-                if not response.is_success:
-                    status = response.status_code
+            data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        except UnicodeEncodeError:  # a value of the request (a lone surrogate) cannot become UTF-8 JSON
+            failure: ConnectorError = CallerInputError(self.department, f"{operation}: a variable cannot be encoded as UTF-8")
+            log.warning("connector %s (%s): %s", self.name, self.department, failure.message)
+            raise failure from None
+        raw: bytes | None = None
+        try:
+            async with self._session().post(
+                self.endpoint, data=data, headers=JSON_CONTENT, allow_redirects=False
+            ) as response:
+                if not 200 <= response.status < 300:
+                    status = response.status
                     raise UpstreamUnavailable(self.department, f"the service answered HTTP {status}", "http_status")
                 try:
-                    raw: bytes | None = await read_body(response, MAX_RESPONSE_BYTES)
-                except httpx.RemoteProtocolError:  # closed before the whole body arrived: it answered, unusably
+                    raw = await read_limited(response, MAX_RESPONSE_BYTES)
+                except aiohttp.ClientPayloadError:  # closed before the whole body arrived: it answered, unusably
                     raw = None
         except ConnectorError as exc:
             failure = exc
-        except UnicodeEncodeError:  # a value of the request (a lone surrogate) cannot become UTF-8 JSON
-            failure = CallerInputError(self.department, f"{operation}: a variable cannot be encoded as UTF-8")
         except BodyTooLarge:
             failure = UpstreamInvalid(self.department, f"the answer exceeds {MAX_RESPONSE_BYTES // 2**20} MiB")
-        except httpx.TimeoutException:
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             failure = UpstreamUnavailable(self.department, f"no answer within {self.timeout:g} s", "timeout")
-        except httpx.HTTPError as exc:
-            detail = self._redact(str(exc)) or "no detail"
-            message = f"the service failed ({type(exc).__name__}: {detail})"
-            failure = UpstreamUnavailable(self.department, message, "unreachable")
+        except (aiohttp.ClientError, OSError) as exc:
+            message, reason = session_failure(exc)
+            failure = UpstreamUnavailable(self.department, f"the service failed ({message})", reason)
         else:
             body = None
             if raw is not None:

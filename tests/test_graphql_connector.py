@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import AsyncIterator, Callable, Iterator
 
 import graphql
-import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from department_fixtures import REGION, SOURCE, TOKEN, TOKEN_ENV, region_toml
 from regional_platform import RedListEntry, RegionalPlatform, sample_enterprises
@@ -222,13 +225,21 @@ async def test_a_failed_subject_does_not_count_against_the_department_link(conne
     ("list", {"data": {"enterprises": [], "padding": "x" * MAX_RESPONSE_BYTES}}, UpstreamInvalid("", "exceeds 16 MiB")),
 ])
 async def test_answers_of_the_wrong_shape(mode: str, answer: dict, outcome: object) -> None:
-    """Crafted answers through httpx's transport seam: what a real platform rarely sends."""
+    """Crafted answers from a real server on loopback: what a real platform rarely sends."""
     families = parse_families({"honors": {"table": "enterprises" if mode == "list" else "enterprise", "key": "code",
                                           "fields": {"honor_name": "title"}}}, "test")
     root = RootField("enterprises" if mode == "list" else "enterprise", "codes", "[String!]!", mode, ("code",), ("redList",))
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
-    connector = GraphQLConnector("region", REGION, "http://region.test/graphql", families, {"honors": root},
-                                 transport=transport)
+
+    async def crafted(request: Request) -> Response:
+        await request.body()
+        return JSONResponse(answer)
+
+    with serve_app(Starlette(routes=[Route("/graphql", crafted, methods=["POST"])])) as url:
+        connector = GraphQLConnector("region", REGION, f"{url}/graphql", families, {"honors": root})
+        await _check_outcome(connector, outcome)
+
+
+async def _check_outcome(connector: GraphQLConnector, outcome: object) -> None:
     try:
         if isinstance(outcome, Exception):
             with pytest.raises(type(outcome), match=re.escape(str(outcome))):
@@ -286,10 +297,11 @@ async def test_a_platform_that_is_down_is_unavailable(tmp_path: Path, monkeypatc
         port = sock.getsockname()[1]
     connector = load(tmp_path, region_toml(f"http://127.0.0.1:{port}"))
     try:
-        with pytest.raises(UpstreamUnavailable, match="ConnectError"):
+        with pytest.raises(UpstreamUnavailable, match="the service refused the connection") as raised:
             await connector.fetch("honors", [A], ["honor_name"])
+        assert raised.value.reason == "unreachable" and "127.0.0.1" not in raised.value.message
         health = await connector.health()
-        assert not health.healthy and "ConnectError" in health.detail
+        assert not health.healthy and "refused the connection" in health.detail
     finally:
         await connector.close()
 
