@@ -10,19 +10,26 @@ character set) becomes `CallerInputError`: the caller's fault, never a breaker f
 text is checked before it is sent (`caller_text`) and its LIKE wildcards are escaped (`%`, `_`
 match themselves). SQLite files are opened read-only. Timeouts, retries and breakers are the
 hub's business, not this module's.
+
+An SQLite file is read through the synchronous driver in a few threads of the connector's own,
+one hop per call (checkout, query, rows, release in the thread), instead of aiosqlite's hop per
+driver operation and SQLAlchemy's async layer around each; other databases through the async
+engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from sqlalchemy import URL, Select, make_url, select, text
-from sqlalchemy.engine import Row
+from sqlalchemy import URL, Select, create_engine, make_url, select, text
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
@@ -43,6 +50,7 @@ from .mapping import ConnectorConfigError, ConversionError, FamilyMapping, Searc
 from .spec import ConnectorKind, ConnectorSpec
 
 log = logging.getLogger("xinlian.connectors.sql")
+LOCAL_THREADS = 4  # threads (and pooled connections) of a connector reading an SQLite file
 
 # What drivers and databases answer when a *value of the request* cannot be taken — the caller's
 # fault, not the department's: PostgreSQL character_not_in_repertoire (e.g. NUL) and
@@ -116,6 +124,10 @@ class SqlConnector:
         self.calls: list[FetchCall] = []
         self._url = resolve_url(url, data_dir)
         self._engine: AsyncEngine | None = None
+        # an SQLite file: the synchronous driver in threads of our own (one hop per call)
+        self._local = self._url.get_backend_name() == "sqlite"
+        self._sync_engine: Engine | None = None
+        self._threads: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return f"SqlConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
@@ -188,6 +200,15 @@ class SqlConnector:
         engine, self._engine = self._engine, None
         if engine is not None:
             await engine.dispose()
+        self._close_local()
+
+    def _close_local(self) -> None:
+        sync_engine, self._sync_engine = self._sync_engine, None
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.shutdown(wait=True)
+        if sync_engine is not None:
+            sync_engine.dispose()
 
     # ---- statements --------------------------------------------------------------------
     def _mapping(self, family: str) -> FamilyMapping:
@@ -222,8 +243,22 @@ class SqlConnector:
             self._engine = create_async_engine(self._url, **options)
         return self._engine
 
+    def _local_for_use(self) -> tuple[Engine, ThreadPoolExecutor]:
+        if self._sync_engine is None or self._threads is None:
+            self._sync_engine = create_engine(self._url.set(drivername="sqlite"), pool_size=LOCAL_THREADS)
+            self._threads = ThreadPoolExecutor(max_workers=LOCAL_THREADS, thread_name_prefix=f"xinlian-sql-{self.name}")
+        return self._sync_engine, self._threads
+
+    @staticmethod
+    def _rows_in_thread(engine: Engine, statement: Any) -> list[Row[Any]]:
+        with engine.connect() as conn:
+            return list(conn.execute(statement).all())
+
     async def _rows(self, statement: Any) -> list[Row[Any]]:
         try:
+            if self._local:
+                engine, threads = self._local_for_use()
+                return await asyncio.get_running_loop().run_in_executor(threads, self._rows_in_thread, engine, statement)
             async with self._engine_for_use().connect() as conn:
                 result = await conn.execute(statement)
                 return list(result.all())
@@ -237,6 +272,8 @@ class SqlConnector:
             # restarted: drop them so the next call reconnects from scratch.
             if self._engine is not None:
                 await self._engine.dispose()
+            if self._sync_engine is not None:
+                self._sync_engine.dispose()
             raise UpstreamUnavailable(self.department, message) from None
 
     def _describe(self, exc: BaseException) -> str:
