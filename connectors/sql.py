@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from sqlalchemy import URL, Select, create_engine, make_url, select, text
+from sqlalchemy import URL, Select, bindparam, create_engine, make_url, select, text
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql.expression import ColumnElement, TableClause, column, table
+from sqlalchemy.sql.expression import BindParameter, ColumnElement, TableClause, column, table
 
 from .calls import distinct_request, log_call
 from .contract import (
@@ -128,6 +128,7 @@ class SqlConnector:
         self._local = self._url.get_backend_name() == "sqlite"
         self._sync_engine: Engine | None = None
         self._threads: ThreadPoolExecutor | None = None
+        self._statements: dict[tuple[int, tuple[str, ...]], Select[Any]] = {}
 
     def __repr__(self) -> str:
         return f"SqlConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
@@ -151,7 +152,7 @@ class SqlConnector:
             # under the key the hub asked for, whatever the department's spelling or collation.
             asked = {k.strip().upper(): k for k in chunk}
             variants = tuple(k[:-1] + "x" for k in chunk if k.endswith("X"))
-            rows = await self._rows(self._fetch_statement(mapping, chunk + variants, extra))
+            rows = await self._rows(self._fetch_statement(mapping, extra), {"keys": [*chunk, *variants]})
             for row in rows:
                 stored = str(row[0]).strip()
                 key = asked.get(stored.upper(), stored)
@@ -229,10 +230,19 @@ class SqlConnector:
             for name, values in mapping.where
         ]
 
-    def _fetch_statement(self, mapping: FamilyMapping, keys: Sequence[str], columns: Sequence[str]) -> Select[Any]:
-        tbl = self._table(mapping, columns)
-        key = tbl.c[mapping.key]
-        return select(key, *(tbl.c[c] for c in columns)).where(key.in_(keys), *self._filters(mapping, tbl))
+    def _fetch_statement(self, mapping: FamilyMapping, columns: Sequence[str]) -> Select[Any]:
+        """The batch's query: built once per family and column set (keys are an expanding bound
+        parameter), then only bound — building a `select` cost more than running it on SQLite."""
+        cache_key = (id(mapping), tuple(columns))  # mappings live as long as the connector
+        statement = self._statements.get(cache_key)
+        if statement is None:
+            tbl = self._table(mapping, columns)
+            key = tbl.c[mapping.key]
+            keys_param: BindParameter[Any] = bindparam("keys", expanding=True)
+            statement = select(key, *(tbl.c[c] for c in columns)).where(key.in_(keys_param), *self._filters(mapping, tbl))
+            if len(self._statements) < 256:
+                self._statements[cache_key] = statement
+        return statement
 
     # ---- execution ---------------------------------------------------------------------
     def _engine_for_use(self) -> AsyncEngine:
@@ -250,17 +260,19 @@ class SqlConnector:
         return self._sync_engine, self._threads
 
     @staticmethod
-    def _rows_in_thread(engine: Engine, statement: Any) -> list[Row[Any]]:
+    def _rows_in_thread(engine: Engine, statement: Any, parameters: dict[str, Any] | None) -> list[Row[Any]]:
         with engine.connect() as conn:
-            return list(conn.execute(statement).all())
+            return list(conn.execute(statement, parameters).all())
 
-    async def _rows(self, statement: Any) -> list[Row[Any]]:
+    async def _rows(self, statement: Any, parameters: dict[str, Any] | None = None) -> list[Row[Any]]:
         try:
             if self._local:
                 engine, threads = self._local_for_use()
-                return await asyncio.get_running_loop().run_in_executor(threads, self._rows_in_thread, engine, statement)
+                return await asyncio.get_running_loop().run_in_executor(
+                    threads, self._rows_in_thread, engine, statement, parameters
+                )
             async with self._engine_for_use().connect() as conn:
-                result = await conn.execute(statement)
+                result = await conn.execute(statement, parameters)
                 return list(result.all())
         except Exception as exc:  # every database failure, whatever the driver raised
             message = self._describe(exc)
