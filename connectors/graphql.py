@@ -364,7 +364,7 @@ class GraphQLConnector:
             failure = UpstreamUnavailable(self.department, f"no answer within {self.timeout:g} s", "timeout")
         except (aiohttp.ClientError, OSError) as exc:
             message, reason = session_failure(exc)
-            failure = UpstreamUnavailable(self.department, f"the service failed ({message})", reason)
+            failure = UpstreamUnavailable(self.department, message, reason)
         else:
             body = None
             if raw is not None:

@@ -1,4 +1,4 @@
-"""`RestConnector`: a department's REST/JSON API read through httpx, mapped declaratively.
+"""`RestConnector`: a department's REST/JSON API read through aiohttp, mapped declaratively.
 
 It owns turning a hub request into HTTP GETs: one request (plus its pages) per batch of keys
 for a batch endpoint (`table = "/api/v1/dishonest?ids={keys}"`), or one request per key, at
@@ -34,7 +34,8 @@ import logging
 from typing import Any, AsyncGenerator, Mapping, Sequence
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from .calls import distinct_request, log_call, whole_call_failure
 from .contract import (
@@ -48,16 +49,13 @@ from .contract import (
     caller_text,
 )
 from .dotted import MISSING, DottedPath, ShapeError, describe
-from .http import BodyTooLarge, Credentials, clip, open_client, read_body, status_failure, transport_failure
+from .http import BodyTooLarge, Credentials, clip, open_session, read_limited, session_failure, status_failure
 from .mapping import ConversionError, FamilyMapping, SearchField
 from .rest_config import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PAGES, KIND, Endpoint, build_rest, render
 
 log = logging.getLogger("xinlian.connectors.rest")
-# httpx logs every request URL at INFO, and these URLs carry subject identifiers (resident ID
-# numbers among them). Unless the operator has configured that logger, keep it to warnings.
-if logging.getLogger("httpx").level == logging.NOTSET:
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a larger answer is refused, not buffered
+API = "the department's API"  # how failures name the other side (connectors.http.session_failure)
 
 __all__ = ["KIND", "Credentials", "Endpoint", "FetchCall", "RestConnector", "build_rest", "render"]
 
@@ -98,7 +96,7 @@ class RestConnector:
     ) -> None:
         self.name = name
         self.department = department
-        self.base_url = httpx.URL(base_url.rstrip("/") + "/")
+        self.base_url = URL(base_url.rstrip("/") + "/", encoded=True)
         self.mappings = dict(mappings)
         self.endpoints = dict(endpoints)
         self.families = frozenset(self.mappings)
@@ -112,7 +110,8 @@ class RestConnector:
         self.calls: list[FetchCall] = []
         self._credentials = credentials or Credentials()
         self._headers = {"Accept": "application/json", "User-Agent": "xinlian-hub", **(headers or {})}
-        self._http: httpx.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
@@ -185,19 +184,23 @@ class RestConnector:
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)
         try:
-            response = await self._client().get(self.health_path)
-        except httpx.HTTPError as exc:
-            return Health(False, transport_failure(exc)[0], now)
+            async with self._client().get(self._url(self.health_path), allow_redirects=False) as response:
+                status = response.status
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return Health(False, session_failure(exc, API)[0], now)
         except Exception as exc:  # health never raises
             return Health(False, f"health probe failed ({type(exc).__name__})", now)
-        if 200 <= response.status_code < 300:
-            return Health(True, f"ok (HTTP {response.status_code})", now)
-        return Health(False, status_failure(response.status_code), now)
+        if 200 <= status < 300:
+            return Health(True, f"ok (HTTP {status})", now)
+        return Health(False, status_failure(status), now)
 
     async def close(self) -> None:
         client, self._http, self._slots = self._http, None, None
-        if client is not None:
-            await client.aclose()
+        if client is not None and not client.closed:
+            try:
+                await client.close()
+            except RuntimeError:  # made in an event loop that has ended: nothing left to close there
+                pass
 
     # ---- requests ----------------------------------------------------------------------
     def _family(self, family: str) -> tuple[FamilyMapping, Endpoint]:
@@ -206,12 +209,20 @@ class RestConnector:
         except KeyError:
             raise ValueError(f"connector {self.name} does not serve {family!r}") from None
 
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = open_client(self._credentials, self._headers, self.timeout, base_url=self.base_url,
-                                     connections=max(100, self.key_concurrency))
+    def _client(self) -> aiohttp.ClientSession:
+        """The session of the running event loop (one per loop: a session cannot cross loops)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.closed:
+            self._http = open_session(self._credentials, self._headers, self.timeout,
+                                      connections=max(100, self.key_concurrency))
+            self._http_loop = loop
             self._slots = asyncio.Semaphore(self.key_concurrency)
         return self._http
+
+    def _url(self, path: str) -> URL:
+        """`path` (a rendered, percent-encoded template) under the base URL, as httpx's `base_url`
+        joined it: appended to the base path, a leading slash or not."""
+        return URL(str(self.base_url) + path.lstrip("/"), encoded=True)
 
     async def _per_key(
         self, endpoint: Endpoint, keys: Sequence[str]
@@ -241,8 +252,8 @@ class RestConnector:
 
     async def _pages(self, url: str, endpoint: Endpoint, *, missing_ok: bool) -> AsyncGenerator[Any, None]:
         """The decoded documents of `url` and the pages its `next` links lead to (at most `max_pages`)."""
-        target: httpx.URL | str = url
-        first: httpx.URL | None = None
+        target: URL = self._url(url)
+        first: URL | None = None
         seen: set[str] = set()
         for _ in range(self.max_pages):
             answer = await self._get(target, endpoint.family, missing_ok=missing_ok and first is None)
@@ -260,7 +271,7 @@ class RestConnector:
             target = following
         raise self._invalid(endpoint.family, f"more than {self.max_pages} pages (pagination does not end)")
 
-    def _next(self, document: Any, endpoint: Endpoint, first: httpx.URL, current: httpx.URL) -> httpx.URL | None:
+    def _next(self, document: Any, endpoint: Endpoint, first: URL, current: URL) -> URL | None:
         if endpoint.next is None:
             return None
         link = self._read(document, endpoint.next, endpoint.family)
@@ -269,23 +280,24 @@ class RestConnector:
         if endpoint.cursor_param is not None:
             if isinstance(link, (dict, list, bool)):
                 raise self._invalid(endpoint.family, f"next cursor ({endpoint.next}) is {describe(link)}")
-            return first.copy_set_param(endpoint.cursor_param, str(link))
+            return first.update_query({endpoint.cursor_param: str(link)})
         if not isinstance(link, str):
             raise self._invalid(endpoint.family, f"next link ({endpoint.next}) is {describe(link)}")
         try:
-            following = current.join(link.strip())
-        except httpx.InvalidURL:
+            following = current.join(URL(link.strip()))
+            following.port  # noqa: B018 — an unreadable port raises here
+        except ValueError:
             raise self._invalid(endpoint.family, f"next link ({endpoint.next}) is not a URL") from None
         base = self.base_url
         if (following.scheme, following.host, following.port) != (base.scheme, base.host, base.port):
             raise self._invalid(endpoint.family, f"next link ({endpoint.next}) leaves the department's API")
         return following
 
-    async def _get(self, url: httpx.URL | str, family: str, *, missing_ok: bool) -> tuple[Any, httpx.URL] | None:
+    async def _get(self, url: URL, family: str, *, missing_ok: bool) -> tuple[Any, URL] | None:
         """One GET, decoded; None for a 404 when `missing_ok` (a per-key call for an unknown subject)."""
         try:
-            async with self._client().stream("GET", url) as response:
-                status = response.status_code
+            async with self._client().get(url, allow_redirects=False) as response:
+                status = response.status
                 if status == 404 and missing_ok:
                     return None
                 if not 200 <= status < 300:
@@ -293,14 +305,14 @@ class RestConnector:
                 body, failure = await self._body(response, family)
                 if failure is not None:  # raised outside any handler: no context chained to it
                     raise failure
-                document = self._decode(body, response.charset_encoding, family)
+                document = self._decode(body, response.charset, family)
                 for path, allowed in self.expect:
                     self._check(document, path, allowed, family)
                 return document, response.url
-        except httpx.HTTPError as exc:
-            raise self._unavailable(*transport_failure(exc)) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unavailable(*session_failure(exc, API)) from None
 
-    async def _body(self, response: httpx.Response, family: str) -> tuple[bytes, UpstreamInvalid | None]:
+    async def _body(self, response: aiohttp.ClientResponse, family: str) -> tuple[bytes, UpstreamInvalid | None]:
         """The body under the ceiling, or why the department's answer is unusable.
 
         Too large, or cut short (the connection closed before the whole body arrived): the
@@ -309,10 +321,10 @@ class RestConnector:
         handler ends, so it chains no exception and no traceback holding the body or response.
         """
         try:
-            return await read_body(response, MAX_BODY_BYTES), None
+            return await read_limited(response, MAX_BODY_BYTES), None
         except BodyTooLarge:
             message = f"the response exceeds {MAX_BODY_BYTES // 2**20} MiB"
-        except httpx.RemoteProtocolError:
+        except aiohttp.ClientPayloadError:
             message = "the response was cut short"
         return b"", self._invalid(family, message)
 

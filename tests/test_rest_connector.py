@@ -18,7 +18,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import httpx
+import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -268,7 +268,7 @@ def _large_buffers(exc: BaseException, size: int = 64 * 1024) -> list[str]:
         seen.add(id(value))
         if isinstance(value, (bytes, bytearray, memoryview)) and len(value) >= size:
             found.append(f"{where}: {len(value)} bytes")
-        elif isinstance(value, httpx.Response) and not value.is_closed:
+        elif isinstance(value, aiohttp.ClientResponse) and not value.closed:
             found.append(f"{where}: an open response")
         elif isinstance(value, BaseException):
             chain(value, where)

@@ -149,9 +149,11 @@ class FaultInjection:
         elif fault == "hang":
             await _hang(receive, self.faults.hang_seconds)
             await JSONResponse({"code": 504, "msg": "处理超时"}, status_code=504)(scope, receive, send)
-        else:  # "truncated" / "reset": the headers and part of the body, then the connection goes
-            body = b'{"code": 0, "msg": "success", "data": {"list": [{"ah": "(2025)'
-            await _raw(send, 200, body, len_extra=4096, complete=False)
+        else:  # "truncated": the headers and part of the body, then the connection closes;
+            # "reset": the connection is reset before any answer (RST, not FIN)
+            if fault == "truncated":
+                body = b'{"code": 0, "msg": "success", "data": {"list": [{"ah": "(2025)'
+                await _raw(send, 200, body, len_extra=4096, complete=False)
             transport = getattr(getattr(receive, "__self__", None), "transport", None)
             if transport is None:  # not under uvicorn: let the server drop the connection
                 raise RuntimeError(f"court service fault {fault!r}")
