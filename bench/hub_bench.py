@@ -166,13 +166,36 @@ def _importable(name: str) -> bool:
     return True
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+def _stat_fields(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat", "rb") as f:
         raw = f.read().decode()
-    fields_ = raw[raw.rindex(")") + 2 :].split()
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every live descendant (`xinlian serve --workers N`: the supervisor and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (all their threads), from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields_[11]) + int(fields_[12])) / ticks  # utime, stime (fields 14 and 15)
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields_ = _stat_fields(member)
+            total += int(fields_[11]) + int(fields_[12])  # utime, stime (fields 14 and 15)
+    return total / ticks
 
 
 def process_rss_mib(pid: int) -> float | None:
@@ -226,10 +249,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_command(data_dir: Path, port: int) -> list[str]:
+def serve_command(data_dir: Path, port: int, workers: int = 1) -> list[str]:
     exe = shutil.which("xinlian")
     head = [exe] if exe else [sys.executable, "-m", "xinlian.hub.cli"]
-    return [*head, "serve", "--data-dir", str(data_dir), "--port", str(port)]
+    return [*head, "serve", "--data-dir", str(data_dir), "--port", str(port), "--workers", str(workers)]
 
 
 @dataclass
@@ -855,6 +878,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--subject", default=None, help="USCC for the profile query (default: the subject with records in most families)")
     p.add_argument("--data-dir", default=None, help="use (and keep) this data directory instead of a temporary one")
     p.add_argument("--port", type=int, default=0, help="hub port (default: a free one)")
+    p.add_argument("--workers", type=int, default=1, help="hub worker processes (xinlian serve --workers; CPU counts them all)")
     p.add_argument("--court-nodelay", action="store_true",
                    help="what-if: serve the demo court API with TCP_NODELAY (see bench/demo_services.py)")
     p.add_argument("--no-wal-probe", action="store_true", help="do not count store transactions (SQLite WAL commit frames)")
@@ -975,7 +999,7 @@ def measure_all(
     store_db = sqlite_path(settings.database_url)
     probe_wal = store_db is not None and not args.no_wal_probe
 
-    hub = HubProcess(serve_command(data_dir, port), f"http://127.0.0.1:{port}", data_dir / "bench-hub.log")
+    hub = HubProcess(serve_command(data_dir, port, args.workers), f"http://127.0.0.1:{port}", data_dir / "bench-hub.log")
     results["server_command"] = shlex.join(hub.command)
     log(f"starting the hub: {results['server_command']}")
     hub.start()
