@@ -49,7 +49,7 @@ from .contract import (
     caller_text,
 )
 from .graphql_config import KIND, GraphQLSearch, Path_, RootField
-from .http import BodyTooLarge, Credentials, clip, open_session, read_limited, session_failure
+from .http import BodyTooLarge, Credentials, clip, environment_proxy, open_session, read_limited, session_failure
 from .mapping import ConversionError, FamilyMapping
 
 log = logging.getLogger("xinlian.connectors.graphql")
@@ -158,6 +158,7 @@ class GraphQLConnector:
         self._credentials = Credentials(dict(auth or {}))  # their values never appear in messages
         self._client: aiohttp.ClientSession | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._proxy: str | None = None
 
     def __repr__(self) -> str:
         return f"GraphQLConnector(name={self.name!r}, department={self.department!r}, families={sorted(self.families)})"
@@ -331,8 +332,9 @@ class GraphQLConnector:
         """The session of the running event loop (one per loop: a session cannot cross loops)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop or self._client.closed:
-            # environment proxies and CA settings still apply here, unlike the REST kind
-            self._client = open_session(self._credentials, self._headers, self.timeout, trust_env=True)
+            # the environment's proxy applies here, unlike the REST kind: read once, not per request
+            self._proxy = environment_proxy(self.endpoint)
+            self._client = open_session(self._credentials, self._headers, self.timeout)
             self._client_loop = loop
         return self._client
 
@@ -346,8 +348,9 @@ class GraphQLConnector:
             raise failure from None
         raw: bytes | None = None
         try:
-            async with self._session().post(
-                self.endpoint, data=data, headers=JSON_CONTENT, allow_redirects=False
+            session = self._session()
+            async with session.post(
+                self.endpoint, data=data, headers=JSON_CONTENT, allow_redirects=False, proxy=self._proxy
             ) as response:
                 if not 200 <= response.status < 300:
                     status = response.status

@@ -22,10 +22,15 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Mapping
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
-__all__ = ["BodyTooLarge", "Credentials", "clip", "open_session", "read_limited", "session_failure", "status_failure"]
+__all__ = [
+    "BodyTooLarge", "Credentials", "clip", "environment_proxy", "open_session", "read_limited", "session_failure",
+    "status_failure",
+]
 
 
 @dataclass(frozen=True)
@@ -81,17 +86,16 @@ def open_session(
     timeout: float,
     *,
     connections: int = 100,
-    trust_env: bool = False,
 ) -> aiohttp.ClientSession:
     """An aiohttp session sending `headers`, then the credentials' secret ones; `timeout` bounds
     each whole call (connect, send, answer). Redirects are refused per call (`allow_redirects=False`).
-    `trust_env`: honour HTTP(S)_PROXY and the environment's CA settings. Call inside the event loop
-    that will use it."""
+    The environment is not consulted (`environment_proxy` reads a proxy once). Call inside the
+    event loop that will use it."""
     session = aiohttp.ClientSession(
         headers={**headers, **credentials.headers},
         timeout=aiohttp.ClientTimeout(total=timeout),
         connector=aiohttp.TCPConnector(limit=connections, ssl=credentials.tls),
-        trust_env=trust_env,
+        trust_env=False,
         skip_auto_headers=("User-Agent",),
     )
     # aiohttp silently repeats a GET whose connection was reset; retries are the hub's business
@@ -100,6 +104,18 @@ def open_session(
     # ("reset") fails if this stops working.
     session._retry_connection = False
     return session
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment (HTTP_PROXY / HTTPS_PROXY, NO_PROXY) names for `url`, or None.
+
+    Read once when a connector opens its session: aiohttp's `trust_env` looks the environment
+    (and ~/.netrc) up again on every request, in a worker thread — about a sixth of the hub's
+    samples in the peer benchmark's profile."""
+    parsed = urlsplit(url)
+    if parsed.hostname and proxy_bypass(parsed.hostname):
+        return None
+    return getproxies().get(parsed.scheme) or None
 
 
 async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -6,6 +6,7 @@ how many requests, which fields, keys only as variables, which credentials.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -386,3 +387,52 @@ def test_configuration_mistakes_are_load_errors(
         load(tmp_path, text)
     assert message in str(raised.value) and "(region)" in str(raised.value)
     assert TOKEN not in str(raised.value)
+
+
+# ---- the environment's proxy ---------------------------------------------------------------
+
+
+async def test_the_environments_proxy_is_used_and_no_proxy_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is read once, when the connector first connects (not per request), and the
+    request goes through it; a host in NO_PROXY is asked directly."""
+    seen: list[bytes] = []
+    answer = b'{"data": {"enterprises": []}}'
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+        await reader.readexactly(length)
+        seen.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        connector = load(tmp_path, region_toml("http://region.invalid:8080"))  # only the proxy can reach it
+        try:
+            assert await connector.fetch("honors", [A], ["honor_name"]) == {}
+            assert await connector.fetch("honors", [B], ["honor_name"]) == {}
+        finally:
+            await connector.close()
+        assert seen == [b"POST http://region.invalid:8080/graphql HTTP/1.1"] * 2  # absolute form: a proxy request
+
+        monkeypatch.setenv("NO_PROXY", "region.invalid")
+        direct = load(tmp_path, region_toml("http://region.invalid:8080"))
+        try:
+            with pytest.raises(UpstreamUnavailable) as raised:  # asked directly: the name does not resolve
+                await direct.fetch("honors", [A], ["honor_name"])
+            assert raised.value.reason == "unreachable" and len(seen) == 2
+        finally:
+            await direct.close()
+    finally:
+        server.close()
+        await server.wait_closed()
