@@ -106,13 +106,17 @@ def summary(seconds: Sequence[float]) -> dict[str, float]:
 
 
 # ---- the machine --------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    model = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo ("unknown" if it cannot be read)."""
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def machine() -> dict[str, Any]:
+    model = cpu_model()
     versions = {}
     for name in VERSIONS_OF:
         try:

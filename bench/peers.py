@@ -90,8 +90,10 @@ from typing import Any, Sequence
 
 import httpx
 
-from xinlian.schema.catalogue import FAMILIES, ValueType
-from xinlian.schema.identifiers import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hub_bench import cpu_model  # noqa: E402  (bench/hub_bench.py)
+from xinlian.schema.catalogue import FAMILIES, ValueType  # noqa: E402
+from xinlian.schema.identifiers import (  # noqa: E402
     USCC_ALPHABET,
     id_check_char,
     org_code_check_char,
@@ -1100,12 +1102,7 @@ def summarise(
 
 
 def machine(setup: Setup) -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     python_packages: dict[str, str | None] = {}
     for name in PYTHON_PACKAGES:
         try:
