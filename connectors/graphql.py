@@ -25,7 +25,6 @@ Timeouts around each call, retries and breakers belong to the hub.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import json
@@ -49,7 +48,16 @@ from .contract import (
     caller_text,
 )
 from .graphql_config import KIND, GraphQLSearch, Path_, RootField
-from .http import BodyTooLarge, Credentials, clip, environment_proxy, open_session, read_limited, session_failure
+from .http import (
+    BodyTooLarge,
+    Credentials,
+    LoopSession,
+    clip,
+    environment_proxy,
+    open_session,
+    read_limited,
+    session_failure,
+)
 from .mapping import ConversionError, FamilyMapping
 
 log = logging.getLogger("xinlian.connectors.graphql")
@@ -156,8 +164,7 @@ class GraphQLConnector:
         self.calls: list[FetchCall] = []
         self._headers = {"Accept": "application/json", **(headers or {})}
         self._credentials = Credentials(dict(auth or {}))  # their values never appear in messages
-        self._client: aiohttp.ClientSession | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._sessions = LoopSession(lambda: open_session(self._credentials, self._headers, self.timeout))
         self._proxy: str | None = None
 
     def __repr__(self) -> str:
@@ -215,12 +222,7 @@ class GraphQLConnector:
         return Health(True, "ok", now)
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and not client.closed:
-            try:
-                await client.close()
-            except RuntimeError:  # made in an event loop that has ended: nothing left to close there
-                pass
+        await self._sessions.close()
 
     # ---- one batch ---------------------------------------------------------------------
     async def _fetch_batch(
@@ -329,14 +331,10 @@ class GraphQLConnector:
         return data
 
     def _session(self) -> aiohttp.ClientSession:
-        """The session of the running event loop (one per loop: a session cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop or self._client.closed:
-            # the environment's proxy applies here, unlike the REST kind: read once, not per request
+        session, opened = self._sessions.get()
+        if opened:  # the environment's proxy applies here, unlike the REST kind: read once, not per request
             self._proxy = environment_proxy(self.endpoint)
-            self._client = open_session(self._credentials, self._headers, self.timeout)
-            self._client_loop = loop
-        return self._client
+        return session
 
     async def _post(self, query: str, variables: Mapping[str, Any], operation: str) -> dict[str, Any]:
         payload = {"query": query, "variables": dict(variables), "operationName": operation}

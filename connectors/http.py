@@ -17,18 +17,19 @@ ceiling and dropped past it, failures are named without URLs or host names.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
 __all__ = [
-    "BodyTooLarge", "Credentials", "clip", "environment_proxy", "open_session", "read_limited", "session_failure",
+    "BodyTooLarge", "Credentials", "LoopSession", "clip", "environment_proxy", "open_session", "read_limited", "session_failure",
     "status_failure",
 ]
 
@@ -104,6 +105,32 @@ def open_session(
     # ("reset") fails if this stops working.
     session._retry_connection = False
     return session
+
+
+class LoopSession:
+    """A connector's aiohttp session: opened on first use, one per event loop (a session cannot
+    cross loops; tests run connectors in several), closed quietly even after its loop ended."""
+
+    def __init__(self, opener: Callable[[], aiohttp.ClientSession]) -> None:
+        self._opener = opener
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> tuple[aiohttp.ClientSession, bool]:
+        """The running loop's session, and whether it was opened just now."""
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._loop is loop and not self._session.closed:
+            return self._session, False
+        self._session, self._loop = self._opener(), loop
+        return self._session, True
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            try:
+                await session.close()
+            except RuntimeError:  # made in an event loop that has ended: nothing left to close there
+                pass
 
 
 def environment_proxy(url: str) -> str | None:

@@ -49,7 +49,16 @@ from .contract import (
     caller_text,
 )
 from .dotted import MISSING, DottedPath, ShapeError, describe
-from .http import BodyTooLarge, Credentials, clip, open_session, read_limited, session_failure, status_failure
+from .http import (
+    BodyTooLarge,
+    Credentials,
+    LoopSession,
+    clip,
+    open_session,
+    read_limited,
+    session_failure,
+    status_failure,
+)
 from .mapping import ConversionError, FamilyMapping, SearchField
 from .rest_config import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PAGES, KIND, Endpoint, build_rest, render
 
@@ -110,8 +119,9 @@ class RestConnector:
         self.calls: list[FetchCall] = []
         self._credentials = credentials or Credentials()
         self._headers = {"Accept": "application/json", "User-Agent": "xinlian-hub", **(headers or {})}
-        self._http: aiohttp.ClientSession | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._sessions = LoopSession(
+            lambda: open_session(self._credentials, self._headers, self.timeout, connections=max(100, self.key_concurrency))
+        )
         self._slots: asyncio.Semaphore | None = None
 
     def __repr__(self) -> str:
@@ -195,12 +205,8 @@ class RestConnector:
         return Health(False, status_failure(status), now)
 
     async def close(self) -> None:
-        client, self._http, self._slots = self._http, None, None
-        if client is not None and not client.closed:
-            try:
-                await client.close()
-            except RuntimeError:  # made in an event loop that has ended: nothing left to close there
-                pass
+        self._slots = None
+        await self._sessions.close()
 
     # ---- requests ----------------------------------------------------------------------
     def _family(self, family: str) -> tuple[FamilyMapping, Endpoint]:
@@ -210,14 +216,10 @@ class RestConnector:
             raise ValueError(f"connector {self.name} does not serve {family!r}") from None
 
     def _client(self) -> aiohttp.ClientSession:
-        """The session of the running event loop (one per loop: a session cannot cross loops)."""
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.closed:
-            self._http = open_session(self._credentials, self._headers, self.timeout,
-                                      connections=max(100, self.key_concurrency))
-            self._http_loop = loop
+        session, opened = self._sessions.get()
+        if opened or self._slots is None:  # the per-key concurrency belongs to the session's loop too
             self._slots = asyncio.Semaphore(self.key_concurrency)
-        return self._http
+        return session
 
     def _url(self, path: str) -> URL:
         """`path` (a rendered, percent-encoded template) under the base URL, as httpx's `base_url`

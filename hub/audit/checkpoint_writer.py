@@ -103,10 +103,10 @@ class CheckpointWriter:
         try:
             async with self.store.engine.connect() as conn:
                 seal = await read_seal(conn, self.keyring)
-            if seal.seal is not None and not seal.valid:
+            if seal.problem is not None:  # present but unreadable or not signed by the hub
                 raise ChainDoesNotExtend(f"head seal FORGED: {seal.problem}")
             sealed = seal.seal.seq if seal.seal is not None else 0
-            if self.last is not None and sealed < self.last.seq:
+            if seal.seal is not None and self.last is not None and sealed < self.last.seq:
                 raise ChainDoesNotExtend(f"the head seal (entry {sealed}) is behind the last checkpoint (entry {self.last.seq})")
             start = self.last.seq + 1 if self.last is not None else 1
             if seal.seal is not None and seal.seal.run_from is not None and seal.seal.run_from > start:

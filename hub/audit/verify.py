@@ -342,12 +342,10 @@ def _appended(seal: SealSnapshot, anchored_seq: int, sealed_seq: int, last_seq: 
 
 def _check_seal(seal: SealSnapshot, chain: VerifyReport, findings: list[str]) -> int:
     """Findings about the head seal itself; the seq it vouches for (0: none)."""
-    if seal.seal is None:
-        if seal.problem is not None:
-            findings.append(f"head seal FORGED: {seal.problem}")
-        return 0
     if seal.problem is not None:
         findings.append(f"head seal FORGED: {seal.problem}")
+        return 0
+    if seal.seal is None:
         return 0
     signed = f"the head seal signed {format_time(seal.seal.at)}"
     if seal.seal.seq > seal.last_seq:
