@@ -57,6 +57,7 @@ from .http import (
     open_session,
     read_limited,
     session_failure,
+    traced,
 )
 from .mapping import ConversionError, FamilyMapping
 
@@ -348,7 +349,7 @@ class GraphQLConnector:
         try:
             session = self._session()
             async with session.post(
-                self.endpoint, data=data, headers=JSON_CONTENT, allow_redirects=False, proxy=self._proxy
+                self.endpoint, data=data, headers=traced(JSON_CONTENT), allow_redirects=False, proxy=self._proxy
             ) as response:
                 if not 200 <= response.status < 300:
                     status = response.status

@@ -13,6 +13,11 @@ costs a quarter of httpx's CPU per call on loopback (0.26â€“0.29 ms against 0.9â
 docs/benchmarks.md run 6), and the department calls were the largest share of the hub's CPU.
 Credentials go last in the headers, redirects are never followed, the body is read under a
 ceiling and dropped past it, failures are named without URLs or host names.
+
+Trace context: while the hub traces (OpenTelemetry, off by default), `TRACE_HEADERS` gives the
+W3C `traceparent` of the department call's span and `traced(headers)` adds it to a request's
+headers, so a department's own tracing can join the hub's trace; while it is None (tracing off)
+`traced` hands the headers back unchanged.
 """
 
 from __future__ import annotations
@@ -29,9 +34,20 @@ from urllib.request import getproxies, proxy_bypass
 import aiohttp
 
 __all__ = [
-    "BodyTooLarge", "Credentials", "LoopSession", "clip", "environment_proxy", "open_session", "read_limited", "session_failure",
-    "status_failure",
+    "BodyTooLarge", "Credentials", "LoopSession", "TRACE_HEADERS", "clip", "environment_proxy", "open_session",
+    "read_limited", "session_failure", "status_failure", "traced",
 ]
+
+# Set while tracing is on (hub/observability/tracing.py): the current span's trace context headers.
+TRACE_HEADERS: Callable[[], Mapping[str, str]] | None = None
+
+
+def traced(headers: Mapping[str, str] | None = None) -> Mapping[str, str] | None:
+    """`headers` plus the current trace context (`traceparent`) while tracing is on; else `headers`."""
+    source = TRACE_HEADERS
+    if source is None:
+        return headers
+    return {**(headers or {}), **source()}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ link, which applies, in this order:
    `reset_timeout` seconds; then it is half-open and lets exactly one probe call through: a
    success closes it, a failure opens it again for another `reset_timeout`.
 2. **bulkhead** — at most `max_concurrency` calls in flight to the department; further callers
-   wait for a slot, but never past the request's deadline (then `CallRejected("busy")`).
+   wait for a slot, but never past the request's deadline (then `CallRejected("busy")`). The
+   budget is the whole cluster's: when N hub processes share the store, each takes
+   `max_concurrency // N` slots, at least one (`share_between`, fed by hub/cluster/members.py).
 3. **timeout** — each attempt gets `timeout` seconds, cut short by the request's deadline.
 4. **retries** — reads are idempotent, so an attempt that failed with `UpstreamUnavailable` is
    retried (at most `retries` times, opt-out per call) after an exponential backoff with jitter,
@@ -42,7 +44,7 @@ import random as _random
 import time
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Protocol, Sequence, TypeVar
 
 from .contract import (
     CallerInputError,
@@ -173,8 +175,9 @@ class LinkStatus:
     rejected: int  # calls refused without asking the department
     retries: int  # attempts that were retries
     in_flight: int
-    max_concurrency: int
+    max_concurrency: int  # the department's budget, for the whole cluster
     bad_input: int = 0  # attempts refused because of the caller's input (not the department's fault)
+    slots: int | None = None  # this process's share of `max_concurrency` (None: all of it)
 
     @property
     def condition(self) -> str:
@@ -193,6 +196,16 @@ def _utc_now() -> dt.datetime:
 
 
 _Attempt = tuple[T | None, ConnectorError | None, bool]  # (result, error, retryable)
+
+
+class AttemptTracer(Protocol):
+    """Runs one attempt (`retry` 0 for the first) inside a trace span and returns its outcome."""
+
+    def __call__(self, link: "DepartmentLink", retry: int, attempt: Awaitable[_Attempt[T]]) -> Awaitable[_Attempt[T]]: ...
+
+
+# Set while OpenTelemetry tracing is on (hub/observability/tracing.py): a span per attempt. None: no cost.
+TRACE_ATTEMPT: AttemptTracer | None = None
 
 
 class _Outcome(enum.Enum):
@@ -238,6 +251,7 @@ class DepartmentLink:
         self.observer: Callable[[str, float], None] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._slots_loop: asyncio.AbstractEventLoop | None = None
+        self._share = self.policy.max_concurrency  # this process's slots (`share_between`)
 
     def __repr__(self) -> str:
         return f"DepartmentLink(connector={self.connector.name!r}, state={self.state.value})"
@@ -269,6 +283,7 @@ class DepartmentLink:
             opened_at=self._opened_at if self.state is not CircuitState.CLOSED else None,
             in_flight=self._in_flight,
             max_concurrency=self.policy.max_concurrency,
+            slots=self._share,
             **self._counts,
         )
 
@@ -287,7 +302,10 @@ class DepartmentLink:
         self._counts["calls"] += 1
         retried = 0
         while True:
-            result, error, retryable = await self._attempt(operation, deadline)
+            attempt: Awaitable[_Attempt[T]] = self._attempt(operation, deadline)
+            if TRACE_ATTEMPT is not None:  # tracing on: the attempt in a span of its own
+                attempt = TRACE_ATTEMPT(self, retried, attempt)
+            result, error, retryable = await attempt
             if error is None:
                 return result  # type: ignore[return-value]
             if not (retry and retryable) or retried >= self.policy.retries or self._state is not CircuitState.CLOSED:
@@ -342,7 +360,7 @@ class DepartmentLink:
                 await slots.acquire()
         except TimeoutError:
             raise self._reject(
-                "busy", f"busy: {self.policy.max_concurrency} calls already in flight, no slot within {wait:.2g} s"
+                "busy", f"busy: {self._share} calls already in flight, no slot within {wait:.2g} s"
             ) from None
         self._in_flight += 1
         probe = recorded = False
@@ -459,9 +477,18 @@ class DepartmentLink:
         self._counts["rejected"] += 1
         return CallRejected(self.department, message, reason)
 
+    def share_between(self, processes: int) -> int:
+        """Take this process's share of the department's budget when `processes` hub processes
+        share it: `max_concurrency // processes`, at least one. Calls in flight keep the slots
+        they hold; new calls wait for the new share. Returns the share."""
+        share = max(1, self.policy.max_concurrency // max(1, processes))
+        if share != self._share:
+            self._share, self._slots = share, None  # the next call makes a semaphore of the new size
+        return share
+
     def _slots_for_this_loop(self) -> asyncio.Semaphore:
         """The bulkhead's semaphore, made anew if the link is used from another event loop."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots_loop is not loop:
-            self._slots, self._slots_loop = asyncio.Semaphore(self.policy.max_concurrency), loop
+            self._slots, self._slots_loop = asyncio.Semaphore(self._share), loop
         return self._slots

@@ -58,6 +58,7 @@ from .http import (
     read_limited,
     session_failure,
     status_failure,
+    traced,
 )
 from .mapping import ConversionError, FamilyMapping, SearchField
 from .rest_config import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PAGES, KIND, Endpoint, build_rest, render
@@ -194,7 +195,7 @@ class RestConnector:
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)
         try:
-            async with self._client().get(self._url(self.health_path), allow_redirects=False) as response:
+            async with self._client().get(self._url(self.health_path), headers=traced(), allow_redirects=False) as response:
                 status = response.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             return Health(False, session_failure(exc, API)[0], now)
@@ -298,7 +299,7 @@ class RestConnector:
     async def _get(self, url: URL, family: str, *, missing_ok: bool) -> tuple[Any, URL] | None:
         """One GET, decoded; None for a 404 when `missing_ok` (a per-key call for an unknown subject)."""
         try:
-            async with self._client().get(url, allow_redirects=False) as response:
+            async with self._client().get(url, headers=traced(), allow_redirects=False) as response:
                 status = response.status
                 if status == 404 and missing_ok:
                     return None

@@ -15,6 +15,7 @@ from .gateway.addresses import Network, parse_networks
 from .gateway.lockout import LockoutRules
 from .guard.query_limits import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryLimits
 from .guard.rate_limits import RateRules
+from .observability.tracing import tracing_mode
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -84,9 +85,16 @@ class Settings:
     body_timeout: float = 10.0  # seconds for a request's body to arrive (then 408 BODY_TIMEOUT)
     auth_lockout: LockoutRules = field(default_factory=LockoutRules)  # failed client authentications
     key_reload_interval: float = 2.0  # seconds between looks for a key rotation (keys/keyring.py)
+    # seconds between two reads of the store's change counters (hub/cluster/changes.py)
+    change_feed_interval: float = 1.0
+    cluster_heartbeat: float = 5.0  # seconds between heartbeats of this process (hub/cluster/members.py)
+    # the hosts' shared secret that endorses published signing keys (hub/auth/published_keys.py);
+    # None: only this host's own keys verify (one host, or hosts sharing `keys/`)
+    cluster_secret: bytes | None = field(default=None, repr=False)
     # seconds between signed checkpoints of the audit chain head (hub/audit/checkpoint_writer.py); <= 0: at shutdown only
     audit_checkpoint_interval: float = 60.0
     log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
+    tracing: str = "off"  # OpenTelemetry traces: "otlp", "console" or "off" (hub/observability/tracing.py)
     # allocations between young-generation collections after start-up (hub/runtime.py tune_garbage_collector); 0: Python's
     gc_threshold: int = 50_000
     extra: dict[str, str] = field(default_factory=dict)
@@ -135,14 +143,60 @@ class Settings:
                 per_address=int(os.environ.get("XINLIAN_AUTH_FAILURES_PER_IP", "30")),
             ),
             audit_checkpoint_interval=float(os.environ.get("XINLIAN_AUDIT_CHECKPOINT_INTERVAL", "60")),
+            change_feed_interval=_env_positive("XINLIAN_CHANGE_FEED_INTERVAL", 1.0),
+            cluster_heartbeat=_env_positive("XINLIAN_CLUSTER_HEARTBEAT", 5.0),
+            cluster_secret=_env_cluster_secret(),
             log_format=_env_log_format(),
+            tracing=tracing_mode(os.environ.get("XINLIAN_TRACING")),
             gc_threshold=int(os.environ.get("XINLIAN_GC_THRESHOLD", "50000")),
         )
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the hub cannot use (the message names it)."""
+
+
+MIN_CLUSTER_SECRET = 32  # bytes
+
+
+def _env_cluster_secret() -> bytes | None:
+    """`XINLIAN_CLUSTER_SECRET_FILE` (a file holding the secret; preferred: it stays out of the
+    process environment) or `XINLIAN_CLUSTER_SECRET`: at least 32 bytes, surrounding whitespace
+    ignored. None when neither is set."""
+    path = os.environ.get("XINLIAN_CLUSTER_SECRET_FILE", "").strip()
+    if path:
+        try:
+            raw = Path(path).read_bytes().strip()
+        except OSError as exc:
+            raise SettingsError(f"XINLIAN_CLUSTER_SECRET_FILE: cannot read {path}: {exc.strerror}") from None
+        where = "XINLIAN_CLUSTER_SECRET_FILE"
+    else:
+        raw = os.environ.get("XINLIAN_CLUSTER_SECRET", "").strip().encode("utf-8")
+        where = "XINLIAN_CLUSTER_SECRET"
+    if not raw:
+        return None
+    if len(raw) < MIN_CLUSTER_SECRET:
+        raise SettingsError(f"{where}: at least {MIN_CLUSTER_SECRET} bytes (e.g. `openssl rand -hex 32`)")
+    return raw
+
+
+def _env_positive(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable `name`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: a number of seconds, not {raw!r}") from None
+    if not 0 < value < 3600:
+        raise SettingsError(f"{name}: between 0 and 3600 seconds, not {raw}")
+    return value
 
 
 def _env_log_format() -> str:
     """`XINLIAN_LOG_FORMAT`: text (default) or json."""
     value = os.environ.get("XINLIAN_LOG_FORMAT", "text").strip().lower() or "text"
     if value not in ("text", "json"):
-        raise ValueError(f"XINLIAN_LOG_FORMAT must be text or json, not {value!r}")
+        raise SettingsError(f"XINLIAN_LOG_FORMAT must be text or json, not {value!r}")
     return value

@@ -36,9 +36,13 @@ from .audit.record import AccessRecord
 from .audit.seal import HeadSealer
 from .audit.trail import AuditTrail
 from .auth.bearer import BearerValidator
+from .auth.published_keys import TOPIC as PUBLISHED_KEYS
+from .auth.published_keys import PublishedKeys, this_host
 from .auth.revocation import revocation_list
 from .auth.routes import authorization_server, token_workers
 from .auth.server import HubAuthorizationServer
+from .cluster.changes import ChangeFeed
+from .cluster.members import ClusterMembers
 from .config import Settings
 from .executor import Federation, HubResolvers, RequestContext
 from .executor.cache import PublicRecordCache
@@ -50,6 +54,7 @@ from .governance import ClientDirectory, ConsentBook, ObjectionRegister, Purpose
 from .governance.policy_versions import PolicyHistory
 from .guard import AUTHENTICATED_LIMITS, PUBLIC_LIMITS, QueryGuard, QueryLimits, RateLimiter, Safelist
 from .guard.harvest import HarvestGuard
+from .observability import tracing
 from .observability.metrics import HubMetrics
 from .principal import Principal
 from .store import Store
@@ -88,6 +93,7 @@ def _extensions(limits: QueryLimits, introspection: bool = True) -> list[Any]:
     ]
     if not introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    extensions[:0] = tracing.schema_extensions()  # spans for parse, validate, execute while tracing is on
     return extensions
 
 
@@ -124,7 +130,10 @@ class HubRuntime:
     """The hub's services, all built by `open()` (the one composition root), none optional.
 
     `policy` and `public_schema` are swapped together whenever `active_policy` sees another
-    activation (hub/active_policy.py: polled every second; `apply_activation()` at once).
+    activation (hub/active_policy.py: on the store's change feed; `apply_activation()` at once).
+    The change feed (`changes`) tells the caches of hub-owned state (policy, revocations, client
+    facts, objections, published keys) when the store changed; `members` counts the hub
+    processes sharing the store, and each department's concurrency budget is divided by it.
     """
 
     settings: Settings
@@ -154,14 +163,30 @@ class HubRuntime:
     safelist: Safelist | None  # the persisted-query safelist of /public/graphql, when configured
     token_workers: anyio.CapacityLimiter  # worker threads of the OAuth form endpoints
     metrics: HubMetrics  # Prometheus metrics, served at /metrics (hub/observability/metrics.py)
+    traces: tracing.Tracing | None  # OpenTelemetry traces when XINLIAN_TRACING is set (hub/observability/tracing.py)
+    changes: ChangeFeed  # the store's change counters, followed (hub/cluster/changes.py)
+    published_keys: PublishedKeys  # every host's public signing keys (hub/auth/published_keys.py)
+    members: ClusterMembers  # the hub processes sharing the store (hub/cluster/members.py)
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
         """Build every service for `settings`, start the background ones, follow the active policy."""
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        traces = tracing.start(settings)  # before the schemas are built: they trace while it is on
+        try:
+            return await cls._open(settings, traces)
+        except BaseException:
+            await tracing.stop(traces)  # a hub that did not start leaves no tracing behind
+            raise
+
+    @classmethod
+    async def _open(cls, settings: Settings, traces: "tracing.Tracing | None") -> "HubRuntime":
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir, reload_interval=settings.key_reload_interval)
+        published_keys = PublishedKeys(store, endorsement_key=settings.cluster_secret)
+        await published_keys.publish(keyring, this_host())  # this host's public halves; reads every host's
+        keyring.include_published(published_keys)  # verify with local + endorsed published keys; sign locally
         policy_file = settings.policy_path or default_policy_path()
         file_policy = load_policy(settings.policy_path)
         federation = (
@@ -221,15 +246,23 @@ class HubRuntime:
             safelist=safelist,
             token_workers=token_workers(),
             metrics=HubMetrics(),
+            traces=traces,
+            changes=ChangeFeed(
+                store, interval=settings.change_feed_interval,
+                redis_url=settings.redis_url, redis_prefix=settings.redis_key_prefix,
+            ),
+            members=ClusterMembers(store, heartbeat=settings.cluster_heartbeat),
+            published_keys=published_keys,
             checkpoints=CheckpointWriter(
                 store, keyring, checkpoint_directory(settings.data_dir),
                 interval=settings.audit_checkpoint_interval, issuer=settings.issuer,
             ),
         )
         runtime.metrics.watch(federation, audit, runtime.cache)
+        runtime.metrics.watch_cluster(runtime.changes, runtime.members)
         runtime.checkpoints.start()
         active_policy.subscribe(runtime._follow_policy)
-        await active_policy.start()
+        await runtime._follow_changes()
         tune_garbage_collector(settings.gc_threshold)
         return runtime
 
@@ -271,6 +304,25 @@ class HubRuntime:
         )
         return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)
 
+    async def _follow_changes(self) -> None:
+        """Subscribe the caches of hub-owned state to the change feed, start it, join the cluster."""
+        self.active_policy.follow(self.changes)
+        revocation_list(self.store).follow(self.changes)
+        self.clients.follow(self.changes)
+        self.objections.open_objections.follow(self.changes)
+        self.changes.subscribe([PUBLISHED_KEYS], self._follow_keys)
+        await self.changes.start()
+        await self.active_policy.refresh()  # an activation between opening and following
+        self.members.subscribe(self.federation.share_between)
+        await self.members.join()
+
+    async def _follow_keys(self) -> None:
+        """A key was published or rotated (here, by another host, or by `xinlian keys rotate`):
+        look at this host's manifest now rather than at its next check, re-read every host's."""
+        if self.keyring.reload_if_changed(force=True):  # rotated on this host: publish it (endorsed)
+            await self.published_keys.publish(self.keyring, this_host())
+        await self.published_keys.refresh()
+
     def _follow_policy(self, state: PolicyState) -> None:
         """Another policy version is in force: swap the pair in one step, drop cached records."""
         self.policy, self.public_schema = state.policy, state.public_schema
@@ -278,7 +330,7 @@ class HubRuntime:
 
     async def apply_activation(self) -> str:
         """Put the store's active policy version in force here at once (after an activation);
-        other hub processes follow within a second. Returns the version in force."""
+        other hub processes follow on the change feed. Returns the version in force."""
         await self.active_policy.refresh()
         return self.policy.version
 
@@ -287,7 +339,8 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
-        await self.active_policy.stop()
+        await self.members.leave()
+        await self.changes.stop()
         await self.rate_limiter.close()
         await self.refusals.stop()
         await self.harvest.close()
@@ -295,3 +348,4 @@ class HubRuntime:
         await self.checkpoints.stop()  # after the trail has flushed: sign its final head
         await self.federation.close()
         await self.store.close()
+        await tracing.stop(self.traces)  # the spans left are sent

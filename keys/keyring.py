@@ -19,6 +19,11 @@ fails to load keeps the previous keys in use (and is logged) until it is fixed.
 Anything unexpected on disk (a missing key file, a thumbprint that does not match, a corrupt
 manifest) raises `KeyringError` on first load rather than silently replacing keys, because new
 keys would invalidate every token in flight.
+
+Several hosts (`keys.published`): given the keys other hosts published in the hub store
+(`include_published`), `verification_keys`, `key_status`, `past_signing_key`, `jwks` and
+`history_jwks` answer over the union of the local keys and the published ones; a published key
+never overrides a local key of the same kid; `signing_pair` stays local.
 """
 
 from __future__ import annotations
@@ -31,39 +36,54 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from joserfc.jwk import ECKey
 
 from .manifest import (
+    ACCEPTED,
+    ACTIVE,
     ALGORITHM,
     CURVE,
     DIR_MODE,
+    EXPIRED,
     MANIFEST,
+    RETIRED_VERIFYING,
+    VERIFYING,
     KeyEntry,
     KeyringError,
     Manifest,
     iso,
+    life_status,
     load_private_key,
     locked,
     manifest_signature,
     new_key_entry,
     read_manifest,
+    signed_in_life,
     tighten,
     utcnow,
     write_private,
 )
+from .published import PublishedKey, PublishedKeySource, public_members
 
-__all__ = ["ALGORITHM", "CURVE", "KeyDescription", "KeyEntry", "Keyring", "KeyringError", "key_directory"]
+__all__ = [
+    "ACTIVE",
+    "ALGORITHM",
+    "CURVE",
+    "EXPIRED",
+    "RETIRED_VERIFYING",
+    "VERIFYING",
+    "KeyDescription",
+    "KeyEntry",
+    "Keyring",
+    "KeyringError",
+    "key_directory",
+]
 
 log = logging.getLogger("xinlian.keys")
 
 RELOAD_INTERVAL = 2.0  # seconds between checks of manifest.json for a rotation
-
-ACTIVE = "active"
-RETIRED_VERIFYING = "retired-verifying"
-EXPIRED = "expired"
-VERIFYING = "verifying"
 
 
 def _private_data_dir(data_dir: Path) -> None:
@@ -114,11 +134,7 @@ class _Snapshot:
         return cls(manifest, private, public, signature)
 
     def status(self, entry: KeyEntry, moment: dt.datetime) -> str:
-        if entry.kid == self.manifest.signing:
-            return ACTIVE
-        if entry.retired is None:
-            return VERIFYING
-        return RETIRED_VERIFYING if entry.verifies_at(moment) else EXPIRED
+        return life_status(entry.kid == self.manifest.signing, entry.retired, entry.verify_until, moment)
 
 
 class Keyring:
@@ -132,6 +148,7 @@ class Keyring:
         self._snapshot = snapshot
         self._checked_at = time.monotonic()
         self._reload_lock = threading.Lock()
+        self._published: PublishedKeySource | None = None
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -217,36 +234,44 @@ class Keyring:
         return snapshot.manifest.signing, snapshot.private[snapshot.manifest.signing]
 
     def verification_keys(self, at: dt.datetime | None = None) -> dict[str, ECKey]:
-        """Public keys whose signatures are accepted now (or at `at`), by kid."""
+        """Public keys whose signatures are accepted now (or at `at`), by kid: the local keys
+        first, then the keys other hosts published (`include_published`)."""
         snapshot = self._current()
         moment = at or utcnow()
-        return {
-            e.kid: snapshot.public[e.kid]
-            for e in snapshot.manifest.entries
-            if snapshot.status(e, moment) in (ACTIVE, VERIFYING, RETIRED_VERIFYING)
-        }
+        keys = {e.kid: snapshot.public[e.kid] for e in snapshot.manifest.entries if snapshot.status(e, moment) in ACCEPTED}
+        for kid, published in self._foreign(snapshot).items():
+            if published.status(moment) in ACCEPTED:
+                keys[kid] = published.key
+        return keys
+
+    def verification_key(self, kid: str, at: dt.datetime | None = None) -> ECKey | None:
+        """The public key `kid` if its signatures are accepted now (or at `at`): `verification_keys().get(kid)`
+        without building the whole set (the bearer validator's per-request look-up)."""
+        snapshot = self._current()
+        moment = at or utcnow()
+        for entry in snapshot.manifest.entries:
+            if entry.kid == kid:
+                return snapshot.public[kid] if snapshot.status(entry, moment) in ACCEPTED else None
+        published = self._published_key(snapshot, kid)
+        return published.key if published is not None and published.status(moment) in ACCEPTED else None
 
     def past_signing_key(self, kid: str, signed_at: dt.datetime) -> ECKey | None:
         """The public key `kid` if it could have signed at `signed_at`, expired keys included.
 
         For signatures that must outlive a key's grace period (signed audit checkpoints): the key
-        is returned when it exists in the manifest, was created at or before `signed_at` (one
-        minute of clock skew allowed) and, if retired, `signed_at` is not after its `verify_until`
-        (to the second).
+        is returned when it exists in the manifest (or, unknown locally, was published by another
+        host), was created at or before `signed_at` (one minute of clock skew allowed) and, if
+        retired, `signed_at` is not after its `verify_until` (to the second).
         None otherwise (unknown kid, or a signature dated outside the key's life).
         """
         snapshot = self._current()
         for entry in snapshot.manifest.entries:
-            if entry.kid != kid:
-                continue
-            if signed_at < entry.created - dt.timedelta(minutes=1):
-                return None
-            # the manifest keeps whole seconds: a signature made in the second of a retirement counts
-            if entry.retired is not None and (
-                entry.verify_until is None or signed_at.replace(microsecond=0) > entry.verify_until
-            ):
-                return None
-            return snapshot.public[kid]
+            if entry.kid == kid:
+                alive = signed_in_life(entry.created, entry.retired, entry.verify_until, signed_at)
+                return snapshot.public[kid] if alive else None
+        published = self._published_key(snapshot, kid)
+        if published is not None and published.could_have_signed(signed_at):
+            return published.key
         return None
 
     def key_status(self, kid: str, at: dt.datetime | None = None) -> str | None:
@@ -255,15 +280,13 @@ class Keyring:
         for entry in snapshot.manifest.entries:
             if entry.kid == kid:
                 return snapshot.status(entry, at or utcnow())
-        return None
+        published = self._published_key(snapshot, kid)
+        return published.status(at or utcnow()) if published is not None else None
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """The JSON Web Key Set of the verification keys: public members only, with kid, alg, use."""
-        keys = []
-        for kid, key in self.verification_keys().items():
-            public = {k: v for k, v in key.as_dict(private=False).items() if k in ("kty", "crv", "x", "y")}
-            keys.append({**public, "kid": kid, "alg": ALGORITHM, "use": "sig"})
-        return {"keys": keys}
+        keys = self.verification_keys()
+        return {"keys": [{**public_members(key), "kid": kid, "alg": ALGORITHM, "use": "sig"} for kid, key in keys.items()]}
 
     def history_jwks(self) -> dict[str, list[dict[str, Any]]]:
         """Every key of the manifest, expired ones included, as a JWKS for a witness.
@@ -271,21 +294,26 @@ class Keyring:
         Public members only (kty, crv, x, y, kid, alg, use) plus each key's life, which
         `past_signing_key` checks: `created`, `retired` and `verify_until` (ISO 8601, UTC; null
         while not retired). With this document alone, signed audit checkpoints can be checked
-        without the keyring (`xinlian audit keys`, `xinlian audit verify-checkpoints`).
+        without the keyring (`xinlian audit keys`, `xinlian audit verify-checkpoints`). Keys other
+        hosts published follow the local ones, each with the `host` that holds it.
         """
         snapshot = self._current()
-        keys = []
+        keys: list[dict[str, Any]] = []
         for entry in snapshot.manifest.entries:
-            key = snapshot.public[entry.kid].as_dict(private=False)
-            public = {k: v for k, v in key.items() if k in ("kty", "crv", "x", "y")}
             keys.append({
-                **public, "kid": entry.kid, "alg": entry.alg, "use": "sig",
+                **public_members(snapshot.public[entry.kid]), "kid": entry.kid, "alg": entry.alg, "use": "sig",
                 "created": iso(entry.created), "retired": iso(entry.retired), "verify_until": iso(entry.verify_until),
+            })
+        for kid, published in self._foreign(snapshot).items():
+            keys.append({
+                **published.public_jwk(), "kid": kid, "alg": published.alg, "use": "sig",
+                "created": iso(published.created), "retired": iso(published.retired),
+                "verify_until": iso(published.verify_until), "host": published.host,
             })
         return {"keys": keys}
 
     def describe(self) -> list[KeyDescription]:
-        """Every key in the manifest with its status, newest first."""
+        """Every key in the manifest with its status, newest first (local keys only)."""
         snapshot = self._current()
         now = utcnow()
         described = [
@@ -299,3 +327,54 @@ class Keyring:
         ]
         return [d for _, d in sorted(described, key=lambda pair: pair[0], reverse=True)]
 
+    # -- several hosts: the keys others published --------------------------------------------
+
+    def include_published(self, source: PublishedKeySource | None) -> None:
+        """Verify with the keys other hosts published too (None: with the local keys only)."""
+        self._published = source
+
+    @property
+    def published_source(self) -> PublishedKeySource | None:
+        """Where the keys other hosts published come from (None: local keys only)."""
+        return self._published
+
+    def _foreign(self, snapshot: _Snapshot) -> Mapping[str, PublishedKey]:
+        """The published keys whose kid is not a local key's (a local key is never overridden)."""
+        if self._published is None:
+            return {}
+        published = self._published.published()
+        if not published:
+            return published
+        return {kid: key for kid, key in published.items() if kid not in snapshot.public}
+
+    def _published_key(self, snapshot: _Snapshot, kid: str) -> PublishedKey | None:
+        """The published key `kid`, unless `kid` is a local key's."""
+        if self._published is None or kid in snapshot.public:
+            return None
+        return self._published.published().get(kid)
+
+    def published_host(self, kid: str) -> str | None:
+        """The host that published key `kid`, when it is another host's key (None: local or unknown)."""
+        found = self._published_key(self._current(), kid)
+        return found.host if found is not None else None
+
+    async def look_for(self, kid: str) -> bool:
+        """Whether `kid` is a key of this keyring, re-reading the published keys (rate-limited
+        by the source) when it is unknown. Never raises for a store that cannot be read."""
+        snapshot = self._current()
+        if kid in snapshot.public or self._published_key(snapshot, kid) is not None:
+            return True
+        if self._published is None:
+            return False
+        return await self._published.look_for(kid)
+
+    def as_published(self, host: str) -> list[PublishedKey]:
+        """Every local key as it is published for the other hosts: public half, life, `host`."""
+        snapshot = self._current()
+        return [
+            PublishedKey(
+                kid=e.kid, key=snapshot.public[e.kid], host=host, created=e.created, retired=e.retired,
+                verify_until=e.verify_until, signing=e.kid == snapshot.manifest.signing, alg=e.alg,
+            )
+            for e in snapshot.manifest.entries
+        ]

@@ -44,8 +44,38 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
+ACTIVE = "active"  # the key that signs new tokens; it also verifies
+VERIFYING = "verifying"  # not retired, not signing: accepted
+RETIRED_VERIFYING = "retired-verifying"  # retired, inside its grace period: accepted
+EXPIRED = "expired"  # past its grace period: no longer accepted on tokens
+ACCEPTED = frozenset({ACTIVE, VERIFYING, RETIRED_VERIFYING})
+SKEW = dt.timedelta(minutes=1)  # a signature may be dated this much before its key's creation
+
+
 class KeyringError(Exception):
     """The key directory is unreadable, inconsistent or tampered with."""
+
+
+def life_status(signing: bool, retired: dt.datetime | None, verify_until: dt.datetime | None, moment: dt.datetime) -> str:
+    """A key's status at `moment` (`ACTIVE`, `VERIFYING`, `RETIRED_VERIFYING`, `EXPIRED`) from its life:
+    the same rule for a key of the local manifest and for a key another host published."""
+    if signing and retired is None:
+        return ACTIVE
+    if retired is None:
+        return VERIFYING
+    return RETIRED_VERIFYING if verify_until is not None and moment < verify_until else EXPIRED
+
+
+def signed_in_life(
+    created: dt.datetime, retired: dt.datetime | None, verify_until: dt.datetime | None, signed_at: dt.datetime
+) -> bool:
+    """Whether a key with this life could have made a signature dated `signed_at` (audit
+    checkpoints and head seals, which outlive grace periods): created at or before `signed_at`
+    (`SKEW` allowed) and, if retired, `signed_at` not after its `verify_until` (to the second:
+    lives are kept in whole seconds, so a signature made in the second of a retirement counts)."""
+    if signed_at < created - SKEW:
+        return False
+    return retired is None or (verify_until is not None and signed_at.replace(microsecond=0) <= verify_until)
 
 
 def utcnow() -> dt.datetime:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
+import socket
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +44,40 @@ def wait_until(condition: Any, seconds: float = 5.0, what: str = "the condition"
         assert time.monotonic() - started < seconds, f"{what} did not happen within {seconds} s"
         time.sleep(0.05)
     return time.monotonic() - started
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def healthy(http: httpx.Client) -> bool:
+    """Whether the hub behind `http` answers /healthz (False while it is starting)."""
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def serve_process(
+    data_dir: Path, env: dict[str, str], *, capture: str = "stderr", create: bool = True, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], int]:
+    """`xinlian serve` as an operator runs it, in its own process on a free loopback port, with
+    `env` added to the environment (the test's XINLIAN_DATABASE_URL removed unless `env` sets
+    it): the SQLite store of `data_dir` (`--create`) by default. `capture`: which of stdout and
+    stderr is piped for the test to read (the other is discarded). Returns (process, port)."""
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k != "XINLIAN_DATABASE_URL"} | env
+    command = [sys.executable, "-m", "xinlian.hub.cli", "serve", *(["--create"] if create else []),
+               "--data-dir", str(data_dir), "--port", str(port), *extra]
+    piped, dropped = subprocess.PIPE, subprocess.DEVNULL
+    server = subprocess.Popen(
+        command, env=environment, text=True, start_new_session=True,
+        stdout=piped if capture == "stdout" else dropped, stderr=piped if capture == "stderr" else dropped,
+    )
+    return server, port
 
 
 NO_RATE_LIMITS = RateRules(public_ip="off", graphql_ip="off", client="off", oauth_ip="off", meta_ip="off")

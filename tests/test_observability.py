@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -18,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from hub_fixture import NO_RATE_LIMITS, RunningHub, running_hub, wait_until
+from hub_fixture import NO_RATE_LIMITS, RunningHub, healthy, running_hub, serve_process, wait_until
 from xinlian.hub.gateway.addresses import parse_networks
 
 PROFILE = """
@@ -101,6 +97,12 @@ def test_requests_department_calls_audit_and_cache_are_counted(hub: RunningHub) 
     assert value(after, r"xinlian_audit_batch_entries_count\{\}") >= value(before, r"xinlian_audit_batch_entries_count\{\}") + 1
     assert value(after, r"xinlian_audit_queue_depth\{\}") == 0
     assert value(after, r"xinlian_audit_failed_batches_total\{\}") == 0
+    # one process: it takes each department's whole budget, and follows the store's changes
+    assert value(after, r"xinlian_cluster_processes\{\}") == 1
+    assert value(after, r"xinlian_change_feed_age_seconds\{\}") < 5
+    assert value(after, r"xinlian_change_feed_reads_total\{\}") >= 1
+    budgets = {c.name: hub.runtime.federation.department(c.name).link.policy.max_concurrency for c in hub.runtime.federation.connectors}
+    assert all(value(after, rf'xinlian_department_slots\{{connector="{name}"\}}') == budget for name, budget in budgets.items())
 
 
 def test_public_cache_hits_and_admission_refusals_are_counted(hub: RunningHub) -> None:
@@ -128,19 +130,10 @@ def test_no_client_subject_or_address_appears_in_the_metrics(hub: RunningHub) ->
 def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
     """`xinlian serve` with XINLIAN_LOG_FORMAT=json: every stderr line is a JSON object, and the
     access line of a request names the same request id as its X-Request-Id header."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {**os.environ, "XINLIAN_LOG_FORMAT": "json"}
-    env.pop("XINLIAN_DATABASE_URL", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "xinlian.hub.cli", "serve", "--create", "--data-dir", str(tmp_path / "hub"),
-         "--port", str(port)],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env, text=True,
-    )
+    server, port = serve_process(tmp_path / "hub", {"XINLIAN_LOG_FORMAT": "json"})
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            wait_until(lambda: _answers(http), seconds=60, what="the hub to start")
+            wait_until(lambda: healthy(http), seconds=60, what="the hub to start")
             health = http.get("/healthz")
             refused = http.post("/graphql", json={"query": "{ __typename }"},
                                 headers={"Authorization": "Bearer secret-looking-token-value"})
@@ -156,8 +149,3 @@ def test_json_logs_carry_the_request_id_and_no_secrets(tmp_path: Path) -> None:
     assert "secret-looking-token-value" not in stderr
 
 
-def _answers(http: httpx.Client) -> bool:
-    try:
-        return http.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False

@@ -26,6 +26,7 @@ from xinlian.hub.admin.operations import AdminInputError
 from xinlian.hub.admin.policy_admin import PolicyOperations
 from xinlian.hub.audit.trail import AuditTrail
 from xinlian.hub.cli import main as cli_main
+from xinlian.hub.cluster.changes import ChangeFeed
 from xinlian.hub.config import Settings
 from xinlian.hub.executor import HubResolvers
 from xinlian.hub.governance.policy_versions import POLICY_LOCK, PolicyHistory, PolicyHistoryEmpty
@@ -354,7 +355,9 @@ async def test_another_process_follows_an_activation_within_a_second(store_url: 
         assert not await active.refresh() and active.public_schema is schema_v1  # rebuilt only on a change
         seen: list[str] = []
         active.subscribe(lambda state: seen.append(state.version))
-        await active.start()
+        feed = ChangeFeed(hub_store)
+        active.follow(feed)
+        await feed.start()
         admin = PolicyHistory(admin_store)
         await admin.change([MAKE_CASE_HANDLER_PUBLIC], "admin", "open data")
 
@@ -372,7 +375,7 @@ async def test_another_process_follows_an_activation_within_a_second(store_url: 
         assert "caseHandler" not in _public_fields(active.public_schema)
         assert seen == ["v2", "v1"]
     finally:
-        await active.stop()
+        await feed.stop()
         await admin_store.close()
         await hub_store.close()
 

@@ -455,7 +455,7 @@ async def test_status_is_a_frozen_snapshot_of_what_happened(tax: TaxBureauDouble
     assert fresh == LinkStatus(
         connector="tax", department=TAX, state=CircuitState.CLOSED, consecutive_failures=0, last_error=None,
         last_error_at=None, last_success_at=None, opened_at=None, calls=0, attempts=0, failures=0, invalid=0,
-        rejected=0, retries=0, in_flight=0, max_concurrency=8,
+        rejected=0, retries=0, in_flight=0, max_concurrency=8, slots=8,
     )
     assert fresh.condition == "healthy"
 

@@ -15,6 +15,11 @@ the same whichever writer stores them (`chain_rows`):
 * `PostgresChainWriter` — a PostgreSQL store: a dedicated asyncpg connection, the statements
   sent straight to the driver (the same advisory lock as `Store.exclusive`). A connection that
   failed or was interrupted mid-transaction is dropped; the next batch opens a new one.
+
+Before hashing the batch on, each writer lets its sealer learn the key of a seal it does not
+know (`HeadSealer.know_signer`: another host's key published a moment ago), so a seal by another
+host is not taken for a forgery and does not start a new sealed run. The SQLite writer's thread
+cannot await: it rolls back, the key is looked for, and the transaction runs again (once).
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class EngineChainWriter:
         async with self.store.exclusive(CHAIN_LOCK) as conn:
             # the chain head, with the head seal's JWS in the same round trip
             last = (await conn.execute(select(t.seq, t.hash, SEAL_JWS).order_by(t.seq.desc()).limit(1))).first()
+            if self.sealer is not None and last is not None:
+                await self.sealer.know_signer(last.jws)  # another host's new key: not a forgery
             rows = chain_rows(batch, Head(last.seq, last.hash, last.jws) if last is not None else None, self.sealer)
             await conn.execute(insert(AUDIT_TABLE), rows.entries)
             if rows.subjects:  # the subject index, in the same transaction as the entries
@@ -139,6 +146,12 @@ _SEAL_UPDATE = "UPDATE audit_head_seal SET seq = ?, hash = ?, at = ?, kid = ?, j
 _SEAL_INSERT = "INSERT INTO audit_head_seal (seq, hash, at, kid, jws, id) VALUES (?, ?, ?, ?, ?, ?)"
 
 
+class _UnknownSigner(NamedTuple):
+    """The SQLite writer's thread found a seal by an unknown key: it rolled back (see `commit`)."""
+
+    jws: str
+
+
 class SqliteChainWriter:
     """The transaction in one hop: a dedicated thread with its own `sqlite3` connection."""
 
@@ -151,7 +164,14 @@ class SqliteChainWriter:
     async def commit(self, batch: Batch) -> list[int]:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xinlian-audit-sqlite")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._commit, batch)
+        loop = asyncio.get_running_loop()
+        done = await loop.run_in_executor(self._executor, self._commit, batch, True)
+        if isinstance(done, _UnknownSigner):  # rolled back: learn the seal's key, then again
+            assert self.sealer is not None
+            await self.sealer.know_signer(done.jws)
+            done = await loop.run_in_executor(self._executor, self._commit, batch, False)
+        assert not isinstance(done, _UnknownSigner)
+        return done
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -171,11 +191,16 @@ class SqliteChainWriter:
         if connection is not None:
             connection.close()
 
-    def _commit(self, batch: Batch) -> list[int]:
+    def _commit(self, batch: Batch, ask: bool) -> "list[int] | _UnknownSigner":
+        """The transaction; with `ask`, rolled back (an `_UnknownSigner`) when the stored seal is
+        signed by a key the sealer does not know yet."""
         connection = self._connect()
         connection.execute("BEGIN IMMEDIATE")  # the chain lock: SQLite's one writer
         try:
             last = connection.execute(_HEAD_SQL, (SEAL_ROW,)).fetchone()
+            if ask and self.sealer is not None and last is not None and self.sealer.unknown_signer(last[2]) is not None:
+                connection.execute("ROLLBACK")
+                return _UnknownSigner(last[2])
             rows = chain_rows(batch, Head(last[0], last[1], last[2]) if last is not None else None, self.sealer)
             connection.executemany(_ENTRY_SQL, rows.entries)
             if rows.subjects:
@@ -230,6 +255,8 @@ class PostgresChainWriter:
                 await connection.execute(_PG_LOCK, self._lock_key)
                 last = await connection.fetchrow(_PG_HEAD, SEAL_ROW)
                 head = Head(last["seq"], last["hash"], last["jws"]) if last is not None else None
+                if self.sealer is not None and head is not None:
+                    await self.sealer.know_signer(head.jws)  # another host's new key: not a forgery
                 rows = chain_rows(batch, head, self.sealer)
                 await connection.executemany(_PG_ENTRY, [tuple(r[c] for c in _ENTRY_COLUMNS) for r in rows.entries])
                 if rows.subjects:

@@ -10,6 +10,12 @@ newest checkpoint) was not written by the hub: `verify_trail` reports it as APPE
 checkpoint writer never signs past the seal.
 
 Cost: one ES256 signature (about 60 microseconds) and one row update per batch, not per entry.
+
+Several hosts sharing the store each seal with their own key; a seal is checked with the
+keyring's union of local and published keys (keys/published.py) — published keys count only
+when endorsed with the hosts' cluster secret, so a key someone wrote into the store does not
+make their seal the hub's — and a seal by another host counts as the hub's own. Every chain
+writer calls `know_signer` before `run_from`, so it learns a new host's key first.
 """
 
 from __future__ import annotations
@@ -72,6 +78,27 @@ class HeadSealer:
             why = f"the head seal (entry {prior.seq}) does not match the last entry {last.seq}"
         log.error("audit head seal: %s; a new sealed run starts at entry %d (run `xinlian audit verify`)", why, batch_start)
         return batch_start
+
+    def unknown_signer(self, jws: str | None) -> str | None:
+        """The kid of the stored seal `jws` when it is a key this hub does not know (None: no seal,
+        this process's own, unreadable, or a known key). Sync: a writer that cannot await where it
+        reads the head (the SQLite writer's thread) asks this, then calls `know_signer`."""
+        if jws is None or (self._written is not None and jws == self._written.token):
+            return None
+        try:
+            kid = parse_checkpoint(jws).kid
+        except CheckpointError:
+            return None
+        return kid if self.keyring.key_status(kid) is None else None
+
+    async def know_signer(self, jws: str | None) -> None:
+        """Before `run_from`, in an async writer: when the stored seal `jws` is signed by a key this
+        hub does not know, re-read the keys other hosts published (`Keyring.look_for`: endorsed
+        keys only, at most once a second), so a seal written by a host that started a moment ago
+        is not taken for a forgery. Never raises."""
+        kid = self.unknown_signer(jws)
+        if kid is not None:
+            await self.keyring.look_for(kid)
 
     def _trusted(self, jws: str | None) -> Checkpoint | None:
         if jws is None:

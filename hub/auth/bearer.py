@@ -7,6 +7,10 @@ raises `InvalidToken(reason)` for anything else. Checked, in this order, before 
 2. header: `alg` in the allow-list (ES256 only: "none", HS256 and the rest are refused before any
    key is touched), `typ` is `at+jwt` (RFC 9068 §4), no `crit`, a `kid` the keyring verifies with
    (a key retired by rotation verifies until its grace period ends, then "signing key retired");
+   the keyring's own keys and those other hosts published in the hub store (keys/published.py).
+   A kid it does not know makes `validate_async` re-read the published keys once before refusing
+   (`Keyring.look_for`: at most once a second for all unknown kids together), so a token of a
+   host that has just started is accepted here even before the change feed reports its keys;
 3. the ES256 signature, with that key only;
 4. claims: `iss` and `aud` are ours; `exp` not passed, `nbf`/`iat` not in the future (with
    `LEEWAY` seconds of clock skew); `sub`, `client_id`, `jti`, `scope` and `kind` present;
@@ -56,6 +60,8 @@ __all__ = [
 ]
 
 MAX_TOKEN_LENGTH = 8 * 1024
+MAX_KID_LENGTH = 128  # the published_keys column; our kids are 43-character thumbprints
+UNKNOWN_KEY = "unknown key id"
 LEEWAY = 30  # seconds of clock skew tolerated on exp, nbf and iat
 ACCEPTED_TYPES = frozenset({TOKEN_TYPE, "application/" + TOKEN_TYPE})
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti", "sub", "client_id", "scope", "kind")
@@ -139,7 +145,15 @@ class BearerValidator:
 
         Raises `RevocationUnavailable` when the revocation status cannot be read (fail closed).
         """
-        claims = self.verified_claims(token)
+        try:
+            claims = self.verified_claims(token)
+        except InvalidToken as refused:
+            if refused.reason != UNKNOWN_KEY:
+                raise
+            kid = _header(token).get("kid")
+            if not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH or not await self.keyring.look_for(kid):
+                raise
+            claims = self.verified_claims(token)
         principal = self._principal(claims)
         if self.revocations is None:
             raise RuntimeError("BearerValidator needs revocations=revocation_list(store) to check revocation")
@@ -165,11 +179,11 @@ class BearerValidator:
         if "crit" in header:
             raise InvalidToken("unsupported critical header")
         kid = header.get("kid")
-        key = self.keyring.verification_keys().get(kid) if isinstance(kid, str) else None
+        key = self.keyring.verification_key(kid) if isinstance(kid, str) else None
         if key is None:
             if isinstance(kid, str) and self.keyring.key_status(kid) == EXPIRED:
                 raise InvalidToken("signing key retired (past its grace period)")
-            raise InvalidToken("unknown key id")
+            raise InvalidToken(UNKNOWN_KEY)
         try:
             decoded = jwt.decode(token, key, algorithms=list(self.algorithms))
         except BadSignatureError:

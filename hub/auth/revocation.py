@@ -1,16 +1,19 @@
 """Revoked access tokens (RFC 7009): the `revoked_tokens` table and the hub's cached view of it.
 
 The hub store is the source of truth: `revoke()` inserts `(jti, client_id, expires_at)`.
-`RevocationList.is_revoked(jti)` answers from an in-process set that is re-read from the store
-when it is older than `refresh_interval` seconds (default 1 s), so:
+`RevocationList.is_revoked(jti)` answers from an in-process set, re-read from the store:
 
-- in the process that took the revocation, the token is refused at once (the set is updated
-  before `revoke()` returns);
-- in any other hub process sharing the store, within `refresh_interval` plus one store query
-  (about a second); a request that finds the set stale waits for the re-read, so the bound holds.
+- in a hub (`follow(feed)`), whenever the store's change feed (hub/cluster/changes.py) says
+  `revoked_tokens` or `clients` changed — in the background, not on a request: within the
+  feed's interval (1 s) in every process sharing the store, milliseconds on PostgreSQL (NOTIFY)
+  or with Redis. If the feed has not read the store for `refresh_interval` plus its interval
+  (2 s) or the last re-read failed, a request re-reads the set itself first, so the bound holds;
+- without a feed (the CLI, a bare validator), when the set is older than `refresh_interval`
+  seconds (default 1 s), by the request that finds it stale;
+- in the process that took the revocation, at once (the set is updated before `revoke()` returns).
 
-If the store cannot be read when the set is stale, `is_revoked` raises `RevocationUnavailable`
-(fail closed: no request is served on an unknown revocation status).
+If the store cannot be read when the set must be re-read, `is_revoked` raises
+`RevocationUnavailable` (fail closed: no request is served on an unknown revocation status).
 
 A client's `tokens_valid_after` (set when it is disabled or its secret rotated) refuses every
 token of that client issued (`iat`) before it, with the same freshness: enabling the client
@@ -29,13 +32,16 @@ import datetime as dt
 import logging
 import time
 import weakref
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from xinlian.hub.store import Store
 from xinlian.hub.store.models import ClientRecord, RevokedToken
+
+if TYPE_CHECKING:
+    from xinlian.hub.cluster.changes import ChangeFeed
 
 log = logging.getLogger("xinlian.auth")
 
@@ -70,7 +76,15 @@ class RevocationList:
         self._cutoffs: dict[str, float] = {}  # client_id -> tokens_valid_after (epoch seconds), from the store
         self._local_cutoffs: dict[str, float] = {}  # set by this process: survive a read that raced the update
         self._loaded_at: float | None = None  # time.monotonic() of the last successful read
+        self._reload_failed = False  # the last re-read failed: re-read before answering
+        self._feed: ChangeFeed | None = None  # re-read on the store's change feed (`follow`)
         self._lock: asyncio.Lock | None = None
+
+    def follow(self, feed: "ChangeFeed") -> None:
+        """Re-read the set whenever the store's `revoked_tokens` or `clients` change, in the
+        background; requests then re-read only when the feed has fallen behind."""
+        self._feed = feed
+        feed.subscribe(["revoked_tokens", "clients"], self.refresh)
 
     async def revoke(self, jti: str, client_id: str, expires_at: float) -> None:
         """Record token `jti` of `client_id`, expiring at `expires_at` (epoch seconds), as revoked."""
@@ -123,7 +137,12 @@ class RevocationList:
                     await self.refresh()
 
     def _stale(self) -> bool:
-        return self._loaded_at is None or time.monotonic() - self._loaded_at >= self.refresh_interval
+        if self._loaded_at is None or self._reload_failed:
+            return True
+        feed = self._feed
+        if feed is not None and feed.current(self.refresh_interval + feed.interval):
+            return False  # the feed re-reads the set on every change it sees
+        return time.monotonic() - self._loaded_at >= self.refresh_interval
 
     async def refresh(self) -> None:
         """Re-read the revoked tokens that have not expired yet from the store."""
@@ -148,6 +167,7 @@ class RevocationList:
                     if after is not None
                 }
         except (SQLAlchemyError, OSError) as exc:
+            self._reload_failed = True
             log.error("cannot read revoked tokens: %s", exc)
             raise RevocationUnavailable("the token revocation status is unavailable") from None
         self._local = {jti: expiry for jti, expiry in self._local.items() if expiry >= horizon.timestamp()}
@@ -157,6 +177,7 @@ class RevocationList:
         # the store has caught up with what this process set once it shows that cut-off (or a later one)
         self._local_cutoffs = {c: t for c, t in self._local_cutoffs.items() if cutoffs.get(c, 0.0) < t}
         self._loaded_at = started  # measured from before the read: never fresher than it is
+        self._reload_failed = False
 
 
 def _epoch(moment: dt.datetime) -> float:

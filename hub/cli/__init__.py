@@ -13,6 +13,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from xinlian.hub.config import SettingsError
+
 COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
                    "purposes", "consents", "objections", "access_log")
 
@@ -44,7 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:  # `xinlian` alone: what it can do, not an error
         parser.print_help()
         return 0
-    code = args.handler(args)
+    try:
+        code = args.handler(args)
+    except SettingsError as exc:  # a bad XINLIAN_* variable: say which, no traceback
+        print(f"xinlian: configuration: {exc}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -33,6 +33,7 @@ from xinlian.hub.admin.operations import INPUT_ERRORS, AdminOperations
 from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.seal import HeadSealer
 from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
+from xinlian.hub.auth.published_keys import PublishedKeys
 from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
@@ -147,8 +148,14 @@ def audit_entry(action: dict[str, Any], by: str, policy_version: str) -> AuditEn
 
 def sealed_trail(settings: Settings, store: Store) -> AuditTrail:
     """An audit trail for a CLI command's entries, sealed with the data directory's keyring as
-    the hub seals its own (hub/audit/seal.py), so they never look appended from outside."""
+    the hub seals its own (hub/audit/seal.py), so they never look appended from outside.
+
+    The keyring also verifies with the keys other hosts published in the store, endorsed with
+    `settings.cluster_secret` (hub/auth/published_keys.py): the chain writer looks the stored
+    seal's key up before the first batch (`HeadSealer.know_signer`), so a command run after
+    another host's batch continues that host's sealed run instead of starting a new one."""
     keyring = Keyring.load_or_create(settings.data_dir, reload_interval=3600.0)
+    keyring.include_published(PublishedKeys(store, settings.cluster_secret))
     return AuditTrail(store, sealer=HeadSealer(keyring, settings.issuer))
 
 

@@ -11,6 +11,13 @@ included, with their lives) as a JWKS for a witness; `verify-checkpoints --jwks 
 FILE` checks a witness's copy with only that file (no data directory, no store): signatures,
 forks, seq and time in step; exit 0 if so, 1 naming the finding, 2 when a file cannot be read.
 No command migrates or writes the store.
+
+Several hosts sharing the store: signatures are checked with this host's keys and the public
+keys the other hosts published in the store (keys/published.py) — only those endorsed with the
+cluster secret (`XINLIAN_CLUSTER_SECRET_FILE` / `XINLIAN_CLUSTER_SECRET`, the same on every host;
+without it, this host's keys only, and ignored rows are noted on stderr) — so a seal or
+checkpoint signed on another host verifies here (its key is named with its host), while a key
+someone wrote into the store does not; `keys` exports both.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from xinlian.hub.audit.checkpoint import (
 from xinlian.hub.audit.checkpoint_writer import ChainDoesNotExtend, CheckpointWriter
 from xinlian.hub.audit.entry import format_time
 from xinlian.hub.audit.verify import verify_trail
+from xinlian.hub.auth.published_keys import include_published_keys
 from xinlian.hub.config import Settings
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
@@ -61,15 +69,44 @@ def _keyring(settings: Settings) -> Keyring | None:
     return Keyring.load(settings.data_dir, reload_interval=3600.0)
 
 
+async def _with_published(settings: Settings, keyring: Keyring | None, store: Store) -> None:
+    """Let `keyring` verify with the keys other hosts published in `store` too, those endorsed with
+    the cluster secret only (said on stderr when they cannot be read, e.g. a store older than the
+    hub, or when rows are ignored: this host's keys only)."""
+    if keyring is None:
+        return
+    published = await include_published_keys(keyring, store, settings.cluster_secret)
+    if published is None:
+        print("note: keys published by other hosts not read; only this host's keys are used", file=sys.stderr)
+        return
+    local = {key.kid for key in keyring.describe()}
+    ignored = {kid: why for kid, why in published.ignored().items() if kid not in local}
+    if ignored and not published.endorses:
+        print(f"note: {len(ignored)} key(s) published by other hosts ignored: XINLIAN_CLUSTER_SECRET is not set "
+              "(their seals and checkpoints do not verify here)", file=sys.stderr)
+    elif ignored:
+        for kid, (host, why) in sorted(ignored.items()):
+            print(f"note: published key {kid!r} of host {host!r} ignored: {why}", file=sys.stderr)
+
+
+def _signer(keyring: Keyring | None, kid: str) -> str:
+    """`kid`, with the host that published it when it is another host's key."""
+    host = keyring.published_host(kid) if keyring is not None else None
+    return kid if host is None else f"{kid} (host {host})"
+
+
 async def _verify(settings: Settings, witness_files: list[Path]) -> int:
     for path in witness_files:
         if not path.is_file():
             raise StoreMissing(f"no checkpoint file at {path}")
     store = _open_existing(settings)
     directory = checkpoint_directory(settings.data_dir)
+    keyring: Keyring | None = None
     try:
+        keyring = _keyring(settings)
+        await _with_published(settings, keyring, store)
         loaded = read_checkpoints(directory, witness_files)
-        report = await verify_trail(store, loaded, _keyring(settings))
+        report = await verify_trail(store, loaded, keyring)
     finally:
         await store.close()
     chain = report.chain
@@ -86,7 +123,8 @@ async def _verify(settings: Settings, witness_files: list[Path]) -> int:
         print(f"checkpoints: {report.checkpoints_read} read from {sources}, {report.checkpoints_valid} with a valid signature")
     if report.newest is not None:
         newest = report.newest
-        print(f"newest checkpoint: entry {newest.seq} hash {newest.hash}, signed {format_time(newest.at)} by key {newest.kid}")
+        print(f"newest checkpoint: entry {newest.seq} hash {newest.hash}, signed {format_time(newest.at)} "
+              f"by key {_signer(keyring, newest.kid)}")
     if report.anchored_seq > 0:
         print(f"anchored: entries 1-{report.anchored_seq} match the signed checkpoints")
     if report.unanchored is not None:
@@ -101,7 +139,7 @@ async def _verify(settings: Settings, witness_files: list[Path]) -> int:
     snapshot = report.seal
     if snapshot is not None and snapshot.seal is not None and snapshot.problem is None:
         sealed = snapshot.seal
-        print(f"head seal: entry {sealed.seq}, signed {format_time(sealed.at)} by key {sealed.kid}"
+        print(f"head seal: entry {sealed.seq}, signed {format_time(sealed.at)} by key {_signer(keyring, sealed.kid)}"
               + ("" if report.sealed_seq else " (does NOT match the chain)"))
     elif snapshot is not None and snapshot.seal is None and snapshot.problem is None:
         print("head seal: none (no batch written by this version of the hub yet)")
@@ -129,6 +167,7 @@ async def _checkpoint(settings: Settings, print_only: bool) -> int:
         return 0
     store = _open_existing(settings)
     try:
+        await _with_published(settings, keyring, store)
         writer = CheckpointWriter(store, keyring, directory, interval=0, issuer=settings.issuer)
         try:
             written = await writer.checkpoint_now()
@@ -150,6 +189,15 @@ async def _keys(settings: Settings) -> int:
     keyring = _keyring(settings)
     if keyring is None:
         raise StoreMissing(f"no keyring in {settings.data_dir} (the hub creates it when it first starts)")
+    try:
+        store: Store | None = _open_existing(settings)
+    except StoreMissing:
+        store = None  # no store here: this host's keys only
+    if store is not None:
+        try:
+            await _with_published(settings, keyring, store)
+        finally:
+            await store.close()
     print(json.dumps(keyring.history_jwks(), indent=2, sort_keys=True))
     return 0
 

@@ -44,6 +44,7 @@ def link_document(status: LinkStatus) -> dict[str, Any]:
         "openedAt": _time(status.opened_at),
         "inFlight": status.in_flight,
         "maxConcurrency": status.max_concurrency,
+        "slots": status.slots,  # this process's share of maxConcurrency (the cluster's budget)
         "calls": status.calls,
         "failures": status.failures,
         "invalid": status.invalid,
@@ -79,5 +80,13 @@ async def readyz(exchange: Exchange) -> Response:
         "rateLimiter": runtime.rate_limiter.status(),  # degraded (Redis away) does not make the hub unready
         "harvestCap": runtime.harvest.status(),
         "policyVersion": runtime.policy.version,
+        "cluster": {  # the hub processes sharing the store, and whether this one follows its changes
+            "processes": runtime.members.count,
+            "changeFeed": {
+                "current": runtime.changes.current(2 * runtime.changes.interval),
+                "postgresListen": runtime.changes.listening_postgres,
+                "redis": runtime.changes.listening_redis,
+            },
+        },
     }
     return JSONResponse(body, status_code=status)

@@ -92,6 +92,12 @@ class Federation:
     def status(self) -> list[LinkStatus]:
         return [d.link.status() for d in self.departments]
 
+    def share_between(self, processes: int) -> None:
+        """`processes` hub processes share the departments: each link takes its share of its
+        department's concurrency budget (`DepartmentLink.share_between`)."""
+        for department in self.departments:
+            department.link.share_between(processes)
+
     async def close(self) -> None:
         for department in self.departments:
             try:

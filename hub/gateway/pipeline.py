@@ -20,6 +20,11 @@ For each declared `EntryPoint` the gateway runs, in this order:
 
 A client that disconnects is recorded as "abandoned", not as an error of ours. Unexpected
 exceptions become 500 `INTERNAL_SERVER_ERROR` without detail (the traceback goes to the log).
+
+While OpenTelemetry tracing is on (`XINLIAN_TRACING`, hub/observability/tracing.py) each request
+is a server span (a caller's `traceparent` is its parent) with child spans for admission,
+authentication, the purpose, the body and the audit write; off, one module-level boolean is
+checked per request and no span is made.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from starlette.routing import Route
 from xinlian.hub.audit.record import AccessRecord
 from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.guard.codes import RATE_LIMITED
+from xinlian.hub.observability import tracing
 from xinlian.hub.observability.logs import REQUEST_ID
 from xinlian.hub.principal import Principal
 
@@ -142,13 +148,20 @@ class Gateway:
         runtime: HubRuntime = request.app.state.runtime
         started = time.perf_counter()
         outcome = "error"
+        traced = tracing.begin_request(request, entry_point) if tracing.ENABLED else None
         try:
-            response, outcome = await self._serve(entry_point, request, runtime)
+            response, outcome = await self._serve(entry_point, request, runtime, traced)
+            if traced is not None:
+                traced.status = response.status_code
             return response
-        finally:  # every request, whatever became of it, in the latency histogram
+        finally:  # every request, whatever became of it, in the latency histogram (and its trace)
             runtime.metrics.request(entry_point.name or entry_point.path, outcome, time.perf_counter() - started)
+            if traced is not None:
+                traced.end(outcome)
 
-    async def _serve(self, entry_point: EntryPoint, request: Request, runtime: "HubRuntime") -> tuple[Response, str]:
+    async def _serve(
+        self, entry_point: EntryPoint, request: Request, runtime: "HubRuntime", traced: tracing.RequestTrace | None
+    ) -> tuple[Response, str]:
         """The pipeline; (response, outcome as recorded)."""
         request_id = new_request_id()
         REQUEST_ID.set(request_id)  # for the logs of this request's task (hub/observability/logs.py)
@@ -157,13 +170,16 @@ class Gateway:
             endpoint=entry_point.audit_name, request_id=request_id, remote_addr=address,
             policy_version=runtime.policy.version,
         )
+        if traced is not None:
+            traced.record = record
         caller_request_id = _caller_request_id(request)
         if caller_request_id is not None:
             record.detail["callerRequestId"] = caller_request_id
         headers = {**entry_point.headers, "x-request-id": request_id}
         try:
             if entry_point.ip_rate is not None:
-                await admit(runtime, entry_point.ip_rate, runtime.client_address.budget_key(address))
+                with tracing.stage("admission", {"xinlian.rule": entry_point.ip_rate}):
+                    await admit(runtime, entry_point.ip_rate, runtime.client_address.budget_key(address))
             response = await self._stages(entry_point, request, runtime, record, address, scheme, headers)
         except AdmissionRefused as refusal:
             runtime.metrics.refusal(entry_point.name or entry_point.path, refusal.rule)
@@ -173,7 +189,8 @@ class Gateway:
             return _audit_unavailable(entry_point, headers, changed=True), "audit_unavailable"
         if entry_point.audited:
             try:
-                await runtime.audit.record_all(record.entries())
+                with tracing.stage("audit write"):
+                    await runtime.audit.record_all(record.entries())
             except AuditUnavailable:
                 log.error("audit trail unavailable; response to %s withheld", request_id)
                 return _audit_unavailable(entry_point, headers), "audit_unavailable"
@@ -201,7 +218,8 @@ class Gateway:
             limit = entry_point.max_body if entry_point.max_body is not None else runtime.settings.max_body_bytes
             body = b""
             if limit and request.method not in ("GET", "HEAD"):
-                body = await read_body(request, limit, runtime.settings.body_timeout)
+                with tracing.stage("read body"):
+                    body = await read_body(request, limit, runtime.settings.body_timeout)
             exchange = Exchange(request, runtime, entry_point, record, principal, body, address, scheme)
             return await entry_point.handler(exchange)
         except (AdmissionRefused, AuditUnavailable):
@@ -230,16 +248,19 @@ class Gateway:
         )
         if not wants_token:
             return None
-        principal = await bearer_principal(request, runtime, record)
-        if entry_point.scope is not None and entry_point.scope not in principal.scopes:
-            raise insufficient_scope(
-                entry_point.scope, f"{entry_point.path} needs a token with scope '{entry_point.scope}'"
-            )
+        with tracing.stage("authentication"):
+            principal = await bearer_principal(request, runtime, record)
+            if entry_point.scope is not None and entry_point.scope not in principal.scopes:
+                raise insufficient_scope(
+                    entry_point.scope, f"{entry_point.path} needs a token with scope '{entry_point.scope}'"
+                )
         if entry_point.client_rate is not None:
-            await admit(runtime, entry_point.client_rate, principal.client_id or "")
+            with tracing.stage("admission", {"xinlian.rule": entry_point.client_rate}):
+                await admit(runtime, entry_point.client_rate, principal.client_id or "")
         if entry_point.caller is Caller.OPTIONAL_BEARER:
             return principal  # not a data entry point (/readyz): no purpose, no client facts
-        return await declare_purpose(request, runtime, principal, record)
+        with tracing.stage("purpose"):
+            return await declare_purpose(request, runtime, principal, record)
 
     async def _refused_by_admission(
         self,
@@ -254,7 +275,8 @@ class Gateway:
         record.detail["rule"] = refusal.rule
         if entry_point.audited:
             try:
-                await runtime.refusals.refused((entry_point.audit_name, refusal.rule, refusal.key), record.entry())
+                with tracing.stage("audit write"):
+                    await runtime.refusals.refused((entry_point.audit_name, refusal.rule, refusal.key), record.entry())
             except AuditUnavailable:
                 return _audit_unavailable(entry_point, headers)
         return refusal_response(entry_point.style, refusal, headers)

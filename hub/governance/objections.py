@@ -8,11 +8,13 @@ deleted. The full objection workflow (filing by the subject, the department's ve
 within its deadline) builds on this register.
 
 Reading the flags costs no query per request: the register keeps the open objections in memory
-(`OpenObjections`) and asks the store at most once a second whether they changed — one cheap
-query (`count` and `max(id)` of the open ones, which move on every filing and closing) — and
-reloads them only then. A filing or closing through this register shows at once in this
-process; one made by another hub process within a second (as policy activations and
-revocations do).
+(`OpenObjections`). In a hub (`follow(feed)`) they are reloaded in the background whenever the
+store's change feed (hub/cluster/changes.py) says `objections` changed — within the feed's
+interval (1 s) in every hub process, milliseconds on PostgreSQL (NOTIFY) or with Redis. Without
+a (current) feed, a request asks the store at most once a second whether they changed — one
+cheap query (`count` and `max(id)` of the open ones, which move on every filing and closing) —
+and reloads them only then. A filing or closing through this register shows at once in this
+process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from sqlalchemy import func, select, update
 
@@ -29,6 +31,9 @@ from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ObjectionRecord
 from xinlian.schema.catalogue import FAMILIES
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
+
+if TYPE_CHECKING:
+    from xinlian.hub.cluster.changes import ChangeFeed
 
 OPEN = "open"
 OUTCOMES = ("upheld", "dismissed")
@@ -62,15 +67,33 @@ class OpenObjections:
         self._version: tuple[int, int] | None = None  # (count, max id) of the open objections
         self._checked = float("-inf")
         self._lock = asyncio.Lock()
+        self._feed: ChangeFeed | None = None
+
+    def follow(self, feed: "ChangeFeed") -> None:
+        """Reload in the background whenever the store's `objections` change."""
+        self._feed = feed
+        feed.subscribe(["objections"], self._reload)
+
+    async def _reload(self) -> None:
+        async with self._lock:
+            await self._revalidate()
 
     def invalidate(self) -> None:
         """A change made here: look again before the next answer."""
         self._checked = float("-inf")
 
+    def _due(self) -> bool:
+        if self._checked == float("-inf"):
+            return True  # never read, or changed here
+        feed = self._feed
+        if feed is not None and feed.current(self.interval + feed.interval):
+            return False  # the feed reloads on every change it sees
+        return self.clock() - self._checked >= self.interval
+
     async def refs(self, subjects: list[str]) -> dict[tuple[str, str], set[str]]:
-        if self.clock() - self._checked >= self.interval:
+        if self._due():
             async with self._lock:
-                if self.clock() - self._checked >= self.interval:
+                if self._due():
                     await self._revalidate()
         out: dict[tuple[str, str], set[str]] = {}
         for subject in subjects:

@@ -28,6 +28,8 @@ from xinlian.connectors.resilience import CircuitState
 
 if TYPE_CHECKING:
     from xinlian.hub.audit.trail import AuditTrail
+    from xinlian.hub.cluster.changes import ChangeFeed
+    from xinlian.hub.cluster.members import ClusterMembers
     from xinlian.hub.executor import Federation
     from xinlian.hub.executor.cache import PublicRecordCache
 
@@ -97,6 +99,10 @@ class HubMetrics:
         audit.observer = self.audit_batch
         self.registry.register(HubCollector(federation, audit, cache))
 
+    def watch_cluster(self, changes: "ChangeFeed", members: "ClusterMembers") -> None:
+        """Read the change feed's and the cluster's state at scrape time."""
+        self.registry.register(ClusterCollector(changes, members))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -115,6 +121,9 @@ class HubCollector(Collector):
             labels=["connector"],
         )
         in_flight = GaugeMetricFamily("xinlian_department_in_flight", "Calls in flight per connector", labels=["connector"])
+        slots = GaugeMetricFamily(
+            "xinlian_department_slots", "This process's share of the connector's concurrency budget", labels=["connector"]
+        )
         rejected = CounterMetricFamily(
             "xinlian_department_rejected", "Calls refused without asking the department (circuit open, busy, no time)",
             labels=["connector"],
@@ -123,9 +132,10 @@ class HubCollector(Collector):
         for status in self.federation.status():
             circuit.add_metric([status.connector], CIRCUIT_VALUES[status.state])
             in_flight.add_metric([status.connector], status.in_flight)
+            slots.add_metric([status.connector], status.slots if status.slots is not None else status.max_concurrency)
             rejected.add_metric([status.connector], status.rejected)
             retries.add_metric([status.connector], status.retries)
-        yield from (circuit, in_flight, rejected, retries)
+        yield from (circuit, in_flight, slots, rejected, retries)
         yield GaugeMetricFamily("xinlian_audit_queue_depth", "Audit entries waiting for the writer", value=self.audit.queue_depth)
         yield CounterMetricFamily("xinlian_audit_entries", "Audit entries committed", value=self.audit.entries)
         yield CounterMetricFamily("xinlian_audit_batches", "Audit batches committed", value=self.audit.batches)
@@ -138,3 +148,19 @@ class HubCollector(Collector):
         lookups.add_metric(["miss"], self.cache.misses)
         yield lookups
         yield GaugeMetricFamily("xinlian_cache_entries", "Records held by the public record cache", value=len(self.cache))
+
+
+class ClusterCollector(Collector):
+    """The hub processes sharing the store, and how fresh this process's view of the store is."""
+
+    def __init__(self, changes: "ChangeFeed", members: "ClusterMembers") -> None:
+        self.changes = changes
+        self.members = members
+
+    def collect(self) -> Iterable[Metric]:
+        yield GaugeMetricFamily("xinlian_cluster_processes", "Live hub processes sharing the store", value=self.members.count)
+        yield GaugeMetricFamily(
+            "xinlian_change_feed_age_seconds", "Seconds since this process last read the store's change counters",
+            value=self.changes.age(),
+        )
+        yield CounterMetricFamily("xinlian_change_feed_reads", "Reads of the store's change counters", value=self.changes.reads)

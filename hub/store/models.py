@@ -199,3 +199,51 @@ class ObjectionRecord(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ChangeGeneration(Base):
+    """How many times a watched table has changed: bumped by a trigger in the changing transaction.
+
+    One row per topic (the table's name); see hub/store/change_triggers.py and migration 0006.
+    """
+
+    __tablename__ = "change_generations"
+
+    topic: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(SEQ, nullable=False)
+
+
+class ClusterMember(Base):
+    """A running hub process and its last heartbeat (hub/cluster/members.py)."""
+
+    __tablename__ = "cluster_members"
+
+    member: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+
+
+class PublishedKeyRecord(Base):
+    """The public half of one hub host's signing key, published for the other hosts (keys/published.py).
+
+    `jwk` is the canonical JSON of the public members only (kty, crv, x, y); `kid` its RFC 7638
+    thumbprint. The life (`created`, `retired`, `verify_until`) and `signing` are the holding
+    host's manifest's, as of `published_at`. `endorsement`: hex HMAC-SHA256 of the row's canonical
+    statement with the hosts' cluster secret (keys/published.py `statement`), "" when the publishing
+    host had none; a row is accepted only when it verifies. Private keys never enter the store.
+    """
+
+    __tablename__ = "published_keys"
+
+    kid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    jwk: Mapped[str] = mapped_column(Text, nullable=False)
+    alg: Mapped[str] = mapped_column(String(16), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    signing: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    retired: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    verify_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    endorsement: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
