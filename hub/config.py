@@ -87,6 +87,7 @@ class Settings:
     key_reload_interval: float = 2.0  # seconds between looks for a key rotation (keys/keyring.py)
     # seconds between two reads of the store's change counters (hub/cluster/changes.py)
     change_feed_interval: float = 1.0
+    planned_execution: bool = True  # hot shapes along a plan (hub/executor/planned.py); False: graphql-core only
     cluster_heartbeat: float = 5.0  # seconds between heartbeats of this process (hub/cluster/members.py)
     # the hosts' shared secret that endorses published signing keys (hub/auth/published_keys.py);
     # None: only this host's own keys verify (one host, or hosts sharing `keys/`)
@@ -145,6 +146,7 @@ class Settings:
             audit_checkpoint_interval=float(os.environ.get("XINLIAN_AUDIT_CHECKPOINT_INTERVAL", "60")),
             change_feed_interval=_env_positive("XINLIAN_CHANGE_FEED_INTERVAL", 1.0),
             cluster_heartbeat=_env_positive("XINLIAN_CLUSTER_HEARTBEAT", 5.0),
+            planned_execution=_env_switch("XINLIAN_PLANNED_EXECUTION", True),
             cluster_secret=_env_cluster_secret(),
             log_format=_env_log_format(),
             tracing=tracing_mode(os.environ.get("XINLIAN_TRACING")),
@@ -178,6 +180,18 @@ def _env_cluster_secret() -> bytes | None:
     if len(raw) < MIN_CLUSTER_SECRET:
         raise SettingsError(f"{where}: at least {MIN_CLUSTER_SECRET} bytes (e.g. `openssl rand -hex 32`)")
     return raw
+
+
+def _env_switch(name: str, default: bool) -> bool:
+    """`on` or `off` (also true/false, 1/0, yes/no) from the environment variable `name`."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise SettingsError(f"{name}: on or off, not {raw!r}")
 
 
 def _env_positive(name: str, default: float) -> float:

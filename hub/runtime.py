@@ -196,6 +196,7 @@ class HubRuntime:
         )
         await _warm_up(federation)
         resolvers = HubResolvers()
+        resolvers.planner.active = settings.planned_execution
         history = PolicyHistory(store)
         active_policy = await ActivePolicy.open(
             history,

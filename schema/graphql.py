@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -46,13 +47,16 @@ def read_attribute(obj: Any, name: str) -> Any:
 
 
 class SchemaResolvers(Protocol):
-    """What the executor supplies to the schema: one resolver per root and family field."""
+    """What the executor supplies to the schema: one resolver per root and family field, and the
+    Strawberry extensions its execution needs (the hub's: the planned executor of hot shapes)."""
 
     def root_fields(self) -> dict[str, Resolver]: ...
 
     def family_resolver(self, family: RecordFamily) -> Resolver: ...
 
     def subject_name_resolver(self) -> Resolver: ...
+
+    def execution_extensions(self) -> list[Any]: ...
 
 
 @strawberry.type(description="One field of the district's credit data catalogue (信用档案目录).")
@@ -97,6 +101,14 @@ class CreditSchema(strawberry.Schema):
     Expected errors (bad input, forbidden fields, unavailable departments) carry an
     `extensions.code` and are part of the response, not of the server log.
     """
+
+    def get_extensions(self, sync: bool = False) -> list[SchemaExtension]:
+        """The request's extensions; one that awaits (`asynchronous_only`, the hub's planned
+        executor) stays out of synchronous execution (`execute_sync`: introspection)."""
+        extensions = super().get_extensions(sync)
+        if sync:
+            extensions = [e for e in extensions if not getattr(e, "asynchronous_only", False)]
+        return extensions
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         for error in errors:
@@ -259,5 +271,6 @@ def build_schema(
     return CreditSchema(
         query=query,
         config=StrawberryConfig(default_resolver=read_attribute),
-        extensions=extensions or [],
+        # the executor's own last: they run after the limits, the parse and the validation
+        extensions=[*(extensions or []), *resolvers.execution_extensions()],
     )

@@ -6,6 +6,11 @@ objections, existence in the registry). For each family field the executor decid
 connector (through a per-request `FamilyLoader`) for those fields only, applies the row rules
 and record annotations the policy declares (`policies.rules`), and records what was released,
 denied and masked, and which rules applied, for the audit.
+
+Operations of a hot shape (one `legalPerson` / `legalPersons` root field over subject, family and
+record fields) go the same way without graphql-core's per-field machinery: `planned.py` runs the
+resolvers' stages once per family field for all subjects, in graphql-core's order (`shape.py`
+compiles the documents).
 """
 
 from .admission import SubjectAdmission

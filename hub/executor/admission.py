@@ -32,6 +32,7 @@ naming the argument (`subjects` for the budget); a list's invalid entries are re
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Collection, Sequence
 
@@ -46,6 +47,18 @@ from .registries import DEFAULT_REGISTRIES, parse_registries  # noqa: F401  (re-
 from .request import RequestContext
 
 MAX_REPORTED = 10  # invalid entries of a list named in the error message
+VALID_CODES_KEPT = 16_384  # valid USCCs whose check characters are not computed again (about 4 MiB)
+
+
+@functools.lru_cache(maxsize=VALID_CODES_KEPT)
+def _known_valid_uscc(value: str) -> str:
+    return validate_uscc(value)  # raises for an invalid code: only valid ones are kept
+
+
+def valid_uscc(value: str) -> str:
+    """`validate_uscc`, remembered for valid codes (a pure function of the text; batches repeat
+    the same codes, and the check characters cost more than a look-up)."""
+    return _known_valid_uscc(value) if type(value) is str else validate_uscc(value)
 
 
 @dataclass
@@ -95,7 +108,7 @@ class SubjectAdmission:
         self, ctx: RequestContext, value: str, argument: str, registration: Collection[str] = ()
     ) -> LegalPersonRoot | None:
         """One USCC given as `argument`; None if the registry does not know it."""
-        code = _one(value, argument, validate_uscc)
+        code = _one(value, argument, valid_uscc)
         return (await self._admit_legal(ctx, [code], registration))[0]
 
     async def admit_legal_persons(
@@ -106,7 +119,7 @@ class SubjectAdmission:
             raise bad_user_input(
                 f"{argument}: at most {ctx.batch_limit} codes per request, got {len(values)}", argument=argument
             )
-        codes = _validated(values, argument, validate_uscc)
+        codes = _validated(values, argument, valid_uscc)
         return await self._admit_legal(ctx, codes, registration)
 
     async def admit_found_legal_persons(

@@ -65,6 +65,8 @@ class FamilyPlan:
     `authorized` says an allowed field is AUTHORIZED, so the anti-harvesting cap applies.
     `rows` are the row rules in force, `unchecked` those of them that read a field the caller
     may not receive (then nothing is shown), `annotations` the record annotations in force.
+    `applied`, `released` and `masked` are what the audit records when the plan runs ("family:rule",
+    "family.field"), spelled out once instead of for every subject.
     """
 
     allowed: tuple[str, ...]
@@ -76,6 +78,9 @@ class FamilyPlan:
     rows: tuple[RowRule, ...] = ()
     unchecked: tuple[RowRule, ...] = ()
     annotations: tuple[RecordAnnotation, ...] = ()
+    applied: tuple[str, ...] = ()  # "family:rule" for `rules`
+    released: tuple[str, ...] = ()  # "family.field" for `allowed`
+    masked: tuple[str, ...] = ()  # "family.field" for `masks`
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -132,4 +137,10 @@ def build_plan(ctx: "RequestContext", family: RecordFamily, selected: tuple[str,
     # the cap counts a subject whenever AUTHORIZED data would be fetched for it, selected or not
     # (the recency or key field read for ordering and the objection flag counts too)
     authorized = any(grant.decision(ctx, name, f).disclosure is DisclosureClass.AUTHORIZED for f in fetch)
-    return FamilyPlan(allowed, denied, refused, fetch, masks, authorized, rows, unchecked, annotations)
+    kinds = tuple(r.kind for r in rows) + tuple(a.kind for a in annotations)
+    return FamilyPlan(
+        allowed, denied, refused, fetch, masks, authorized, rows, unchecked, annotations,
+        applied=tuple(f"{name}:{kind}" for kind in kinds),
+        released=tuple(f"{name}.{f}" for f in allowed),
+        masked=tuple(f"{name}.{f}" for f, _ in masks),
+    )

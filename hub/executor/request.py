@@ -9,7 +9,9 @@
   denials by path, departments that failed, harvest-cap alerts. On the data endpoints its sets
   are the request's `AccessRecord`'s own, so the gateway writes exactly what the executor found.
 - `RequestCaches` — what is worked out once per request and reused: decisions, plans,
-  loaders, consents, cap admissions, open objections, the subject budget.
+  loaders, consents, cap admissions, open objections, the subject budget. Decisions and plans
+  depend only on the policy version and the caller's kind, scopes and purposes, so they are
+  kept across requests too (`DecisionBook`: one per policy version and caller, bounded).
 
 The row rules and record annotations in force come from `policy` for the caller's `audience`.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection
 
@@ -92,6 +95,38 @@ class RequestFindings:
         return cls(subjects=record.subjects, released=record.released, denied=record.denied, masked=record.masked)
 
 
+MAX_DECISION_BOOKS = 256  # (policy version, caller kind, scopes, purposes) whose decisions are kept
+
+
+class DecisionBook:
+    """The decisions and plans of one caller (kind, scopes, purpose, allowed purposes) under one
+    policy version: what `decide` and `build_plan` depend on, and nothing else. Shared by that
+    caller's requests, so a hot caller decides each field once, not once per request."""
+
+    __slots__ = ("policy", "decisions", "plans")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy  # held, so the id in the book's key is not reused while it is kept
+        self.decisions: dict[tuple[str, str, bool, bool], Decision] = {}
+        self.plans: dict[tuple[str, tuple[str, ...], SubjectGrant], FamilyPlan] = {}
+
+
+_BOOKS: OrderedDict[tuple[int, str, frozenset[str], str | None, frozenset[str]], DecisionBook] = OrderedDict()
+
+
+def decision_book(policy: Policy, principal: Principal) -> DecisionBook:
+    """The book of `principal`'s decisions under `policy` (least recently used books go first)."""
+    key = (id(policy), principal.kind, principal.scopes, principal.purpose, principal.allowed_purposes)
+    book = _BOOKS.get(key)
+    if book is not None and book.policy is policy:
+        _BOOKS.move_to_end(key)
+        return book
+    book = _BOOKS[key] = DecisionBook(policy)
+    while len(_BOOKS) > MAX_DECISION_BOOKS:
+        _BOOKS.popitem(last=False)
+    return book
+
+
 @dataclass(slots=True)
 class RequestCaches:
     """Worked out once per request, reused by every resolver."""
@@ -115,7 +150,8 @@ class RequestContext:
         self.inputs = inputs
         self.services = services
         self.findings = findings if findings is not None else RequestFindings()
-        self.caches = RequestCaches()
+        book = decision_book(inputs.policy, inputs.principal)
+        self.caches = RequestCaches(decisions=book.decisions, plans=book.plans)
 
     # what resolvers read most, named as before
     @property

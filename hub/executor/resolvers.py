@@ -22,7 +22,7 @@ import strawberry
 from graphql import GraphQLResolveInfo
 
 from xinlian.connectors.contract import ConnectorError, Record
-from xinlian.policies.engine import Reason
+from xinlian.policies.engine import Decision, Reason
 from xinlian.policies.model import DisclosureClass
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import CatalogueEntry
@@ -33,8 +33,9 @@ from .admission import LegalPersonRoot, NaturalPersonRoot, SubjectAdmission
 from .errors import bad_user_input, forbidden, upstream
 from .loader import load_records
 from .plan import FamilyPlan, SubjectGrant
+from .planned import OperationPlanner
 from .request import RequestContext
-from .selection import generic_path, subfields
+from .selection import family_selection, generic_path, registration_selection
 
 MAX_SEARCH_TEXT = 50
 
@@ -49,16 +50,19 @@ def _context(info: strawberry.Info) -> RequestContext:
     return info.context
 
 
-def _specs_by_graphql_name(family: RecordFamily) -> dict[str, str]:
-    return {spec.graphql_name: spec.name for spec in family.fields}
+NAME_ONLY = frozenset({"name"})  # what the `name` resolver asks the registry for when it was not preloaded
 
 
-_GRAPHQL_TO_FIELD = {name: _specs_by_graphql_name(f) for name, f in FAMILIES.items()}
+def preloaded(family: RecordFamily, plan: FamilyPlan, root: Any) -> bool:
+    """The admission already loaded what the plan fetches (a legal person's registration)."""
+    return family is REGISTRATION and plan.fetch <= root.registration_fields
 
 
 def _newest_first(family: RecordFamily, records: list[Record]) -> list[Record]:
     if family.recency is None:
         return records
+    if len(records) < 2:
+        return records[:]
     key = family.recency
     with_value = [r for r in records if r.get(key) is not None]
     without = [r for r in records if r.get(key) is None]
@@ -70,11 +74,16 @@ class HubResolvers:
 
     def __init__(self, admission: SubjectAdmission | None = None) -> None:
         self.admission = admission or SubjectAdmission()
+        self.planner = OperationPlanner(self)
+
+    def execution_extensions(self) -> list[Any]:
+        """Every schema built on these resolvers answers hot shapes with the planned executor."""
+        return [self.planner.extension]
 
     # ---- stages shared by every family -------------------------------------------------
     def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], plan: FamilyPlan) -> list[Record]:
         """The row rules in force for this caller (none shown if one cannot be checked), newest first."""
-        ctx.findings.rules_applied.update(f"{family.name}:{kind}" for kind in plan.rules)
+        ctx.findings.rules_applied.update(plan.applied)
         if plan.unchecked:
             records = []  # a rule reads a field this caller may not receive: fail closed
         elif plan.rows:
@@ -87,28 +96,30 @@ class HubResolvers:
         more, asked for a sibling subject under another grant), masked, with their annotations."""
         if not records:
             return records
-        facts = ctx.facts(subject)
-        annotators = [(a.output, a.annotator(family, facts)) for a in plan.annotations]  # once per subject
+        annotators = []
+        if plan.annotations:
+            facts = ctx.facts(subject)
+            annotators = [(a.output, a.annotator(family, facts)) for a in plan.annotations]  # once per subject
+        allowed, masks = plan.allowed, plan.masks
         out: list[Record] = []
         for record in records:
-            shown = {name: record.get(name) for name in plan.allowed}
-            for name, mask in plan.masks:
+            shown = {name: record.get(name) for name in allowed}
+            for name, mask in masks:
                 shown[name] = mask(shown.get(name))
             for output, annotate in annotators:
                 shown[output] = annotate(record)
             out.append(shown)
-        ctx.findings.masked.update(f"{family.name}.{f}" for f, _ in plan.masks)
+        if plan.masked:
+            ctx.findings.masked.update(plan.masked)
         return out
 
-    def _release(self, ctx: RequestContext, family: RecordFamily, allowed: list[str], records: list[Record]) -> None:
+    def _release(self, ctx: RequestContext, plan: FamilyPlan, records: list[Record]) -> None:
         if records:
-            ctx.findings.released.update(f"{family.name}.{f}" for f in allowed)
+            ctx.findings.released.update(plan.released)
 
     def _selection(self, info: strawberry.Info, family: RecordFamily) -> tuple[list[str], tuple[str, ...]]:
         raw = _raw(info)
-        names = _GRAPHQL_TO_FIELD[family.name]
-        selected = [names[n] for n in subfields(raw) if n in names]
-        return selected, generic_path(raw)
+        return family_selection(raw, family), generic_path(raw)
 
     def _field_path(self, family: RecordFamily, path: tuple[str, ...], field_name: str) -> tuple[str, ...]:
         return path + ("@",) * family.many + (family.field(field_name).graphql_name,)
@@ -143,15 +154,20 @@ class HubResolvers:
             grant = dataclasses.replace(grant, admitted=False)
             plan = ctx.plan(family, tuple(selected), grant)
         self._apply(ctx, family, plan, path)
-        allowed = list(plan.allowed)
-        if family is REGISTRATION and plan.fetch <= root.registration_fields:
+        if preloaded(family, plan, root):
             outcome: list[Any] = root.registration
         else:
             outcome = (await load_records(ctx, family, [key], plan.fetch))[key]
+        return self.family_value(ctx, family, key, plan, outcome)
+
+    def family_value(self, ctx: RequestContext, family: RecordFamily, key: str, plan: FamilyPlan, outcome: list[Any]) -> Any:
+        """A family field's value from its sources' outcome (records, or the failures that make it an
+        error): the row rules, newest first, the subject's allowed fields masked and annotated, the
+        released fields recorded. Shared by this resolver and the planned executor (planned.py)."""
         if outcome and isinstance(outcome[0], ConnectorError):
             raise upstream(outcome)
         records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, plan))
-        self._release(ctx, family, allowed, records)
+        self._release(ctx, plan, records)
         if family.many:
             return records
         return records[0] if records else None
@@ -169,31 +185,26 @@ class HubResolvers:
                 return None
             outcome = root.registration
             if "name" not in root.registration_fields:  # AUTHORIZED names are fetched after the cap
-                outcome = (await load_records(ctx, REGISTRATION, [root.uscc], frozenset({"name"})))[root.uscc]
-            if outcome and isinstance(outcome[0], ConnectorError):
-                raise upstream(outcome)
-            if not outcome:
-                return None
-            ctx.findings.released.add("registration.name")
-            if decision.mask is None:
-                return outcome[0].get("name")
-            ctx.findings.masked.add("registration.name")
-            return decision.mask(outcome[0].get("name"))
+                outcome = (await load_records(ctx, REGISTRATION, [root.uscc], NAME_ONLY))[root.uscc]
+            return self.name_value(ctx, decision, outcome)
 
         return resolve_name
 
+    def name_value(self, ctx: RequestContext, decision: Decision, outcome: list[Any]) -> Optional[str]:
+        """A subject's `name` from its registration outcome (shared with the planned executor)."""
+        if outcome and isinstance(outcome[0], ConnectorError):
+            raise upstream(outcome)
+        if not outcome:
+            return None
+        ctx.findings.released.add("registration.name")
+        if decision.mask is None:
+            return outcome[0].get("name")
+        ctx.findings.masked.add("registration.name")
+        return decision.mask(outcome[0].get("name"))
+
     # ---- root fields ------------------------------------------------------------------
     def _registration_selection(self, info: strawberry.Info) -> set[str]:
-        """The registration fields selected under a root field (`registration { ... }` and `name`)."""
-        raw = _raw(info)
-        sub = subfields(raw)
-        wanted: set[str] = set()
-        names = _GRAPHQL_TO_FIELD["registration"]
-        if "registration" in sub:
-            wanted.update(names[n] for n in subfields(raw, sub["registration"]) if n in names)
-        if "name" in sub:
-            wanted.add("name")
-        return wanted
+        return registration_selection(_raw(info))
 
     def root_fields(self) -> dict[str, Any]:
         resolvers = self
