@@ -312,8 +312,7 @@ class HubRuntime:
         self.clients.follow(self.changes)
         self.objections.open_objections.follow(self.changes)
         self.changes.subscribe([PUBLISHED_KEYS], self._follow_keys)
-        await self.changes.start()
-        await self.active_policy.refresh()  # an activation between opening and following
+        await self.changes.start()  # its first read calls every reader: nothing changed since opening goes unseen
         self.members.subscribe(self.federation.share_between)
         await self.members.join()
 

@@ -95,8 +95,10 @@ class ChangeFeed:
     def subscribe(self, topics: Iterable[str], reader: Reader) -> None:
         """Call `await reader()` whenever one of `topics` (watched table names) changed.
 
-        The reader is not called for the state at subscription time: it is expected to hold
-        a view at least as new as the counters the feed holds now.
+        The reader is not called for the counters the feed holds at subscription time: it is
+        expected to hold a view at least as new. Subscribed before `start()` (the feed holds no
+        counters yet), it is called on the first read for every topic that has ever changed, so
+        a change made between building a cache and following the feed is not missed.
         """
         subscription = _Subscription(frozenset(topics), reader)
         subscription.seen = {t: self.generations.get(t, 0) for t in subscription.topics}
