@@ -12,6 +12,9 @@ A connector serves some record families for one department. The hub calls
   for others, and lists the connector's department as a source of exactly these fields.
 - ``search(family, text, limit)`` for subject keys whose searchable field contains `text`.
 - ``health()`` for a cheap liveness probe.
+- optionally (`EnumeratingConnector`), ``subject_keys(family, after, limit)``: a page of the keys
+  of the subjects it holds records of, in key order — how district-wide jobs (ratings, list
+  rules) learn the district's subjects from the registry.
 
 Connectors know nothing about policies or principals. They raise `UpstreamUnavailable` when
 the department cannot be reached in time and `UpstreamInvalid` when it answers with data that
@@ -136,6 +139,14 @@ class Connector(Protocol):
     async def health(self) -> Health: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+@runtime_checkable
+class EnumeratingConnector(Protocol):
+    """A connector that can page through the keys of the subjects it holds records of."""
+
+    async def subject_keys(self, family: str, after: str, limit: int) -> list[str]: ...
 
 
 @runtime_checkable

@@ -328,6 +328,11 @@ class DepartmentLink:
         """`connector.search` through the link."""
         return await self.call(lambda: self.connector.search(family, text, limit), deadline=deadline, retry=retry)
 
+    async def subject_keys(self, family: str, after: str, limit: int, *, deadline: float) -> list[str]:
+        """`connector.subject_keys` through the link (an `EnumeratingConnector` only)."""
+        enumerate_keys = getattr(self.connector, "subject_keys")
+        return await self.call(lambda: enumerate_keys(family, after, limit), deadline=deadline)
+
     async def check(self, *, deadline: float) -> Health:
         """Probe the department with `connector.health()` through the link; never raises.
 

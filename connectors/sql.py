@@ -190,6 +190,17 @@ class SqlConnector:
         )
         return [str(row[0]).strip() for row in await self._rows(stmt)]
 
+    async def subject_keys(self, family: str, after: str, limit: int) -> list[str]:
+        """The keys of subjects with records of `family`, in key order after `after`: a page of the
+        department's subjects (the registry's are the district's), for district-wide jobs."""
+        if limit <= 0:
+            return []
+        mapping = self._mapping(family)
+        tbl = self._table(mapping, ())
+        key = tbl.c[mapping.key]
+        stmt = select(key).where(key > after, *self._filters(mapping, tbl)).distinct().order_by(key).limit(limit)
+        return [str(row[0]).strip() for row in await self._rows(stmt)]
+
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)
         try:

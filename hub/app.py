@@ -79,7 +79,7 @@ def meta(path: str, handler: Handler, name: str, *, caller: Caller = Caller.ANYO
 
 ENTRY_POINTS: list[EntryPoint] = [
     EntryPoint("/graphql", DataEndpoint(public=False), methods=QUERY, caller=Caller.BEARER,
-               ip_rate=GRAPHQL_IP, client_rate=CLIENT, name="graphql"),
+               ip_rate=GRAPHQL_IP, client_rate=CLIENT, batch_body=True, name="graphql"),
     EntryPoint("/public/graphql", DataEndpoint(public=True), methods=QUERY, caller=Caller.ANYONE,
                ip_rate=PUBLIC_IP, name="public_graphql"),
     EntryPoint("/admin/graphql", admin_graphql, methods=QUERY, caller=Caller.BEARER, scope=ADMIN_SCOPE,

@@ -69,6 +69,9 @@ class Settings:
     policy_path: Path | None = None
     connectors_path: Path | None = None
     max_body_bytes: int = 64 * 1024  # a larger GraphQL request body is refused (413)
+    # the same on /graphql, for token holders only (read after authentication): a creditChecks
+    # batch of 10,000 codes is about 220 KB
+    max_batch_body_bytes: int = 512 * 1024
     query_limits: QueryLimits = AUTHENTICATED_LIMITS  # /graphql
     public_query_limits: QueryLimits = PUBLIC_LIMITS  # /public/graphql
     rate_limits: RateRules = field(default_factory=RateRules)
@@ -96,6 +99,9 @@ class Settings:
     audit_checkpoint_interval: float = 60.0
     log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
     tracing: str = "off"  # OpenTelemetry traces: "otlp", "console" or "off" (hub/observability/tracing.py)
+    # hours between district-wide credit runs (list rules and re-rating, hub/credit/district.py); 0: none
+    # scheduled (run them with `xinlian ratings run`). Listing expiry is recorded hourly either way.
+    credit_run_hours: float = 0.0
     # allocations between young-generation collections after start-up (hub/runtime.py tune_garbage_collector); 0: Python's
     gc_threshold: int = 50_000
     extra: dict[str, str] = field(default_factory=dict)
@@ -128,6 +134,7 @@ class Settings:
             policy_path=Path(policy) if policy else None,
             connectors_path=Path(connectors) if connectors else directory / "connectors.toml",
             max_body_bytes=int(os.environ.get("XINLIAN_MAX_BODY_BYTES", str(64 * 1024))),
+            max_batch_body_bytes=int(os.environ.get("XINLIAN_MAX_BATCH_BODY_BYTES", str(512 * 1024))),
             query_limits=_env_query_limits("XINLIAN_", AUTHENTICATED_LIMITS),
             public_query_limits=_env_query_limits("XINLIAN_PUBLIC_", PUBLIC_LIMITS),
             rate_limits=_env_rate_rules(),
@@ -151,6 +158,7 @@ class Settings:
             log_format=_env_log_format(),
             tracing=tracing_mode(os.environ.get("XINLIAN_TRACING")),
             gc_threshold=int(os.environ.get("XINLIAN_GC_THRESHOLD", "50000")),
+            credit_run_hours=_env_hours("XINLIAN_CREDIT_RUN_HOURS"),
         )
 
 
@@ -192,6 +200,20 @@ def _env_switch(name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise SettingsError(f"{name}: on or off, not {raw!r}")
+
+
+def _env_hours(name: str) -> float:
+    """A number of hours from 0 (off) to 8,760 (a year) from the environment variable `name`."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: a number of hours, not {raw!r}") from None
+    if not 0 <= value <= 8760:
+        raise SettingsError(f"{name}: between 0 (off) and 8760 hours, not {raw}")
+    return value
 
 
 def _env_positive(name: str, default: float) -> float:

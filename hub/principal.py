@@ -13,7 +13,9 @@ class Principal:
     `scopes` are the OAuth2 scopes of its token; `purpose` the purpose declared for this request
     (`Xinlian-Purpose` header, else the token's `purpose` claim), if any; `allowed_purposes` the
     purposes the client is registered for (a declared purpose outside them grants nothing);
-    `subject_id` the credit subject a client of kind `subject` speaks for.
+    `subject_id` the credit subject a client of kind `subject` speaks for; `department` the
+    department (its connector's name in the federation, e.g. "market") a `department` client
+    speaks for: it records credit findings and listings for that department.
     """
 
     client_id: str | None
@@ -23,6 +25,7 @@ class Principal:
     token_id: str | None = None
     allowed_purposes: frozenset[str] = field(default_factory=frozenset)
     subject_id: str | None = None
+    department: str | None = None
 
     @property
     def purpose_allowed(self) -> bool:

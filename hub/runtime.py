@@ -44,6 +44,7 @@ from .auth.server import HubAuthorizationServer
 from .cluster.changes import ChangeFeed
 from .cluster.members import ClusterMembers
 from .config import Settings
+from .credit.governance import CreditGovernance
 from .executor import Federation, HubResolvers, RequestContext
 from .executor.cache import PublicRecordCache
 from .executor.request import RequestFindings, RequestInputs, RequestServices
@@ -114,7 +115,8 @@ def full_schema(
 ) -> strawberry.Schema:
     """The authenticated endpoint's schema: every catalogued field exists; policy filters values."""
     return build_schema(
-        lambda family, field: True, resolvers, include_access_log=True, extensions=_extensions(limits, introspection)
+        lambda family, field: True, resolvers, include_access_log=True, extensions=_extensions(limits, introspection),
+        public_contract=False,
     )
 
 
@@ -167,6 +169,7 @@ class HubRuntime:
     changes: ChangeFeed  # the store's change counters, followed (hub/cluster/changes.py)
     published_keys: PublishedKeys  # every host's public signing keys (hub/auth/published_keys.py)
     members: ClusterMembers  # the hub processes sharing the store (hub/cluster/members.py)
+    credit: CreditGovernance  # findings, lists, checks, ratings, supervision plans (hub/credit/)
 
     @classmethod
     async def open(cls, settings: Settings) -> "HubRuntime":
@@ -220,7 +223,11 @@ class HubRuntime:
         await harvest.start()
         refusals = RefusalTally(audit)
         refusals.start()
-        runtime = cls(
+        built: dict[str, HubRuntime] = {}  # credit governance reads departments through the runtime's contexts
+        credit = CreditGovernance(
+            store, lambda principal: built["runtime"].request_context(principal, public_endpoint=False), audit=audit.record
+        )
+        runtime = built["runtime"] = cls(
             settings=settings,
             store=store,
             keyring=keyring,
@@ -258,12 +265,14 @@ class HubRuntime:
                 store, keyring, checkpoint_directory(settings.data_dir),
                 interval=settings.audit_checkpoint_interval, issuer=settings.issuer,
             ),
+            credit=credit,
         )
         runtime.metrics.watch(federation, audit, runtime.cache)
         runtime.metrics.watch_cluster(runtime.changes, runtime.members)
         runtime.checkpoints.start()
         active_policy.subscribe(runtime._follow_policy)
         await runtime._follow_changes()
+        credit.start(lambda: runtime.policy, runtime.today, settings.credit_run_hours)
         tune_garbage_collector(settings.gc_threshold)
         return runtime
 
@@ -302,6 +311,7 @@ class HubRuntime:
             harvest=self.harvest if self.harvest.enabled else None,
             harvest_client=harvest_client,
             access_log=self.access_log,
+            credit=self.credit,
         )
         return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)
 
@@ -311,6 +321,7 @@ class HubRuntime:
         revocation_list(self.store).follow(self.changes)
         self.clients.follow(self.changes)
         self.objections.open_objections.follow(self.changes)
+        self.credit.follow(self.changes)
         self.changes.subscribe([PUBLISHED_KEYS], self._follow_keys)
         await self.changes.start()  # its first read calls every reader: nothing changed since opening goes unseen
         self.members.subscribe(self.federation.share_between)
@@ -339,6 +350,7 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
+        await self.credit.stop()
         await self.members.leave()
         await self.changes.stop()
         await self.rate_limiter.close()

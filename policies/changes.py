@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence, Union
 
 from xinlian.schema.catalogue import FAMILIES
 
+from .credit import credit_leaves
 from .masking import parse_mask
 from .model import DisclosureClass, PolicyError
 from .rules import (
@@ -262,6 +263,7 @@ def _leaves(document: dict[str, Any]) -> dict[str, str]:
                 out[f"masks.{family_name}.{name}.{str(audience).upper()}"] = str(spec)
     out.update(_rule_leaves("rows", document))
     out.update(_rule_leaves("annotations", document))
+    out.update(credit_leaves(document))
     return out
 
 
@@ -305,7 +307,7 @@ def _rule_leaves(section: str, document: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-_SECTIONS = ("public_scope", "scopes", "fields", "overrides", "masks", "rows", "annotations")
+_SECTIONS = ("public_scope", "scopes", "fields", "overrides", "masks", "rows", "annotations", "credit")
 
 
 def _order(path: str) -> tuple[int, str]:

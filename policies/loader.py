@@ -10,6 +10,7 @@ from xinlian.schema.catalogue import FAMILIES
 
 from . import annotations as _annotations  # noqa: F401  (registers the annotation kinds)
 from . import rows as _rows  # noqa: F401  (registers the row rule kinds)
+from .credit import credit_document, parse_credit
 from .masking import Mask, parse_mask
 from .model import DisclosureClass, FieldKey, Policy, PolicyError
 from .rules import parse_annotations, parse_row_rules, rules_document
@@ -99,6 +100,10 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
         rules["rows"] = parse_row_rules(document["rows"])
     if "annotations" in document:
         rules["annotations"] = parse_annotations(document["annotations"])
+    if "credit" in document:  # absent: the shipped credit rules (policies/credit.toml)
+        # a scope credit.access names but [scopes] does not declare can be granted to no client
+        # (clients' scopes are checked against the declared ones): it opens nothing
+        rules["credit"] = parse_credit(document["credit"])
     return Policy(
         version=version,
         classes=classes,
@@ -132,6 +137,7 @@ def policy_document(policy: Policy) -> dict[str, Any]:
         "masks": masks,
         "rows": rules_document(policy.rows),
         "annotations": rules_document(policy.annotations),
+        "credit": credit_document(policy.credit),
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
+    from .credit import CreditRules
     from .masking import Mask
     from .rules import RecordAnnotation, RowRule
 
@@ -43,6 +44,12 @@ def _standard_annotations() -> "tuple[RecordAnnotation, ...]":
     return standard_annotations()
 
 
+def _standard_credit() -> "CreditRules":
+    from .credit import standard_credit_rules
+
+    return standard_credit_rules()
+
+
 @dataclass(frozen=True)
 class Policy:
     """An immutable policy version.
@@ -52,7 +59,9 @@ class Policy:
     scope to the classes it grants; `masks` maps (family, field) to the masking transform applied
     for each audience (see `audience`). `rows` are the row rules (which records a caller sees at
     all) and `annotations` the record annotations (e.g. the objection flag), `policies.rules`;
-    both default to the standard ones.
+    both default to the standard ones. `credit` holds the credit governance rules (finding bases,
+    list rules, measures catalogue, rating model, supervision classes: `policies.credit`),
+    the shipped ones (policies/credit.toml) by default.
     """
 
     version: str
@@ -63,6 +72,7 @@ class Policy:
     masks: Mapping[FieldKey, Mapping[DisclosureClass, "Mask"]] = field(default_factory=dict)
     rows: "tuple[RowRule, ...]" = field(default_factory=_standard_rows)
     annotations: "tuple[RecordAnnotation, ...]" = field(default_factory=_standard_annotations)
+    credit: "CreditRules" = field(default_factory=_standard_credit)
 
     def __post_init__(self) -> None:
         for scope, granted in self.scopes.items():

@@ -270,7 +270,7 @@ def rules_document(rules: Collection[DeclaredRule]) -> list[dict[str, Any]]:
 # The standard rules: what a policy document without a `rows` / `annotations` section has. Each
 # kind's parameters default to the standard values (the measures' windows, the reviewed statuses).
 STANDARD_ROWS: tuple[Mapping[str, Any], ...] = (
-    {"rule": "publicity-window", "families": ["penalties"]},
+    {"rule": "publicity-window", "families": ["major_tax_violations", "penalties"]},
     {"rule": "review-gate", "families": ["honors", "judgment_debtor_records", "licenses", "penalties"]},
     {"rule": "validity-window", "families": ["honors", "licenses"]},
 )

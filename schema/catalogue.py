@@ -99,6 +99,34 @@ REGISTRATION = RecordFamily(
     ),
 )
 
+# The items the 2021 双公示 data standard gives both licences and penalties: who the party (行政相对人)
+# is, by name, category and each of its codes, and the data-source unit. 行政相对人代码_1 is the
+# USCC (a legal person's subject key); 证件类型/证件号码 identify a natural person party.
+PARTY_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("party_name", S, "行政相对人名称", "Name of the party: a legal person's registered name or a natural person's name.",
+              names_subject=True),
+    FieldSpec("party_category", S, "行政相对人类别", "Category of the party: 法人及非法人组织, 自然人 or 个体工商户.",
+              allowed=("法人及非法人组织", "自然人", "个体工商户")),
+    FieldSpec("party_uscc", S, "行政相对人代码_1（统一社会信用代码）", "The party's unified social credit code."),
+    FieldSpec("party_business_registration_number", S, "行政相对人代码_2（工商注册号）", "The party's former business registration number."),
+    FieldSpec("party_organization_code", S, "行政相对人代码_3（组织机构代码）", "The party's organisation code (GB 11714)."),
+    FieldSpec("party_tax_registration_number", S, "行政相对人代码_4（税务登记号）", "The party's tax registration number."),
+    FieldSpec("party_institution_certificate_number", S, "行政相对人代码_5（事业单位证书号）",
+              "The party's public institution legal person certificate number."),
+    FieldSpec("party_social_organization_number", S, "行政相对人代码_6（社会组织登记证号）",
+              "The party's social organisation registration certificate number."),
+    FieldSpec("legal_representative", S, "法定代表人", "Legal representative (or person in charge) of a legal person party."),
+    FieldSpec("legal_representative_id_type", S, "法定代表人证件类型", "Type of the legal representative's identity document."),
+    FieldSpec("legal_representative_id_number", S, "法定代表人证件号码", "Number of the legal representative's identity document."),
+    FieldSpec("party_id_type", S, "证件类型", "Type of a natural person party's identity document (身份证, 护照号, ...)."),
+    FieldSpec("party_id_number", S, "证件号码", "Number of a natural person party's identity document."),
+)
+SOURCE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    FieldSpec("data_source_unit_uscc", S, "数据来源单位统一社会信用代码", "USCC of the department that supplied the record."),
+    FieldSpec("remarks", S, "备注", "Remarks published with the record."),
+)
+
 LICENSES = RecordFamily(
     name="licenses",
     type_name="AdministrativeLicense",
@@ -109,6 +137,8 @@ LICENSES = RecordFamily(
     recency="decision_date",
     record_key="decision_number",
     fields=(
+        *PARTY_FIELDS,
+        FieldSpec("decision_document_name", S, "行政许可决定文书名称", "Title of the licence decision document."),
         FieldSpec("decision_number", S, "行政许可决定文书号", "Number of the licence decision document."),
         FieldSpec("license_name", S, "许可证书名称", "Name of the licence."),
         FieldSpec("license_category", S, "许可类别", "Licence category (普通, 特许, 认可, 核准, 登记, 其他)."),
@@ -119,7 +149,9 @@ LICENSES = RecordFamily(
         FieldSpec("valid_to", D, "有效期至", "End of validity."),
         FieldSpec("authority", S, "许可机关", "Issuing authority."),
         FieldSpec("authority_uscc", S, "许可机关统一社会信用代码", "USCC of the issuing authority."),
-        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+        FieldSpec("current_status", S, "当前状态", "Whether the licence is in force: 有效 or 无效 (revoked, cancelled, withdrawn).",
+                  allowed=("有效", "无效")),
+        *SOURCE_FIELDS,
         FieldSpec("review_status", S, "审核状态", "Review status at the source (e.g. 已审核); records awaiting review are not shown to the public."),
     ),
 )
@@ -134,6 +166,7 @@ PENALTIES = RecordFamily(
     recency="decision_date",
     record_key="decision_number",
     fields=(
+        *PARTY_FIELDS,
         FieldSpec("decision_number", S, "行政处罚决定书文号", "Number of the penalty decision document."),
         FieldSpec("violation_type", S, "违法行为类型", "Type of the violation."),
         FieldSpec("facts", S, "违法事实", "Facts of the violation."),
@@ -142,10 +175,13 @@ PENALTIES = RecordFamily(
         FieldSpec("content", S, "处罚内容", "Content of the penalty."),
         FieldSpec("fine_amount", M, "罚款金额（万元）", "Fine in 10,000 yuan."),
         FieldSpec("confiscation_amount", M, "没收违法所得、没收非法财物的金额（万元）", "Confiscated amount in 10,000 yuan."),
+        FieldSpec("license_suspension_or_revocation", S, "暂扣或吊销证照名称及编号",
+                  "Name and number of the licence or permit suspended or revoked by the penalty, if any."),
         FieldSpec("decision_date", D, "处罚决定日期", "Date of the penalty decision."),
+        FieldSpec("penalty_valid_until", D, "处罚有效期", "Last day the penalty itself is in effect (e.g. the end of a suspension)."),
         FieldSpec("authority", S, "处罚机关", "Penalising authority."),
         FieldSpec("authority_uscc", S, "处罚机关统一社会信用代码", "USCC of the penalising authority."),
-        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+        *SOURCE_FIELDS,
         FieldSpec("severity", S, "失信程度", "Severity: 轻微, 一般 or 严重."),
         FieldSpec("publicity_end_date", D, "公示截止期", "Last day the record is shown to the public."),
         FieldSpec("case_handler", S, "办案人员", "Officers who handled the case (internal)."),
@@ -252,6 +288,102 @@ SOCIAL_INSURANCE_CONTRIBUTIONS = RecordFamily(
     ),
 )
 
+ABNORMAL_OPERATIONS = RecordFamily(
+    name="abnormal_operations",
+    type_name="AbnormalOperation",
+    label="经营异常名录",
+    description="Listings in the directory of abnormal operations (经营异常名录) by market regulation, "
+                "each with its removal once the enterprise has put things right.",
+    many=True,
+    subjects=(LEGAL,),
+    recency="listing_date",
+    record_key="decision_number",
+    fields=(
+        FieldSpec("decision_number", S, "列入决定书文号", "Number of the decision that listed the enterprise."),
+        FieldSpec("listing_reason", S, "列入经营异常名录原因", "Why the enterprise was listed."),
+        FieldSpec("listing_date", D, "列入日期", "Date the enterprise was listed."),
+        FieldSpec("listing_authority", S, "作出决定机关（列入）", "Authority that decided the listing."),
+        FieldSpec("removal_reason", S, "移出经营异常名录原因", "Why the enterprise was removed; null while it is still listed."),
+        FieldSpec("removal_date", D, "移出日期", "Date the enterprise was removed; null while it is still listed."),
+        FieldSpec("removal_authority", S, "作出决定机关（移出）", "Authority that decided the removal; null while it is still listed."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+CREDIT_COMMITMENTS = RecordFamily(
+    name="credit_commitments",
+    type_name="CreditCommitment",
+    label="信用承诺",
+    description="Credit commitments (信用承诺) the subject made to a department, and whether it kept them.",
+    many=True,
+    subjects=(LEGAL,),
+    recency="commitment_date",
+    record_key="commitment_number",
+    fields=(
+        FieldSpec("commitment_number", S, "承诺编号", "Number of the commitment at the receiving department."),
+        FieldSpec("commitment_type", S, "承诺类型",
+                  "Type: 审批替代型 (in place of a certificate for an approval), 主动型 (made of its own accord), "
+                  "行业自律型 (to an industry body) or 信用修复型 (to repair its credit).",
+                  allowed=("审批替代型", "主动型", "行业自律型", "信用修复型")),
+        FieldSpec("matter", S, "承诺事项", "The matter the commitment is about (e.g. the licence applied for)."),
+        FieldSpec("content", S, "承诺内容", "What the subject committed to."),
+        FieldSpec("commitment_date", D, "承诺日期", "Date the commitment was made."),
+        FieldSpec("receiving_department", S, "承诺受理单位", "Department that received the commitment."),
+        FieldSpec("fulfilment_status", S, "履行状态", "履约 (kept), 未履约 (broken) or 履约中 (still running).",
+                  allowed=("履约", "未履约", "履约中")),
+        FieldSpec("fulfilment_checked_date", D, "履约核查日期", "Date the department last checked the commitment; null if never."),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+WAGE_ARREARS = RecordFamily(
+    name="wage_arrears",
+    type_name="WageArrears",
+    label="欠薪（拖欠农民工工资）",
+    description="Employers' confirmed wage arrears (欠薪) from the human resources and social security bureau, "
+                "and whether the employer is on the list of dishonest employers in arrears of migrant workers' wages.",
+    many=True,
+    subjects=(LEGAL,),
+    recency="confirmed_date",
+    record_key="case_number",
+    fields=(
+        FieldSpec("case_number", S, "案件编号", "Number of the wage arrears case."),
+        FieldSpec("arrears_amount", M, "拖欠工资金额（万元）", "Wages in arrears, 10,000 yuan."),
+        FieldSpec("workers_affected", I, "涉及劳动者人数", "Number of workers owed wages."),
+        FieldSpec("confirmed_date", D, "认定日期", "Date the arrears were confirmed."),
+        FieldSpec("status", S, "状态", "欠薪 (outstanding) or 已清偿 (paid).", allowed=("欠薪", "已清偿")),
+        FieldSpec("dishonest_list", S, "是否列入拖欠农民工工资失信联合惩戒对象名单",
+                  "是 if the employer was put on the list of dishonest employers for joint sanctions, else 否.",
+                  allowed=("是", "否")),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
+MAJOR_TAX_VIOLATIONS = RecordFamily(
+    name="major_tax_violations",
+    type_name="MajorTaxViolation",
+    label="重大税收违法失信主体",
+    description="Cases published under the tax authorities' measures on subjects of major tax violations and "
+                "dishonesty (重大税收违法失信主体信息公布管理办法): shown for three years from publication.",
+    many=True,
+    subjects=(LEGAL, NATURAL),
+    recency="decision_date",
+    record_key="case_number",
+    fields=(
+        FieldSpec("case_number", S, "案件编号", "Number of the case at the inspecting tax authority."),
+        FieldSpec("violation_nature", S, "案件性质", "Nature of the case (偷税, 逃避追缴欠税, 骗取出口退税, 虚开增值税专用发票, ...)."),
+        FieldSpec("main_facts", S, "主要违法事实", "Main facts of the violation."),
+        FieldSpec("legal_basis_and_penalty", S, "相关法律依据及税务处理处罚情况", "Legal basis, and how the case was handled and penalised."),
+        FieldSpec("amount_involved", M, "涉案金额（万元）", "Tax evaded, defrauded or not paid in the case, 10,000 yuan."),
+        FieldSpec("inspection_authority", S, "实施检查的单位", "Tax authority that inspected the case."),
+        FieldSpec("decision_date", D, "公布日期", "Date the case was published; the publicity window counts from it."),
+        FieldSpec("publicity_end_date", D, "公布截止日期", "Last day the case is published (three years after publication)."),
+        FieldSpec("severity", S, "失信程度", "Severity for the publicity window: always 严重 for a major tax violation.",
+                  allowed=("轻微", "一般", "严重")),
+        FieldSpec("data_source_unit", S, "数据来源单位", "The department that supplied the record."),
+    ),
+)
+
 FAMILIES: dict[str, RecordFamily] = {
     family.name: family
     for family in (
@@ -263,6 +395,10 @@ FAMILIES: dict[str, RecordFamily] = {
         HONORS,
         SOCIAL_INSURANCE_ARREARS,
         SOCIAL_INSURANCE_CONTRIBUTIONS,
+        ABNORMAL_OPERATIONS,
+        CREDIT_COMMITMENTS,
+        WAGE_ARREARS,
+        MAJOR_TAX_VIOLATIONS,
     )
 }
 

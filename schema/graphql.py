@@ -25,6 +25,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from .catalogue import FAMILIES, RecordFamily, SubjectKind, ValueType, families_for
+from .credit import CreditListing
 
 log = logging.getLogger("xinlian.schema")
 
@@ -57,6 +58,12 @@ class SchemaResolvers(Protocol):
     def subject_name_resolver(self) -> Resolver: ...
 
     def execution_extensions(self) -> list[Any]: ...
+
+    def credit_fields(self, public: bool) -> dict[str, Any]: ...
+
+    def credit_mutations(self) -> dict[str, Any]: ...
+
+    def listings_resolver(self) -> Resolver: ...
 
 
 @strawberry.type(description="One field of the district's credit data catalogue (信用档案目录).")
@@ -173,6 +180,11 @@ def _subject_type(
             graphql_type=Optional[str],
             description="主体名称 (from the registration record).",
         )
+    namespace["listings"] = strawberry.field(
+        resolver=resolvers.listings_resolver(),
+        graphql_type=list[CreditListing],
+        description="The subject's current listings (严重失信主体名单 first, then 守信激励名单): list, basis, dates, deciding department.",
+    )
     for family in families_for(kind):
         # Any, not type: mypy reads Optional[...] and list[...] as type expressions and refuses a
         # variable of type `type` inside them (valid-type); at run time they are plain typing objects.
@@ -223,11 +235,14 @@ def build_schema(
     include_catalogue: bool = True,
     include_access_log: bool = False,
     extensions: list[Any] | None = None,
+    public_contract: bool = True,
 ) -> strawberry.Schema:
     """A Strawberry schema exposing only the visible fields, wired to the executor's resolvers.
 
     `include_access_log` adds `myAccessLog` (root resolver "my_access_log"): the authenticated
-    full schema has it, the public contract never does.
+    full schema has it, the public contract never does. A public contract (`public_contract`)
+    has of the credit governance fields only the lists (`resolvers.credit_fields(public)`) and no
+    mutation; the full schema has them all and the mutations of `resolvers.credit_mutations()`.
     """
     built = build_types(visible, resolvers)
     root = resolvers.root_fields()
@@ -266,10 +281,19 @@ def build_schema(
                 "the `seq` of the last entry of the previous page."
             ),
         )
+    namespace.update(resolvers.credit_fields(public=public_contract))
     namespace["__annotations__"] = {}
     query = strawberry.type(type("Query", (), namespace), description="Xinlian credit information queries.")
+    mutation = None
+    if not public_contract:
+        changes = {**resolvers.credit_mutations(), "__annotations__": {}}
+        mutation = strawberry.type(
+            type("Mutation", (), changes),
+            description="Credit governance changes by departments and checking units: one per request, audited first.",
+        )
     return CreditSchema(
         query=query,
+        mutation=mutation,
         config=StrawberryConfig(default_resolver=read_attribute),
         # the executor's own last: they run after the limits, the parse and the validation
         extensions=[*(extensions or []), *resolvers.execution_extensions()],

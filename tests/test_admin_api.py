@@ -431,6 +431,7 @@ def test_dry_run_for_an_insured_person_with_consent(hub: RunningHub) -> None:
         "action": "dryRun", "dryRun": True, "as_client": "demo-bank",
         "policy_version": result["policyVersion"], "purpose": "loan-review",
         "rules_applied": ["judgment_debtor_records:objection-flag", "judgment_debtor_records:review-gate",
+                          "major_tax_violations:objection-flag", "major_tax_violations:publicity-window",
                           "penalties:objection-flag", "penalties:publicity-window", "penalties:review-gate"],
     }
     assert dry[0].released == sorted(result["released"]) and dry[0].client_id == hub.clients["admin"]["client_id"]

@@ -59,7 +59,7 @@ def test_demo_serves_prints_credentials_and_reuses_its_data_dir(tmp_path: Path) 
     try:
         _wait_ready(base, proc)
         clients = json.loads((tmp_path / "demo-clients.json").read_text(encoding="utf-8"))
-        assert set(clients) == {"department", "bank", "admin", "subject"}
+        assert set(clients) == {"department", "bank", "admin", "subject", "market", "court", "lender"}
         for kind, client in clients.items():
             assert set(client) == {"client_id", "client_secret", "scope"}
         assert oct((tmp_path / "demo-clients.json").stat().st_mode & 0o777) == "0o600"
@@ -73,6 +73,7 @@ def test_demo_serves_prints_credentials_and_reuses_its_data_dir(tmp_path: Path) 
     finally:
         out = _stop(proc)
     assert f"{base}/graphql" in out and dept["client_secret"] in out
+    assert "Credit governance: 2 findings, 1 red-list entry" in out  # the demo's first start seeds them
 
     # a second run on the same data dir reuses the district, the clients and the keys
     manifest = (tmp_path / "departments" / "manifest.json").read_bytes()
@@ -82,7 +83,8 @@ def test_demo_serves_prints_credentials_and_reuses_its_data_dir(tmp_path: Path) 
     try:
         _wait_ready(f"http://127.0.0.1:{port}", proc)
     finally:
-        _stop(proc)
+        again = _stop(proc)
+    assert "Credit governance" not in again  # seeded once per hub store
     assert json.loads((tmp_path / "demo-clients.json").read_text(encoding="utf-8")) == clients
     assert (tmp_path / "departments" / "manifest.json").read_bytes() == manifest
     assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == keys

@@ -14,6 +14,7 @@ import pytest
 
 from xinlian.connectors.contract import Connector, Record
 from xinlian.connectors.registry import load_connectors
+from xinlian.hub.demo.credit_lists import LIST_SAMPLES, NATURAL_LIST_SAMPLES
 from xinlian.hub.demo.generator import (
     LEGAL_SAMPLES,
     NATURAL_SAMPLES,
@@ -22,6 +23,7 @@ from xinlian.hub.demo.generator import (
     DemoDistrict,
     build_demo_district,
 )
+from xinlian.hub.demo.hr_drop import HR_SAMPLES
 from xinlian.hub.demo.services import start_demo_services
 from xinlian.policies.rows import PublicityWindow, add_months
 from xinlian.schema.catalogue import FAMILIES
@@ -80,8 +82,10 @@ def test_builds_four_department_databases_and_the_connector_file(district: DemoD
         assert path == district.data_dir / "departments" / f"{db}.db" and path.is_file()
     assert district.connectors_path.read_text(encoding="utf-8") == TEMPLATE.read_text(encoding="utf-8")
     assert (district.legal_persons, district.natural_persons, district.seed) == (2000, 500, 150102)
-    assert set(district.samples) == set(LEGAL_SAMPLES) | set(NATURAL_SAMPLES) | {"social_insurance_arrears", "insured_person"}
-    assert sorted(p.name for p in (district.data_dir / "drops" / "hr").iterdir()) == ["参保缴费_20261101.csv", "社保欠缴_20261101.csv"]
+    assert set(district.samples) == (set(LEGAL_SAMPLES) | set(NATURAL_SAMPLES) | set(LIST_SAMPLES) | set(NATURAL_LIST_SAMPLES)
+                                     | set(HR_SAMPLES))
+    assert sorted(p.name for p in (district.data_dir / "drops" / "hr").iterdir()) == [
+        "参保缴费_20261101.csv", "欠薪案件_20261101.csv", "社保欠缴_20261101.csv"]
     assert _query(district, "market", "SELECT count(*) FROM qy_jbxx") == [(2000,)]
 
 

@@ -31,9 +31,11 @@ from xinlian.hub.demo.remote import PublishError, point_connector, publish_depar
 
 LEGAL_PERSONS, NATURAL_PERSONS = 40, 10
 READER_PASSWORD = "T4x:r3ader/p@ss{w}%#"  # characters a URL could trip over
-DEPARTMENT_TABLES = {"market": ("qy_jbxx", "xzxk", "xzcf", "syxjl"), "tax": ("taxpayer_credit_rating", "tax_penalty")}
+DEPARTMENT_TABLES = {"market": ("qy_jbxx", "xzxk", "xzcf", "syxjl", "jyycml", "xycn"),
+                     "tax": ("taxpayer_credit_rating", "tax_penalty", "major_tax_case")}
 KEY_COLUMNS = {"qy_jbxx": "tyshxydm", "xzxk": "tyshxydm", "xzcf": "dsr_zjhm", "syxjl": "tyshxydm",
-               "taxpayer_credit_rating": "taxpayer_id", "tax_penalty": "taxpayer_id"}
+               "jyycml": "tyshxydm", "xycn": "tyshxydm",
+               "taxpayer_credit_rating": "taxpayer_id", "tax_penalty": "taxpayer_id", "major_tax_case": "taxpayer_id"}
 
 
 @pytest.fixture

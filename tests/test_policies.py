@@ -114,6 +114,10 @@ def test_default_policy_scopes_grant_the_documented_classes(default: Policy) -> 
         "credit:public": frozenset({PUBLIC}),
         "credit:shared": frozenset({PUBLIC, SHARED}),
         "credit:authorized": frozenset({PUBLIC, AUTHORIZED}),
+        # operation scopes (credit checks, findings, ratings) grant no field
+        "credit:check": frozenset(),
+        "credit:findings": frozenset(),
+        "credit:ratings": frozenset(),
     }
 
 

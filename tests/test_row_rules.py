@@ -526,7 +526,8 @@ def test_a_dry_run_names_the_rules_in_force_and_those_applied(hub: RunningHub) -
     assert set(by_rule) == {"publicity-window", "review-gate", "validity-window", "objection-flag"}
     window = by_rule["publicity-window"]
     assert window == {
-        "rule": "publicity-window", "section": "rows", "families": ["penalties"], "appliesTo": ["PUBLIC", "AUTHORIZED"],
+        "rule": "publicity-window", "section": "rows", "families": ["major_tax_violations", "penalties"],
+        "appliesTo": ["PUBLIC", "AUTHORIZED"],
         "appliesToClient": True, "parameters": {"show_minor": False, "max_months": {"轻微": 3, "一般": 12, "严重": 36},
                                             "min_months": {"轻微": 0, "一般": 3, "严重": 12}},
     }

@@ -115,6 +115,7 @@ async def _principal(runtime: "HubRuntime", client_id: str, purpose: str | None)
         token_id=None,
         allowed_purposes=frozenset(allowed),
         subject_id=record.subject_id,
+        department=record.department,
     )
     return principal, bool(record.disabled)
 

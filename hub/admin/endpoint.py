@@ -20,13 +20,12 @@ change can never leave a first one applied. Answers carry
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.responses import Response
 from strawberry.types.graphql import OperationType
 
 from xinlian.hub.audit.record import AccessRecord
-from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.endpoints.graphql_http import (
     ResponseMedia,
     execute_operation,
@@ -35,14 +34,12 @@ from xinlian.hub.endpoints.graphql_http import (
     resolve_operation,
     result_body,
 )
+from xinlian.hub.gateway.mutations import one_change, record_intent
 from xinlian.hub.gateway.profile import Exchange
 from xinlian.hub.gateway.refusal import Refusal
 
 from .context import AdminContext
 from .schema import ADMIN_SCHEMA, bad_user_input
-
-if TYPE_CHECKING:
-    from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.admin")
 PATH = "/admin/graphql"
@@ -67,8 +64,8 @@ async def admin_graphql(exchange: Exchange) -> Response:
         operation = resolve_operation(gql.query, gql.operation_name)
         allowed = {OperationType.QUERY} if request.method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         if request.method == "POST" and operation is not None and operation.type == "mutation":
-            _one_change(operation.root_fields, operation.root_fragments)
-            await _record_intent(runtime, record, operation.name or gql.operation_name, list(operation.root_fields))
+            one_change(operation.root_fields, operation.root_fragments)
+            await record_intent(runtime, record, operation.name or gql.operation_name, list(operation.root_fields))
         result = await execute_operation(
             request, runtime.settings.request_timeout, ADMIN_SCHEMA, gql.query, gql, ctx,
             allowed_operation_types=allowed, refused_operation=(405, "METHOD_NOT_ALLOWED"),
@@ -81,32 +78,6 @@ async def admin_graphql(exchange: Exchange) -> Response:
         return media.response(body, status)
     finally:
         _collect(ctx, record)
-
-
-def _one_change(fields: tuple[str, ...], through_fragments: bool) -> None:
-    """A mutation selects exactly one root field, directly: a failing second change could
-    otherwise leave a first one applied."""
-    if through_fragments:
-        raise Refusal(400, "BAD_USER_INPUT", "a mutation must select its one root field directly, not through a fragment")
-    if len(fields) > 1:
-        raise Refusal(
-            400, "BAD_USER_INPUT",
-            f"one change per request: this mutation selects {len(fields)} root fields ({', '.join(fields)}); "
-            "send each as its own request. Nothing was changed.",
-        )
-
-
-async def _record_intent(runtime: "HubRuntime", record: AccessRecord, operation: str | None, fields: list[str]) -> None:
-    """Write the mutation's intent entry before it runs; `AuditUnavailable` if it is lost."""
-    entry = record.side_entry(
-        "ok", {"intent": True, "operation": operation, "fields": fields}, operation_name=operation, subjects=[]
-    )
-    try:
-        await runtime.audit.record(entry)
-    except AuditUnavailable:
-        raise
-    except Exception as exc:
-        raise AuditUnavailable(f"audit entry not stored: {type(exc).__name__}") from exc
 
 
 def _collect(ctx: AdminContext, record: AccessRecord) -> None:

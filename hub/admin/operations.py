@@ -12,6 +12,12 @@ widens what the client may see — `admin` for a kind whose default lacks it, or
 a class the client's current scope (its kind's default, for a new client) does not — is refused
 unless `confirm_widening=True` (CLI `--confirm-widening`, admin API `confirmWidening: true`); a
 confirmed widening's action carries `warning`, which lands in the audit entry.
+
+A `department` client speaks for one department, named by its connector's name in the
+federation (`create_client(department=...)`, `set_client_department`). When the operations know
+the federation's connector names (`departments`: the admin API passes the running hub's, the CLI
+those of the data directory's connectors file), a name that is not one of them is refused,
+naming the known ones; without connectors only the name's form is checked.
 """
 
 from __future__ import annotations
@@ -19,9 +25,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
-from xinlian.hub.auth.clients import CLIENT_KINDS, ClientError, ClientRegistry, default_scope, normalise_scope
+from xinlian.hub.auth.clients import (
+    CLIENT_KINDS,
+    ClientError,
+    ClientRegistry,
+    check_department,
+    default_scope,
+    department_refused,
+    normalise_scope,
+)
+from xinlian.hub.credit.model import CreditInputError
 from xinlian.hub.governance import (
     ConsentBook,
     ConsentError,
@@ -51,7 +66,7 @@ def _refused(exc: Exception) -> AdminInputError:
     return AdminInputError(str(exc))
 
 
-INPUT_ERRORS = (ClientError, PurposeError, ConsentError, ObjectionError, AdminInputError)
+INPUT_ERRORS = (ClientError, PurposeError, ConsentError, ObjectionError, AdminInputError, CreditInputError)
 
 
 def split_codes(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -73,6 +88,7 @@ class AdminOperations:
         actions: list[dict[str, Any]] | None = None,
         policy_path: Path | None = None,
         objections: ObjectionRegister | None = None,
+        departments: Iterable[str] | None = None,
     ) -> None:
         self.store = store
         self.by = by
@@ -84,6 +100,8 @@ class AdminOperations:
         self.actions: list[dict[str, Any]] = [] if actions is None else actions
         self._on_client_change = on_client_change
         self._policy_path = policy_path  # the policy file the hub seeds from, for a store without versions
+        # the federation's connector names a department client may speak for (None or empty: not checked)
+        self.departments: frozenset[str] = frozenset(departments or ())
 
     async def _policy(self) -> Policy:
         try:
@@ -147,6 +165,19 @@ class AdminOperations:
             raise AdminInputError(f"unknown or retired purposes: {', '.join(unknown)}")
         return codes
 
+    def _checked_department(self, department: str) -> str:
+        """`department` in its stored form, and one of the federation's connectors if they are known."""
+        try:
+            name = check_department(department)
+        except ClientError as exc:
+            raise _refused(exc) from None
+        if self.departments and name not in self.departments:
+            raise AdminInputError(
+                f"unknown department {name!r}: not a connector of this hub's federation "
+                f"(known: {', '.join(sorted(self.departments))})"
+            )
+        return name
+
     # ---- clients -----------------------------------------------------------------------
     async def create_client(
         self,
@@ -157,9 +188,10 @@ class AdminOperations:
         subject_id: str | None = None,
         client_id: str | None = None,
         *,
+        department: str | None = None,
         confirm_widening: bool = False,
     ) -> tuple[ClientRecord, str]:
-        """Register a client with its purposes and subject; return it and its secret (shown once)."""
+        """Register a client with its purposes and subject or department; return it and its secret (shown once)."""
         if kind not in CLIENT_KINDS:
             raise AdminInputError(f"unknown client kind {kind!r} (one of: {', '.join(CLIENT_KINDS)})")
         scope, warning = await self._checked_scope(
@@ -173,8 +205,9 @@ class AdminOperations:
                 subject_id = check_subject(subject_id)
             except ObjectionError as exc:
                 raise _refused(exc) from None
+        department = self._new_department(kind, department)
         try:
-            new_id, secret = await self.registry.create(name, kind, scope, client_id=client_id)
+            new_id, secret = await self.registry.create(name, kind, scope, client_id=client_id, department=department)
         except ClientError as exc:
             raise _refused(exc) from None
         try:
@@ -189,13 +222,21 @@ class AdminOperations:
             raise
         self._record(
             "createClient", client_id=new_id, kind=kind, scope=scope, purposes=wanted or None, subject_id=subject_id,
-            warning=warning,
+            department=department, warning=warning,
         )
         return await self.client(new_id), secret
 
+    def _new_department(self, kind: str, department: str | None) -> str | None:
+        """A new client's department, checked (None: none given, or only blanks)."""
+        if department is None or not department.strip():
+            return None
+        if kind != "department":
+            raise AdminInputError(f"only a client of kind 'department' speaks for a department (this one is {kind!r})")
+        return self._checked_department(department)
+
     async def create_client_with_keys(
         self, name: str, kind: str, jwks: str, scope: str | None = None, client_id: str | None = None, *,
-        confirm_widening: bool = False,
+        department: str | None = None, confirm_widening: bool = False,
     ) -> ClientRecord:
         """Register a `private_key_jwt` client with its PUBLIC key(s): no secret is issued."""
         if kind not in CLIENT_KINDS:
@@ -203,15 +244,18 @@ class AdminOperations:
         scope, warning = await self._checked_scope(
             default_scope(kind) if scope is None else scope, default_scope(kind), f"a new {kind} client", confirm_widening
         )
+        department = self._new_department(kind, department)
         try:
-            new_id = await self.registry.create_with_keys(name, kind, jwks, scope, client_id=client_id)
+            new_id = await self.registry.create_with_keys(
+                name, kind, jwks, scope, client_id=client_id, department=department
+            )
         except ClientError as exc:
             raise _refused(exc) from None
         record = await self.client(new_id)
         kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])]
         self._record(
             "createClient", client_id=new_id, kind=kind, scope=record.scope, auth_method="private_key_jwt", kids=kids,
-            warning=warning,
+            department=department, warning=warning,
         )
         return record
 
@@ -277,6 +321,23 @@ class AdminOperations:
             raise _refused(exc) from None
         record = await self.client(client_id)
         self._record("setClientSubject", client_id=client_id, subject_id=record.subject_id or "")
+        await self._changed(client_id)
+        return record
+
+    async def set_client_department(self, client_id: str, department: str | None) -> ClientRecord:
+        """Bind a `department` client to the department it speaks for; None (or blanks) unbinds."""
+        current = await self.client(client_id)
+        wanted: str | None = None
+        if department is not None and department.strip():
+            if current.kind != "department":
+                raise AdminInputError(department_refused(client_id, current.kind))
+            wanted = self._checked_department(department)
+        try:
+            await self.registry.set_department(client_id, wanted)
+        except ClientError as exc:
+            raise _refused(exc) from None
+        record = await self.client(client_id)
+        self._record("setClientDepartment", client_id=client_id, department=record.department or "")
         await self._changed(client_id)
         return record
 

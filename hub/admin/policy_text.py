@@ -3,7 +3,8 @@
 `policy_toml(document, version)` is what `policyVersion { toml }` shows: the document
 `hub.governance.policy_versions` stores (every field spelled out, no "*"), as text that
 `PolicyHistory.import_text` and `policies.loader.parse_policy_text` read back to the same policy
-(row rules and annotations as `[[rows]]` / `[[annotations]]`, their parameters inline).
+(row rules and annotations as `[[rows]]` / `[[annotations]]`, their parameters inline; the credit
+governance rules as `[credit.*]` tables and `[[credit.*]]` arrays, as in policies/credit.toml).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def _value(value: Any) -> str:
     """A parameter of a row rule or annotation as a TOML value."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
+    if isinstance(value, (int, float)):
+        return repr(value)
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
     if isinstance(value, dict):
@@ -54,6 +55,27 @@ def _rules(section: str, entries: Any, lines: list[str]) -> None:
     for entry in entries or ():
         lines += ["", f"[[{section}]]"]
         lines += [f"{_key(str(name))} = {_value(value)}" for name, value in entry.items()]
+
+
+def _is_array_of_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _tables(path: list[str], table: dict[str, Any], lines: list[str]) -> None:
+    """A nested table as `[a.b]` with its plain keys, then its arrays of tables (`[[a.b.c]]`, each
+    entry's values inline), then its sub-tables: the `[credit]` section's layout (policies/credit.toml)."""
+    lines += ["", _table(path)]
+    lines += [
+        f"{_key(str(k))} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict) and not _is_array_of_tables(v)
+    ]
+    for name, value in table.items():
+        if _is_array_of_tables(value):
+            for entry in value:
+                lines += ["", "[" + _table(path + [name]) + "]"]
+                lines += [f"{_key(str(k))} = {_value(v)}" for k, v in entry.items()]
+    for name, value in table.items():
+        if isinstance(value, dict):
+            _tables(path + [name], value, lines)
 
 
 def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
@@ -80,4 +102,6 @@ def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
             lines.append(f"{_key(name)} = {{ {inline} }}")
     _rules("rows", document.get("rows"), lines)
     _rules("annotations", document.get("annotations"), lines)
+    if document.get("credit"):
+        _tables(["credit"], document["credit"], lines)
     return "\n".join(lines) + "\n"

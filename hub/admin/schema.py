@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import strawberry
 from graphql import GraphQLError
@@ -24,8 +24,9 @@ from xinlian.hub.governance.objections import ObjectionError, check_subject
 from xinlian.hub.guard import AUTHENTICATED_LIMITS, QueryGuard
 
 from .context import AdminContext
+from .credit import CreditAdminMutation, CreditAdminQuery
 from .dry_run import dry_run, dry_run_alerts, dry_run_entry
-from .operations import AdminInputError
+from .operations import AdminInputError, AdminOperations
 from .types import (
     AccessLogPage,
     Client,
@@ -46,6 +47,15 @@ def _ctx(info: strawberry.Info) -> AdminContext:
     return info.context
 
 
+def _client_operations(info: strawberry.Info) -> AdminOperations:
+    """The request's operations, knowing the running hub's connectors: a department client may
+    speak only for one of them (when the federation has any)."""
+    ctx = _ctx(info)
+    operations = ctx.operations
+    operations.departments = frozenset(c.name for c in ctx.runtime.federation.connectors)
+    return operations
+
+
 def _subject(subject: str) -> str:
     try:
         return check_subject(subject)
@@ -54,7 +64,7 @@ def _subject(subject: str) -> str:
 
 
 @strawberry.type(description="Xinlian administration: read.")
-class Query:
+class Query(CreditAdminQuery):
     @strawberry.field(description="Every client, oldest first (never a secret).")
     async def clients(self, info: strawberry.Info) -> list[Client]:
         ctx = _ctx(info)
@@ -161,7 +171,7 @@ class Query:
 
 
 @strawberry.type(description="Xinlian administration: change. Every change is audited.")
-class Mutation:
+class Mutation(CreditAdminMutation):
     # ---- clients ----------------------------------------------------------------------
     @strawberry.mutation(description="Register a client; its secret is in the answer, this once.")
     async def create_client(
@@ -172,11 +182,15 @@ class Mutation:
         scope: Optional[str] = None,
         purposes: Optional[list[str]] = None,
         subject_id: Optional[str] = None,
+        department: Annotated[
+            Optional[str],
+            strawberry.argument(description="A `department` client's department: a connector of the federation, e.g. market."),
+        ] = None,
         client_id: Optional[str] = None,
         confirm_widening: bool = False,
     ) -> ClientWithSecret:
-        record, secret = await _ctx(info).operations.create_client(
-            name, kind, scope, purposes, subject_id, client_id, confirm_widening=confirm_widening
+        record, secret = await _client_operations(info).create_client(
+            name, kind, scope, purposes, subject_id, client_id, department=department, confirm_widening=confirm_widening
         )
         return ClientWithSecret(client=Client.of(record), client_secret=secret)
 
@@ -208,6 +222,15 @@ class Mutation:
     @strawberry.mutation(description="Bind a `subject` client to the credit subject it speaks for (null unbinds).")
     async def set_client_subject(self, info: strawberry.Info, client_id: str, subject_id: Optional[str] = None) -> Client:
         return Client.of(await _ctx(info).operations.set_client_subject(client_id, subject_id))
+
+    @strawberry.mutation(
+        description="Bind a `department` client to the department it speaks for: a connector of the hub's "
+        "federation, e.g. market (null unbinds)."
+    )
+    async def set_client_department(
+        self, info: strawberry.Info, client_id: str, department: Optional[str] = None
+    ) -> Client:
+        return Client.of(await _client_operations(info).set_client_department(client_id, department))
 
     # ---- purposes ---------------------------------------------------------------------
     @strawberry.mutation(description="Define a purpose (code: a-z 0-9 . _ -).")

@@ -31,6 +31,9 @@ class Client:
     scopes: list[str] = strawberry.field(description="The scopes the client may ask for.")
     purposes: list[str] = strawberry.field(description="Purposes the client may declare for AUTHORIZED data.")
     subject_id: Optional[str] = strawberry.field(description="The credit subject a `subject` client speaks for.")
+    department: Optional[str] = strawberry.field(
+        description="The department a `department` client speaks for (its connector's name, e.g. market)."
+    )
     disabled: bool
     auth_method: str = strawberry.field(description="client_secret_basic or private_key_jwt.")
     created_at: dt.datetime
@@ -44,6 +47,7 @@ class Client:
             scopes=(record.scope or "").split(),
             purposes=(record.purposes or "").split(),
             subject_id=record.subject_id,
+            department=record.department,
             disabled=bool(record.disabled),
             auth_method=record.token_endpoint_auth_method,
             created_at=utc(record.created_at),  # type: ignore[arg-type]

@@ -15,6 +15,12 @@ Only a scrypt hash of each secret is stored (`client_secrets`); the secret itsel
 once, by `create`, and never again. A client registered with `create_with_keys` has no secret
 at all: it authenticates with `private_key_jwt` (RFC 7523), JWT assertions signed by one of its
 registered public keys (`client_keys`), which `set_keys` replaces when the client rotates them.
+
+Two clients speak for someone: a `subject` client for the credit subject it is bound to
+(`set_subject`), a `department` client for its department (`set_department`), named as the
+department's connector is named in the federation (`market`, `tax`, ...): it records credit
+findings and listings for that department only. Whether the name is one of the running hub's
+connectors is the admin layer's check (hub/admin/operations.py); here only its form.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ DEFAULT_SCOPES: dict[str, str] = {
     "admin": "admin credit:public credit:shared",
     "subject": "credit:public",
 }
+DEPARTMENT_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,63}")  # a connector's name, e.g. "market"
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,64}")  # no ':' (HTTP Basic), URL-safe
 SCOPE_TOKEN_PATTERN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 §3.3 scope-token
 MAX_NAME_LENGTH = 200
@@ -74,6 +81,23 @@ def normalise_scope(scope: str) -> str:
     return " ".join(dict.fromkeys(tokens))
 
 
+def check_department(department: str) -> str:
+    """`department` (surrounding blanks removed) if it has the form of a connector's name: a
+    lower-case letter, then up to 63 of `a-z 0-9 _ -`; otherwise `ClientError`."""
+    name = department.strip()
+    if not DEPARTMENT_PATTERN.fullmatch(name):
+        raise ClientError(
+            f"invalid department {department!r}: a department is named by its connector's name, "
+            "a lower-case letter then up to 63 of a-z 0-9 _ - (e.g. 'market')"
+        )
+    return name
+
+
+def department_refused(client_id: str, kind: str) -> str:
+    """Why a client of `kind` cannot be bound to a department."""
+    return f"only a client of kind 'department' speaks for a department ({client_id!r} is {kind!r})"
+
+
 class ClientRegistry:
     """Create, find, list, disable and authenticate the hub's clients."""
 
@@ -87,9 +111,13 @@ class ClientRegistry:
         scope: str | None = None,
         client_id: str | None = None,
         secret: str | None = None,
+        department: str | None = None,
     ) -> tuple[str, str]:
-        """Register a client; return `(client_id, secret)`. The secret is not recoverable later."""
-        record = self._new_record(name, kind, scope, client_id)
+        """Register a client; return `(client_id, secret)`. The secret is not recoverable later.
+
+        `department`: the department a `department` client speaks for (see `set_department`).
+        """
+        record = self._new_record(name, kind, scope, client_id, department)
         if secret is None:
             secret = generate_secret()
         elif len(secret) < MIN_SECRET_LENGTH:
@@ -105,9 +133,10 @@ class ClientRegistry:
         jwks: str | bytes | dict[str, object],
         scope: str | None = None,
         client_id: str | None = None,
+        department: str | None = None,
     ) -> str:
         """Register a `private_key_jwt` client with its public JWK (Set); return its id. No secret."""
-        record = self._new_record(name, kind, scope, client_id)
+        record = self._new_record(name, kind, scope, client_id, department)
         record.secret_hash = NO_SECRET
         record.token_endpoint_auth_method = PRIVATE_KEY_JWT
         record.jwks = _checked_jwks(jwks)
@@ -137,7 +166,9 @@ class ClientRegistry:
         return True
 
     @staticmethod
-    def _new_record(name: str, kind: str, scope: str | None, client_id: str | None) -> ClientRecord:
+    def _new_record(
+        name: str, kind: str, scope: str | None, client_id: str | None, department: str | None = None
+    ) -> ClientRecord:
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH:
             raise ClientError(f"a client name must be 1 to {MAX_NAME_LENGTH} characters")
@@ -149,6 +180,10 @@ class ClientRegistry:
             client_id = f"{kind}-{generate_secret()[:16]}"
         elif not CLIENT_ID_PATTERN.fullmatch(client_id):
             raise ClientError("a client id is 1 to 64 of A-Z a-z 0-9 . _ ~ -")
+        if department is not None:
+            if kind != "department":
+                raise ClientError(department_refused(client_id, kind))
+            department = check_department(department)
         return ClientRecord(
             client_id=client_id,
             name=name,
@@ -159,6 +194,7 @@ class ClientRegistry:
             created_at=dt.datetime.now(dt.timezone.utc),
             token_endpoint_auth_method=SECRET_METHOD,
             jwks=None,
+            department=department,
         )
 
     async def _insert(self, record: ClientRecord) -> None:
@@ -238,6 +274,19 @@ class ClientRegistry:
             if record is not None and record.kind != "subject":
                 raise ClientError(f"only a client of kind 'subject' speaks for a subject ({client_id!r} is {record.kind!r})")
         return await self._set(client_id, subject_id=subject_id)
+
+    async def set_department(self, client_id: str, department: str | None) -> bool:
+        """Bind a `department` client to the department it speaks for (its connector's name in the
+        federation, e.g. "market"), or unbind it (None). False if there is no such client.
+
+        A client of another kind cannot be bound (`ClientError`); unbinding is always allowed.
+        """
+        if department is not None:
+            department = check_department(department)
+            record = await self.get(client_id)
+            if record is not None and record.kind != "department":
+                raise ClientError(department_refused(client_id, record.kind))
+        return await self._set(client_id, department=department)
 
     async def enable(self, client_id: str) -> bool:
         """Accept a disabled client again. False if no such client."""

@@ -1,5 +1,6 @@
 """The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`, `policy`,
-`purposes`, `consents`, `objections`, `access-log`.
+`purposes`, `consents`, `objections`, `access-log`, and credit governance: `measures`,
+`findings`, `lists`, `ratings`, `supervision`.
 
 `xinlian` alone prints the help (every command); `xinlian --version` the installed version.
 Each sub-command group lives in its own module exposing `register(subparsers)`; the
@@ -16,7 +17,7 @@ from typing import Sequence
 from xinlian.hub.config import SettingsError
 
 COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
-                   "purposes", "consents", "objections", "access_log")
+                   "purposes", "consents", "objections", "access_log", "credit", "ratings")
 
 
 def version() -> str:

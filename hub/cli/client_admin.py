@@ -1,4 +1,4 @@
-"""`xinlian clients create (alias add)|rotate-secret|set-scope|set-purposes|set-subject|enable`.
+"""`xinlian clients create (alias add)|show|rotate-secret|set-scope|set-purposes|set-subject|set-department|enable`.
 
 The client administration of the admin API (`createClient`, `rotateClientSecret`, ...) on the
 command line, through the same `AdminOperations`: the same checks, the same audit actions
@@ -6,6 +6,11 @@ command line, through the same `AdminOperations`: the same checks, the same audi
 is written. Refused input: the reason on stderr, exit 2, nothing changed. Scopes must be known
 (the policy's, plus `admin`); a widening (`admin` for a non-admin kind, more disclosure classes)
 needs `--confirm-widening` and is recorded with `detail.warning` in its audit entry.
+
+A `department` client speaks for one department (`--department`, `set-department`), named by its
+connector's name in the federation; when the data directory's connectors file
+(`$XINLIAN_CONNECTORS` or `<data-dir>/connectors.toml`) names connectors, the department must be
+one of them, as the admin API checks against the running hub's federation.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from typing import Any
 
-from xinlian.hub.admin.operations import split_codes
+from xinlian.hub.admin.operations import AdminInputError, split_codes
 from xinlian.hub.auth.clients import CLIENT_KINDS, DEFAULT_SCOPES
+from xinlian.hub.config import Settings
 
 from .admin_session import REFUSED, AdminSession, add_common_arguments, run_admin
 
@@ -45,10 +52,20 @@ def register_actions(actions: "argparse._SubParsersAction[argparse.ArgumentParse
     )
     create.add_argument("--purposes", default=None, metavar="A,B", help="purposes it may declare (defined, not retired)")
     create.add_argument("--subject", default=None, metavar="ID", help="the credit subject a `subject` client speaks for")
+    create.add_argument(
+        "--department", default=None, metavar="NAME",
+        help="the department a `department` client speaks for: its connector's name in the federation, e.g. market",
+    )
     create.add_argument("--client-id", default=None, help="choose the client id (default: generated)")
     create.add_argument("--json", action="store_true", help="print the new client as JSON")
     add_common_arguments(create)
     create.set_defaults(handler=run_create)
+
+    show = actions.add_parser("show", help="show one client (never its secret)")
+    show.add_argument("client_id", metavar="CLIENT_ID")
+    show.add_argument("--json", action="store_true", help="print the client as JSON")
+    add_common_arguments(show, changes=False)
+    show.set_defaults(handler=run_show)
 
     rotate = actions.add_parser("rotate-secret", help="give a client a new secret (the old one stops at once)")
     rotate.add_argument("client_id", metavar="CLIENT_ID")
@@ -75,6 +92,17 @@ def register_actions(actions: "argparse._SubParsersAction[argparse.ArgumentParse
     add_common_arguments(subject)
     subject.set_defaults(handler=run_set_subject)
 
+    department = actions.add_parser(
+        "set-department", help="bind a `department` client to the department it speaks for (omit to unbind)"
+    )
+    department.add_argument("client_id", metavar="CLIENT_ID")
+    department.add_argument(
+        "department", metavar="DEPARTMENT", nargs="?", default=None,
+        help="its connector's name in the federation, e.g. market",
+    )
+    add_common_arguments(department)
+    department.set_defaults(handler=run_set_department)
+
     enable = actions.add_parser("enable", help="accept a disabled client again")
     enable.add_argument("client_id", metavar="CLIENT_ID")
     add_common_arguments(enable)
@@ -91,6 +119,7 @@ def _describe(session: AdminSession, record: Any, secret: str | None = None) -> 
         ("scope", record.scope),
         ("purposes", record.purposes or "-"),
         ("subject", record.subject_id or "-"),
+        ("department", record.department or "-"),
         ("disabled", str(bool(record.disabled)).lower()),
     ]
     for label, value in rows:
@@ -102,9 +131,33 @@ def _document(record: Any, secret: str | None = None) -> str:
     if secret is not None:
         shown["client_secret"] = secret
     shown.update(
-        kind=record.kind, scope=record.scope, purposes=(record.purposes or "").split(), subject_id=record.subject_id
+        kind=record.kind, scope=record.scope, purposes=(record.purposes or "").split(), subject_id=record.subject_id,
+        department=record.department,
     )
     return json.dumps(shown, ensure_ascii=False)
+
+
+def federation_departments(settings: Settings) -> frozenset[str]:
+    """The connector names of the connectors file the hub of these settings federates (empty
+    without a file: then only a department's form is checked). `AdminInputError` if it cannot be read."""
+    path = settings.connectors_path
+    if path is None or not path.exists():
+        return frozenset()
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise AdminInputError(f"cannot read the connectors file {path} to check the department: {exc}") from None
+    entries = document.get("connector", [])
+    return frozenset(
+        entry["name"] for entry in (entries if isinstance(entries, list) else [])
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    )
+
+
+def _knowing_departments(session: AdminSession, department: str | None) -> None:
+    """Let the session's operations check `department` against the federation's connectors."""
+    if department is not None and department.strip():
+        session.operations.departments = federation_departments(session.settings)
 
 
 def _warn(session: AdminSession) -> None:
@@ -125,9 +178,10 @@ def run_create(args: argparse.Namespace) -> int:
         return _create_with_keys(args, name)
 
     async def create(session: AdminSession) -> int:
+        _knowing_departments(session, args.department)
         record, secret = await session.operations.create_client(
             name, args.kind, args.scope, split_codes(args.purposes), args.subject, args.client_id,
-            confirm_widening=args.confirm_widening,
+            department=args.department, confirm_widening=args.confirm_widening,
         )
         _warn(session)
         if args.json:
@@ -152,25 +206,42 @@ def _create_with_keys(args: argparse.Namespace, name: str) -> int:
         return REFUSED
 
     async def create(session: AdminSession) -> int:
+        _knowing_departments(session, args.department)
         record = await session.operations.create_client_with_keys(
-            name, args.kind, jwks, args.scope, args.client_id, confirm_widening=args.confirm_widening
+            name, args.kind, jwks, args.scope, args.client_id, department=args.department,
+            confirm_widening=args.confirm_widening,
         )
         _warn(session)
         kids = [key["kid"] for key in json.loads(record.jwks or "{}").get("keys", [])]
         method = "private_key_jwt"
         if args.json:
-            shown = {"client_id": record.client_id, "kind": record.kind, "scope": record.scope}
+            shown = {"client_id": record.client_id, "kind": record.kind, "scope": record.scope,
+                     "department": record.department}
             session.say(json.dumps({**shown, "token_endpoint_auth_method": method, "kids": kids}))
         else:
             session.say(f"client_id                   {record.client_id}")
             session.say(f"kind                        {record.kind}")
             session.say(f"scope                       {record.scope}")
+            if record.department:
+                session.say(f"department                  {record.department}")
             session.say(f"token_endpoint_auth_method  {method}")
             session.say(f"kids                        {' '.join(kids)}")
             session.say("No secret is issued: the client signs a JWT assertion with its private key (see docs/auth.md).")
         return 0
 
     return run_admin(args, NAME, create)
+
+
+def run_show(args: argparse.Namespace) -> int:
+    async def show(session: AdminSession) -> int:
+        record = await session.operations.client(args.client_id)
+        if args.json:
+            session.say(_document(record))
+        else:
+            _describe(session, record)
+        return 0
+
+    return run_admin(args, NAME, show)
 
 
 def run_rotate(args: argparse.Namespace) -> int:
@@ -215,6 +286,16 @@ def run_set_subject(args: argparse.Namespace) -> int:
         return 0
 
     return run_admin(args, NAME, set_subject)
+
+
+def run_set_department(args: argparse.Namespace) -> int:
+    async def set_department(session: AdminSession) -> int:
+        _knowing_departments(session, args.department)
+        record = await session.operations.set_client_department(args.client_id, args.department)
+        session.say(f"{record.client_id} speaks for: {record.department or '(no department)'}")
+        return 0
+
+    return run_admin(args, NAME, set_department)
 
 
 def run_enable(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`xinlian clients add|list|disable|set-keys|create|rotate-secret|set-scope|set-purposes|set-subject|enable`.
+"""`xinlian clients add|list|show|disable|set-keys|create|rotate-secret|set-scope|set-purposes|set-subject|`
+`set-department|enable`.
 
 The hub's OAuth2 clients. `create` (alias `add`, one command) prints the new client's id and
 secret (the secret is shown this once and only its hash is stored) — or, with `--jwks-file`,
@@ -7,8 +8,8 @@ shows secrets; `disable` refuses a client from now on; `set-keys` replaces a `pr
 client's public keys. Exit codes, for every `clients` command: 0 done, 2 refused (unknown client,
 bad kind, unknown scope, an unconfirmed widening, bad keys, id taken: the reason on stderr,
 nothing changed) or the store or the key file cannot be read. (`add` used to exit 1 when refused.)
-`create`, `rotate-secret`, `set-scope`, `set-purposes`, `set-subject` and `enable` are in
-`client_admin.py`. Every change is audited (`admin_session.py`).
+`create`, `show`, `rotate-secret`, `set-scope`, `set-purposes`, `set-subject`, `set-department`
+and `enable` are in `client_admin.py`. Every change is audited (`admin_session.py`).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def _row(record: Any) -> dict[str, Any]:
         "created_at": _utc(record.created_at),
         "purposes": (getattr(record, "purposes", "") or "").split(),
         "subject_id": getattr(record, "subject_id", None),
+        "department": getattr(record, "department", None),
     }
 
 

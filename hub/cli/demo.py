@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ DEMO_CLIENTS: dict[str, dict[str, str]] = {
     "bank": {"client_id": "demo-bank", "name": "内蒙古银行呼和浩特新城支行"},
     "admin": {"client_id": "demo-admin", "name": "新城区信用平台管理员"},
     "subject": {"client_id": "demo-subject", "name": "信用主体门户（示例企业）"},
+    # credit governance (docs/governance.md): departments that record findings for their own
+    # department, and a lender that screens its loan book with credit checks
+    "market": {"client_id": "demo-market", "name": "新城区市场监督管理局", "kind": "department",
+               "scope": "credit:public credit:shared credit:findings", "department": "market"},
+    "court": {"client_id": "demo-court", "name": "新城区人民法院", "kind": "department",
+              "scope": "credit:public credit:shared credit:findings", "department": "courts"},
+    "lender": {"client_id": "demo-lender", "name": "呼和浩特新城农商银行（信贷审查）", "kind": "bank",
+               "scope": "credit:public credit:check"},
 }
 # purposes the demo defines; the demo bank is registered for the first two
 DEMO_PURPOSES: dict[str, tuple[str, str]] = {
@@ -114,16 +123,19 @@ async def ensure_demo_clients(settings: Settings, samples: dict[str, str] | None
     try:
         registry = ClientRegistry(store)
         out: dict[str, dict[str, Any]] = {}
-        for kind, spec in DEMO_CLIENTS.items():
-            known = saved.get(kind)
+        for key, spec in DEMO_CLIENTS.items():
+            known = saved.get(key)
             if known and await registry.authenticate(known["client_id"], known["client_secret"]) is not None:
-                out[kind] = known
+                out[key] = known
                 continue
             if await registry.get(spec["client_id"]) is not None:
                 await registry.remove(spec["client_id"])
-            scope = default_scope(kind)
+            kind = spec.get("kind", key)
+            scope = spec.get("scope") or default_scope(kind)
             client_id, secret = await registry.create(spec["name"], kind, scope, client_id=spec["client_id"])
-            out[kind] = {"client_id": client_id, "client_secret": secret, "scope": scope}
+            if spec.get("department"):
+                await registry.set_department(client_id, spec["department"])
+            out[key] = {"client_id": client_id, "client_secret": secret, "scope": scope}
         if samples:
             await _ensure_demo_governance(store, registry, samples)
     finally:
@@ -143,6 +155,7 @@ async def _ensure_demo_governance(store: Any, registry: Any, samples: dict[str, 
         if await purposes.get(code) is None:
             await purposes.define(code, label, description)
     await registry.set_purposes(DEMO_CLIENTS["bank"]["client_id"], list(DEMO_BANK_PURPOSES))
+    await registry.set_purposes(DEMO_CLIENTS["lender"]["client_id"], list(DEMO_BANK_PURPOSES))
     await registry.set_subject(DEMO_CLIENTS["subject"]["client_id"], samples["judgment_debtor"])
     consents = ConsentBook(store)
     person, bank = samples["insured_person"], DEMO_CLIENTS["bank"]["client_id"]
@@ -252,11 +265,27 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         if services.court_url:
             print(f"Court API (REST stand-in for 新城区人民法院): {services.court_url}")
+        _seed_credit(settings, dict(district.samples))
         print(_banner(settings, args.host, args.port, clients), flush=True)
         _serve(settings, args.host, args.port, args.workers)
     finally:
         services.stop()
     return 0
+
+
+def _seed_credit(settings: Settings, samples: dict[str, str]) -> None:
+    """The demo's findings, listings and ratings, once per hub store (hub/demo/governance.py)."""
+    from xinlian.hub.demo.governance import ensure_demo_credit
+
+    started = time.monotonic()
+
+    def progress(rated: int, failed: int) -> None:
+        print(f"\rRating the district: {rated} rated, {failed} failed", end="", file=sys.stderr, flush=True)
+
+    done = asyncio.run(ensure_demo_credit(settings, samples, progress))
+    if done["rated"] or done["findings"]:
+        print(f"\nCredit governance: {done['findings']} findings, {done['redListed']} red-list entry, "
+              f"{done['rated']} subjects rated ({time.monotonic() - started:.1f} s); see docs/governance.md", flush=True)
 
 
 def _publish_departments(settings: Settings, urls: dict[str, str | None]) -> int:

@@ -2,11 +2,14 @@
 
 `build_demo_district(data_dir)` writes `<data_dir>/departments/{market,tax,environment,courts}.db`,
 each in its department's own layout (`LAYOUTS`; docs/connectors.md describes them), and
-`<data_dir>/connectors.toml` from the template beside this module (never over an existing one).
+`<data_dir>/connectors.toml` from the template beside this module (never over an existing one,
+unless it is an unedited copy of an earlier template: see `EARLIER_TEMPLATES`).
 The same seed and counts give byte-identical files: every date is relative to the fixed
-`REFERENCE_DATE`, never the clock. `departments/manifest.json` records what was built; a later
-call with the same parameters reuses it. `DemoDistrict.samples` names subjects that tests and
-the README rely on, each guaranteed by construction (not by chance).
+`REFERENCE_DATE`, never the clock. `departments/manifest.json` records what was built (and the
+`FORMAT` it was built in); a later call with the same parameters and format reuses it.
+`DemoDistrict.samples` names subjects that tests and the README rely on, each guaranteed by
+construction (not by chance). The credit lists (abnormal operations, credit commitments, major
+tax violations) come from `credit_lists.py`, drawn last with a random generator of their own.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
@@ -26,12 +30,25 @@ from xinlian.policies.rows import add_months
 from xinlian.schema.identifiers import USCC_ALPHABET, id_check_char, uscc_check_char
 
 from .court_service import court_api_key
-from .hr_drop import write_hr_drop
+from .credit_lists import CreditLists
+from .hr_drop import HR_SAMPLES, write_hr_drop
 
-FORMAT = 1
+# 2: the 2021 双公示 items on licences and penalties; abnormal operations, credit commitments,
+# major tax violations and wage arrears (a district built in format 1 is rebuilt)
+FORMAT = 2
 REFERENCE_DATE = dt.date(2026, 11, 1)
 DIVISION = "150102"
 TEMPLATE = Path(__file__).with_name("connectors.toml")
+# sha256 (see `_template_digest`) of the connectors.toml templates shipped before this one: a data
+# directory's copy that is still one of them — never edited, save the court's port that `xinlian
+# demo` writes at each start — is replaced by the current template, so that an old district's
+# hub learns the families added since; any other file is an operator's and is kept
+EARLIER_TEMPLATES = frozenset({
+    "46bb0268f0926acc6fa6a50a4d75b6b6efb2d22483eef394ac59dd649b6aac78",
+    "b432e633f5d0812435bf07d7febeff74ebba711fa337971a456672324752c232",
+    "aeae45e537f2f5f1c21f2f853c90ba0af70973b67e592c496ad5ac99846ee462",
+    "ce1a1aa43aab8e2472f99b8063607bbdd33dcda6963ae32ae6bf691956c85b9e",
+})
 LEGAL_SAMPLES = ("judgment_debtor", "a_level_taxpayer", "expired_penalty", "severe_penalty", "minor_penalty",
                  "multi_department_penalties", "honored", "revoked", "clean", "awaiting_review")
 NATURAL_SAMPLES = ("natural_debtor", "natural_penalty", "natural_clean")
@@ -41,23 +58,37 @@ ENVIRONMENT, COURT = "呼和浩特市生态环境局新城区分局", "内蒙古
 
 # Each department's own tables, as its system declares them (column order = insertion order).
 LAYOUTS: dict[str, dict[str, str]] = {
-    "market": {  # 企业基本信息, 行政许可, 行政处罚, 守信激励
+    "market": {  # 企业基本信息, 行政许可, 行政处罚, 守信激励, 经营异常名录, 信用承诺
         "qy_jbxx": "tyshxydm TEXT PRIMARY KEY, qymc TEXT NOT NULL, fddbr TEXT, fddbr_zjhm TEXT, djzt INTEGER, clrq TEXT, "
                    "zs TEXT, hydm TEXT, zczb INTEGER, lxdh TEXT, djjg TEXT",
-        "xzxk": "id INTEGER PRIMARY KEY, tyshxydm TEXT, xkjdswh TEXT, xkzsmc TEXT, xklb TEXT, xkbh TEXT, xknr TEXT, "
-                "xkjdrq TEXT, yxqz TEXT, yxqzhi TEXT, xkjg TEXT, xkjgdm TEXT, sjdw TEXT",
-        "xzcf": "id INTEGER PRIMARY KEY, dsr_zjhm TEXT, dsrmc TEXT, cfjdswh TEXT, wfxwlx TEXT, wfss TEXT, cfyj TEXT, "
-                "cflb TEXT, cfnr TEXT, fkje INTEGER, mswfsdje INTEGER, cfjdrq TEXT, cfjg TEXT, cfjgdm TEXT, sjdw TEXT, "
-                "sxcd TEXT, gsjzq TEXT, bary TEXT, sfyx INTEGER",
+        # 行政许可 with the 2021 双公示 items: 相对人名称/类别, 法定代表人 and its document, 文书名称, 当前状态, 来源单位代码, 备注
+        "xzxk": "id INTEGER PRIMARY KEY, tyshxydm TEXT, xdrmc TEXT, xdrlb TEXT, fddbr TEXT, fddbr_zjlx TEXT, fddbr_zjhm TEXT, "
+                "xkwsmc TEXT, xkjdswh TEXT, xkzsmc TEXT, xklb TEXT, xkbh TEXT, xknr TEXT, xkjdrq TEXT, yxqz TEXT, yxqzhi TEXT, "
+                "xkjg TEXT, xkjgdm TEXT, dqzt TEXT, sjdw TEXT, sjdwdm TEXT, bz TEXT",
+        # 行政处罚: dsr_zjhm is the party's key (USCC or resident ID); tyshxydm / zjlx+zjhm say which
+        "xzcf": "id INTEGER PRIMARY KEY, dsr_zjhm TEXT, dsrmc TEXT, dsrlb TEXT, tyshxydm TEXT, fddbr TEXT, fddbr_zjlx TEXT, "
+                "fddbr_zjhm TEXT, zjlx TEXT, zjhm TEXT, cfjdswh TEXT, wfxwlx TEXT, wfss TEXT, cfyj TEXT, "
+                "cflb TEXT, cfnr TEXT, fkje INTEGER, mswfsdje INTEGER, zkdxzz TEXT, cfjdrq TEXT, cfyxq TEXT, cfjg TEXT, "
+                "cfjgdm TEXT, sjdw TEXT, sjdwdm TEXT, bz TEXT, sxcd TEXT, gsjzq TEXT, bary TEXT, sfyx INTEGER",
         "syxjl": "id INTEGER PRIMARY KEY, tyshxydm TEXT, rymc TEXT, rdjg TEXT, rdrq TEXT, yxqzhi TEXT, sjdw TEXT",
+        # 经营异常名录: 列入决定书文号, 列入原因代码/日期/机关, 移出原因代码/日期/机关 (NULL while listed)
+        "jyycml": "id INTEGER PRIMARY KEY, tyshxydm TEXT, qymc TEXT, lrjdswh TEXT, lryy TEXT, lrrq TEXT, zcjdjg TEXT, "
+                  "ycyy TEXT, ycrq TEXT, ycjdjg TEXT, sjdw TEXT",
+        # 信用承诺: 承诺编号, 类型代码, 承诺事项/内容, 日期, 受理单位, 履约状态代码, 核查日期
+        "xycn": "id INTEGER PRIMARY KEY, tyshxydm TEXT, cnbh TEXT, cnlx TEXT, cnsx TEXT, cnnr TEXT, cnrq TEXT, sldw TEXT, "
+                "lyzt TEXT, hcrq TEXT, sjdw TEXT",
     },
     "tax": {
         "taxpayer_credit_rating": "id INTEGER PRIMARY KEY, taxpayer_id TEXT, taxpayer_name TEXT, rating_year INTEGER, "
                                   "credit_grade TEXT, rated_on TEXT, annual_tax_paid DECIMAL(18,2), tax_office TEXT",
-        "tax_penalty": "id INTEGER PRIMARY KEY, taxpayer_id TEXT, document_no TEXT, violation_type TEXT, "
+        "tax_penalty": "id INTEGER PRIMARY KEY, taxpayer_id TEXT, taxpayer_name TEXT, document_no TEXT, violation_type TEXT, "
                        "violation_facts TEXT, legal_basis TEXT, penalty_type TEXT, penalty_detail TEXT, "
                        "fine_yuan DECIMAL(18,2), confiscated_yuan DECIMAL(18,2), decided_on TEXT, authority_name TEXT, "
                        "authority_code TEXT, severity TEXT, publicity_until TEXT, officer TEXT",
+        # 重大税收违法失信主体: the cases published, each for three years from its publication
+        "major_tax_case": "id INTEGER PRIMARY KEY, case_no TEXT, taxpayer_id TEXT, taxpayer_name TEXT, case_nature TEXT, "
+                          "main_facts TEXT, law_and_penalty TEXT, amount_yuan DECIMAL(18,2), inspection_office TEXT, "
+                          "published_on TEXT, publish_until TEXT",
     },
     "environment": {
         "env_punishment": "punish_id INTEGER PRIMARY KEY, credit_code TEXT, party_name TEXT, punish_no TEXT, "
@@ -75,8 +106,8 @@ LAYOUTS: dict[str, dict[str, str]] = {
                   "yw TEXT, lxqk TEXT, sxxw TEXT, zt TEXT",
     },
 }
-INDEXES = {"market": ("xzxk(tyshxydm)", "xzcf(dsr_zjhm)", "syxjl(tyshxydm)"),
-           "tax": ("taxpayer_credit_rating(taxpayer_id)", "tax_penalty(taxpayer_id)"),
+INDEXES = {"market": ("xzxk(tyshxydm)", "xzcf(dsr_zjhm)", "syxjl(tyshxydm)", "jyycml(tyshxydm)", "xycn(tyshxydm)"),
+           "tax": ("taxpayer_credit_rating(taxpayer_id)", "tax_penalty(taxpayer_id)", "major_tax_case(taxpayer_id)"),
            "environment": ("env_punishment(credit_code)", "env_permit(credit_code)", "env_credit_honor(credit_code)"),
            "courts": ("sxbzxr(zjhm)",)}
 
@@ -148,12 +179,14 @@ class _District:
     """The generator's working state: subjects and the rows of every department table."""
 
     def __init__(self, seed: int, legal: int, natural: int) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.rows: dict[str, dict[str, list[dict[str, Any]]]] = {db: {t: [] for t in ts} for db, ts in LAYOUTS.items()}
         self.numbers: dict[str, int] = {}
         self.authority = {db: self.uscc("11") for db in ("market", "tax", "environment")}
         self.people = self.natural_persons(natural)
         self.firms = self.legal_persons(legal)
+        self.by_uscc = {firm["uscc"]: firm for firm in self.firms}
 
     # ---- identifiers and subjects ------------------------------------------------------
     def uscc(self, prefix: str, used: set[str] | None = None) -> str:
@@ -240,7 +273,11 @@ class _District:
             "tyshxydm": firm["uscc"], "xkjdswh": self.number("新市监许〔{year}〕{n}号", start.year), "xkzsmc": name,
             "xklb": category, "xkbh": f"JY{DIVISION}{self.rng.randrange(10**7):07d}", "xknr": f"{name}：{firm['name']}",
             "xkjdrq": _ymd(start), "yxqz": _ymd(start), "yxqzhi": _ymd(add_months(start, 60)), "xkjg": MARKET,
-            "xkjgdm": self.authority["market"], "sjdw": MARKET})
+            "xkjgdm": self.authority["market"], "sjdw": MARKET,
+            # the 2021 双公示 items, from what the registry knows (no random draw: the rest stays as it was)
+            "xdrmc": firm["name"], "xdrlb": "1", "fddbr": firm["rep"]["name"], "fddbr_zjlx": "01",
+            "fddbr_zjhm": firm["rep"]["id"], "xkwsmc": "准予行政许可决定书", "dqzt": "1" if firm["status"] == 1 else "2",
+            "sjdwdm": self.authority["market"], "bz": None if firm["status"] == 1 else "企业已吊销或注销营业执照，许可失效"})
 
     def permit(self, firm: dict[str, Any], valid: bool = True) -> None:
         start = self.day_between(REFERENCE_DATE - dt.timedelta(days=1500), REFERENCE_DATE)
@@ -285,14 +322,22 @@ class _District:
         number = self.number(pattern, decided.year)
         handlers = f"{rng.choice(SURNAMES)}{rng.choice(GIVEN)}、{rng.choice(SURNAMES)}{rng.choice(GIVEN)}"
         if db == "market":
+            firm = self.by_uscc.get(key)  # a registered enterprise: its legal representative is on file
             self.rows[db]["xzcf"].append({
                 "dsr_zjhm": key, "dsrmc": party, "cfjdswh": number, "wfxwlx": kind, "wfss": facts, "cfyj": basis,
                 "cflb": category, "cfnr": content, "fkje": fine, "mswfsdje": confiscated, "cfjdrq": _ymd(decided),
                 "cfjg": org, "cfjgdm": self.authority[db], "sjdw": org, "sxcd": code, "gsjzq": _ymd(end),
-                "bary": handlers, "sfyx": 0 if withdrawn else 1})
+                "bary": handlers, "sfyx": 0 if withdrawn else 1,
+                # the 2021 双公示 items (no random draw: the rest of the district stays as it was)
+                "dsrlb": "2" if natural else "1", "tyshxydm": None if natural else key,
+                "fddbr": firm["rep"]["name"] if firm else None, "fddbr_zjlx": "01" if firm else None,
+                "fddbr_zjhm": firm["rep"]["id"] if firm else None,
+                "zjlx": "01" if natural else None, "zjhm": key if natural else None,
+                "cfyxq": _ymd(decided + dt.timedelta(days=15) if fine else decided),  # a fine is due within 15 days
+                "sjdwdm": self.authority[db], "bz": None})
         elif db == "tax":
             self.rows[db]["tax_penalty"].append({
-                "taxpayer_id": key, "document_no": number, "violation_type": kind, "violation_facts": facts,
+                "taxpayer_id": key, "taxpayer_name": party, "document_no": number, "violation_type": kind, "violation_facts": facts,
                 "legal_basis": basis, "penalty_type": category, "penalty_detail": content, "fine_yuan": f"{fine}.00",
                 "confiscated_yuan": f"{confiscated}.00", "decided_on": decided.isoformat(), "authority_name": org,
                 "authority_code": self.authority[db], "severity": code, "publicity_until": end.isoformat(), "officer": handlers})
@@ -336,8 +381,12 @@ class _District:
                 self.random_natural_records(person)
         self.plant(planted, residents)
         self.other_subjects()
+        lists = CreditLists(random.Random(self.seed * 1_000_003 + 2), REFERENCE_DATE, self.rows, self.number,
+                            {"market": MARKET, "tax": TAX})
+        listed = lists.populate([f for f in self.firms if f["uscc"] not in special],
+                                [p for p in self.people if p["id"] not in special])
         return {name: subject["uscc"] for name, subject in planted.items()} | {
-            name: person["id"] for name, person in residents.items()}
+            name: person["id"] for name, person in residents.items()} | listed
 
     def random_records(self, firm: dict[str, Any]) -> None:
         rng, key, name = self.rng, firm["uscc"], firm["name"]
@@ -451,6 +500,22 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _template_digest(text: str) -> str:
+    """sha256 of a connectors file with the court's loopback port put back as the template has it."""
+    shipped = re.sub(r'(?m)^base_url = "http://127\.0\.0\.1:\d+"$', 'base_url = "http://127.0.0.1:0"', text)
+    return hashlib.sha256(shipped.encode("utf-8")).hexdigest()
+
+
+def _write_connectors(connectors_path: Path) -> None:
+    """Copy the template to `connectors_path`, unless an operator's file is there (an unedited
+    earlier template is not an operator's: it is replaced)."""
+    if connectors_path.exists():
+        text = connectors_path.read_bytes().decode("utf-8", errors="replace")
+        if _template_digest(text) not in EARLIER_TEMPLATES:
+            return  # an operator's edits (e.g. a PostgreSQL URL) are kept
+    shutil.copyfile(TEMPLATE, connectors_path)
+
+
 def _reusable(manifest_path: Path, wanted: dict[str, Any], departments: Path) -> dict[str, Any] | None:
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -466,8 +531,8 @@ def _reusable(manifest_path: Path, wanted: dict[str, Any], departments: Path) ->
 def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_persons: int = 500,
                         seed: int = 150102) -> DemoDistrict:
     """Build the demo district in `data_dir` (or reuse the one built there with these parameters)."""
-    if legal_persons < len(LEGAL_SAMPLES) + 1 or natural_persons < len(NATURAL_SAMPLES):
-        raise ValueError(f"the demo district needs at least {len(LEGAL_SAMPLES) + 1} legal persons "
+    if legal_persons < len(LEGAL_SAMPLES) + 2 or natural_persons < len(NATURAL_SAMPLES):
+        raise ValueError(f"the demo district needs at least {len(LEGAL_SAMPLES) + 2} legal persons "
                          f"and {len(NATURAL_SAMPLES)} natural persons")
     data_dir = Path(data_dir)
     departments = data_dir / "departments"
@@ -483,7 +548,8 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
         samples = district.populate()
         for db in LAYOUTS:
             district.write(db, departments / f"{db}.db")
-        samples.update(write_hr_drop(data_dir, seed))  # the human resources bureau's spreadsheet exports
+        # the human resources bureau's spreadsheet exports (wage arrears leave the other samples alone)
+        samples.update(write_hr_drop(data_dir, seed, exclude=set(samples.values())))
         manifest = {**wanted, "samples": samples,
                     "tables": {db: {t: len(rows) for t, rows in ts.items()} for db, ts in district.rows.items()},
                     "sha256": {db: _sha256(departments / f"{db}.db") for db in LAYOUTS}}
@@ -491,10 +557,9 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
         tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, manifest_path)
     connectors_path = data_dir / "connectors.toml"
-    if not connectors_path.exists():  # an operator's edits (e.g. a PostgreSQL URL) are kept
-        shutil.copyfile(TEMPLATE, connectors_path)
+    _write_connectors(connectors_path)
     if not (data_dir / "drops" / "hr").is_dir():
-        write_hr_drop(data_dir, seed)
+        write_hr_drop(data_dir, seed, exclude={v for k, v in manifest["samples"].items() if k not in HR_SAMPLES})
     court_api_key(data_dir)  # the court's REST API key (its connector reads it)
     return DemoDistrict(
         data_dir=data_dir, departments_dir=departments,

@@ -2,9 +2,10 @@
 
 The gateway (`hub/gateway/pipeline.py`) has already admitted, authenticated and bounded the
 request, and opened its audit record. Here: parse the HTTP request → persisted-query safelist
-(public) → execute (which resolves the operation: several without `operationName` are
-refused) over the endpoint's schema with a fresh
-`RequestContext` whose findings (subjects, released / denied / masked fields) are the audit
+(public) → on `/graphql`, a mutation (credit governance changes) runs only by POST, selects one
+root field and has its intent audited first (hub/gateway/mutations.py) → execute (which
+resolves the operation: several without `operationName` are refused) over the endpoint's schema
+with a fresh `RequestContext` whose findings (subjects, released / denied / masked fields) are the audit
 record's own → shape errors → answer in the negotiated media type. A crossed anti-harvesting cap
 adds an alert entry to the record. Schema-level limits (tokens, depth, aliases, root fields,
 cost) refuse a document before validation.
@@ -16,15 +17,24 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import Response
+from strawberry.types.graphql import OperationType
 
 from xinlian.hub.audit.record import AccessRecord
+from xinlian.hub.gateway.mutations import one_change, record_intent
 from xinlian.hub.gateway.profile import Exchange
 from xinlian.hub.gateway.refusal import Refusal
 from xinlian.hub.guard import PersistedQueryRefused, resolve_document
 from xinlian.hub.guard.harvest import alert_entry
 from xinlian.hub.principal import Principal
 
-from .graphql_http import ResponseMedia, execute_operation, format_error, parse_request, result_body
+from .graphql_http import (
+    ResponseMedia,
+    execute_operation,
+    format_error,
+    parse_request,
+    resolve_operation,
+    result_body,
+)
 
 if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
@@ -50,10 +60,13 @@ class DataEndpoint:
             query = resolve_document(gql.query, gql.persisted_hash, runtime.safelist if self.public else None)
         except PersistedQueryRefused as exc:
             raise Refusal(400, exc.code, exc.message) from None
+        options: dict[str, Any] = {}
+        if not self.public and query is not None and "mutation" in query:  # credit governance changes
+            options = await self._mutation(exchange, query, gql.operation_name)
         ctx = runtime.request_context(principal, public_endpoint=self.public, access=record)
         schema = runtime.public_schema if self.public else runtime.schema
         timeout = runtime.settings.request_timeout
-        result = await execute_operation(exchange.request, timeout, schema, query, gql, ctx)
+        result = await execute_operation(exchange.request, timeout, schema, query, gql, ctx, **options)
         errors = [format_error(e) for e in result.errors or []] + ctx.denial_errors()
         status, body, outcome = result_body(result.data, errors, media)
         record.outcome = outcome
@@ -64,6 +77,18 @@ class DataEndpoint:
         for alert in ctx.findings.alerts:
             self._alert(runtime, record, alert)
         return media.response(body, status)
+
+    @staticmethod
+    async def _mutation(exchange: Exchange, query: str, operation_name: str | None) -> dict[str, Any]:
+        """A mutation runs only by POST, selects one root field, and has its intent audited first
+        (hub/gateway/mutations.py); queries run as they are. Returns the execution's options."""
+        operation = resolve_operation(query, operation_name)
+        if exchange.request.method == "GET":  # a mutation sent by GET is refused by execution: 405
+            return {"allowed_operation_types": {OperationType.QUERY}, "refused_operation": (405, "METHOD_NOT_ALLOWED")}
+        if operation is not None and operation.type == "mutation":
+            one_change(operation.root_fields, operation.root_fragments)
+            await record_intent(exchange.runtime, exchange.record, operation.name or operation_name, list(operation.root_fields))
+        return {}
 
     @staticmethod
     def _alert(runtime: "HubRuntime", record: AccessRecord, alert: dict[str, Any]) -> None:

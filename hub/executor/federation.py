@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from xinlian.connectors.contract import Connector
+from xinlian.connectors.contract import Connector, EnumeratingConnector
 from xinlian.connectors.mapping import ConnectorConfigError
 from xinlian.connectors.registry import load_configured
 from xinlian.connectors.resilience import DepartmentLink, LinkStatus, ResiliencePolicy
@@ -84,6 +84,10 @@ class Federation:
     def sources(self, family: str) -> list[Department]:
         """Departments that serve a family, in configuration order."""
         return [d for d in self.departments if family in d.connector.families]
+
+    def enumerators(self, family: str) -> list[Department]:
+        """Departments serving `family` that can page through their subjects' keys."""
+        return [d for d in self.sources(family) if isinstance(d.connector, EnumeratingConnector)]
 
     def departments_for(self, family: str, field: str) -> list[str]:
         """Departments that supply one field of a family."""

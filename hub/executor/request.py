@@ -36,6 +36,7 @@ from .plan import FamilyPlan, SubjectGrant, build_plan
 if TYPE_CHECKING:
     from xinlian.hub.audit.access_log import SubjectAccessLog
     from xinlian.hub.audit.record import AccessRecord
+    from xinlian.hub.credit.governance import CreditGovernance
     from xinlian.hub.governance import ConsentBook, ObjectionRegister
     from xinlian.hub.guard.harvest import HarvestGuard
 
@@ -75,6 +76,7 @@ class RequestServices:
     harvest: "HarvestGuard | None" = None  # None when the cap is off
     harvest_client: str | None = None  # whom the cap charges, if not the caller (a dry run: the admin)
     access_log: "SubjectAccessLog | None" = None
+    credit: "CreditGovernance | None" = None  # findings, listings, checks, ratings (hub/credit/)
 
 
 @dataclass(slots=True)
@@ -88,11 +90,15 @@ class RequestFindings:
     rules_applied: set[str] = field(default_factory=set)  # "family:rule"
     denials: dict[tuple[str, ...], Denial] = field(default_factory=dict)  # by generic response path
     alerts: list[dict[str, Any]] = field(default_factory=list)  # harvest-cap crossings, audited apart
+    detail: dict[str, Any] = field(default_factory=dict)  # more to say in the audit entry (a credit check's context)
 
     @classmethod
     def of(cls, record: "AccessRecord") -> "RequestFindings":
         """Findings kept in the request's audit record itself."""
-        return cls(subjects=record.subjects, released=record.released, denied=record.denied, masked=record.masked)
+        return cls(
+            subjects=record.subjects, released=record.released, denied=record.denied, masked=record.masked,
+            detail=record.detail,
+        )
 
 
 MAX_DECISION_BOOKS = 256  # (policy version, caller kind, scopes, purposes) whose decisions are kept

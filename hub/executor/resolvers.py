@@ -28,6 +28,7 @@ from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import CatalogueEntry
 from xinlian.schema.text import InvalidText, validate_text
 
+from . import credit_fields
 from .access_log_field import my_access_log
 from .admission import LegalPersonRoot, NaturalPersonRoot, SubjectAdmission
 from .errors import bad_user_input, forbidden, upstream
@@ -79,6 +80,16 @@ class HubResolvers:
     def execution_extensions(self) -> list[Any]:
         """Every schema built on these resolvers answers hot shapes with the planned executor."""
         return [self.planner.extension]
+
+    def credit_fields(self, public: bool) -> dict[str, Any]:
+        """The credit governance root fields (hub/executor/credit_fields.py)."""
+        return credit_fields.query_fields(public)
+
+    def credit_mutations(self) -> dict[str, Any]:
+        return credit_fields.mutation_fields()
+
+    def listings_resolver(self) -> Any:
+        return credit_fields.subject_listings
 
     # ---- stages shared by every family -------------------------------------------------
     def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], plan: FamilyPlan) -> list[Record]:

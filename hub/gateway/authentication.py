@@ -14,7 +14,8 @@ Then the request's purpose (`declare_purpose`): the `Xinlian-Purpose` header, se
 once, read as UTF-8, a purpose code (`a-z 0-9 . _ -`, 1 to 64), and not in conflict with a
 purpose the token is bound to. The principal is attributed in the audit record *before* the
 purpose is checked, so a refused purpose is never audited as anonymous. The client's
-registered facts (allowed purposes, the subject it speaks for) come last, at most a second old.
+registered facts (allowed purposes, the subject or department it speaks for) come last, at most a
+second old.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ async def declare_purpose(request: Request, runtime: "HubRuntime", principal: Pr
         purpose=purpose,
         allowed_purposes=facts.allowed_purposes if facts else frozenset(),
         subject_id=facts.subject_id if facts else None,
+        department=facts.department if facts else None,
     )
     record.authenticated(declared_principal)
     return declared_principal

@@ -215,7 +215,10 @@ class Gateway:
                 allowed = ", ".join(sorted(entry_point.methods))
                 raise Refusal(405, "METHOD_NOT_ALLOWED", f"use {allowed}", headers={"Allow": allowed})
             principal = await self._authenticate(entry_point, request, runtime, record)
-            limit = entry_point.max_body if entry_point.max_body is not None else runtime.settings.max_body_bytes
+            limit = entry_point.max_body
+            if limit is None:
+                settings = runtime.settings
+                limit = settings.max_batch_body_bytes if entry_point.batch_body else settings.max_body_bytes
             body = b""
             if limit and request.method not in ("GET", "HEAD"):
                 with tracing.stage("read body"):

@@ -68,6 +68,9 @@ class EntryPoint:
     ip_rate: str | None = None  # a RateRules scope, counted per client address before anything else
     client_rate: str | None = None  # a RateRules scope, counted per client after authentication
     max_body: int | None = None  # bytes; None: the hub's `max_body_bytes`; 0: no body is read
+    # None above: the hub's `max_batch_body_bytes` instead (token holders' batches: 10,000 codes
+    # screened in one creditChecks); read only after the caller is authenticated
+    batch_body: bool = False
     audited: bool = True  # one audit entry per request, stored before the response is sent
     audit_endpoint: str | None = None  # the entry's `endpoint` (default: the path)
     style: ErrorStyle = ErrorStyle.GRAPHQL

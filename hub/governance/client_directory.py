@@ -1,8 +1,8 @@
 """`ClientDirectory`: what a request needs to know of its client beyond the token, kept fresh.
 
 A token says who the client is and what scopes it holds; the purposes it is registered for and
-the subject a `subject` client speaks for live in the client registry and may change at any
-time (admin API, CLI). The directory reads them from the store and keeps each client's facts:
+the subject a `subject` client speaks for and the department a `department` client speaks for
+live in the client registry and may change at any time (admin API, CLI). The directory reads them from the store and keeps each client's facts:
 
 - in a hub (`follow(feed)`), until the store's change feed (hub/cluster/changes.py) says
   `clients` or `purposes` changed, which reaches every hub process within the feed's interval
@@ -36,6 +36,7 @@ class ClientFacts:
     name: str
     allowed_purposes: frozenset[str]
     subject_id: str | None
+    department: str | None  # a `department` client's department: its connector's name in the federation
 
 
 class ClientDirectory:
@@ -91,4 +92,5 @@ class ClientDirectory:
                 name=record.name,
                 allowed_purposes=frozenset(p for p in declared if p in active),
                 subject_id=record.subject_id,
+                department=record.department,
             )

@@ -19,13 +19,13 @@ process.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from sqlalchemy import func, select, update
 
+from xinlian.hub.cluster.views import FollowedView
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ObjectionRecord
@@ -33,7 +33,7 @@ from xinlian.schema.catalogue import FAMILIES
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
 
 if TYPE_CHECKING:
-    from xinlian.hub.cluster.changes import ChangeFeed
+    pass
 
 OPEN = "open"
 OUTCOMES = ("upheld", "dismissed")
@@ -55,46 +55,19 @@ def check_subject(subject: str) -> str:
         raise ObjectionError(f"subject {subject!r} is neither a valid USCC nor a valid resident ID") from None
 
 
-class OpenObjections:
-    """The open objections in memory, revalidated against the store at most every `interval` s."""
+class OpenObjections(FollowedView):
+    """The open objections in memory, revalidated against the store at most every `interval` s
+    (hub/cluster/views.py)."""
+
+    topics = ("objections",)
 
     def __init__(self, store: Store, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.store = store
-        self.interval = interval
-        self.clock = clock
-        self.reloads = 0
+        super().__init__(store, interval, clock)
         self._refs: dict[str, dict[str, set[str]]] = {}  # subject → family → record refs
         self._version: tuple[int, int] | None = None  # (count, max id) of the open objections
-        self._checked = float("-inf")
-        self._lock = asyncio.Lock()
-        self._feed: ChangeFeed | None = None
-
-    def follow(self, feed: "ChangeFeed") -> None:
-        """Reload in the background whenever the store's `objections` change."""
-        self._feed = feed
-        feed.subscribe(["objections"], self._reload)
-
-    async def _reload(self) -> None:
-        async with self._lock:
-            await self._revalidate()
-
-    def invalidate(self) -> None:
-        """A change made here: look again before the next answer."""
-        self._checked = float("-inf")
-
-    def _due(self) -> bool:
-        if self._checked == float("-inf"):
-            return True  # never read, or changed here
-        feed = self._feed
-        if feed is not None and feed.current(self.interval + feed.interval):
-            return False  # the feed reloads on every change it sees
-        return self.clock() - self._checked >= self.interval
 
     async def refs(self, subjects: list[str]) -> dict[tuple[str, str], set[str]]:
-        if self._due():
-            async with self._lock:
-                if self._due():
-                    await self._revalidate()
+        await self.fresh()
         out: dict[tuple[str, str], set[str]] = {}
         for subject in subjects:
             for family, refs in self._refs.get(subject, {}).items():
@@ -114,7 +87,7 @@ class OpenObjections:
                     refs.setdefault(subject, {}).setdefault(family, set()).add(ref)
                 self._refs, self._version = refs, version
                 self.reloads += 1
-        self._checked = checked
+        self._checked_at(checked)
 
 
 class ObjectionRegister:

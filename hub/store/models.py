@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, PrimaryKeyConstraint, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Index, Integer, PrimaryKeyConstraint, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,6 +42,9 @@ class ClientRecord(Base):
     # tokens issued (`iat`) before this moment are refused: set when the client is disabled or its
     # secret rotated, so re-enabling it or rotating does not leave older tokens valid (migration 0004)
     tokens_valid_after: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # a client of kind `department` speaks for one department: the `name` of its connector in the
+    # federation (e.g. "market"); it records findings and listings for that department (migration 0008)
+    department: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class RevokedToken(Base):
@@ -247,3 +250,143 @@ class PublishedKeyRecord(Base):
     verify_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     published_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     endorsement: Mapped[str] = mapped_column(String(64), nullable=False, default="", server_default="")
+
+
+class FindingRecord(Base):
+    """A dishonesty finding (失信认定) on one subject by one department, or by a list rule.
+
+    `severity` is `general` (一般失信) or `serious` (严重失信); `basis` the code of the finding
+    basis in the policy's credit catalogue; `records` a JSON list of {family, key} the finding
+    rests on; `measures` a JSON list of proposed measure codes. Never deleted: `status` becomes
+    `revoked` (with who, when and why) when the deciding department or a court revokes it.
+    """
+
+    __tablename__ = "credit_findings"
+    __table_args__ = (Index("ix_credit_findings_subject_status", "subject", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    subject_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    severity: Mapped[str] = mapped_column(String(16), nullable=False)
+    basis: Mapped[str] = mapped_column(String(64), nullable=False)
+    facts: Mapped[str] = mapped_column(Text, nullable=False)
+    legal_basis: Mapped[str] = mapped_column(Text, nullable=False)
+    records: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    department: Mapped[str] = mapped_column(String(64), nullable=False)
+    decided_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    measures: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # in_force | revoked
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the list rule that made it, if any
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ListingRecord(Base):
+    """A subject on the blacklist (严重失信主体名单, `black`) or the red list (守信激励, `red`).
+
+    `listed_on` and `ends_on` are dates in Hohhot; `ends_on` null: while its rule holds (a
+    rule-derived listing, e.g. a dishonest judgment debtor while the court's record stands).
+    `status` is `listed` until a transition ends it: `expired` (its end date passed), `delisted`
+    (its rule stopped holding), `repaired` (credit repair), `cancelled` (a court's cancellation or
+    the deciding department's revocation of the finding). `rule` and `source_ref` name the list
+    rule and the department record behind a rule-derived listing.
+    """
+
+    __tablename__ = "credit_listings"
+    __table_args__ = (
+        Index("ix_credit_listings_list_status", "list", "status", "id"),
+        Index("ix_credit_listings_subject_status", "subject", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    subject_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    list: Mapped[str] = mapped_column(String(8), nullable=False)  # black | red
+    basis: Mapped[str] = mapped_column(String(64), nullable=False)  # basis code or list rule name
+    basis_text: Mapped[str] = mapped_column(Text, nullable=False)
+    department: Mapped[str] = mapped_column(String(64), nullable=False)
+    finding_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    source_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    listed_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    ends_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    ended_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    recorded_by: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ListingEvent(Base):
+    """One transition of a listing: listed, expired, delisted, repaired, cancelled — who, when, why."""
+
+    __tablename__ = "credit_listing_events"
+    __table_args__ = (Index("ix_credit_listing_events_listing", "listing_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    listing_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    by: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+class MeasureFeedback(Base):
+    """实施反馈: a unit that ran a credit check recording which measure it actually applied."""
+
+    __tablename__ = "credit_measure_feedback"
+    __table_args__ = (Index("ix_credit_measure_feedback_department", "department", "measure"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    measure: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    context: Mapped[str] = mapped_column(String(32), nullable=False)
+    client_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    department: Mapped[str] = mapped_column(String(64), nullable=False)  # the client's department, or its client id
+    applied_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    check_request_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RatingRecord(Base):
+    """A rating snapshot: the level, score and supervision class one model version gave one
+    subject, with its inputs (`explanation`: JSON of every indicator, the records behind it and
+    its points), so it can be explained and reproduced. Never edited; the newest is current."""
+
+    __tablename__ = "credit_ratings"
+    __table_args__ = (Index("ix_credit_ratings_subject_id", "subject", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    subject_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    industry: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    level: Mapped[str] = mapped_column(String(4), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    supervision_class: Mapped[str] = mapped_column(String(1), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    policy_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    explanation: Mapped[str] = mapped_column(Text, nullable=False)
+    trigger: Mapped[str] = mapped_column(String(16), nullable=False)  # on-demand | bulk | finding | schedule
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    rated_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+
+
+class RatingJob(Base):
+    """A district-wide rating run: resumable from `cursor` (the last subject key rated)."""
+
+    __tablename__ = "credit_rating_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # running | done | failed | interrupted
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    cursor: Mapped[str] = mapped_column(String(18), nullable=False, default="")
+    rated: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    by: Mapped[str] = mapped_column(String(64), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")

@@ -1,0 +1,203 @@
+"""The admin API's credit governance fields (the credit office, 信用办): read and correct.
+
+Reads: findings by subject or department, a listing with its transitions, ratings history,
+district jobs, measure feedback totals. Changes (each audited as an action of the request):
+revoke a finding, record a court's cancellation of a listing, record expiries now, rate one
+subject now, start or resume the district job (in the background; its progress is in
+`creditRatingJobs`). The measures catalogue and the rating model are policy data: they change
+through the policy mutations (`importPolicy`, `activatePolicyVersion`), versioned like every rule.
+Departments record their own findings on `/graphql` (hub/executor/credit_fields.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Optional
+
+import strawberry
+
+from xinlian.hub.credit.model import CreditInputError, CreditUnavailable
+from xinlian.hub.credit.register import subject_key
+from xinlian.hub.executor.credit_fields import finding_view, listing_view, rating_view, refused
+from xinlian.schema import credit as gql
+
+from .context import AdminContext
+from .operations import AdminInputError
+
+log = logging.getLogger("xinlian.admin")
+_JOBS: set[asyncio.Task[object]] = set()  # district jobs started here, kept until they end
+
+
+def _ctx(info: strawberry.Info) -> AdminContext:
+    return info.context
+
+
+def _today(ctx: AdminContext) -> dt.date:
+    return ctx.runtime.today()
+
+
+@strawberry.type(description="A transition of a listing: who, when, why.")
+class ListingTransition:
+    action: str
+    at: dt.datetime
+    by: str
+    reason: str
+
+
+@strawberry.type(description="A listing and its history.")
+class ListingWithHistory:
+    listing: gql.CreditListing
+    status: str
+    transitions: list[ListingTransition]
+
+
+@strawberry.type(description="A district-wide credit run (list rules and ratings).")
+class RatingJobState:
+    id: int
+    status: str
+    model_version: str
+    cursor: str
+    rated: int
+    failed: int
+    started_at: dt.datetime
+    finished_at: Optional[dt.datetime]
+    by: str
+    note: str
+
+
+@strawberry.type(description="实施反馈 totals: measures applied per department.")
+class MeasureFeedbackTotal:
+    department: str
+    measure: str
+    measure_name: str
+    applied: int
+    last_applied_on: dt.date
+
+
+def _refused(exc: Exception) -> AdminInputError:
+    return AdminInputError(str(exc))
+
+
+@strawberry.type
+class CreditAdminQuery:
+    @strawberry.field(description="Findings, newest first, of a subject and/or a department (at most `limit`, 1 to 500).")
+    async def credit_findings(
+        self, info: strawberry.Info, subject: Optional[str] = None, department: Optional[str] = None, limit: int = 100
+    ) -> list[gql.CreditFinding]:
+        ctx = _ctx(info)
+        if not 1 <= limit <= 500:
+            raise AdminInputError("limit: 1 to 500")
+        try:
+            found = await ctx.runtime.credit.register.findings(subject=subject, department=department, limit=limit)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("creditFindings", subject, department=department)
+        return [finding_view(f, ctx.runtime.policy.credit) for f in found]
+
+    @strawberry.field(description="A listing with every transition (listed, extended, expired, delisted, cancelled, repaired).")
+    async def credit_listing(self, info: strawberry.Info, id: int) -> Optional[ListingWithHistory]:
+        ctx = _ctx(info)
+        register = ctx.runtime.credit.register
+        listing = await register.listing(id)
+        if listing is None:
+            return None
+        ctx.note("creditListing", listing.subject, listing=id)
+        return ListingWithHistory(
+            listing=listing_view(listing, False), status=listing.status,
+            transitions=[ListingTransition(action=t.action, at=t.at, by=t.by, reason=t.reason) for t in await register.history(id)],
+        )
+
+    @strawberry.field(description="A subject's ratings, newest first: each a snapshot with its indicators and model version.")
+    async def credit_rating_history(self, info: strawberry.Info, subject: str, limit: int = 20) -> list[gql.CreditRating]:
+        ctx = _ctx(info)
+        if not 1 <= limit <= 200:
+            raise AdminInputError("limit: 1 to 200")
+        try:
+            key = subject_key(subject)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("creditRatingHistory", key)
+        return [rating_view(r) for r in await ctx.runtime.credit.ratings.history(key, limit)]
+
+    @strawberry.field(description="District-wide credit runs, newest first.")
+    async def credit_rating_jobs(self, info: strawberry.Info, limit: int = 20) -> list[RatingJobState]:
+        ctx = _ctx(info)
+        ctx.note("creditRatingJobs")
+        return [RatingJobState(**vars(j)) for j in await ctx.runtime.credit.district.jobs(max(1, min(limit, 200)))]
+
+    @strawberry.field(description="实施反馈: how often each department applied each measure.")
+    async def measure_feedback(self, info: strawberry.Info, department: Optional[str] = None) -> list[MeasureFeedbackTotal]:
+        ctx = _ctx(info)
+        ctx.note("measureFeedback", department=department)
+        totals = await ctx.runtime.credit.feedback.totals(ctx.runtime.policy.credit, department)
+        return [MeasureFeedbackTotal(**vars(t)) for t in totals]
+
+
+@strawberry.type
+class CreditAdminMutation:
+    @strawberry.mutation(description="Revoke a finding (the credit office, e.g. on review); its listing is cancelled or amended.")
+    async def revoke_credit_finding(self, info: strawberry.Info, id: int, reason: str) -> gql.CreditFinding:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            finding = await runtime.credit.revoke_finding(runtime.policy, id, None, reason, ctx.by, _today(ctx))
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("revokeCreditFinding", finding.subject, finding=id, reason=reason)
+        return finding_view(finding, runtime.policy.credit)
+
+    @strawberry.mutation(description="Record a court's cancellation of a listing (quote the ruling in `reason`).")
+    async def cancel_credit_listing(self, info: strawberry.Info, id: int, reason: str) -> gql.CreditListing:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            listing = await runtime.credit.end_listing(runtime.policy, id, "cancelled", reason, ctx.by, _today(ctx), None)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("cancelCreditListing", listing.subject, listing=id, reason=reason)
+        return listing_view(listing, False)
+
+    @strawberry.mutation(description="Record the expiry of every listing whose end date has passed; returns how many.")
+    async def expire_credit_listings(self, info: strawberry.Info) -> int:
+        ctx = _ctx(info)
+        count = await ctx.runtime.credit.expire_due(_today(ctx), ctx.by)
+        ctx.note("expireCreditListings", expired=count)
+        return count
+
+    @strawberry.mutation(description="Rate one subject now (its list rules first), from the departments' records.")
+    async def rate_subject(self, info: strawberry.Info, subject: str) -> gql.CreditRating:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            rating = await runtime.credit.rate(runtime.policy, subject, _today(ctx), ctx.by)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        except CreditUnavailable as exc:  # a department is down: not the administrator's input
+            raise refused(exc) from None
+        ctx.note("rateSubject", rating.subject, level=rating.level, model=rating.model_version)
+        return rating_view(rating)
+
+    @strawberry.mutation(description="Start (or `resume`) the district-wide run in the background; follow it in creditRatingJobs.")
+    async def run_credit_ratings(self, info: strawberry.Info, resume: bool = False) -> RatingJobState:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        policy, today = runtime.policy, _today(ctx)
+        try:
+            job = await runtime.credit.district.start_job(policy.credit, ctx.by, resume)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+
+        async def run() -> object:
+            try:
+                return await runtime.credit.district.drive(job, policy.credit, policy.version, today, ctx.by)
+            except Exception:
+                log.exception("district credit run %s failed", job.id)
+                return None
+
+        task = asyncio.create_task(run(), name=f"xinlian-credit-run-{job.id}")
+        _JOBS.add(task)
+        task.add_done_callback(_JOBS.discard)
+        ctx.note("runCreditRatings", job=job.id, resume=resume)
+        return RatingJobState(**vars(job))

@@ -1,0 +1,225 @@
+"""Ratings on the nine-level scale (三等九级): the model's evaluation, and the snapshots it leaves.
+
+`rate(...)` is pure: the policy's rating model (`policies.credit.RatingModel`) over one
+subject's department records, current listings, in-force findings and upheld objections. Each
+indicator reports its points (weighted for the subject's industry), the records or decisions
+behind them, and a line of explanation; the score is `base` plus the points, within 0 and
+`max_score`; the level is the highest whose threshold the score reaches (exactly at a threshold
+reaches it); the supervision class follows from the level.
+
+`RatingRegister` keeps every rating as a snapshot (`credit_ratings`): level, score, class, the
+model and policy versions, and the whole explanation with its inputs — so a rating can be
+explained and reproduced later, whatever the departments' records have become since. The
+newest snapshot of a subject is its current rating; older ones are its history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy import func, insert, select
+
+from xinlian.connectors.contract import Record
+from xinlian.hub.store import Store
+from xinlian.hub.store.core import table_of
+from xinlian.hub.store.models import ObjectionRecord, RatingRecord
+from xinlian.policies.credit import CreditRules, Indicator
+from xinlian.schema.catalogue import FAMILIES
+
+from .checks import finding_reason, in_force
+from .model import Finding, Listing
+
+RATINGS = table_of(RatingRecord)
+
+
+@dataclass(frozen=True)
+class IndicatorScore:
+    """One indicator's part in a rating."""
+
+    name: str
+    label: str
+    kind: str
+    points: float
+    weight: float
+    evidence: tuple[str, ...]  # "family:key" of records, "listing:<id>", "finding:<id>", "objection:<id>"
+    detail: str
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A rating of one subject by one model version."""
+
+    subject: str
+    subject_name: str
+    industry: str
+    level: str
+    score: float
+    supervision_class: str
+    model_version: str
+    policy_version: str
+    rated_on: dt.date
+    indicators: tuple[IndicatorScore, ...]
+    id: int | None = None
+    rated_at: dt.datetime | None = None
+    trigger: str = "on-demand"
+
+    def explanation(self) -> str:
+        return json.dumps([asdict(i) for i in self.indicators], ensure_ascii=False, sort_keys=True)
+
+
+def _record_ref(family: str, record: Record) -> str:
+    key = FAMILIES[family].record_key
+    value = record.get(key) if key else None
+    return f"{family}:{value}" if value is not None else family
+
+
+def _score_indicator(
+    indicator: Indicator,
+    records: Mapping[str, Sequence[Record]],
+    listings: Sequence[Listing],
+    findings: Sequence[Finding],
+    upheld: Sequence[int],
+    rules: CreditRules,
+    today: dt.date,
+) -> tuple[float, tuple[str, ...], str]:
+    """(unweighted points, evidence, detail) of one indicator."""
+    if indicator.kind == "records":
+        assert indicator.filter is not None
+        family = indicator.filter.family
+        matching = [r for r in records.get(family, ()) if indicator.filter.matches(r, today)]
+        raw = indicator.capped(indicator.points * len(matching))
+        return raw, tuple(_record_ref(family, r) for r in matching), f"{len(matching)} record(s) × {indicator.points:g}"
+    if indicator.kind == "level":
+        assert indicator.filter is not None and indicator.field is not None
+        family_records = records.get(indicator.filter.family, ())
+        spec = FAMILIES[indicator.filter.family]
+        recency = spec.recency
+        if recency is not None:
+            family_records = sorted(
+                (r for r in family_records if r.get(recency) is not None), key=lambda r: r[recency], reverse=True
+            ) or list(family_records)
+        if not family_records:
+            return 0.0, (), "no record"
+        value = str(family_records[0].get(indicator.field))
+        points = dict(indicator.levels).get(value, 0.0)
+        return indicator.capped(points), (_record_ref(indicator.filter.family, family_records[0]),), f"{indicator.field} = {value}"
+    if indicator.kind == "listing":
+        current = [x for x in listings if x.list == indicator.list and x.current(today)]
+        raw = indicator.points if current else 0.0
+        return indicator.capped(raw), tuple(f"listing:{x.id}" for x in current), f"{len(current)} current listing(s)"
+    if indicator.kind == "finding":
+        active = [f for f in findings if f.severity == indicator.severity and in_force(rules, f, today)]
+        raw = indicator.capped(indicator.points * len(active))
+        return raw, tuple(f"finding:{finding_reason(rules, f).id}" for f in active), f"{len(active)} finding(s) in force"
+    # objections upheld on the subject's records
+    raw = indicator.capped(indicator.points * len(upheld))
+    return raw, tuple(f"objection:{i}" for i in upheld), f"{len(upheld)} objection(s) upheld"
+
+
+def rate(
+    rules: CreditRules,
+    policy_version: str,
+    subject: str,
+    subject_name: str,
+    industry: str,
+    records: Mapping[str, Sequence[Record]],
+    listings: Sequence[Listing],
+    findings: Sequence[Finding],
+    upheld: Sequence[int],
+    today: dt.date,
+    trigger: str = "on-demand",
+) -> Rating:
+    """One subject's rating under the policy's model (see the module docstring)."""
+    model = rules.rating
+    scores = []
+    total = 0.0
+    for indicator in model.indicators:
+        raw, evidence, detail = _score_indicator(indicator, records, listings, findings, upheld, rules, today)
+        weight = model.weight(industry, indicator.name)
+        points = round(raw * weight, 2) + 0.0  # + 0.0: no "-0.0" for an indicator that scored nothing
+        total += points
+        scores.append(IndicatorScore(indicator.name, indicator.label, indicator.kind, points, weight, evidence, detail))
+    score = round(min(max(model.base + total, 0.0), model.max_score), 2)
+    level = model.level_for(score)
+    return Rating(
+        subject=subject, subject_name=subject_name, industry=industry, level=level, score=score,
+        supervision_class=rules.supervision_class(level).code, model_version=model.version,
+        policy_version=policy_version, rated_on=today, indicators=tuple(scores), trigger=trigger,
+    )
+
+
+def _rating_of(row: Any) -> Rating:
+    indicators = tuple(
+        IndicatorScore(
+            i["name"], i["label"], i["kind"], float(i["points"]), float(i["weight"]), tuple(i["evidence"]), i["detail"]
+        )
+        for i in json.loads(row.explanation)
+    )
+    return Rating(
+        subject=row.subject, subject_name=row.subject_name, industry=row.industry, level=row.level, score=float(row.score),
+        supervision_class=row.supervision_class, model_version=row.model_version, policy_version=row.policy_version,
+        rated_on=row.rated_on, indicators=indicators, id=row.id, rated_at=row.rated_at, trigger=row.trigger,
+    )
+
+
+class RatingRegister:
+    """Rating snapshots in the hub store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def save(self, ratings: Sequence[Rating], job_id: int | None = None) -> list[Rating]:
+        if not ratings:
+            return []
+        now = dt.datetime.now(dt.timezone.utc)
+        rows = [
+            {
+                "subject": r.subject, "subject_name": r.subject_name[:200], "industry": r.industry[:100], "level": r.level,
+                "score": r.score, "supervision_class": r.supervision_class, "model_version": r.model_version,
+                "policy_version": r.policy_version, "explanation": r.explanation(), "trigger": r.trigger,
+                "job_id": job_id, "rated_at": now, "rated_on": r.rated_on,
+            }
+            for r in ratings
+        ]
+        async with self.store.session() as session:
+            await session.execute(insert(RATINGS), rows)
+            await session.commit()
+        return [
+            Rating(**{**asdict(r), "indicators": r.indicators, "rated_at": now}) for r in ratings
+        ]
+
+    async def latest(self, subject: str) -> Rating | None:
+        async with self.store.session() as session:
+            row = (await session.execute(
+                select(RATINGS).where(RATINGS.c.subject == subject).order_by(RATINGS.c.id.desc()).limit(1)
+            )).first()
+        return _rating_of(row) if row is not None else None
+
+    async def history(self, subject: str, limit: int = 50) -> list[Rating]:
+        async with self.store.session() as session:
+            rows = await session.execute(
+                select(RATINGS).where(RATINGS.c.subject == subject).order_by(RATINGS.c.id.desc()).limit(limit)
+            )
+            return [_rating_of(row) for row in rows]
+
+    async def current_all(self) -> list[Rating]:
+        """Every subject's newest rating (the supervision plan's input)."""
+        newest = select(func.max(RATINGS.c.id)).group_by(RATINGS.c.subject).scalar_subquery()
+        async with self.store.session() as session:
+            rows = await session.execute(select(RATINGS).where(RATINGS.c.id.in_(newest)).order_by(RATINGS.c.subject))
+            return [_rating_of(row) for row in rows]
+
+    async def upheld_objections(self, subjects: Sequence[str]) -> dict[str, list[int]]:
+        """Ids of the objections upheld on each subject's records."""
+        o = ObjectionRecord
+        out: dict[str, list[int]] = {}
+        async with self.store.session() as session:
+            for start in range(0, len(subjects), 500):
+                chunk = list(subjects[start:start + 500])
+                rows = await session.execute(select(o.subject, o.id).where(o.subject.in_(chunk), o.status == "upheld"))
+                for subject, objection_id in rows:
+                    out.setdefault(subject, []).append(int(objection_id))
+        return out

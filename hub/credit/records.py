@@ -1,0 +1,100 @@
+"""`DistrictRecords`: what credit governance reads of the departments, through the connectors.
+
+Ratings and list rules read department records; the data stays at its sources. They read as
+the credit office (`CREDIT_OFFICE`: a government principal with `credit:shared`), under the
+policy in force — so only fields the policy lets government receive are fetched, and the
+executor's batching, per-department resilience and PUBLIC cache apply as for any request.
+
+`subjects(after, limit)` pages through the district's subjects: the keys of the registration
+family from every connector that can enumerate them (`EnumeratingConnector`: the registry).
+`read(keys, needs)` loads, per subject, the records of each family the rules need; a subject
+whose records could not all be read (a department down) comes back in `failed` with the
+departments' names, so no rating or listing is decided on partial data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Mapping
+
+from xinlian.connectors.contract import ConnectorError, Record
+from xinlian.hub.executor.loader import load_records
+from xinlian.hub.principal import Principal
+from xinlian.schema.catalogue import FAMILIES, REGISTRATION
+
+if TYPE_CHECKING:
+    from xinlian.hub.executor.request import RequestContext
+
+CREDIT_OFFICE = Principal(client_id="xinlian-credit-office", kind="department", scopes=frozenset({"credit:shared"}))
+SUBJECT_FIELDS = ("name", "industry")  # read with every subject: named in ratings and listings
+
+
+@dataclass
+class SubjectRecords:
+    """One subject's records by family, and its registration name and industry."""
+
+    subject: str
+    records: dict[str, list[Record]] = field(default_factory=dict)
+    name: str = ""
+    industry: str = ""
+
+
+@dataclass
+class RecordsRead:
+    found: dict[str, SubjectRecords]
+    failed: dict[str, list[str]]  # subject -> departments that failed
+    withheld: set[str] = field(default_factory=set)  # "family.field" the policy does not give government
+
+
+class DistrictRecords:
+    """Reads department records for credit governance (see the module docstring)."""
+
+    def __init__(self, context: Callable[[Principal], "RequestContext"]) -> None:
+        self._context = context
+
+    def enumerable(self) -> bool:
+        """Whether some registry can page through the district's subjects."""
+        ctx = self._context(CREDIT_OFFICE)
+        return bool(ctx.federation.enumerators(REGISTRATION.name))
+
+    async def subjects(self, after: str, limit: int) -> list[str]:
+        """The next `limit` subject keys after `after`, merged from every registry that enumerates."""
+        ctx = self._context(CREDIT_OFFICE)
+        sources = ctx.federation.enumerators(REGISTRATION.name)
+        pages = await asyncio.gather(
+            *(d.link.subject_keys(REGISTRATION.name, after, limit, deadline=ctx.deadline) for d in sources)
+        )
+        return sorted({k for page in pages for k in page})[:limit]
+
+    async def read(self, keys: list[str], needs: Mapping[str, set[str]]) -> RecordsRead:
+        """Each subject's records of every family in `needs` (family -> fields), plus its name and industry."""
+        ctx = self._context(CREDIT_OFFICE)
+        wanted = {family: set(fields) for family, fields in needs.items()}
+        wanted.setdefault(REGISTRATION.name, set()).update(SUBJECT_FIELDS)
+        withheld: set[str] = set()
+        plans: dict[str, frozenset[str]] = {}
+        for family, fields in wanted.items():
+            spec = FAMILIES[family]
+            allowed = {f for f in fields if ctx.may_receive(family, f)}
+            withheld.update(f"{family}.{f}" for f in fields - allowed)
+            if spec.record_key and ctx.may_receive(family, spec.record_key):
+                allowed.add(spec.record_key)
+            if allowed:
+                plans[family] = frozenset(allowed)
+        outcomes = await asyncio.gather(*(load_records(ctx, FAMILIES[f], keys, fields) for f, fields in plans.items()))
+        found = {key: SubjectRecords(key) for key in keys}
+        failed: dict[str, list[str]] = {}
+        for family, per_key in zip(plans, outcomes):
+            for key, outcome in per_key.items():
+                if outcome and isinstance(outcome[0], ConnectorError):
+                    failed.setdefault(key, []).extend(e.department for e in outcome if isinstance(e, ConnectorError))
+                    continue
+                records = [r for r in outcome if not isinstance(r, ConnectorError)]
+                found[key].records[family] = records
+                if family == REGISTRATION.name and records:
+                    found[key].name = str(records[0].get("name") or "")
+                    found[key].industry = str(records[0].get("industry") or "")
+        for key in failed:
+            found.pop(key, None)
+        return RecordsRead(found, failed, withheld)
