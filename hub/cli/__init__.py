@@ -1,6 +1,6 @@
 """The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`, `policy`,
-`purposes`, `consents`, `objections`, `access-log`, and credit governance: `measures`,
-`findings`, `lists`, `ratings`, `supervision`.
+`purposes`, `consents`, `objections`, `access-log`, credit governance: `measures`,
+`findings`, `lists`, `ratings`, `supervision`, and cases: `calendar` (working days for deadlines).
 
 `xinlian` alone prints the help (every command); `xinlian --version` the installed version.
 Each sub-command group lives in its own module exposing `register(subparsers)`; the
@@ -17,7 +17,8 @@ from typing import Sequence
 from xinlian.hub.config import SettingsError
 
 COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
-                   "purposes", "consents", "objections", "access_log", "credit", "ratings")
+                   "purposes", "consents", "objections", "access_log", "credit", "ratings",
+                   "calendar")
 
 
 def version() -> str:
