@@ -67,6 +67,28 @@ class Effect(enum.Enum):
     REWARD = "REWARD"
 
 
+def period_end(start: dt.date, months: int) -> dt.date:
+    """The last day of a period of `months` months from `start` (民法典 art. 201: the first day
+    does not count, the period ends on the corresponding day `months` later, or the month's last
+    day when it has none) — the same convention as the publicity window (policies/rows.py), so a
+    penalty's display and the listing it led to end on the same day."""
+    return add_months(start, months)
+
+
+def current_records(family: str, records: Sequence[Record]) -> list[Record]:
+    """The records of `family` that count now: for a single-record family (a tax credit level,
+    the registration) only the newest by its recency field, as every caller is served; for a
+    family of many records, all of them."""
+    spec = FAMILIES[family]
+    if spec.many or len(records) < 2:
+        return list(records)
+    recency = spec.recency
+    if recency is None:
+        return list(records[:1])
+    dated = [r for r in records if r.get(recency) is not None]
+    return [max(dated, key=lambda r: r[recency])] if dated else list(records[:1])
+
+
 def _where(here: str, message: str) -> PolicyError:
     return PolicyError(f"{here}: {message}")
 
@@ -241,8 +263,9 @@ class Condition:
         return self.filter.reads() | ({self.field} if self.field else set())
 
     def matching(self, records: Sequence[Record], today: dt.date) -> list[Record]:
-        """The records that make the condition hold (for `absent`: none, when it holds)."""
-        found = [r for r in records if self.filter.matches(r, today)]
+        """The records that make the condition hold (for `absent`: none, when it holds); of a
+        single-record family only the newest counts (`current_records`)."""
+        found = [r for r in current_records(self.filter.family, records) if self.filter.matches(r, today)]
         if self.field is not None and self.values:
             found = [r for r in found if str(r.get(self.field)) in self.values]
         return found
@@ -282,8 +305,8 @@ class FindingBasis:
     departments: tuple[str, ...]
 
     def ends_on(self, decided_on: dt.date) -> dt.date:
-        """The last day in force: the day before the same date `months` later."""
-        return add_months(decided_on, self.months) - dt.timedelta(days=1)
+        """The last day in force: `period_end(decided_on, months)`."""
+        return period_end(decided_on, self.months)
 
     def document(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "name": self.name, "severity": self.severity}
@@ -544,8 +567,11 @@ def _contexts(raw: Any) -> dict[str, str]:
         raise _where("credit.contexts", "expected a table of context = label")
     out = {}
     for code, label in raw.items():
-        if not isinstance(label, str) or not label.strip() or not code.replace("-", "").isalnum() or code != code.lower():
-            raise _where(f"credit.contexts.{code}", "a context is a lower-case code with a non-empty label")
+        if (
+            not isinstance(label, str) or not label.strip() or not code.replace("-", "").isalnum()
+            or code != code.lower() or len(code) > 32
+        ):
+            raise _where(f"credit.contexts.{code}", "a context is a lower-case code of at most 32 characters with a non-empty label")
         out[code] = label.strip()
     return out
 

@@ -198,8 +198,10 @@ def test_measures_list(district: District, capsys: pytest.CaptureFixture[str]) -
 def test_record_list_and_revoke_a_finding(rated: District, fresh: Callable[[], str], capsys: pytest.CaptureFixture[str]) -> None:
     subject = fresh()
     decided = decision_day(15)
-    ends = decided.replace(year=decided.year + 3) - dt.timedelta(days=1)
-    argv = record_argv(subject, decided, "--record", "penalties:新市监罚〔2026〕7号", "--measure", "S01", "--measure", "S02", "--by", "ops-li")
+    ends = decided.replace(year=decided.year + 3)  # the corresponding day three years on (as the publicity window)
+    argv = record_argv(subject, decided, "--measure", "S01", "--measure", "S02", "--by", "ops-li")
+    fake = record_argv(subject, decided, "--record", "penalties:新市监罚〔2026〕0000号", "--by", "ops-li")
+    assert "is not a record of" in refused(capsys, rated, *fake)  # a record it rests on is checked at its source
     printed = out(capsys, rated, *argv).splitlines()
     finding_id, listing_id = int(printed[0].split()[1]), int(printed[1].split()[1].rstrip(":"))
     assert printed == [
@@ -367,8 +369,10 @@ def test_a_run_in_two_parts_rates_the_whole_district(district: District, capsys:
     runs = [e for e in entries(district) if (e.detail or {}).get("action") == "ratingsRun"][-2:]
     assert {(e.endpoint, e.client_id) for e in runs} == {("/credit/district-run", "ops-li")}
     assert [e.detail for e in runs] == [
-        {"action": "ratingsRun", "job": job_id, "status": "interrupted", "rated": 50, "failed": 0, "model": "xc-2026.1"},
-        {"action": "ratingsRun", "job": job_id, "status": "done", "rated": LEGAL_PERSONS, "failed": 0, "model": "xc-2026.1"},
+        {"action": "ratingsRun", "job": job_id, "status": "interrupted", "rated": 50, "failed": 0, "model": "xc-2026.1",
+         "note": "stopped after 50 subjects (limit)"},
+        {"action": "ratingsRun", "job": job_id, "status": "done", "rated": LEGAL_PERSONS, "failed": 0, "model": "xc-2026.1",
+         "note": ""},
     ]
 
 

@@ -182,16 +182,24 @@ def decision_day(hub: RunningHub, days_ago: int) -> dt.date:
 
 
 def last_day(decided: dt.date, months: int) -> dt.date:
-    """The listing's last day: the day before the same date `months` later (day <= 28)."""
+    """The listing's last day: the corresponding day `months` later (day <= 28), as the publicity window's."""
     month = decided.month - 1 + months
-    return dt.date(decided.year + month // 12, month % 12 + 1, decided.day) - dt.timedelta(days=1)
+    return dt.date(decided.year + month // 12, month % 12 + 1, decided.day)
+
+
+def a_penalty_of(hub: RunningHub, person: str) -> dict[str, str]:
+    """A penalty record the person has (a decision about a natural person names its records)."""
+    found = data(hub.query("query($p: String!) { naturalPerson(idNumber: $p) { penalties { decisionNumber } } }",
+                           "market", {"p": person}))["naturalPerson"]["penalties"]
+    assert found, f"{person} has no penalty in the demo"
+    return {"family": "penalties", "key": found[0]["decisionNumber"]}
 
 
 def finding_input(subject: str, decided: dt.date, **changes: Any) -> dict[str, Any]:
     return {
         "subject": subject, "basis": "market-serious", "facts": "发布虚假广告，情节严重，拒不改正",
         "legalBasis": "《中华人民共和国广告法》第五十五条", "decidedOn": decided.isoformat(),
-        "records": [{"family": "penalties", "key": PENALTY_KEY}], "measures": ["S01"], **changes,
+        "records": [], "measures": ["S01"], **changes,
     }
 
 
@@ -238,7 +246,7 @@ def test_a_serious_finding_puts_the_subject_on_the_public_blacklist(hub: Running
     assert {k: v for k, v in finding.items() if k != "id"} == {
         "subject": subject, "severity": "serious", "basis": "market-serious", "decidedOn": decided.isoformat(),
         "inForceUntil": ends.isoformat(), "measures": ["S01"], "status": "in_force", "department": "market",
-        "records": [{"family": "penalties", "key": PENALTY_KEY}],
+        "records": [],
     }
     name = data(hub.query("query($u: String!) { legalPerson(uscc: $u) { name } }", None, {"u": subject}))["legalPerson"]["name"]
     assert name
@@ -267,9 +275,29 @@ def test_a_serious_finding_puts_the_subject_on_the_public_blacklist(hub: Running
     assert own.detail["credit"] == {"action": "recordFinding", "finding": finding["id"], "listing": listing["id"]}
 
 
+def test_the_records_a_finding_names_are_checked_at_their_source(hub: RunningHub, fresh: Callable[[], str]) -> None:
+    person = hub.samples["natural_penalty"]
+    real = a_penalty_of(hub, person)
+    fake = {"family": "penalties", "key": "新市监罚〔2026〕0000号"}
+    other = {"family": "wage_arrears", "key": "x"}  # not a family market regulation serves
+    before = len(findings_of(hub, person))
+    refused = hub.query(RECORD, "market", {"input": finding_input(person, decision_day(hub, 5), records=[fake])})
+    assert codes(refused) == ["BAD_USER_INPUT"] and "is not a record of" in errors(refused)[0]["message"]
+    assert codes(hub.query(RECORD, "market", {"input": finding_input(person, decision_day(hub, 5), records=[other])})) == ["FORBIDDEN"]
+    nobody = hub.query(RECORD, "market", {"input": finding_input("91150102999999998L", decision_day(hub, 5))})
+    assert codes(nobody) in (["BAD_USER_INPUT"],)  # an unknown subject is never blacklisted
+    registered = fresh()
+    renamed = hub.query(RECORD, "market", {"input": finding_input(registered, decision_day(hub, 5), subjectName="假名字")})
+    assert codes(renamed) == ["BAD_USER_INPUT"] and "the registry names" in errors(renamed)[0]["message"]
+    assert len(findings_of(hub, person)) == before and findings_of(hub, registered) == []
+    recorded = data(hub.query(RECORD, "market", {"input": finding_input(person, decision_day(hub, 5), records=[real],
+                                                                          subjectName="王某")}))["recordFinding"]
+    assert recorded["finding"]["records"] == [real]
+
+
 def test_a_natural_persons_listing_is_masked_for_the_public(hub: RunningHub) -> None:
-    person = hub.samples["natural_clean"]
-    outcome = record_serious(hub, person)
+    person = hub.samples["natural_penalty"]
+    outcome = record_serious(hub, person, records=[a_penalty_of(hub, person)], subjectName="乌兰图雅·巴特尔")
     assert outcome["listing"]["subject"] == person  # the deciding department sees whom it listed
     [shown] = [i for i in data(hub.query(BLACKLIST, None))["blacklist"]["items"] if i["id"] == outcome["listing"]["id"]]
     assert shown["subject"] != person and person not in hub.query(BLACKLIST, None).text
@@ -277,6 +305,10 @@ def test_a_natural_persons_listing_is_masked_for_the_public(hub: RunningHub) -> 
     assert shown["subjectName"] == "" or shown["subjectName"][1:] == "*" * (len(shown["subjectName"]) - 1)
     for_government = data(hub.query(BLACKLIST, "department"))["blacklist"]["items"]
     assert person in {i["subject"] for i in for_government}
+    # masked for every caller outside government, on /graphql too (a bank, a subject's own client)
+    for kind, purpose in (("lender", "loan-review"), ("subject", None)):
+        seen = hub.query(BLACKLIST, kind, purpose=purpose)
+        assert person not in seen.text and "乌兰图雅" not in seen.text, kind
 
 
 # ---- 2. credit checks ----------------------------------------------------------------------------
@@ -658,7 +690,10 @@ def test_who_may_read_a_rating(hub: RunningHub) -> None:
         refused = hub.query(RATING, kind, {"subject": other}, purpose=purpose)
         assert codes(refused) == ["FORBIDDEN"] and refused.json()["data"] == {"rating": None}
     mine = data(hub.query(RATING, "subject", {"subject": own}))["rating"]
-    assert mine["subject"] == own and {"judgment-debtor", "blacklisted"} <= {i["name"] for i in mine["indicators"] if i["points"] < 0}
+    assert mine["subject"] == own and mine["level"] and mine["indicators"] == []  # the explanation is for government
+    explained = data(hub.query(RATING, "department", {"subject": own}))["rating"]
+    assert {"judgment-debtor", "blacklisted"} <= {i["name"] for i in explained["indicators"] if i["points"] < 0}
+    assert codes(hub.query(RATING, "subject", {"subject": own, "refresh": True})) == ["FORBIDDEN"]  # refresh: government only
     not_mine = hub.query(RATING, "subject", {"subject": other})
     assert codes(not_mine) == ["FORBIDDEN"] and not_mine.json()["data"] == {"rating": None}
     assert other not in request_entry(hub, not_mine).subjects
@@ -695,7 +730,7 @@ def test_a_supervision_plan(hub: RunningHub) -> None:
 
 def test_a_finding_on_a_resident_does_not_put_the_resident_in_a_supervision_plan(hub: RunningHub) -> None:
     person = hub.samples["natural_penalty"]
-    general = finding_input(person, decision_day(hub, 10), basis="general-dishonesty", records=[], measures=[])
+    general = finding_input(person, decision_day(hub, 10), basis="general-dishonesty", records=[a_penalty_of(hub, person)], measures=[])
     assert data(hub.query(RECORD, "market", {"input": general}))["recordFinding"]["listing"] is None
     plan = data(hub.query(PLAN, "market", {"period": "2026"}))["supervisionPlan"]
     assert person not in {e["subject"] for e in plan["entries"]}, "supervision plans list market entities"
@@ -716,7 +751,7 @@ def test_a_lender_reports_the_measure_it_applied(hub: RunningHub) -> None:
 
     elsewhere = hub.query(FEEDBACK, "lender", {"input": {**applied, "measure": "S01"}}, purpose="loan-review")
     [error] = errors(elsewhere)
-    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "government-procurement" in error["message"]
+    assert error["extensions"]["code"] == "BAD_USER_INPUT" and "does not apply" in error["message"]
     tomorrow = (hub.runtime.today() + dt.timedelta(days=1)).isoformat()
     assert codes(hub.query(FEEDBACK, "lender", {"input": {**applied, "appliedOn": tomorrow}}, purpose="loan-review")) == ["BAD_USER_INPUT"]
     assert codes(hub.query(FEEDBACK, "bank", {"input": applied}, purpose="loan-review")) == ["FORBIDDEN"]
@@ -874,3 +909,14 @@ def test_the_admin_api_says_a_department_is_down_not_that_the_input_was_bad(hub:
     wait_until(lambda: "errors" not in hub.query(RATING, "department", {"subject": subject, "refresh": True}).json(),
                30, "ratings once the court answers again")
     assert codes(response) == ["UPSTREAM_UNAVAILABLE"]
+
+
+def test_a_rating_never_rests_on_a_record_awaiting_review(hub: RunningHub) -> None:
+    subject = hub.samples["awaiting_review"]
+    penalties = data(hub.query("query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber reviewStatus } } }",
+                               "department", {"u": subject}))["legalPerson"]["penalties"]
+    waiting = {f"penalties:{p['decisionNumber']}" for p in penalties if p["reviewStatus"] != "已审核"}
+    assert waiting, "the demo's awaiting_review sample has a penalty not yet reviewed"
+    rating = data(hub.query(RATING, "department", {"subject": subject, "refresh": True}))["rating"]
+    evidence = {e for i in rating["indicators"] for e in i["evidence"]}
+    assert not evidence & waiting

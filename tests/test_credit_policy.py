@@ -118,10 +118,17 @@ def test_a_document_without_a_credit_section_has_the_shipped_rules() -> None:
 # ---- dates at their boundaries --------------------------------------------------------------
 
 
-def test_a_bases_period_ends_the_day_before_the_same_date_months_later() -> None:
+def test_a_bases_period_ends_on_the_corresponding_day_as_the_publicity_window_does() -> None:
     serious = RULES.bases["market-serious"]  # 36 months
-    assert serious.ends_on(dt.date(2026, 1, 15)) == dt.date(2029, 1, 14)
-    assert RULES.bases["general-dishonesty"].ends_on(dt.date(2024, 2, 29)) == dt.date(2025, 2, 27)  # 12 months from a leap day
+    assert serious.ends_on(dt.date(2026, 1, 15)) == dt.date(2029, 1, 15)  # 民法典 art. 201: the first day does not count
+    general = RULES.bases["general-dishonesty"]  # 12 months
+    assert general.ends_on(dt.date(2024, 2, 29)) == dt.date(2025, 2, 28)  # no 29 February: the month's last day
+    assert general.ends_on(dt.date(2024, 2, 28)) == dt.date(2025, 2, 28)
+    # a serious penalty and the blacklisting it led to leave the public's view on the same day
+    window = next(r for r in load_policy().rows if r.kind == "publicity-window")
+    penalty = {"severity": "严重", "decision_date": dt.date(2026, 11, 20), "publicity_end_date": None}
+    last_shown = max(d for d in (dt.date(2029, 11, 19), dt.date(2029, 11, 20), dt.date(2029, 11, 21)) if window.keep(penalty, d))
+    assert serious.ends_on(dt.date(2026, 11, 20)) == last_shown == dt.date(2029, 11, 20)
 
 
 def test_a_listing_is_current_on_its_last_day_and_not_the_day_after() -> None:
@@ -134,7 +141,7 @@ def test_a_listing_is_current_on_its_last_day_and_not_the_day_after() -> None:
 
 
 def test_a_check_counts_a_finding_through_its_last_day() -> None:
-    general = finding(decided_on=dt.date(2025, 12, 4))  # 12 months: last day 2026-12-03
+    general = finding(decided_on=dt.date(2025, 12, 3))  # 12 months: last day 2026-12-03
     on_last_day = evaluate(RULES, "licensing", SUBJECT, [], [general], dt.date(2026, 12, 3))
     assert on_last_day.verdict is Verdict.RESTRICTED
     assert [a.measure.code for a in on_last_day.measures] == ["S09"]
@@ -225,3 +232,29 @@ def test_industry_weights_multiply_an_indicators_points_and_the_score_stays_with
     best = _rate({"tax_credit": [{"year": 2025, "level": "A"}], "honors": [{"honor_name": "x", "valid_to": None}] * 3},
                  listings=[listing("red", "honour-red-list", id=9)])
     assert best.score == 100 and best.level == "AAA"  # capped at max_score
+
+
+def test_a_rule_over_a_single_record_family_reads_the_newest_record() -> None:
+    """An A-level taxpayer is one whose latest grade is A: A in 2023 and 2024, D in 2025 is not."""
+    rule = RULES.list_rule("a-level-taxpayer")
+    assert rule is not None
+    grades = [{"year": 2023, "level": "A"}, {"year": 2024, "level": "A"}, {"year": 2025, "level": "D"}]
+    assert not rule.holds({"tax_credit": grades, "penalties": []}, DAY)
+    assert rule.holds({"tax_credit": [*grades[:2], {"year": 2025, "level": "A"}], "penalties": []}, DAY)
+    old_penalty = {"decision_number": "罚", "decision_date": DAY - dt.timedelta(days=365 * 3 + 2)}
+    recent_penalty = {"decision_number": "罚", "decision_date": DAY - dt.timedelta(days=30)}
+    latest_a = [{"year": 2025, "level": "A"}]
+    assert rule.holds({"tax_credit": latest_a, "penalties": [old_penalty]}, DAY)
+    assert not rule.holds({"tax_credit": latest_a, "penalties": [recent_penalty]}, DAY)
+
+
+@pytest.mark.parametrize("text", ["0000", "9999-12", "2026-Q5", "2026-13", "２０２６", "2026-1", ""])
+def test_a_plan_period_outside_its_form_or_years_is_refused(text: str) -> None:
+    from xinlian.hub.credit.model import CreditInputError
+    from xinlian.hub.credit.supervision import Period
+
+    if text == "":
+        assert Period.parse(text, DAY).text == "2026-Q4"  # empty: this quarter
+        return
+    with pytest.raises(CreditInputError, match="period"):
+        Period.parse(text, DAY)

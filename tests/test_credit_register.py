@@ -55,12 +55,12 @@ async def test_a_serious_finding_blacklists_the_subject_until_the_end_its_basis_
     assert outcome.finding.severity == "serious" and outcome.finding.records == (RecordRef("penalties", "新市监罚〔2026〕1号"),)
     listing = outcome.listing
     assert listing is not None
-    assert (listing.list, listing.basis, listing.listed_on, listing.ends_on) == ("black", "market-serious", dt.date(2026, 1, 15), dt.date(2029, 1, 14))
+    assert (listing.list, listing.basis, listing.listed_on, listing.ends_on) == ("black", "market-serious", dt.date(2026, 1, 15), dt.date(2029, 1, 15))
     assert listing.finding_id == outcome.finding.id and listing.department == "market"
     assert [t.action for t in await register.history(listing.id)] == ["listed"]
     # a second serious finding on the same basis extends the one listing
     later = await serious(register, decided_on=dt.date(2026, 6, 1))
-    assert later.listing is not None and later.listing.id == listing.id and later.listing.ends_on == dt.date(2029, 5, 31)
+    assert later.listing is not None and later.listing.id == listing.id and later.listing.ends_on == dt.date(2029, 6, 1)
     assert [t.action for t in await register.history(listing.id)] == ["listed", "extended"]
     assert len(await register.listings(FIRM)) == 1
 
@@ -83,7 +83,8 @@ async def test_a_general_finding_lists_nobody(store: Store) -> None:
         ({"department": "tax"}, CreditForbidden, "basis 'market-serious' is for market, not for department 'tax'"),
         ({"decided_on": TODAY + dt.timedelta(days=1)}, CreditInputError, "in the future"),
         ({"facts": "  "}, CreditInputError, "facts: required"),
-        ({"facts": "bad\x00"}, CreditInputError, "no control characters"),
+        ({"facts": "bad\x00"}, CreditInputError, "U\\+0000 \\(a control character\\)"),
+        ({"facts": "假名字\u202e"}, CreditInputError, "bidirectional-text control"),
     ],
 )
 async def test_refused_input_changes_nothing(store: Store, change: dict[str, object], error: type, message: str) -> None:
@@ -125,11 +126,11 @@ async def test_revoking_a_finding_cancels_its_listing_and_only_its_department_ma
 async def test_revoking_one_of_two_findings_amends_the_listing_to_the_other(store: Store) -> None:
     register = CreditRegister(store)
     first = await serious(register, decided_on=dt.date(2026, 1, 15))
-    second = await serious(register, decided_on=dt.date(2026, 6, 1))  # extends the listing to 2029-05-31
+    second = await serious(register, decided_on=dt.date(2026, 6, 1))  # extends the listing to 2029-06-01
     listing_id = first.listing.id  # type: ignore[union-attr]
     await register.revoke_finding(RULES, second.finding.id, "market", "复议撤销", "t", TODAY)  # the extension is taken back
     (listing,) = await register.listings(FIRM)
-    assert (listing.id, listing.listed_on, listing.ends_on) == (listing_id, dt.date(2026, 1, 15), dt.date(2029, 1, 14))
+    assert (listing.id, listing.listed_on, listing.ends_on) == (listing_id, dt.date(2026, 1, 15), dt.date(2029, 1, 15))
     await register.revoke_finding(RULES, first.finding.id, "market", "复议撤销", "t", TODAY)  # the last one: cancelled
     assert await register.listings(FIRM) == []
     assert [t.action for t in await register.history(listing_id)] == ["listed", "extended", "amended", "cancelled"]
@@ -137,7 +138,7 @@ async def test_revoking_one_of_two_findings_amends_the_listing_to_the_other(stor
     fourth = await serious(register, subject=FIRM, decided_on=dt.date(2026, 4, 1))
     await register.revoke_finding(RULES, third.finding.id, "market", "撤销", "t", TODAY)  # the earlier one goes
     (listing,) = await register.listings(FIRM)
-    assert (listing.listed_on, listing.ends_on, listing.finding_id) == (dt.date(2026, 4, 1), dt.date(2029, 3, 31), fourth.finding.id)
+    assert (listing.listed_on, listing.ends_on, listing.finding_id) == (dt.date(2026, 4, 1), dt.date(2029, 4, 1), fourth.finding.id)
 
 
 async def test_a_listing_ends_early_only_by_cancellation_or_repair_and_by_whom_the_policy_says(store: Store) -> None:
@@ -157,8 +158,8 @@ async def test_a_listing_ends_early_only_by_cancellation_or_repair_and_by_whom_t
 
 async def test_expiry_is_recorded_the_day_after_the_last_day(store: Store) -> None:
     register = CreditRegister(store)
-    ends_today = (await serious(register, decided_on=dt.date(2023, 12, 4))).listing  # last day 2026-12-03
-    ended_yesterday = (await serious(register, subject=OTHER, decided_on=dt.date(2023, 12, 3))).listing  # last day 2026-12-02
+    ends_today = (await serious(register, decided_on=dt.date(2023, 12, 3))).listing  # last day 2026-12-03
+    ended_yesterday = (await serious(register, subject=OTHER, decided_on=dt.date(2023, 12, 2))).listing  # last day 2026-12-02
     assert ends_today is not None and ended_yesterday is not None
     assert ends_today.ends_on == TODAY and ended_yesterday.ends_on == TODAY - dt.timedelta(days=1)
     assert await register.expire_due(TODAY) == 1
@@ -175,7 +176,7 @@ async def test_red_listing_is_refused_while_blacklisted_and_a_blacklisting_ends_
     register = CreditRegister(store)
     red = await register.list_on_red_list(RULES, subject=OTHER, basis="honour-red-list", reason="诚信示范", department="market",
                                           listed_on=dt.date(2026, 11, 1), by="t", today=TODAY)
-    assert (red.list, red.ends_on) == ("red", dt.date(2028, 10, 31))
+    assert (red.list, red.ends_on) == ("red", dt.date(2028, 11, 1))
     with pytest.raises(CreditInputError, match="is not a red-list basis"):
         await register.list_on_red_list(RULES, subject=OTHER, basis="market-serious", reason="x", department="market",
                                         listed_on=TODAY, by="t", today=TODAY)
@@ -201,6 +202,20 @@ async def test_a_rule_lists_while_it_holds_and_delists_when_it_stops(store: Stor
     assert [t.action for t in await register.history(listing.id)] == ["listed", "delisted"]
 
 
+async def test_a_court_cancellation_is_not_undone_by_the_rule_while_the_same_records_stand(store: Store) -> None:
+    register = CreditRegister(store)
+    rule = RULES.list_rule("judgment-debtor")
+    assert rule is not None
+    refs = ["judgment_debtor_records:（2025）内0102执2号"]
+    assert await register.apply_rule(rule, FIRM, True, refs, TODAY, "schedule") == "listed"
+    (listing,) = await register.listings(FIRM)
+    await register.end_listing(listing.id, "cancelled", "（2026）内0102执异12号", "demo-court", TODAY, "courts", ["courts"])
+    assert await register.apply_rule(rule, FIRM, True, refs, TODAY, "schedule") is None  # the court's word stands
+    assert await register.listings(FIRM) == []
+    newer = ["judgment_debtor_records:（2026）内0102执9号"]  # a new case: listed again
+    assert await register.apply_rule(rule, FIRM, True, newer, TODAY, "schedule") == "listed"
+
+
 async def test_the_standing_follows_the_store(store: Store) -> None:
     register = CreditRegister(store)
     standing = CreditStanding(store, interval=0.0)
@@ -210,7 +225,7 @@ async def test_the_standing_follows_the_store(store: Store) -> None:
     await standing.fresh()  # interval 0: it looks at the change counters and reloads because they moved
     (current,) = standing.listings(FIRM, TODAY)
     assert current.basis == "market-serious"
-    assert standing.listings(FIRM, dt.date(2029, 1, 15)) == ()  # dates apply when read
+    assert standing.listings(FIRM, dt.date(2029, 1, 15)) != () and standing.listings(FIRM, dt.date(2029, 1, 16)) == ()  # dates apply when read
     reloads = standing.reloads
     await standing.fresh()
     assert standing.reloads == reloads  # nothing moved: no reload

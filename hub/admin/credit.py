@@ -11,7 +11,6 @@ Departments record their own findings on `/graphql` (hub/executor/credit_fields.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from typing import Optional
@@ -27,7 +26,6 @@ from .context import AdminContext
 from .operations import AdminInputError
 
 log = logging.getLogger("xinlian.admin")
-_JOBS: set[asyncio.Task[object]] = set()  # district jobs started here, kept until they end
 
 
 def _ctx(info: strawberry.Info) -> AdminContext:
@@ -105,7 +103,7 @@ class CreditAdminQuery:
             return None
         ctx.note("creditListing", listing.subject, listing=id)
         return ListingWithHistory(
-            listing=listing_view(listing, False), status=listing.status,
+            listing=listing_view(listing, True), status=listing.status,
             transitions=[ListingTransition(action=t.action, at=t.at, by=t.by, reason=t.reason) for t in await register.history(id)],
         )
 
@@ -157,7 +155,7 @@ class CreditAdminMutation:
         except CreditInputError as exc:
             raise _refused(exc) from None
         ctx.note("cancelCreditListing", listing.subject, listing=id, reason=reason)
-        return listing_view(listing, False)
+        return listing_view(listing, True)
 
     @strawberry.mutation(description="Record the expiry of every listing whose end date has passed; returns how many.")
     async def expire_credit_listings(self, info: strawberry.Info) -> int:
@@ -189,15 +187,6 @@ class CreditAdminMutation:
         except CreditInputError as exc:
             raise _refused(exc) from None
 
-        async def run() -> object:
-            try:
-                return await runtime.credit.district.drive(job, policy.credit, policy.version, today, ctx.by)
-            except Exception:
-                log.exception("district credit run %s failed", job.id)
-                return None
-
-        task = asyncio.create_task(run(), name=f"xinlian-credit-run-{job.id}")
-        _JOBS.add(task)
-        task.add_done_callback(_JOBS.discard)
+        runtime.credit.start_district(job, policy, today, ctx.by)
         ctx.note("runCreditRatings", job=job.id, resume=resume)
         return RatingJobState(**vars(job))

@@ -33,6 +33,8 @@ class FollowedView(ABC):
         self.clock = clock
         self.reloads = 0  # reads that changed the view (for tests and metrics)
         self._checked = float("-inf")
+        self._epoch = 0  # moved by every invalidation: a read begun before it does not count as fresh
+        self._reading = 0  # the epoch the running read began in
         self._lock = asyncio.Lock()
         self._feed: ChangeFeed | None = None
 
@@ -43,10 +45,16 @@ class FollowedView(ABC):
 
     async def _reload(self) -> None:
         async with self._lock:
-            await self._revalidate()
+            await self._read()
+
+    async def _read(self) -> None:
+        self._reading = self._epoch
+        await self._revalidate()
 
     def invalidate(self) -> None:
-        """A change made here: look again before the next answer."""
+        """A change made here: look again before the next answer (also when a read is under way:
+        it may have read the store before the change)."""
+        self._epoch += 1
         self._checked = float("-inf")
 
     def _due(self) -> bool:
@@ -62,10 +70,13 @@ class FollowedView(ABC):
         if self._due():
             async with self._lock:
                 if self._due():
-                    await self._revalidate()
+                    await self._read()
 
     def _checked_at(self, moment: float) -> None:
-        self._checked = moment
+        """The read that began at `moment` is done: fresh until `interval` later — unless the view
+        was invalidated while it ran."""
+        if self._reading == self._epoch:
+            self._checked = moment
 
     @abstractmethod
     async def _revalidate(self) -> None:

@@ -60,7 +60,8 @@ class CheckResult:
 
 def check_context(rules: CreditRules, context: str) -> str:
     if context not in rules.contexts:
-        raise CreditInputError(f"context: unknown {context!r} (one of {', '.join(rules.contexts)})")
+        shown = context if len(context) <= 40 else context[:40] + "…"
+        raise CreditInputError(f"context: unknown {shown!r} (one of {', '.join(rules.contexts)})")
     return context
 
 

@@ -33,6 +33,7 @@ from xinlian.hub.store import Store, as_utc
 from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import RatingJob
 from xinlian.policies.credit import CreditRules
+from xinlian.schema.catalogue import REGISTRATION
 from xinlian.schema.identifiers import InvalidIdentifier, validate_uscc
 
 from .model import CreditInputError
@@ -129,13 +130,17 @@ class DistrictRun:
             log.warning("credit run: the policy does not give government %s; rules reading them fail closed", ", ".join(sorted(read.withheld)))
         if apply_rules:
             changes: dict[str, list[str]] = {"listed": [], "delisted": []}
+            readable = {
+                rule.name: all(self.records.served(fam) for fam in rule.reads())
+                and not any(f"{fam}.{f}" in read.withheld for fam, fs in rule.reads().items() for f in fs)
+                for rule in rules.list_rules
+            }
             await self.standing.fresh()
             for subject, found in read.found.items():
                 current = self.standing.listings(subject, today)
                 for rule in rules.list_rules:
-                    unreadable = any(f"{fam}.{f}" in read.withheld for fam, fs in rule.reads().items() for f in fs)
-                    if unreadable:
-                        continue  # never list or delist on what the policy keeps from us
+                    if not readable[rule.name]:
+                        continue  # never list or delist on what the policy keeps from us or no department serves
                     holds = rule.holds(found.records, today)
                     if holds == any(x.rule == rule.name for x in current):
                         continue  # nothing to change as far as the standing knows (the register re-checks under the lock)
@@ -151,8 +156,8 @@ class DistrictRun:
         await self.standing.fresh()
         upheld = await self.ratings.upheld_objections(list(read.found))
         for subject, found in read.found.items():
-            if not rateable(subject):
-                continue
+            if not rateable(subject) or not found.records.get(REGISTRATION.name):
+                continue  # only subjects the registry knows are rated (and planned)
             outcome.ratings.append(
                 rate(
                     rules, policy_version, subject, found.name, found.industry, found.records,
@@ -166,16 +171,24 @@ class DistrictRun:
     async def _audit(self, changes: dict[str, list[str]], by: str, policy_version: str, job_id: int | None, trigger: str) -> None:
         """One audit entry for the listings the list rules changed in a batch (each change is also a
         row of `credit_listing_events`); a lost entry stops the run (it resumes from its cursor)."""
+        subjects = sorted({item.split(":", 1)[0] for items in changes.values() for item in items})
+        await self.audit_system(
+            "listRules", by, policy_version, subjects,
+            {"job": job_id, "trigger": trigger, **{k: v for k, v in changes.items() if v}}, endpoint=AUDIT_ENDPOINT,
+        )
+
+    async def audit_system(
+        self, action: str, by: str, policy_version: str, subjects: list[str], detail: dict[str, object],
+        endpoint: str = "/credit/system",
+    ) -> None:
+        """An audit entry for what credit governance did on its own (list rules, expiries, runs)."""
         if self.audit is None:
             return
-        subjects = sorted({item.split(":", 1)[0] for items in changes.values() for item in items})
-        entry = AuditEntry(
-            at=dt.datetime.now(dt.timezone.utc), request_id=uuid.uuid4().hex, endpoint=AUDIT_ENDPOINT,
-            client_id=by, client_kind="system", outcome="ok", policy_version=policy_version, subjects=subjects,
-            operation_name="listRules",
-            detail={"action": "listRules", "job": job_id, "trigger": trigger, **{k: v for k, v in changes.items() if v}},
-        )
-        await self.audit(entry)
+        await self.audit(AuditEntry(
+            at=dt.datetime.now(dt.timezone.utc), request_id=uuid.uuid4().hex, endpoint=endpoint, client_id=by,
+            client_kind="system", outcome="ok", policy_version=policy_version or "unknown", subjects=subjects,
+            operation_name=action, detail={"action": action, **detail},
+        ))
 
     # ---- district-wide jobs ----------------------------------------------------------------
     async def jobs(self, limit: int = 20) -> list[JobState]:
@@ -251,18 +264,21 @@ class DistrictRun:
         except BaseException as exc:
             status, note = "interrupted", f"{type(exc).__name__}: {exc}"[:500]
             await self._finish(job.id, status, note)
+            await self._audit_run(job.id, by, policy_version)
             raise
         await self._finish(job.id, status, note)
+        return await self._audit_run(job.id, by, policy_version)
+
+    async def _audit_run(self, job_id: int, by: str, policy_version: str) -> JobState:
+        """The run's own audit entry (who, model, how far: done or interrupted); its end state."""
         async with self.store.session() as session:
-            ended = _job((await session.execute(select(JOBS).where(JOBS.c.id == job.id))).one())
-        if self.audit is not None:  # the run itself: who ran it, under which model, how far it got
-            await self.audit(AuditEntry(
-                at=dt.datetime.now(dt.timezone.utc), request_id=uuid.uuid4().hex, endpoint=AUDIT_RUN_ENDPOINT,
-                client_id=by, client_kind="system", outcome="ok", policy_version=policy_version,
-                operation_name="ratingsRun",
-                detail={"action": "ratingsRun", "job": ended.id, "status": ended.status, "rated": ended.rated,
-                        "failed": ended.failed, "model": ended.model_version},
-            ))
+            ended = _job((await session.execute(select(JOBS).where(JOBS.c.id == job_id))).one())
+        await self.audit_system(
+            "ratingsRun", by, policy_version, [],
+            {"job": ended.id, "status": ended.status, "rated": ended.rated, "failed": ended.failed,
+             "model": ended.model_version, "note": ended.note},
+            endpoint=AUDIT_RUN_ENDPOINT,
+        )
         return ended
 
     async def _finish(self, job_id: int, status: str, note: str) -> None:

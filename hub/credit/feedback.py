@@ -19,7 +19,7 @@ from xinlian.hub.store.models import MeasureFeedback
 from xinlian.policies.credit import CreditRules
 
 from .model import CreditInputError
-from .register import _text, subject_key
+from .register import decision_text, subject_key
 
 FEEDBACK = table_of(MeasureFeedback)
 
@@ -52,8 +52,8 @@ class FeedbackRegister:
         values = {
             "measure": measure, "subject": subject_key(subject), "context": context, "client_id": client_id,
             "department": department, "applied_on": applied_on,
-            "check_request_id": _text(check_request_id, "checkRequestId", required=False, limit=64),
-            "note": _text(note, "note", required=False), "recorded_at": dt.datetime.now(dt.timezone.utc),
+            "check_request_id": decision_text(check_request_id, "checkRequestId", required=False, limit=64),
+            "note": decision_text(note, "note", required=False), "recorded_at": dt.datetime.now(dt.timezone.utc),
         }
         async with self.store.session() as session:
             new_id = (await session.execute(insert(FEEDBACK).values(**values).returning(FEEDBACK.c.id))).scalar_one()

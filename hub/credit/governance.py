@@ -25,14 +25,15 @@ import logging
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from xinlian.policies.model import Policy
+from xinlian.schema.catalogue import FAMILIES, REGISTRATION
 
 from .checks import CheckResult, check_context, evaluate
-from .district import Audit, DistrictRun, rateable
+from .district import Audit, DistrictRun, JobState, rateable
 from .feedback import FeedbackRegister
-from .model import CreditInputError, CreditUnavailable, Finding, Listing, RecordRef
+from .model import CreditForbidden, CreditInputError, CreditUnavailable, Finding, Listing, RecordRef
 from .ratings import Rating, RatingRegister
 from .records import DistrictRecords
-from .register import CreditRegister, FindingOutcome, subject_key
+from .register import CreditRegister, FindingOutcome, decision_text, subject_key
 from .standing import CreditStanding
 from .supervision import Period, SupervisionPlan, build_plan
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("xinlian.credit")
 MAX_BATCH = 10_000
+FEEDBACK_DAYS = 366  # measure feedback reports what was applied within the last year
 SWEEP_SECONDS = 3600.0
 
 
@@ -65,22 +67,39 @@ class CreditGovernance:
         self.records = DistrictRecords(context)
         self.district = DistrictRun(store, self.register, self.standing, self.ratings, self.records, audit)
         self._task: asyncio.Task[None] | None = None
+        self._runs: set[asyncio.Task[None]] = set()  # district jobs started through the admin API
         self._stopping = asyncio.Event()
 
     def follow(self, feed: "ChangeFeed") -> None:
         self.standing.follow(feed)
 
     # ---- checks ----------------------------------------------------------------------------
-    async def check(self, policy: Policy, subjects: Sequence[str], context: str, today: dt.date) -> list[CheckResult]:
-        """Credit checks of `subjects` (validated, at most 10,000) in `context`, in the order asked."""
+    async def check(
+        self, policy: Policy, subjects: Sequence[str], context: str, today: dt.date, natural_findings: bool = True
+    ) -> list[CheckResult]:
+        """Credit checks of `subjects` (validated, at most 10,000) in `context`, in the order asked.
+
+        `natural_findings` False (a caller outside government): a natural person's findings are
+        not public decisions, so only the person's listings count for that caller."""
         rules = policy.credit
         check_context(rules, context)
         if not 1 <= len(subjects) <= MAX_BATCH:
             raise CreditInputError(f"subjects: 1 to {MAX_BATCH}")
-        keys = [subject_key(s) for s in subjects]
+        keys = []
+        for index, subject in enumerate(subjects):
+            try:
+                keys.append(subject_key(subject))
+            except CreditInputError as exc:
+                raise CreditInputError(f"subjects[{index}]: {exc}") from None
         await self.standing.fresh()
         standing = self.standing
-        return [evaluate(rules, context, k, standing.listings(k, today), standing.findings(k), today) for k in keys]
+        return [
+            evaluate(
+                rules, context, k, standing.listings(k, today),
+                standing.findings(k) if natural_findings or rateable(k) else (), today,
+            )
+            for k in keys
+        ]
 
     async def listings(self, subjects: Sequence[str], today: dt.date) -> dict[str, tuple[Listing, ...]]:
         await self.standing.fresh()
@@ -92,10 +111,11 @@ class CreditGovernance:
         department: str, decided_on: dt.date, measures: Sequence[str], by: str, today: dt.date,
         subject_name: str = "", severity: str | None = None,
     ) -> FindingOutcome:
+        name = await self.verified_subject(subject, records, department, subject_name)
         outcome = await self.register.record_finding(
             policy.credit, subject=subject, basis=basis, facts=facts, legal_basis=legal_basis, records=records,
             department=department, decided_on=decided_on, measures=measures, by=by, today=today,
-            subject_name=subject_name or await self.registered_name(subject), severity=severity,
+            subject_name=name, severity=severity,
         )
         self.standing.invalidate()
         await self.rerate(policy, outcome.finding.subject, today, by)
@@ -113,9 +133,10 @@ class CreditGovernance:
         self, policy: Policy, *, subject: str, basis: str, reason: str, department: str, listed_on: dt.date, by: str,
         today: dt.date, subject_name: str = "",
     ) -> Listing:
+        name = await self.verified_subject(subject, (), department, subject_name)
         listing = await self.register.list_on_red_list(
             policy.credit, subject=subject, basis=basis, reason=reason, department=department, listed_on=listed_on,
-            by=by, today=today, subject_name=subject_name or await self.registered_name(subject),
+            by=by, today=today, subject_name=name,
         )
         self.standing.invalidate()
         await self.rerate(policy, listing.subject, today, by)
@@ -131,36 +152,109 @@ class CreditGovernance:
         await self.rerate(policy, listing.subject, today, by)
         return listing
 
-    async def registered_name(self, subject: str) -> str:
-        """The subject's registered name from the registry, "" when unknown or unreachable (a
-        decision does not wait for the registry; the name is for the lists' readers)."""
-        try:
-            key = subject_key(subject)
-            read = await self.records.read([key], {})
-        except CreditInputError:
-            return ""
-        except Exception:
-            log.warning("registry unreachable for the name of %s", subject, exc_info=True)
-            return ""
-        found = read.found.get(key)
-        return found.name if found is not None else ""
+    async def verified_subject(
+        self, subject: str, records: Sequence[RecordRef], department: str, given_name: str = ""
+    ) -> str:
+        """Check a decision's subject and records at their sources before it is recorded, and
+        return the name the lists show.
 
-    async def expire_due(self, today: dt.date, by: str = "system") -> int:
+        The subject must exist: the registry knows it, or the decision names records of it. Each
+        record named must be a record of the subject, in a family the deciding department serves.
+        A registered subject is named as the registry names it (a different `given_name` is
+        refused); an unregistered one (a natural person) by `given_name`. A department that does
+        not answer: `CreditUnavailable` (nothing is decided on what cannot be checked)."""
+        key = subject_key(subject)
+        needs: dict[str, set[str]] = {}
+        for ref in records:
+            family = FAMILIES.get(ref.family)
+            if family is None or family.record_key is None:
+                raise CreditInputError(f"records: {ref.family!r} is not a family of keyed records")
+            if not self.records.serves(department, ref.family):
+                raise CreditForbidden(f"records: department {department} is not a source of {ref.family}")
+            needs.setdefault(ref.family, set()).add(family.record_key)
+        read = await self.records.read([key], needs)
+        if key in read.failed:
+            raise CreditUnavailable(tuple(read.failed[key]))
+        found = read.found[key]
+        for ref in records:
+            record_key = FAMILIES[ref.family].record_key or ""
+            held = {str(r.get(record_key)) for r in found.records.get(ref.family, [])}
+            if ref.key.strip() not in held:
+                raise CreditInputError(f"records: {ref.family} {ref.key[:60]!r} is not a record of {key}")
+        given = decision_text(given_name, "subjectName", required=False, limit=200, multiline=False)
+        if found.records.get(REGISTRATION.name):
+            if given and given != found.name:
+                raise CreditInputError(f"subjectName: the registry names {key} {found.name!r}")
+            return found.name
+        if not records:
+            raise CreditInputError(f"{key}: no registry knows this subject; name the records the decision rests on")
+        return given
+
+    async def record_feedback(
+        self, policy: Policy, *, measure: str, subject: str, context: str, applied_on: dt.date, client_id: str,
+        department: str, today: dt.date, check_request_id: str = "", note: str = "", natural_findings: bool = True,
+    ) -> int:
+        """实施反馈: store that `measure` was applied — only a measure a check of the subject in
+        `context` gives now (a unit cannot report a sanction the subject is not under), applied
+        within the last `FEEDBACK_DAYS` days."""
+        if applied_on < today - dt.timedelta(days=FEEDBACK_DAYS):
+            raise CreditInputError(f"appliedOn: within the last {FEEDBACK_DAYS} days")
+        (result,) = await self.check(policy, [subject], context, today, natural_findings=natural_findings)
+        applying = {a.measure.code for a in (*result.measures, *result.rewards)}
+        if measure in {m.code for m in policy.credit.measures} and measure not in applying:
+            raise CreditInputError(
+                f"measure {measure} does not apply to {result.subject} in {context} "
+                f"(a check now gives {', '.join(sorted(applying)) or 'none'})"
+            )
+        return await self.feedback.record(
+            policy.credit, measure=measure, subject=result.subject, context=context, applied_on=applied_on,
+            client_id=client_id, department=department, today=today, check_request_id=check_request_id, note=note,
+        )
+
+    async def expire_due(self, today: dt.date, by: str = "system", policy_version: str = "") -> int:
+        """Record the expiries due; one audit entry names the subjects whose listings expired."""
+        before = {x.id: x.subject for s in self.standing.subjects() for x in self.standing.listings(s, today - dt.timedelta(days=1))}
         count = await self.register.expire_due(today, by)
         if count:
             self.standing.invalidate()
+            await self.standing.fresh()
+            still = {x.id for s in self.standing.subjects() for x in self.standing.listings(s, today - dt.timedelta(days=1))}
+            ended = sorted({subject for listing_id, subject in before.items() if listing_id not in still})
+            await self.district.audit_system("expireListings", by, policy_version, ended, {"expired": count})
         return count
+
+    def start_district(self, job: JobState, policy: Policy, today: dt.date, by: str) -> None:
+        """Carry a started district job on in the background (the admin API's `runCreditRatings`);
+        it stops with the hub between two batches and is resumed by the next run."""
+
+        async def run() -> None:
+            try:
+                await self.district.drive(job, policy.credit, policy.version, today, by, progress=self._check_stop)
+            except RunStopped as exc:
+                log.info("district credit run %s: %s", job.id, exc)
+            except Exception:
+                log.exception("district credit run %s failed", job.id)
+
+        task = asyncio.create_task(run(), name=f"xinlian-credit-run-{job.id}")
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
 
     # ---- ratings ---------------------------------------------------------------------------
     async def rate(self, policy: Policy, subject: str, today: dt.date, by: str, trigger: str = "on-demand") -> Rating:
-        """Rate one subject now (list rules first) and keep the snapshot; `CreditUnavailable` if a
-        department holding its records did not answer."""
+        """Rate one subject now from the departments' records and keep the snapshot.
+
+        Only legal persons and other organisations the registry knows are rated
+        (`CreditInputError` otherwise); `CreditUnavailable` if a department holding its records
+        did not answer. The list rules are the district run's, not a rating's: rating a subject
+        never lists or delists it."""
         key = subject_key(subject)
         if not rateable(key):
             raise CreditInputError("ratings are for legal persons and other organisations (a unified social credit code)")
-        outcome = await self.district.batch(policy.credit, policy.version, [key], today, by, trigger=trigger)
+        outcome = await self.district.batch(policy.credit, policy.version, [key], today, by, trigger=trigger, apply_rules=False)
         if key in outcome.failed:
             raise CreditUnavailable(tuple(outcome.failed[key]))
+        if not outcome.ratings:
+            raise CreditInputError(f"{key}: the registry does not know this subject; only registered subjects are rated")
         return outcome.ratings[0]
 
     async def rerate(self, policy: Policy, subject: str, today: dt.date, by: str) -> Rating | None:
@@ -200,7 +294,7 @@ class CreditGovernance:
         last_run = loop.time()
         while not self._stopping.is_set():
             try:
-                await self.expire_due(today())
+                await self.expire_due(today(), "system", policy().version)
                 if run_hours > 0 and loop.time() - last_run >= run_hours * 3600:
                     last_run = loop.time()
                     current = policy()
@@ -222,12 +316,11 @@ class CreditGovernance:
         the middle: a cancelled one can leave its connection checked out), then end it; cancel it
         only if it does not end within `grace` seconds."""
         task, self._task = self._task, None
-        if task is None:
-            return
         self._stopping.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), grace)
-        except asyncio.TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for running in [t for t in (task, *self._runs) if t is not None]:
+            try:
+                await asyncio.wait_for(asyncio.shield(running), grace)
+            except asyncio.TimeoutError:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running

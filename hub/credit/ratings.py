@@ -26,7 +26,7 @@ from xinlian.connectors.contract import Record
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import ObjectionRecord, RatingRecord
-from xinlian.policies.credit import CreditRules, Indicator
+from xinlian.policies.credit import CreditRules, Indicator, current_records
 from xinlian.schema.catalogue import FAMILIES
 
 from .checks import finding_reason, in_force
@@ -70,7 +70,7 @@ class Rating:
         return json.dumps([asdict(i) for i in self.indicators], ensure_ascii=False, sort_keys=True)
 
 
-def _record_ref(family: str, record: Record) -> str:
+def _record_ref(family: str, record: Mapping[str, Any]) -> str:
     key = FAMILIES[family].record_key
     value = record.get(key) if key else None
     return f"{family}:{value}" if value is not None else family
@@ -89,18 +89,12 @@ def _score_indicator(
     if indicator.kind == "records":
         assert indicator.filter is not None
         family = indicator.filter.family
-        matching = [r for r in records.get(family, ()) if indicator.filter.matches(r, today)]
+        matching = [r for r in current_records(family, records.get(family, ())) if indicator.filter.matches(r, today)]
         raw = indicator.capped(indicator.points * len(matching))
         return raw, tuple(_record_ref(family, r) for r in matching), f"{len(matching)} record(s) × {indicator.points:g}"
     if indicator.kind == "level":
         assert indicator.filter is not None and indicator.field is not None
-        family_records = records.get(indicator.filter.family, ())
-        spec = FAMILIES[indicator.filter.family]
-        recency = spec.recency
-        if recency is not None:
-            family_records = sorted(
-                (r for r in family_records if r.get(recency) is not None), key=lambda r: r[recency], reverse=True
-            ) or list(family_records)
+        family_records = current_records(indicator.filter.family, records.get(indicator.filter.family, ()))
         if not family_records:
             return 0.0, (), "no record"
         value = str(family_records[0].get(indicator.field))

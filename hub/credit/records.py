@@ -7,9 +7,11 @@ executor's batching, per-department resilience and PUBLIC cache apply as for any
 
 `subjects(after, limit)` pages through the district's subjects: the keys of the registration
 family from every connector that can enumerate them (`EnumeratingConnector`: the registry).
-`read(keys, needs)` loads, per subject, the records of each family the rules need; a subject
-whose records could not all be read (a department down) comes back in `failed` with the
-departments' names, so no rating or listing is decided on partial data.
+`read(keys, needs)` loads, per subject, the records of each family the rules need — without
+the records the policy's review gate holds back (awaiting review at their source): a decision
+that reaches the public never rests on them; a subject whose records could not all be read (a
+department down) comes back in `failed` with the departments' names, so no rating or listing is
+decided on partial data.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from typing import TYPE_CHECKING, Callable, Mapping
 from xinlian.connectors.contract import ConnectorError, Record
 from xinlian.hub.executor.loader import load_records
 from xinlian.hub.principal import Principal
+from xinlian.policies.rules import RowRule
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION
 
 if TYPE_CHECKING:
     from xinlian.hub.executor.request import RequestContext
 
 CREDIT_OFFICE = Principal(client_id="xinlian-credit-office", kind="department", scopes=frozenset({"credit:shared"}))
-SUBJECT_FIELDS = ("name", "industry")  # read with every subject: named in ratings and listings
+SUBJECT_FIELDS = ("name", "industry")
+REVIEW_GATE = "review-gate"  # read with every subject: named in ratings and listings
 
 
 @dataclass
@@ -53,6 +57,21 @@ class DistrictRecords:
     def __init__(self, context: Callable[[Principal], "RequestContext"]) -> None:
         self._context = context
 
+    @staticmethod
+    def _gates(ctx: "RequestContext", family: str) -> tuple[RowRule, ...]:
+        """The policy's review gates on `family`, whatever audience they name: a decision that
+        reaches the public (a listing, a rating) never rests on a record still awaiting review."""
+        return tuple(r for r in ctx.policy.rows if r.kind == REVIEW_GATE and family in r.families)
+
+    def served(self, family: str) -> bool:
+        """Whether some department of the federation is a source of `family`."""
+        return bool(self._context(CREDIT_OFFICE).federation.sources(family))
+
+    def serves(self, department: str, family: str) -> bool:
+        """Whether `department` (a connector name) is a source of `family`."""
+        ctx = self._context(CREDIT_OFFICE)
+        return any(d.name == department for d in ctx.federation.sources(family))
+
     def enumerable(self) -> bool:
         """Whether some registry can page through the district's subjects."""
         ctx = self._context(CREDIT_OFFICE)
@@ -74,8 +93,11 @@ class DistrictRecords:
         wanted.setdefault(REGISTRATION.name, set()).update(SUBJECT_FIELDS)
         withheld: set[str] = set()
         plans: dict[str, frozenset[str]] = {}
+        gates = {family: self._gates(ctx, family) for family in wanted}
         for family, fields in wanted.items():
             spec = FAMILIES[family]
+            for gate in gates[family]:
+                fields.update(gate.reads(spec))
             allowed = {f for f in fields if ctx.may_receive(family, f)}
             withheld.update(f"{family}.{f}" for f in fields - allowed)
             if spec.record_key and ctx.may_receive(family, spec.record_key):
@@ -91,6 +113,7 @@ class DistrictRecords:
                     failed.setdefault(key, []).extend(e.department for e in outcome if isinstance(e, ConnectorError))
                     continue
                 records = [r for r in outcome if not isinstance(r, ConnectorError)]
+                records = [r for r in records if all(g.keep(r, ctx.today) for g in gates[family])]
                 found[key].records[family] = records
                 if family == REGISTRATION.name and records:
                     found[key].name = str(records[0].get("name") or "")

@@ -13,7 +13,7 @@ one subject at once are serialised and the second sees what the first did:
 - `list_on_red_list` — an explicit red-list entry on a red-list basis;
 - `end_listing` — early delisting: `cancelled` (a court's cancellation) or `repaired` (credit
   repair); nothing else ends a listing early;
-- `apply_rule` — a list rule's verdict for a subject (hub/credit/list_rules.py): list it while
+- `apply_rule` — a list rule's verdict for a subject (hub/credit/district.py): list it while
   the rule holds, delist it when it stops;
 - `expire_due` — record the expiry of listings whose end date has passed (a listing is already
   not current the day after its end date, whether or not the sweep has run: `Listing.current`).
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -36,9 +37,9 @@ from xinlian.hub.governance.objections import ObjectionError, check_subject
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import FindingRecord, ListingEvent, ListingRecord
-from xinlian.policies.credit import CreditRules, FindingBasis, ListRule
-from xinlian.policies.rows import add_months
+from xinlian.policies.credit import CreditRules, FindingBasis, ListRule, period_end
 from xinlian.schema.catalogue import FAMILIES
+from xinlian.schema.text import InvalidText, validate_text
 
 from .model import (
     BLACK,
@@ -64,19 +65,33 @@ EARLY_ENDINGS = ("cancelled", "repaired")
 
 
 def subject_key(subject: str) -> str:
-    """A USCC or resident ID, normalised; `CreditInputError` otherwise."""
+    """A USCC or resident ID, normalised; `CreditInputError` otherwise (quoting at most 40 characters)."""
     try:
         return check_subject(subject)
-    except ObjectionError as exc:
-        raise CreditInputError(str(exc)) from None
+    except ObjectionError:
+        shown = subject if len(subject) <= 40 else subject[:40] + "…"
+        raise CreditInputError(f"subject {shown!r} is neither a valid USCC nor a valid resident ID") from None
 
 
-def _text(value: str | None, name: str, required: bool = True, limit: int = MAX_TEXT) -> str:
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def decision_text(value: str | None, name: str, required: bool = True, limit: int = MAX_TEXT, multiline: bool = True) -> str:
+    """Text of a decision (facts, basis, reason, a name), stripped: refused when empty (`required`),
+    longer than `limit`, or holding what `schema.text` refuses (control characters; newlines and
+    tabs are allowed in `multiline` text) or bidirectional-text controls that would reorder what a
+    reader of the public lists sees."""
     text = (value or "").strip()
     if required and not text:
         raise CreditInputError(f"{name}: required")
-    if len(text) > limit or any(ord(c) < 32 and c not in "\n\t" for c in text):
-        raise CreditInputError(f"{name}: at most {limit} characters, no control characters")
+    if len(text) > limit:
+        raise CreditInputError(f"{name}: at most {limit} characters")
+    try:
+        validate_text(text.replace("\n", " ").replace("\r", " ") if multiline else text)
+    except InvalidText as exc:
+        raise CreditInputError(f"{name}: {exc}") from None
+    if BIDI_CONTROLS.search(text):
+        raise CreditInputError(f"{name}: contains a bidirectional-text control, which is not allowed")
     return text
 
 
@@ -89,7 +104,7 @@ def _records(refs: Sequence[RecordRef]) -> list[dict[str, str]]:
         if family is None or family.record_key is None:
             keyed = ", ".join(n for n, f in FAMILIES.items() if f.record_key)
             raise CreditInputError(f"records: {ref.family!r} is not a family of keyed records ({keyed})")
-        out.append({"family": ref.family, "key": _text(ref.key, "records.key", limit=200)})
+        out.append({"family": ref.family, "key": decision_text(ref.key, "records.key", limit=200, multiline=False)})
     return out
 
 
@@ -153,9 +168,9 @@ class CreditRegister:
         if unknown:
             raise CreditInputError(f"measures: unknown {', '.join(unknown)} (see `xinlian measures list`)")
         values: dict[str, Any] = {
-            "subject": key, "subject_name": _text(subject_name, "subjectName", required=False, limit=200),
-            "severity": found.severity, "basis": basis, "facts": _text(facts, "facts"),
-            "legal_basis": _text(legal_basis, "legalBasis"), "records": json.dumps(_records(records), ensure_ascii=False),
+            "subject": key, "subject_name": decision_text(subject_name, "subjectName", required=False, limit=200, multiline=False),
+            "severity": found.severity, "basis": basis, "facts": decision_text(facts, "facts"),
+            "legal_basis": decision_text(legal_basis, "legalBasis"), "records": json.dumps(_records(records), ensure_ascii=False),
             "department": department, "decided_on": decided_on, "measures": json.dumps(list(dict.fromkeys(measures))),
             "status": IN_FORCE, "rule": rule, "recorded_at": _now(), "recorded_by": by,
         }
@@ -180,7 +195,7 @@ class CreditRegister:
         Its blacklist listing is cancelled when no other in-force finding on the same basis holds
         the subject there; otherwise the listing is amended to what the remaining findings give
         (from the earliest decision to the latest end): a revoked extension is taken back."""
-        reason = _text(reason, "reason")
+        reason = decision_text(reason, "reason")
         subject = await self._subject_of(FINDINGS, finding_id, "finding")
         f = FINDINGS.c
         async with self._subject(subject) as conn:
@@ -234,13 +249,13 @@ class CreditRegister:
             raise CreditInputError(f"basis {basis!r} is not a red-list basis")
         if listed_on > today:
             raise CreditInputError(f"listedOn: {listed_on} is in the future")
-        reason = _text(reason, "reason")
+        reason = decision_text(reason, "reason")
         async with self._subject(key) as conn:
             blacklisted = await self._current(conn, key, BLACK, today)
             if blacklisted:
                 raise CreditInputError(f"{key} is on the blacklist (listing {blacklisted[0]}): it cannot be red-listed")
             listing_id = await self._list(
-                conn, key, _text(subject_name, "subjectName", False, 200), RED, found.code, found.name, department,
+                conn, key, decision_text(subject_name, "subjectName", False, 200, multiline=False), RED, found.code, found.name, department,
                 listed_on, found.ends_on(listed_on), by, reason, today,
             )
             return await self._listing(conn, listing_id)
@@ -255,7 +270,7 @@ class CreditRegister:
             raise CreditInputError(f"a listing ends early only by {' or '.join(EARLY_ENDINGS)}")
         if department is not None and department not in allowed_departments:
             raise CreditForbidden(f"only {', '.join(allowed_departments) or 'the credit office'} may end a listing early")
-        reason = _text(reason, "reason")
+        reason = decision_text(reason, "reason")
         subject = await self._subject_of(LISTINGS, listing_id, "listing")
         async with self._subject(subject) as conn:
             await self._end(conn, listing_id, action, today, by, reason)
@@ -273,16 +288,19 @@ class CreditRegister:
                 )
             )
             live = [row.id for row in current if row.ends_on is None or row.ends_on >= today]
+            source_ref = ", ".join(refs)[:200] or None
+            if holds and not live and await self._ended_early(conn, key, rule.name, source_ref):
+                return None  # a court cancelled it (or repair ended it) while the same records stand
             if holds and not live:
                 if rule.list == RED and await self._current(conn, key, BLACK, today):
                     return None  # the blacklisted are never red-listed
                 ends_on = None
                 if rule.months is not None:
-                    ends_on = add_months(today, rule.months) - dt.timedelta(days=1)
+                    ends_on = period_end(today, rule.months)
                 await self._list(
                     conn, key, subject_name, rule.list, rule.name, rule.basis, rule.department, today, ends_on, by,
                     f"rule {rule.name} holds: {', '.join(refs) or 'records'}", today, rule=rule.name,
-                    source_ref=", ".join(refs)[:200] or None,
+                    source_ref=source_ref,
                 )
                 return "listed"
             if not holds and live:
@@ -373,6 +391,16 @@ class CreditRegister:
         if subject is None:
             raise CreditInputError(f"no {what} {row_id}")
         return str(subject)
+
+    @staticmethod
+    async def _ended_early(conn: AsyncConnection, subject: str, rule: str, source_ref: str | None) -> bool:
+        """Whether the subject's last listing by `rule` on the same records was ended early
+        (cancelled by a court, or repaired): the rule does not list it again on them."""
+        c = LISTINGS.c
+        last = (await conn.execute(
+            select(c.status, c.source_ref).where(c.subject == subject, c.rule == rule).order_by(c.id.desc()).limit(1)
+        )).first()
+        return last is not None and last.status in EARLY_ENDINGS and last.source_ref == source_ref
 
     @staticmethod
     async def _current(conn: AsyncConnection, subject: str, list_name: str, today: dt.date) -> list[int]:

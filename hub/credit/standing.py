@@ -49,7 +49,7 @@ class CreditStanding(FollowedView):
     async def _reload(self) -> None:
         async with self._lock:
             self._version = None
-            await self._revalidate()
+            await self._read()
 
     async def _revalidate(self) -> None:
         checked = self.clock()

@@ -25,7 +25,8 @@ from xinlian.policies.credit import CreditRules
 from .model import CreditInputError
 from .ratings import Rating
 
-PERIOD = re.compile(r"(?P<year>\d{4})(?:-(?:Q(?P<quarter>[1-4])|(?P<month>0[1-9]|1[0-2])))?")
+PERIOD = re.compile(r"(?P<year>[0-9]{4})(?:-(?:Q(?P<quarter>[1-4])|(?P<month>0[1-9]|1[0-2])))?")
+YEARS = range(2000, 2101)  # plans are for the years the hub serves
 COLUMNS = (
     ("subject", "统一社会信用代码"), ("name", "主体名称"), ("industry", "行业"), ("level", "信用等级"),
     ("score", "评分"), ("supervision_class", "监管类别"), ("approach", "监管方式"),
@@ -51,6 +52,8 @@ class Period:
         if match is None:
             raise CreditInputError("period: a year (2026), a quarter (2026-Q4) or a month (2026-12)")
         year = int(match["year"])
+        if year not in YEARS:
+            raise CreditInputError(f"period: a year from {YEARS.start} to {YEARS.stop - 1}")
         if match["quarter"]:
             q = int(match["quarter"])
             start, end_month, share = dt.date(year, 3 * q - 2, 1), 3 * q, 0.25
@@ -102,8 +105,18 @@ def build_plan(rules: CreditRules, ratings: Sequence[Rating], department: str | 
     return SupervisionPlan(department, period, tuple(entries))
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """A cell value that a spreadsheet never reads as a formula (a name starting with "=")."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _row(entry: PlanEntry) -> list[object]:
-    return [getattr(entry, name) if name != "rated_on" else entry.rated_on.isoformat() for name, _ in COLUMNS]
+    return [_cell(getattr(entry, name)) if name != "rated_on" else entry.rated_on.isoformat() for name, _ in COLUMNS]
 
 
 def plan_csv(plan: SupervisionPlan) -> str:

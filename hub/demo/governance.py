@@ -36,21 +36,26 @@ async def ensure_demo_credit(
         credit, policy, today = runtime.credit, runtime.policy, runtime.today()
         done = {"findings": 0, "redListed": 0, "rated": 0}
         if not await credit.register.findings(limit=1):
-            await credit.record_finding(
+            serious = await credit.record_finding(
                 policy, subject=samples["severe_penalty"], basis="environment-serious",
                 facts="超标排放污染物，拒不改正（行政处罚后复查仍超标）", legal_basis="《中华人民共和国大气污染防治法》第九十九条",
                 records=[], department="environment", decided_on=today - dt.timedelta(days=150), measures=["S01", "S02"],
                 by=BY, today=today,
             )
-            await credit.record_finding(
+            general = await credit.record_finding(
                 policy, subject=samples["multi_department_penalties"], basis="general-dishonesty",
                 facts="一年内被三个部门行政处罚", legal_basis="《新城区公共信用信息管理办法》",
                 records=[], department="market", decided_on=today - dt.timedelta(days=30), measures=["S09"],
                 by=BY, today=today,
             )
-            await credit.red_list(
+            red = await credit.red_list(
                 policy, subject=samples["honored"], basis="honour-red-list", reason="2026年度诚信经营示范企业",
                 department="market", listed_on=today - dt.timedelta(days=10), by=BY, today=today,
+            )
+            await credit.district.audit_system(  # the demo's decisions are audited like any other
+                "demoDecisions", BY, policy.version, sorted({serious.finding.subject, general.finding.subject, red.subject}),
+                {"findings": [serious.finding.id, general.finding.id], "listings": [
+                    serious.listing.id if serious.listing else None, red.id]},
             )
             done["findings"], done["redListed"] = 2, 1
         jobs = await credit.district.jobs(limit=1)

@@ -39,6 +39,7 @@ from xinlian.hub.credit.register import subject_key
 from xinlian.hub.credit.supervision import plan_csv, plan_xlsx
 from xinlian.policies.credit import CreditRules
 from xinlian.policies.masking import parse_mask
+from xinlian.policies.model import DisclosureClass
 from xinlian.schema import credit as gql
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id
 
@@ -98,9 +99,16 @@ def _natural(subject: str) -> bool:
     return True
 
 
-def listing_view(listing: Listing, public: bool) -> gql.CreditListing:
-    """A listing as GraphQL shows it; for the public a natural person's ID and name are masked."""
-    masked = public and _natural(listing.subject)
+def government(ctx: "RequestContext") -> bool:
+    """The caller is government (its scopes grant SHARED): it sees natural persons on the lists in
+    clear, a rating's explanation, a natural person's findings in a check."""
+    return not ctx.public_endpoint and ctx.audience is DisclosureClass.SHARED
+
+
+def listing_view(listing: Listing, clear: bool) -> gql.CreditListing:
+    """A listing as GraphQL shows it; unless `clear` (government), a natural person's ID and name
+    are masked as the public sees them, whichever endpoint was called."""
+    masked = not clear and _natural(listing.subject)
     return gql.CreditListing(
         id=listing.id, list=listing.list, list_label=LIST_LABELS[listing.list],
         subject=str(ID_MASK(listing.subject)) if masked else listing.subject,
@@ -144,7 +152,7 @@ def finding_view(finding: Finding, rules: CreditRules) -> gql.CreditFinding:
     )
 
 
-def rating_view(rating: Rating) -> gql.CreditRating:
+def rating_view(rating: Rating, explained: bool = True) -> gql.CreditRating:
     return gql.CreditRating(
         subject=rating.subject, subject_name=rating.subject_name, industry=rating.industry, level=rating.level,
         score=rating.score, supervision_class=rating.supervision_class, model_version=rating.model_version,
@@ -155,7 +163,7 @@ def rating_view(rating: Rating) -> gql.CreditRating:
                 detail=i.detail,
             )
             for i in rating.indicators
-        ],
+        ] if explained else [],
     )
 
 
@@ -186,18 +194,24 @@ def _subject(ctx: "RequestContext", subject: str, argument: str = "subject") -> 
 # ---- queries ---------------------------------------------------------------------------------
 
 
-async def _checks(info: strawberry.Info, subjects: list[str], context: str) -> list[gql.CreditCheckResult]:
-    ctx = _ctx(info)
+def _checker(ctx: "RequestContext", what: str) -> None:
+    """The caller may run credit checks (and record what it applied after one): a scope of
+    `credit.access.check`, and a registered purpose for the kinds that need one."""
     access = ctx.policy.credit.access
-    _may(ctx, access.check, "a credit check")
+    _may(ctx, access.check, what)
     if ctx.principal.kind in access.check_purpose_kinds and not ctx.principal.purpose_allowed:
         raise _code(
             "FORBIDDEN",
             f"a {ctx.principal.kind} runs credit checks with a purpose it is registered for (Xinlian-Purpose header)",
             reason="purpose",
         )
+
+
+async def _checks(info: strawberry.Info, subjects: list[str], context: str) -> list[gql.CreditCheckResult]:
+    ctx = _ctx(info)
+    _checker(ctx, "a credit check")
     try:
-        results = await _governance(ctx).check(ctx.policy, subjects, context, ctx.today)
+        results = await _governance(ctx).check(ctx.policy, subjects, context, ctx.today, natural_findings=government(ctx))
     except CreditInputError as exc:
         raise refused(exc) from None
     ctx.findings.subjects.update(r.subject for r in results)
@@ -215,12 +229,16 @@ async def credit_checks(info: strawberry.Info, subjects: list[str], context: str
 
 
 async def rating(info: strawberry.Info, subject: str, refresh: bool = False) -> Optional[gql.CreditRating]:
-    """The subject's current rating (`refresh`: rate it now, from the departments' records)."""
+    """The subject's current rating (`refresh`, government only: rate it now from the departments'
+    records). Its indicators — which records it rests on — go to government only: they would tell
+    others what the policy keeps from them (a tax level, arrears, a record under review)."""
     ctx = _ctx(info)
     key = _subject(ctx, subject)
     own = ctx.principal.kind == SUBJECT_KIND and ctx.principal.subject_id == key
     if not own:
         _may(ctx, ctx.policy.credit.access.ratings, "a rating")
+    if refresh and not government(ctx):
+        raise _code("FORBIDDEN", "refresh: only government callers rate a subject anew; read its current rating")
     credit = _governance(ctx)
     ctx.findings.subjects.add(key)
     try:
@@ -233,8 +251,11 @@ async def rating(info: strawberry.Info, subject: str, refresh: bool = False) -> 
         raise refused(exc) from None
     if found is None:
         return None
+    explained = government(ctx)
     ctx.findings.released.add("rating.level")  # only what was returned: a failed or empty rating releases nothing
-    return rating_view(found)
+    if explained:
+        ctx.findings.released.update(f"rating.{i.name}" for i in found.indicators)
+    return rating_view(found, explained)
 
 
 async def supervision_plan(
@@ -309,7 +330,7 @@ async def _list_page(info: strawberry.Info, list_name: str, first: Optional[int]
     if items:
         ctx.findings.released.add(f"listings.{list_name}")
     return gql.CreditListingPage(
-        items=[listing_view(x, ctx.public_endpoint) for x in items], total_count=total,
+        items=[listing_view(x, government(ctx)) for x in items], total_count=total,
         end_cursor=_cursor(items[-1].id) if items else None, has_next_page=more,
     )
 
@@ -329,7 +350,7 @@ async def subject_listings(root: Any, info: strawberry.Info) -> list[gql.CreditL
     found = (await _governance(ctx).listings([key], ctx.today))[key]
     if found:
         ctx.findings.released.update(f"listings.{x.list}" for x in found)
-    return [listing_view(x, ctx.public_endpoint) for x in found]
+    return [listing_view(x, government(ctx)) for x in found]
 
 
 # ---- mutations -------------------------------------------------------------------------------
@@ -353,7 +374,7 @@ async def record_finding(info: strawberry.Info, input: gql.FindingInput) -> gql.
                                      "listing": outcome.listing.id if outcome.listing else None}
     return gql.FindingOutcome(
         finding=finding_view(outcome.finding, ctx.policy.credit),
-        listing=listing_view(outcome.listing, False) if outcome.listing is not None else None,
+        listing=listing_view(outcome.listing, government(ctx)) if outcome.listing is not None else None,
     )
 
 
@@ -383,7 +404,7 @@ async def add_to_red_list(info: strawberry.Info, input: gql.RedListInput) -> gql
     except CreditInputError as exc:
         raise refused(exc) from None
     ctx.findings.detail["credit"] = {"action": "addToRedList", "listing": listing.id}
-    return listing_view(listing, False)
+    return listing_view(listing, government(ctx))
 
 
 async def cancel_listing(info: strawberry.Info, id: int, reason: str) -> gql.CreditListing:
@@ -398,19 +419,19 @@ async def cancel_listing(info: strawberry.Info, id: int, reason: str) -> gql.Cre
         raise refused(exc) from None
     ctx.findings.subjects.add(listing.subject)
     ctx.findings.detail["credit"] = {"action": "cancelListing", "listing": id}
-    return listing_view(listing, False)
+    return listing_view(listing, government(ctx))
 
 
 async def record_measure_feedback(info: strawberry.Info, input: gql.MeasureFeedbackInput) -> int:
     """实施反馈: record a measure applied after a check; returns the feedback's id."""
     ctx = _ctx(info)
-    _may(ctx, ctx.policy.credit.access.check, "measure feedback")
+    _checker(ctx, "measure feedback")
     key = _subject(ctx, input.subject)
     ctx.findings.subjects.add(key)
     client = ctx.principal.client_id or ""
     try:
-        new_id = await _governance(ctx).feedback.record(
-            ctx.policy.credit, measure=input.measure, subject=key, context=input.context, applied_on=input.applied_on,
+        new_id = await _governance(ctx).record_feedback(
+            ctx.policy, natural_findings=government(ctx), measure=input.measure, subject=key, context=input.context, applied_on=input.applied_on,
             client_id=client, department=ctx.principal.department or client, today=ctx.today,
             check_request_id=input.check_request_id or "", note=input.note or "",
         )

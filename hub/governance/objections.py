@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable
 
 from sqlalchemy import func, select, update
 
@@ -31,9 +31,6 @@ from xinlian.hub.store.core import changed
 from xinlian.hub.store.models import ObjectionRecord
 from xinlian.schema.catalogue import FAMILIES
 from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id, validate_uscc
-
-if TYPE_CHECKING:
-    pass
 
 OPEN = "open"
 OUTCOMES = ("upheld", "dismissed")

@@ -9,7 +9,7 @@ Hub-owned decisions only (docs/governance.md): department records stay at their 
 finding or a listing names the records it rests on by family and key (transitions on one subject
 are serialised by a per-subject lock: `Store.exclusive`). `credit_listings` and `credit_findings` are watched by
 the change feed, so every hub process reloads its view of the current listings when they change
-(hub/credit/listings.py). `clients.department` binds a department client to the connector of
+(hub/credit/standing.py). `clients.department` binds a department client to the connector of
 its department.
 """
 
