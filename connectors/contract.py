@@ -144,7 +144,10 @@ class Connector(Protocol):
 @runtime_checkable
 @runtime_checkable
 class EnumeratingConnector(Protocol):
-    """A connector that can page through the keys of the subjects it holds records of."""
+    """A connector that can page through the keys of the subjects it holds records of (for the
+    families `enumerates` says: an SQL table by its key column, a REST API with a `keys` template)."""
+
+    def enumerates(self, family: str) -> bool: ...
 
     async def subject_keys(self, family: str, after: str, limit: int) -> list[str]: ...
 

@@ -192,6 +192,27 @@ class RestConnector:
                     break
         return sorted(found)[:limit]
 
+    def enumerates(self, family: str) -> bool:
+        """Whether the API pages through `family`'s subject keys (`rest.<family>.keys`)."""
+        endpoint = self.endpoints.get(family)
+        return endpoint is not None and endpoint.keys is not None
+
+    async def subject_keys(self, family: str, after: str, limit: int) -> list[str]:
+        """A page of the keys of the subjects with records of `family` after `after`, in key order
+        (the `keys` template's answer, its records' keys; pages followed as for a batch)."""
+        endpoint = self.endpoints.get(family)
+        if endpoint is None or endpoint.keys is None or limit <= 0:
+            return []
+        url = render(endpoint.keys, after=self._in_url(after, "key") if after else "", limit=str(limit))
+        found: dict[str, None] = {}
+        async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=True)) as pages:
+            async for document in pages:
+                found.update((self._key_of(item, endpoint).upper(), None)
+                             for item in self._records(document, endpoint) if self._kept(item, endpoint))
+                if len(found) >= limit:
+                    break
+        return sorted(k for k in found if k > after)[:limit]
+
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)
         try:

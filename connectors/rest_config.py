@@ -47,6 +47,7 @@ class Endpoint:
     next: DottedPath | None = None  # the next page's URL (or cursor, with cursor_param)
     cursor_param: str | None = None
     search: str | None = None  # template with {text} and optionally {limit}
+    keys: str | None = None  # template with {after} and {limit}: a page of the subject keys, in key order
     where: tuple[tuple[DottedPath, tuple[Any, ...]], ...] = ()  # records kept only when every path matches
 
     @property
@@ -65,7 +66,7 @@ AUTH_OPTIONS = {
     "bearer": frozenset({"type", "token_env", "token_file"}),
     "mtls": frozenset({"type", "cert_file", "key_file", "ca_file"}),
 }
-REST_OPTIONS = frozenset({"records", "next", "cursor_param", "search"})
+REST_OPTIONS = frozenset({"records", "next", "cursor_param", "search", "keys"})
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 
 
@@ -237,6 +238,7 @@ def _endpoints(spec: ConnectorSpec, raw: Any, where: str) -> dict[str, Endpoint]
         if "cursor_param" in settings and "next" not in settings:
             raise _fail(f"{where}.rest.{family}", "cursor_param needs next (the path of the cursor)")
         search = settings.get("search")
+        keys = settings.get("keys")
         out[family] = Endpoint(
             family=family, path=path, key=_path(mapping.key, f"{at}.key"),
             fields={n: _path(f.source, f"{at}.fields.{n}") for n, f in mapping.fields.items() if f.source is not None},
@@ -246,6 +248,8 @@ def _endpoints(spec: ConnectorSpec, raw: Any, where: str) -> dict[str, Endpoint]
                           if "cursor_param" in settings else None),
             search=None if search is None else _template(
                 search, f"{where}.rest.{family}.search", frozenset({"text", "limit"}), frozenset({"text"})),
+            keys=None if keys is None else _template(
+                keys, f"{where}.rest.{family}.keys", frozenset({"after", "limit"}), frozenset({"after", "limit"})),
             where=tuple((_path(c, f"{at}.where.{c}"), v) for c, v in mapping.where),
         )
     return out

@@ -190,6 +190,10 @@ class SqlConnector:
         )
         return [str(row[0]).strip() for row in await self._rows(stmt)]
 
+    def enumerates(self, family: str) -> bool:
+        """Every mapped family's table can be paged through by its key column."""
+        return family in self.mappings
+
     async def subject_keys(self, family: str, after: str, limit: int) -> list[str]:
         """The keys of subjects with records of `family`, in key order after `after`: a page of the
         department's subjects (the registry's are the district's), for district-wide jobs."""

@@ -99,9 +99,10 @@ class Settings:
     audit_checkpoint_interval: float = 60.0
     log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
     tracing: str = "off"  # OpenTelemetry traces: "otlp", "console" or "off" (hub/observability/tracing.py)
-    # hours between district-wide credit runs (list rules and re-rating, hub/credit/district.py); 0: none
-    # scheduled (run them with `xinlian ratings run`). Listing expiry is recorded hourly either way.
-    credit_run_hours: float = 0.0
+    # hours between district-wide credit runs (list rules and re-rating, hub/credit/district.py): the
+    # first one that long after start-up; 0: none scheduled (`xinlian ratings run` by hand). Listing
+    # expiry is recorded hourly either way.
+    credit_run_hours: float = 24.0
     # allocations between young-generation collections after start-up (hub/runtime.py tune_garbage_collector); 0: Python's
     gc_threshold: int = 50_000
     extra: dict[str, str] = field(default_factory=dict)
@@ -202,11 +203,11 @@ def _env_switch(name: str, default: bool) -> bool:
     raise SettingsError(f"{name}: on or off, not {raw!r}")
 
 
-def _env_hours(name: str) -> float:
+def _env_hours(name: str, default: float = 24.0) -> float:
     """A number of hours from 0 (off) to 8,760 (a year) from the environment variable `name`."""
     raw = os.environ.get(name, "").strip()
     if not raw:
-        return 0.0
+        return default
     try:
         value = float(raw)
     except ValueError:

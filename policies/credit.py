@@ -336,6 +336,11 @@ class ListRule:
     def holds(self, records: Mapping[str, Sequence[Record]], today: dt.date) -> bool:
         return all(c.holds(records.get(c.filter.family, ()), today) for c in self.conditions)
 
+    def listing_families(self) -> set[str]:
+        """The families whose records can make the rule hold (not those it only requires absent):
+        their subjects are the ones a district run must look at."""
+        return {c.filter.family for c in self.conditions if not c.absent}
+
     def source_refs(self, records: Mapping[str, Sequence[Record]], today: dt.date) -> "builtins.list[str]":
         """The keys of the records that make the rule hold (family:key), for the listing."""
         refs = []

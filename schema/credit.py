@@ -32,7 +32,8 @@ class CreditListing:
     subject_name: str = strawberry.field(description="The subject's name as decided (a natural person's is masked for the public).")
     basis: str = strawberry.field(description="The basis code (policy `credit.bases`) or list rule name.")
     basis_text: str = strawberry.field(description="认定依据: the basis in words.")
-    department: str = strawberry.field(description="The deciding department.")
+    department: str = strawberry.field(description="The deciding department (its code in the hub).")
+    department_name: str = strawberry.field(description="The deciding department's name (作出决定部门).")
     listed_on: dt.date = strawberry.field(description="列入日期.")
     ends_on: Optional[dt.date] = strawberry.field(description="The last day on the list (移出日期 the day after); null while its rule holds.")
 

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -345,16 +346,25 @@ def test_a_run_in_two_parts_rates_the_whole_district(district: District, capsys:
     assert run(district, "ratings", "run", "--limit", "50", "--batch", "20", "--by", "ops-li") == 0
     first = capsys.readouterr()
     job_id = int(first.out.split()[1])
-    assert first.out.strip() == f"job {job_id} interrupted: 50 rated, 0 failed (model xc-2026.1) — stopped after 50 subjects (limit)"
-    assert f"] 50/{LEGAL_PERSONS} rated 50 failed 0" in first.err and "\r[" in first.err and "#" in first.err
+    # the run takes the registry's subjects and the natural persons of the list rules' families
+    # (the tax bureau's published cases): 50 subjects done, the legal persons among them rated
+    head = re.fullmatch(r"job \d+ interrupted: (\d+) rated, 0 failed \(model xc-2026.1\) — stopped after 50 subjects \(limit\)",
+                        first.out.strip())
+    assert head is not None, first.out
+    rated_first = int(head.group(1))
+    assert 0 < rated_first <= 50
+    bar = re.search(r"\] 50/(\d+) rated (\d+) failed 0", first.err)
+    assert bar is not None and int(bar.group(2)) == rated_first and "\r[" in first.err and "#" in first.err
+    total = int(bar.group(1))
+    assert total >= LEGAL_PERSONS
     jobs = out(capsys, district, "ratings", "jobs").splitlines()
     assert jobs[0].split()[:6] == ["ID", "STATUS", "MODEL", "RATED", "FAILED", "CURSOR"]
-    assert jobs[1].split()[:5] == [str(job_id), "interrupted", "xc-2026.1", "50", "0"]
+    assert jobs[1].split()[:5] == [str(job_id), "interrupted", "xc-2026.1", str(rated_first), "0"]
 
     assert run(district, "ratings", "run", "--resume", "--by", "ops-li") == 0
     second = capsys.readouterr()
     assert second.out.strip() == f"job {job_id} done: {LEGAL_PERSONS} rated, 0 failed (model xc-2026.1)"
-    assert f"[{'#' * 30}] {LEGAL_PERSONS}/{LEGAL_PERSONS} rated {LEGAL_PERSONS} failed 0" in second.err
+    assert f"[{'#' * 30}] {total}/{total} rated {LEGAL_PERSONS} failed 0" in second.err
     jobs = out(capsys, district, "ratings", "jobs").splitlines()
     assert jobs[1].split()[:5] == [str(job_id), "done", "xc-2026.1", str(LEGAL_PERSONS), "0"]
 
@@ -369,7 +379,7 @@ def test_a_run_in_two_parts_rates_the_whole_district(district: District, capsys:
     runs = [e for e in entries(district) if (e.detail or {}).get("action") == "ratingsRun"][-2:]
     assert {(e.endpoint, e.client_id) for e in runs} == {("/credit/district-run", "ops-li")}
     assert [e.detail for e in runs] == [
-        {"action": "ratingsRun", "job": job_id, "status": "interrupted", "rated": 50, "failed": 0, "model": "xc-2026.1",
+        {"action": "ratingsRun", "job": job_id, "status": "interrupted", "rated": rated_first, "failed": 0, "model": "xc-2026.1",
          "note": "stopped after 50 subjects (limit)"},
         {"action": "ratingsRun", "job": job_id, "status": "done", "rated": LEGAL_PERSONS, "failed": 0, "model": "xc-2026.1",
          "note": ""},
@@ -485,3 +495,17 @@ def test_export_a_supervision_plan(rated: District, capsys: pytest.CaptureFixtur
     assert "--format xlsx needs --output FILE" in refused(capsys, rated, "supervision", "plan", "--format", "xlsx")
     assert "period:" in refused(capsys, rated, "supervision", "plan", "--period", "2026-Q5")
     assert len(cli_entries(rated)) == before
+
+
+def test_a_red_listing_and_a_check_from_the_cli(rated: District, fresh: Callable[[], str], capsys: pytest.CaptureFixture[str]) -> None:
+    subject = fresh()
+    day = decision_day(2).isoformat()
+    said = out(capsys, rated, "lists", "add-red", subject, "--basis", "honour-red-list", "--department", "market",
+               "--reason", "诚信示范", "--listed-on", day, "--by", "ops-wang").strip()
+    assert said.startswith("listing ") and f"守信激励名单 {subject} {day}" in said
+    assert "is not a red-list basis" in refused(capsys, rated, "lists", "add-red", fresh(), "--basis", "market-serious",
+                                               "--department", "market", "--reason", "x", "--listed-on", day)
+    [row] = json_lines(out(capsys, rated, "measures", "check", subject, "--context", "bidding", "--json"))
+    assert (row["subject"], row["verdict"], row["rewards"]) == (subject, "ALLOWED", ["R02", "R03"])
+    assert "unknown 'fishing'" in refused(capsys, rated, "measures", "check", subject, "--context", "fishing")
+    assert [e.detail["action"] for e in cli_entries(rated)[-2:]] == ["addRedListing", "creditCheck"]

@@ -920,3 +920,54 @@ def test_a_rating_never_rests_on_a_record_awaiting_review(hub: RunningHub) -> No
     rating = data(hub.query(RATING, "department", {"subject": subject, "refresh": True}))["rating"]
     evidence = {e for i in rating["indicators"] for e in i["evidence"]}
     assert not evidence & waiting
+
+
+def test_list_rules_reach_the_natural_persons_of_an_enumerable_source(hub: RunningHub) -> None:
+    """The tax bureau's system can page through its cases' subjects: a district run lists a
+    resident with a published major tax violation, not one whose case is past its 36 months."""
+    query = "query($p: String!) { naturalPerson(idNumber: $p) { listings { list basis } } }"
+    person = hub.samples["natural_tax_violation"]
+    listings = data(hub.query(query, "department", {"p": person}))["naturalPerson"]["listings"]
+    assert {"list": "black", "basis": "major-tax-violation-list"} in listings
+    verdict = data(hub.query(CHECK, "department", {"subject": person, "context": "government-procurement"}))["creditCheck"]
+    assert verdict["verdict"] == "PROHIBITED"
+    company = hub.samples["major_tax_violation"]
+    assert "major-tax-violation-list" in {x["basis"] for x in data(hub.query(
+        "query($u: String!) { legalPerson(uscc: $u) { listings { basis } } }", None, {"u": company}))["legalPerson"]["listings"]}
+    expired = hub.samples["major_tax_violation_expired"]
+    assert "major-tax-violation-list" not in {x["basis"] for x in data(hub.query(
+        "query($u: String!) { legalPerson(uscc: $u) { listings { basis } } }", None, {"u": expired}))["legalPerson"]["listings"]}
+
+
+def test_the_credit_office_records_checks_and_plans_through_the_admin_api(hub: RunningHub, fresh: Callable[[], str]) -> None:
+    subject = fresh()
+    recorded = admin(hub, """mutation($d: String!, $i: FindingInput!) {
+      recordCreditFinding(department: $d, input: $i) { finding { id department } listing { id list } } }""",
+                     {"d": "market", "i": finding_input(subject, decision_day(hub, 3))})
+    outcome = data(recorded)["recordCreditFinding"]
+    assert outcome["finding"]["department"] == "market" and outcome["listing"]["list"] == "black"
+    wrong = admin(hub, """mutation($d: String!, $i: FindingInput!) { recordCreditFinding(department: $d, input: $i) { finding { id } } }""",
+                  {"d": "tax", "i": finding_input(fresh(), decision_day(hub, 3))})
+    assert codes(wrong) == ["BAD_USER_INPUT"] and "not for department 'tax'" in errors(wrong)[0]["message"]
+    checked = admin_data(hub, """query($s: String!) { creditCheck(subject: $s, context: "bidding") { verdict measures { code } } }""",
+                         {"s": subject})["creditCheck"]
+    assert checked["verdict"] == "PROHIBITED" and [m["code"] for m in checked["measures"]] == ["S02"]
+    red = admin(hub, """mutation($d: String!, $i: RedListInput!) { addCreditRedListing(department: $d, input: $i) { list } }""",
+                {"d": "market", "i": {"subject": fresh(), "basis": "honour-red-list", "reason": "示范",
+                                      "listedOn": hub.runtime.today().isoformat()}})
+    assert data(red)["addCreditRedListing"]["list"] == "red"
+    plan = admin_data(hub, '{ creditSupervisionPlan(period: "2026") { period classC entries { subject } csv } }')["creditSupervisionPlan"]
+    assert plan["period"] == "2026" and plan["entries"] and plan["csv"].startswith("统一社会信用代码")
+    assert {m["code"] for m in admin_data(hub, '{ creditMeasures(context: "lending") { code } }')["creditMeasures"]} >= {"S06", "R04"}
+    actions = [a["action"] for e in hub.audit_entries(recorded.headers["x-request-id"]) for a in (e.detail or {}).get("actions", [])]
+    assert actions == ["recordCreditFinding"]
+
+
+def test_a_natural_person_judgment_debtor_is_listed_while_the_courts_record_stands(hub: RunningHub) -> None:
+    """The court's API pages through its debtors (`rest.judgment_debtor_records.keys`): the district
+    run lists a resident judgment debtor, as the registry's companies."""
+    person = hub.samples["natural_debtor"]
+    query = "query($p: String!) { naturalPerson(idNumber: $p) { listings { list basis } } }"
+    assert {"list": "black", "basis": "judgment-debtor"} in data(hub.query(query, "department", {"p": person}))["naturalPerson"]["listings"]
+    lending = data(hub.query(CHECK, "lender", {"subject": person, "context": "lending"}, purpose="loan-review"))["creditCheck"]
+    assert lending["verdict"] == "RESTRICTED"

@@ -38,6 +38,11 @@ def _section() -> dict[str, Any]:
     return copy.deepcopy(tomllib.loads(standard_credit_path().read_text(encoding="utf-8"))["credit"])
 
 
+def _rule(section: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(r for r in section["list_rules"] if r["name"] == name)
+    return found
+
+
 def listing(list_name: str = "black", basis: str = "market-serious", listed_on: dt.date = dt.date(2026, 1, 15),
             ends_on: dt.date | None = dt.date(2029, 1, 14), id: int = 1, status: str = "listed") -> Listing:
     return Listing(id, SUBJECT, "某公司", list_name, basis, "basis", "market", listed_on, ends_on, status, None, None, None, None)
@@ -77,7 +82,8 @@ def test_the_shipped_rules_round_trip_through_the_stored_document_and_the_admin_
         (lambda s: s["rating"]["indicators"][0].update(family="nope"), "unknown record family 'nope'"),
         (lambda s: s["rating"]["indicators"][0].update(colour="red"), "unknown key 'colour'"),
         (lambda s: s["supervision"]["A"].update(levels=["AAA", "AA"]), "cover each of the nine levels exactly once"),
-        (lambda s: s["list_rules"][1].update(conditions=[s["list_rules"][1]["conditions"][1]]), "a rule over absences alone"),
+        (lambda s: _rule(s, "a-level-taxpayer").update(conditions=[_rule(s, "a-level-taxpayer")["conditions"][1]]),
+         "a rule over absences alone"),
         (lambda s: s["list_rules"][0]["conditions"][0].update(exists=True, none_within_months=3), "give exactly one of"),
     ],
 )
@@ -258,3 +264,28 @@ def test_a_plan_period_outside_its_form_or_years_is_refused(text: str) -> None:
         return
     with pytest.raises(CreditInputError, match="period"):
         Period.parse(text, DAY)
+
+
+def test_a_snapshot_reproduces_its_rating_from_its_stored_inputs() -> None:
+    from xinlian.hub.credit.ratings import _rating_of, model_digest, stored_records
+
+    records = {
+        "penalties": [
+            {"decision_number": "罚1", "severity": "严重", "decision_date": DAY - dt.timedelta(days=100), "case_handler": "x"},
+            {"decision_number": "罚2", "severity": "一般", "decision_date": DAY - dt.timedelta(days=800)},
+        ],
+        "tax_credit": [{"year": 2025, "level": "B"}],
+        "honors": [{"honor_name": "示范", "valid_to": None}],
+    }
+    first = _rate(records, industry="餐饮业", listings=[listing()])
+    assert first.model_digest == model_digest(RULES.rating)
+    assert "case_handler" not in first.inputs["penalties"][0]  # only what the model reads is kept
+
+    class Row:  # a stored row, as the store gives it back
+        id, subject, subject_name, industry, level, score = 1, SUBJECT, "某公司", "餐饮业", first.level, first.score
+        supervision_class, model_version, policy_version = first.supervision_class, first.model_version, "v1"
+        rated_on, rated_at, trigger, explanation = DAY, None, "bulk", first.explanation()
+
+    stored = _rating_of(Row)
+    again = _rate(stored_records(stored), industry="餐饮业", listings=[listing()])
+    assert (again.level, again.score, again.indicators) == (first.level, first.score, first.indicators)

@@ -276,3 +276,22 @@ async def test_a_concurrent_red_listing_and_blacklisting_never_leave_both(pg_sto
         await asyncio.gather(red(), serious(register, subject=subject, decided_on=TODAY))
         current = await register.listings(subject)
         assert [x.list for x in current] == ["black"], f"round {round_}: {current}"
+
+
+async def test_a_changed_rating_model_needs_a_new_model_version(store: Store) -> None:
+    """Snapshots name their model by version: a changed threshold under the same version is refused."""
+    from xinlian.hub.admin.policy_text import policy_toml
+    from xinlian.hub.governance.policy_versions import PolicyHistory
+    from xinlian.policies import load_policy
+    from xinlian.policies.changes import PolicyChangeError
+    from xinlian.policies.loader import policy_document
+
+    history = PolicyHistory(store)
+    await history.seed(load_policy(), "t", "seed")
+    document = policy_document(load_policy())
+    document["credit"]["rating"]["thresholds"]["A"] = 86.0
+    with pytest.raises(PolicyChangeError, match="the rating model changed but kept its version 'xc-2026.1'"):
+        await history.import_text(policy_toml(document), "t", "stricter A")
+    document["credit"]["rating"]["version"] = "xc-2026.2"
+    stored = await history.import_text(policy_toml(document), "t", "stricter A, model xc-2026.2")
+    assert stored.policy.credit.rating.version == "xc-2026.2" and stored.policy.credit.rating.level_for(85.5) == "BBB"

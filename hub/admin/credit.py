@@ -1,10 +1,11 @@
 """The admin API's credit governance fields (the credit office, 信用办): read and correct.
 
 Reads: findings by subject or department, a listing with its transitions, ratings history,
-district jobs, measure feedback totals. Changes (each audited as an action of the request):
-revoke a finding, record a court's cancellation of a listing, record expiries now, rate one
-subject now, start or resume the district job (in the background; its progress is in
-`creditRatingJobs`). The measures catalogue and the rating model are policy data: they change
+district jobs, measure feedback totals, the measures catalogue, a credit check, a supervision
+plan. Changes (each audited as an action of the request): record a department's finding or
+red-list entry (its paper decision, checked as on /graphql), revoke a finding, record a court's
+cancellation of a listing, record expiries now, rate one subject now, start or resume the district
+job (in the background; its progress is in `creditRatingJobs`). The measures catalogue and the rating model are policy data: they change
 through the policy mutations (`importPolicy`, `activatePolicyVersion`), versioned like every rule.
 Departments record their own findings on `/graphql` (hub/executor/credit_fields.py).
 """
@@ -17,9 +18,18 @@ from typing import Optional
 
 import strawberry
 
-from xinlian.hub.credit.model import CreditInputError, CreditUnavailable
+from xinlian.hub.credit.model import CreditInputError, CreditUnavailable, RecordRef
 from xinlian.hub.credit.register import subject_key
-from xinlian.hub.executor.credit_fields import finding_view, listing_view, rating_view, refused
+from xinlian.hub.executor.credit_fields import (
+    check_view,
+    department_names,
+    finding_view,
+    listing_view,
+    measure_views,
+    plan_view,
+    rating_view,
+    refused,
+)
 from xinlian.schema import credit as gql
 
 from .context import AdminContext
@@ -103,7 +113,7 @@ class CreditAdminQuery:
             return None
         ctx.note("creditListing", listing.subject, listing=id)
         return ListingWithHistory(
-            listing=listing_view(listing, True), status=listing.status,
+            listing=listing_view(listing, True, department_names(ctx.runtime.federation)), status=listing.status,
             transitions=[ListingTransition(action=t.action, at=t.at, by=t.by, reason=t.reason) for t in await register.history(id)],
         )
 
@@ -124,6 +134,38 @@ class CreditAdminQuery:
         ctx = _ctx(info)
         ctx.note("creditRatingJobs")
         return [RatingJobState(**vars(j)) for j in await ctx.runtime.credit.district.jobs(max(1, min(limit, 200)))]
+
+    @strawberry.field(description="The measures catalogue of the policy in force, optionally for one context.")
+    def credit_measures(self, info: strawberry.Info, context: Optional[str] = None) -> list[gql.CreditMeasure]:
+        ctx = _ctx(info)
+        try:
+            return measure_views(ctx.runtime.policy.credit, context)
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+
+    @strawberry.field(description="A credit check by the credit office (government: a natural person's findings count).")
+    async def credit_check(self, info: strawberry.Info, subject: str, context: str) -> gql.CreditCheckResult:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            (result,) = await runtime.credit.check(runtime.policy, [subject], context, _today(ctx))
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("creditCheck", result.subject, context=context, verdict=result.verdict.value)
+        return check_view(result, _today(ctx))
+
+    @strawberry.field(description="A supervision plan for a department (or the whole district) and a period.")
+    async def credit_supervision_plan(
+        self, info: strawberry.Info, department: Optional[str] = None, period: Optional[str] = None
+    ) -> gql.SupervisionPlanResult:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            plan = await runtime.credit.supervision_plan(runtime.policy, department, period, _today(ctx))
+        except CreditInputError as exc:
+            raise _refused(exc) from None
+        ctx.note("supervisionPlan", department=department, period=plan.period.text, subjects=len(plan.entries))
+        return plan_view(plan, lambda _kind: None)
 
     @strawberry.field(description="实施反馈: how often each department applied each measure.")
     async def measure_feedback(self, info: strawberry.Info, department: Optional[str] = None) -> list[MeasureFeedbackTotal]:
@@ -146,6 +188,42 @@ class CreditAdminMutation:
         ctx.note("revokeCreditFinding", finding.subject, finding=id, reason=reason)
         return finding_view(finding, runtime.policy.credit)
 
+    @strawberry.mutation(description="Record a department's finding (its paper decision), checked as on /graphql.")
+    async def record_credit_finding(
+        self, info: strawberry.Info, department: str, input: gql.FindingInput
+    ) -> gql.FindingOutcome:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            outcome = await runtime.credit.record_finding(
+                runtime.policy, subject=input.subject, basis=input.basis, facts=input.facts,
+                legal_basis=input.legal_basis, records=[RecordRef(r.family, r.key) for r in input.records],
+                department=department, decided_on=input.decided_on, measures=input.measures, by=ctx.by,
+                today=_today(ctx), subject_name=input.subject_name or "", severity=input.severity,
+            )
+        except (CreditInputError, CreditUnavailable) as exc:
+            raise _refused(exc) if isinstance(exc, CreditInputError) else refused(exc) from None
+        ctx.note("recordCreditFinding", outcome.finding.subject, department=department, finding=outcome.finding.id,
+                 listing=outcome.listing.id if outcome.listing else None)
+        return gql.FindingOutcome(
+            finding=finding_view(outcome.finding, runtime.policy.credit),
+            listing=listing_view(outcome.listing, True, department_names(ctx.runtime.federation)) if outcome.listing is not None else None,
+        )
+
+    @strawberry.mutation(description="Record a department's red-list entry on a red-list basis.")
+    async def add_credit_red_listing(self, info: strawberry.Info, department: str, input: gql.RedListInput) -> gql.CreditListing:
+        ctx = _ctx(info)
+        runtime = ctx.runtime
+        try:
+            listing = await runtime.credit.red_list(
+                runtime.policy, subject=input.subject, basis=input.basis, reason=input.reason, department=department,
+                listed_on=input.listed_on, by=ctx.by, today=_today(ctx), subject_name=input.subject_name or "",
+            )
+        except (CreditInputError, CreditUnavailable) as exc:
+            raise _refused(exc) if isinstance(exc, CreditInputError) else refused(exc) from None
+        ctx.note("addCreditRedListing", listing.subject, department=department, listing=listing.id)
+        return listing_view(listing, True, department_names(ctx.runtime.federation))
+
     @strawberry.mutation(description="Record a court's cancellation of a listing (quote the ruling in `reason`).")
     async def cancel_credit_listing(self, info: strawberry.Info, id: int, reason: str) -> gql.CreditListing:
         ctx = _ctx(info)
@@ -155,7 +233,7 @@ class CreditAdminMutation:
         except CreditInputError as exc:
             raise _refused(exc) from None
         ctx.note("cancelCreditListing", listing.subject, listing=id, reason=reason)
-        return listing_view(listing, True)
+        return listing_view(listing, True, department_names(ctx.runtime.federation))
 
     @strawberry.mutation(description="Record the expiry of every listing whose end date has passed; returns how many.")
     async def expire_credit_listings(self, info: strawberry.Info) -> int:

@@ -1,11 +1,13 @@
 """`xinlian measures|findings|lists`: the measures catalogue, findings and the red and black lists.
 
 - `measures list [--context C]` — the measures catalogue of the policy in force (失信惩戒措施清单
-  / 守信激励措施清单); `measures feedback [--department D]` — 实施反馈 totals.
+  / 守信激励措施清单); `measures check SUBJECT... --context C` — credit checks as the credit office;
+  `measures feedback [--department D]` — 实施反馈 totals.
 - `findings list [--subject S] [--department D]`, `findings record SUBJECT --basis B --department D
   --facts ... --legal-basis ... --decided-on YYYY-MM-DD` (the credit office entering a
   department's decision), `findings revoke ID --reason ...`.
-- `lists show black|red [--first N] [--after ID]`, `lists history ID`, `lists cancel ID --reason`
+- `lists show black|red [--first N] [--after ID]`, `lists history ID`, `lists add-red SUBJECT
+  --basis B --department D --reason ... --listed-on YYYY-MM-DD`, `lists cancel ID --reason`
   (a court's cancellation), `lists expire` (record the expiries due today).
 
 Changes go through the hub's `CreditGovernance` (a hub opened for the command: the same checks as
@@ -68,6 +70,12 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     ls.add_argument("--json", action="store_true")
     add_common_arguments(ls, changes=False)
     ls.set_defaults(handler=run_measures)
+    ck = m.add_parser("check", help="a credit check of subjects in a context (the credit office's view)")
+    ck.add_argument("subjects", nargs="+", metavar="SUBJECT")
+    ck.add_argument("--context", required=True, help="e.g. government-procurement, bidding, licensing, subsidies, lending")
+    ck.add_argument("--json", action="store_true")
+    add_common_arguments(ck)
+    ck.set_defaults(handler=run_check)
     fb = m.add_parser("feedback", help="实施反馈 totals: measures applied per department")
     fb.add_argument("--department", default=None)
     fb.add_argument("--json", action="store_true")
@@ -114,6 +122,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     hi.add_argument("listing_id", type=int, metavar="ID")
     add_common_arguments(hi, changes=False)
     hi.set_defaults(handler=run_history)
+    ar = li.add_parser("add-red", help="record a department's red-list entry on a red-list basis")
+    ar.add_argument("subject", metavar="SUBJECT")
+    ar.add_argument("--basis", required=True, help="a red-list basis code of the policy's credit.bases")
+    ar.add_argument("--department", required=True)
+    ar.add_argument("--reason", required=True)
+    ar.add_argument("--listed-on", required=True, type=_date, metavar="YYYY-MM-DD")
+    ar.add_argument("--subject-name", default="")
+    add_common_arguments(ar)
+    ar.set_defaults(handler=run_add_red)
     ca = li.add_parser("cancel", help="record a court's cancellation of a listing")
     ca.add_argument("listing_id", type=int, metavar="ID")
     ca.add_argument("--reason", required=True, help="the ruling, e.g. （2026）内0102执异12号")
@@ -284,3 +301,34 @@ def run_expire(args: argparse.Namespace) -> int:
         return 0
 
     return run_admin(args, "lists", expire)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    async def check(session: AdminSession) -> int:
+        results = await governed(session, lambda hub: hub.credit.check(hub.policy, args.subjects, args.context, hub.today()))
+        for r in results:
+            session.record("creditCheck", subject=r.subject, context=args.context, verdict=r.verdict.value)
+        rows = [
+            {"subject": r.subject, "verdict": r.verdict.value, "measures": [a.measure.code for a in r.measures],
+             "rewards": [a.measure.code for a in r.rewards],
+             "reasons": [f"{x.kind}:{x.id}:{x.basis}" for x in r.reasons]}
+            for r in results
+        ]
+        session.listing(rows, ("subject", "verdict", "measures", "rewards", "reasons"), args.json, "no subjects")
+        return 0
+
+    return run_admin(args, "measures", check)
+
+
+def run_add_red(args: argparse.Namespace) -> int:
+    async def add(session: AdminSession) -> int:
+        listing = await governed(session, lambda hub: hub.credit.red_list(
+            hub.policy, subject=args.subject, basis=args.basis, reason=args.reason, department=args.department,
+            listed_on=args.listed_on, by=session.by, today=hub.today(), subject_name=args.subject_name,
+        ))
+        session.record("addRedListing", subject=listing.subject, listing=listing.id, basis=listing.basis,
+                       department=listing.department)
+        session.say(f"listing {listing.id}: {LIST_LABELS[listing.list]} {listing.subject} {listing.listed_on} – {listing.ends_on}")
+        return 0
+
+    return run_admin(args, "lists", add)

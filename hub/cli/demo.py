@@ -279,7 +279,7 @@ def _seed_credit(settings: Settings, samples: dict[str, str]) -> None:
 
     started = time.monotonic()
 
-    def progress(rated: int, failed: int) -> None:
+    def progress(done: int, rated: int, failed: int) -> None:
         print(f"\rRating the district: {rated} rated, {failed} failed", end="", file=sys.stderr, flush=True)
 
     done = asyncio.run(ensure_demo_credit(settings, samples, progress))

@@ -68,27 +68,33 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 
 class ProgressBar:
-    """`[#####.....] 1200/2000 rated 1180 failed 20 85/s` on stderr, redrawn in place."""
+    """`[#####.....] 1200/2000 rated 1180 failed 20 85/s` on stderr, redrawn in place: subjects done
+    of the district's (natural persons the list rules cover are done, not rated)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, already: int = 0) -> None:
         self.total = max(total, 1)
+        self.already = already  # done by the run this one resumes
         self.started = time.monotonic()
 
-    def __call__(self, rated: int, failed: int) -> None:
-        done = rated + failed
+    def __call__(self, processed: int, rated: int, failed: int) -> None:
+        done = min(self.already + processed, self.total)
         filled = min(BAR, BAR * done // self.total)
-        rate = done / max(time.monotonic() - self.started, 1e-6)
+        rate = processed / max(time.monotonic() - self.started, 1e-6)
         sys.stderr.write(f"\r[{'#' * filled}{'.' * (BAR - filled)}] {done}/{self.total} rated {rated} failed {failed} {rate:.0f}/s")
         sys.stderr.flush()
 
 
-async def _count(runtime: Any) -> int:
-    records, after, total = runtime.credit.records, "", 0
+async def _count(runtime: Any, upto: str = "") -> tuple[int, int]:
+    """The subjects a district run takes (the registry's and the list rules' families'), and how
+    many of them sort up to `upto` (a resumed run's cursor: already done)."""
+    families = {family for rule in runtime.policy.credit.list_rules for family in rule.listing_families()}
+    records, after, total, before = runtime.credit.records, "", 0, 0
     while True:
-        page = await records.subjects(after, 5000)
+        page = await records.subjects(after, 5000, families)
         if not page:
-            return total
+            return total, before
         total += len(page)
+        before += sum(1 for key in page if upto and key <= upto)
         after = page[-1]
 
 
@@ -106,7 +112,12 @@ def run_ratings(args: argparse.Namespace) -> int:
     async def run() -> Any:
         runtime = await HubRuntime.open(settings)
         try:
-            bar = ProgressBar(await _count(runtime))
+            cursor = ""
+            if args.resume:
+                jobs = await runtime.credit.district.jobs(limit=1)
+                cursor = jobs[0].cursor if jobs and jobs[0].status != "done" else ""
+            total, already = await _count(runtime, cursor)
+            bar = ProgressBar(total, already)
             policy = runtime.policy
             return await runtime.credit.district.run_district(
                 policy.credit, policy.version, runtime.today(), args.by, resume=args.resume, batch_size=args.batch,

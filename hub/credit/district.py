@@ -49,7 +49,7 @@ Audit = Callable[[AuditEntry], Awaitable[int]]
 JOBS = table_of(RatingJob)
 BATCH = 200
 STALE = 600.0  # seconds after which a `running` job that stopped moving counts as interrupted
-Progress = Callable[[int, int], Awaitable[None] | None]  # (rated, failed) so far
+Progress = Callable[[int, int, int], Awaitable[None] | None]  # (subjects done, rated, failed) so far
 
 
 def rateable(subject: str) -> bool:
@@ -236,6 +236,7 @@ class DistrictRun:
             await self._finish(job.id, "failed", "no connector can enumerate the district's subjects (registration)")
             raise CreditInputError("no connector of the federation can enumerate the district's subjects (registration)")
         cursor, rated, failed = job.cursor, job.rated, job.failed
+        processed = 0  # subjects done in this call (natural persons and unregistered ones are not rated)
         done = 0
         status, note = "done", ""
         try:
@@ -244,13 +245,15 @@ class DistrictRun:
                 if size <= 0:
                     status, note = "interrupted", f"stopped after {done} subjects (limit)"
                     break
-                subjects = await self.records.subjects(cursor, size)
+                families = {family for rule in rules.list_rules for family in rule.listing_families()}
+                subjects = [s for s in await self.records.subjects(cursor, size, families) if s > cursor]
                 if not subjects:
                     break
                 outcome = await self.batch(rules, policy_version, subjects, today, by, trigger="bulk", job_id=job.id)
                 rated += len(outcome.ratings)
                 failed += len(outcome.failed)
                 done += len(subjects)
+                processed += len(subjects)
                 cursor = subjects[-1]
                 async with self.store.exclusive("credit-district-run") as conn:
                     await conn.execute(
@@ -258,7 +261,7 @@ class DistrictRun:
                         .values(cursor=cursor, rated=rated, failed=failed, finished_at=dt.datetime.now(dt.timezone.utc))
                     )
                 if progress is not None:
-                    waited = progress(rated, failed)
+                    waited = progress(processed, rated, failed)
                     if waited is not None:
                         await waited
         except BaseException as exc:

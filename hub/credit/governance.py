@@ -284,10 +284,10 @@ class CreditGovernance:
         self._stopping = asyncio.Event()
         self._task = asyncio.create_task(self._background(policy, today, run_hours), name="xinlian-credit")
 
-    def _check_stop(self, rated: int, failed: int) -> None:
+    def _check_stop(self, done: int, rated: int, failed: int) -> None:
         """The district run's progress callback in the background: stop between two batches."""
         if self._stopping.is_set():
-            raise RunStopped(f"stopped with the hub after {rated + failed} subjects")
+            raise RunStopped(f"stopped with the hub after {done} subjects ({rated} rated)")
 
     async def _background(self, policy: Callable[[], Policy], today: Callable[[], dt.date], run_hours: float) -> None:
         loop = asyncio.get_running_loop()

@@ -8,16 +8,21 @@ behind them, and a line of explanation; the score is `base` plus the points, wit
 reaches it); the supervision class follows from the level.
 
 `RatingRegister` keeps every rating as a snapshot (`credit_ratings`): level, score, class, the
-model and policy versions, and the whole explanation with its inputs — so a rating can be
-explained and reproduced later, whatever the departments' records have become since. The
+model and policy versions, the whole explanation, the inputs (every record of the families the
+model reads, with the fields it reads) and the model's digest — so a rating can be explained and
+reproduced later (`rate` over the stored inputs under the same model), whatever the departments'
+records have become since. The
 newest snapshot of a subject is its current rating; older ones are its history.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import decimal
+import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import func, insert, select
@@ -26,8 +31,8 @@ from xinlian.connectors.contract import Record
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import ObjectionRecord, RatingRecord
-from xinlian.policies.credit import CreditRules, Indicator, current_records
-from xinlian.schema.catalogue import FAMILIES
+from xinlian.policies.credit import CreditRules, Indicator, RatingModel, current_records
+from xinlian.schema.catalogue import FAMILIES, ValueType
 
 from .checks import finding_reason, in_force
 from .model import Finding, Listing
@@ -65,9 +70,17 @@ class Rating:
     id: int | None = None
     rated_at: dt.datetime | None = None
     trigger: str = "on-demand"
+    # what the model read, to reproduce the rating: per family, each record's fields the model
+    # reads (as text), and the model's digest (its document's SHA-256)
+    inputs: Mapping[str, Sequence[Mapping[str, str]]] = field(default_factory=dict)
+    model_digest: str = ""
 
     def explanation(self) -> str:
-        return json.dumps([asdict(i) for i in self.indicators], ensure_ascii=False, sort_keys=True)
+        return json.dumps(
+            {"indicators": [asdict(i) for i in self.indicators], "inputs": {k: list(v) for k, v in self.inputs.items()},
+             "model_digest": self.model_digest},
+            ensure_ascii=False, sort_keys=True, default=str,
+        )
 
 
 def _record_ref(family: str, record: Mapping[str, Any]) -> str:
@@ -138,24 +151,69 @@ def rate(
         scores.append(IndicatorScore(indicator.name, indicator.label, indicator.kind, points, weight, evidence, detail))
     score = round(min(max(model.base + total, 0.0), model.max_score), 2)
     level = model.level_for(score)
+    reads = model.reads()
+    inputs = {
+        family: [{k: _text(r.get(k)) for k in sorted(fields) if k in r} for r in records.get(family, ())]
+        for family, fields in sorted(reads.items())
+    }
     return Rating(
+        inputs=inputs, model_digest=model_digest(model),
         subject=subject, subject_name=subject_name, industry=industry, level=level, score=score,
         supervision_class=rules.supervision_class(level).code, model_version=model.version,
         policy_version=policy_version, rated_on=today, indicators=tuple(scores), trigger=trigger,
     )
 
 
+def _text(value: Any) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
+
+
+def stored_records(rating: Rating) -> dict[str, list[dict[str, Any]]]:
+    """A snapshot's inputs as records again (catalogue types: dates, decimals, integers), to run
+    the model over them and get the same rating back."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for family, records in rating.inputs.items():
+        spec = FAMILIES[family]
+        converted = []
+        for record in records:
+            row: dict[str, Any] = {}
+            for name, text in record.items():
+                kind = spec.field(name).type
+                if text == "None":
+                    row[name] = None
+                elif kind is ValueType.DATE:
+                    row[name] = dt.date.fromisoformat(text)
+                elif kind is ValueType.DECIMAL:
+                    row[name] = decimal.Decimal(text)
+                elif kind is ValueType.INT:
+                    row[name] = int(text)
+                else:
+                    row[name] = text
+            converted.append(row)
+        out[family] = converted
+    return out
+
+
+def model_digest(model: RatingModel) -> str:
+    """The SHA-256 of the model's document: two snapshots with one digest were made by one model."""
+    return hashlib.sha256(json.dumps(model.document(), ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
 def _rating_of(row: Any) -> Rating:
+    stored = json.loads(row.explanation)
+    if isinstance(stored, list):  # a snapshot from before inputs were kept
+        stored = {"indicators": stored}
     indicators = tuple(
         IndicatorScore(
             i["name"], i["label"], i["kind"], float(i["points"]), float(i["weight"]), tuple(i["evidence"]), i["detail"]
         )
-        for i in json.loads(row.explanation)
+        for i in stored["indicators"]
     )
     return Rating(
         subject=row.subject, subject_name=row.subject_name, industry=row.industry, level=row.level, score=float(row.score),
         supervision_class=row.supervision_class, model_version=row.model_version, policy_version=row.policy_version,
         rated_on=row.rated_on, indicators=indicators, id=row.id, rated_at=row.rated_at, trigger=row.trigger,
+        inputs=stored.get("inputs", {}), model_digest=stored.get("model_digest", ""),
     )
 
 
@@ -181,9 +239,7 @@ class RatingRegister:
         async with self.store.session() as session:
             await session.execute(insert(RATINGS), rows)
             await session.commit()
-        return [
-            Rating(**{**asdict(r), "indicators": r.indicators, "rated_at": now}) for r in ratings
-        ]
+        return [dataclasses.replace(r, rated_at=now) for r in ratings]
 
     async def latest(self, subject: str) -> Rating | None:
         async with self.store.session() as session:

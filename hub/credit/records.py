@@ -5,8 +5,9 @@ the credit office (`CREDIT_OFFICE`: a government principal with `credit:shared`)
 policy in force — so only fields the policy lets government receive are fetched, and the
 executor's batching, per-department resilience and PUBLIC cache apply as for any request.
 
-`subjects(after, limit)` pages through the district's subjects: the keys of the registration
-family from every connector that can enumerate them (`EnumeratingConnector`: the registry).
+`subjects(after, limit, families)` pages through the district's subjects: the keys of the
+registration family, and of the list rules' families, from every connector that can enumerate
+them (`EnumeratingConnector`: SQL sources).
 `read(keys, needs)` loads, per subject, the records of each family the rules need — without
 the records the policy's review gate holds back (awaiting review at their source): a decision
 that reaches the public never rests on them; a subject whose records could not all be read (a
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 from xinlian.connectors.contract import ConnectorError, Record
 from xinlian.hub.executor.loader import load_records
@@ -77,13 +78,18 @@ class DistrictRecords:
         ctx = self._context(CREDIT_OFFICE)
         return bool(ctx.federation.enumerators(REGISTRATION.name))
 
-    async def subjects(self, after: str, limit: int) -> list[str]:
-        """The next `limit` subject keys after `after`, merged from every registry that enumerates."""
+    async def subjects(self, after: str, limit: int, families: Iterable[str] = ()) -> list[str]:
+        """The next `limit` subject keys after `after`: the registry's, and those of `families`
+        (the list rules' families: a court's or tax bureau's natural persons) wherever their
+        source can enumerate them, merged in key order."""
         ctx = self._context(CREDIT_OFFICE)
-        sources = ctx.federation.enumerators(REGISTRATION.name)
-        pages = await asyncio.gather(
-            *(d.link.subject_keys(REGISTRATION.name, after, limit, deadline=ctx.deadline) for d in sources)
-        )
+        wanted = dict.fromkeys([REGISTRATION.name, *families])
+        calls = [
+            d.link.subject_keys(family, after, limit, deadline=ctx.deadline)
+            for family in wanted
+            for d in ctx.federation.enumerators(family)
+        ]
+        pages = await asyncio.gather(*calls)
         return sorted({k for page in pages for k in page})[:limit]
 
     async def read(self, keys: list[str], needs: Mapping[str, set[str]]) -> RecordsRead:

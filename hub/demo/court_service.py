@@ -244,12 +244,26 @@ def court_app(records_by_key: Mapping[str, list[dict[str, Any]]], api_key: str, 
         data = {"total": len(found), "list": found[:limit], "next": None, "next_page": None}
         return JSONResponse({"code": 0, "msg": "success", "data": data})
 
+    async def keys(request: Request) -> JSONResponse:
+        """The debtors after `after` in id order, `limit` at a time: how the hub pages through them."""
+        if (denied := refused(request)) is not None:
+            return denied
+        after = request.query_params.get("after", "")
+        try:
+            limit = min(500, max(1, int(request.query_params.get("limit", "100"))))
+        except ValueError:
+            return JSONResponse({"code": 400, "msg": "limit 参数无效"}, status_code=400)
+        ids = sorted(k for k in store if k > after)[:limit]
+        found = [store[k][0] for k in ids if store[k]]
+        data = {"total": len(found), "list": found, "next": None, "next_page": None}
+        return JSONResponse({"code": 0, "msg": "success", "data": data})
+
     async def health(request: Request) -> JSONResponse:
         return refused(request) or JSONResponse({"code": 0, "msg": "ok"})
 
     faults, traffic = Faults(hang_seconds), Traffic()
     app = Starlette(
-        routes=[Route("/api/v1/health", health), Route("/api/v1/sxbzxr", batch),
+        routes=[Route("/api/v1/health", health), Route("/api/v1/sxbzxr", batch), Route("/api/v1/sxbzxr/keys", keys),
                 Route("/api/v1/sxbzxr/search", search), Route("/api/v1/sxbzxr/{zjhm}", record)],
         middleware=[Middleware(FaultInjection, faults=faults, traffic=traffic, latency=latency)],
     )

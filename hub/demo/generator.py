@@ -48,6 +48,7 @@ EARLIER_TEMPLATES = frozenset({
     "b432e633f5d0812435bf07d7febeff74ebba711fa337971a456672324752c232",
     "aeae45e537f2f5f1c21f2f853c90ba0af70973b67e592c496ad5ac99846ee462",
     "ce1a1aa43aab8e2472f99b8063607bbdd33dcda6963ae32ae6bf691956c85b9e",
+    "859f84efdb0b33a3875115cae861e31601933e1fd2631d8c6e1408d45162dce7",  # before the court's key paging (issue 11)
 })
 LEGAL_SAMPLES = ("judgment_debtor", "a_level_taxpayer", "expired_penalty", "severe_penalty", "minor_penalty",
                  "multi_department_penalties", "honored", "revoked", "clean", "awaiting_review")

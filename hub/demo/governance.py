@@ -26,7 +26,7 @@ BY = "demo"
 
 
 async def ensure_demo_credit(
-    settings: Settings, samples: dict[str, str], progress: Callable[[int, int], None] | None = None
+    settings: Settings, samples: dict[str, str], progress: Callable[[int, int, int], None] | None = None
 ) -> dict[str, int]:
     """Seed the demo's findings and run the district job once; returns what it did."""
     from xinlian.hub.runtime import HubRuntime

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING, Any, Optional
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import strawberry
 from graphql import GraphQLError
 
-from xinlian.hub.credit.checks import AppliedMeasure, CheckReason, CheckResult, finding_until
+from xinlian.hub.credit.checks import AppliedMeasure, CheckReason, CheckResult, check_context, finding_until
 from xinlian.hub.credit.model import (
     LIST_LABELS,
     CreditForbidden,
@@ -36,7 +37,7 @@ from xinlian.hub.credit.model import (
 )
 from xinlian.hub.credit.ratings import Rating
 from xinlian.hub.credit.register import subject_key
-from xinlian.hub.credit.supervision import plan_csv, plan_xlsx
+from xinlian.hub.credit.supervision import SupervisionPlan, plan_csv, plan_xlsx
 from xinlian.policies.credit import CreditRules
 from xinlian.policies.masking import parse_mask
 from xinlian.policies.model import DisclosureClass
@@ -46,6 +47,7 @@ from xinlian.schema.identifiers import InvalidIdentifier, validate_resident_id
 if TYPE_CHECKING:
     from xinlian.hub.credit.governance import CreditGovernance
 
+    from .federation import Federation
     from .request import RequestContext
 
 SUBJECT_KIND = "subject"
@@ -105,11 +107,18 @@ def government(ctx: "RequestContext") -> bool:
     return not ctx.public_endpoint and ctx.audience is DisclosureClass.SHARED
 
 
-def listing_view(listing: Listing, clear: bool) -> gql.CreditListing:
+def department_names(federation: Federation) -> dict[str, str]:
+    """Each department's name (新城区人民法院) by its connector's name (courts)."""
+    return {d.name: d.connector.department for d in federation.departments}
+
+
+def listing_view(listing: Listing, clear: bool, names: Mapping[str, str] | None = None) -> gql.CreditListing:
     """A listing as GraphQL shows it; unless `clear` (government), a natural person's ID and name
-    are masked as the public sees them, whichever endpoint was called."""
+    are masked as the public sees them, whichever endpoint was called. `names`: the departments'
+    names by connector name (`department_names`)."""
     masked = not clear and _natural(listing.subject)
     return gql.CreditListing(
+        department_name=(names or {}).get(listing.department, listing.department),
         id=listing.id, list=listing.list, list_label=LIST_LABELS[listing.list],
         subject=str(ID_MASK(listing.subject)) if masked else listing.subject,
         subject_name=str(NAME_MASK(listing.subject_name) or "") if masked else listing.subject_name,
@@ -133,11 +142,11 @@ def _applied(a: AppliedMeasure) -> gql.AppliedCreditMeasure:
     )
 
 
-def check_view(result: CheckResult, ctx: "RequestContext") -> gql.CreditCheckResult:
+def check_view(result: CheckResult, today: dt.date) -> gql.CreditCheckResult:
     return gql.CreditCheckResult(
         subject=result.subject, context=result.context, verdict=gql.CreditVerdict(result.verdict.value),
         measures=[_applied(a) for a in result.measures], rewards=[_applied(a) for a in result.rewards],
-        reasons=[_reason(r) for r in result.reasons], checked_on=ctx.today,
+        reasons=[_reason(r) for r in result.reasons], checked_on=today,
     )
 
 
@@ -217,7 +226,7 @@ async def _checks(info: strawberry.Info, subjects: list[str], context: str) -> l
     ctx.findings.subjects.update(r.subject for r in results)
     ctx.findings.released.add(f"creditCheck.{context}")
     ctx.findings.detail["creditCheck"] = {"context": context, "subjects": len(results)}
-    return [check_view(r, ctx) for r in results]
+    return [check_view(r, ctx.today) for r in results]
 
 
 async def credit_check(info: strawberry.Info, subject: str, context: str) -> gql.CreditCheckResult:
@@ -272,8 +281,14 @@ async def supervision_plan(
         raise refused(exc) from None
     ctx.findings.released.add("supervisionPlan.entries")
     ctx.findings.detail["supervisionPlan"] = {"department": plan.department, "period": plan.period.text, "subjects": len(plan.entries)}
+    return plan_view(plan, ctx.findings.released.add)
+
+
+def plan_view(plan: SupervisionPlan, released: Callable[[str], None]) -> gql.SupervisionPlanResult:
+    """A supervision plan as GraphQL shows it; an export, when asked for, is `released`."""
+
     def export(kind: str) -> str:
-        ctx.findings.released.add(f"supervisionPlan.{kind}")
+        released(f"supervisionPlan.{kind}")
         return plan_csv(plan) if kind == "csv" else base64.b64encode(plan_xlsx(plan)).decode()
 
     return gql.SupervisionPlanResult(
@@ -291,6 +306,20 @@ async def supervision_plan(
     )
 
 
+def measure_views(rules: CreditRules, context: Optional[str]) -> list[gql.CreditMeasure]:
+    """The catalogue's measures (of one context), as GraphQL shows them; `CreditInputError` for an unknown context."""
+    if context is not None:
+        check_context(rules, context)
+    chosen = rules.measures if context is None else rules.measures_in(context)
+    return [
+        gql.CreditMeasure(
+            code=m.code, name=m.name, effect=m.effect.value, contexts=list(m.contexts), basis=m.basis,
+            department=m.department, triggers=[str(t) for t in m.on],
+        )
+        for m in chosen
+    ]
+
+
 async def findings(info: strawberry.Info, subject: str) -> list[gql.CreditFinding]:
     """A subject's findings, newest first (government: the scopes of supervision plans or findings)."""
     ctx = _ctx(info)
@@ -304,17 +333,10 @@ async def findings(info: strawberry.Info, subject: str) -> list[gql.CreditFindin
 
 def measures_catalogue(info: strawberry.Info, context: Optional[str] = None) -> list[gql.CreditMeasure]:
     ctx = _ctx(info)
-    rules = ctx.policy.credit
-    if context is not None and context not in rules.contexts:
-        raise _code("BAD_USER_INPUT", f"context: unknown {context!r} (one of {', '.join(rules.contexts)})", argument="context")
-    chosen = rules.measures if context is None else rules.measures_in(context)
-    return [
-        gql.CreditMeasure(
-            code=m.code, name=m.name, effect=m.effect.value, contexts=list(m.contexts), basis=m.basis,
-            department=m.department, triggers=[str(t) for t in m.on],
-        )
-        for m in chosen
-    ]
+    try:
+        return measure_views(ctx.policy.credit, context)
+    except CreditInputError as exc:
+        raise _code("BAD_USER_INPUT", str(exc), argument="context") from None
 
 
 async def _list_page(info: strawberry.Info, list_name: str, first: Optional[int], after: Optional[str]) -> gql.CreditListingPage:
@@ -330,7 +352,7 @@ async def _list_page(info: strawberry.Info, list_name: str, first: Optional[int]
     if items:
         ctx.findings.released.add(f"listings.{list_name}")
     return gql.CreditListingPage(
-        items=[listing_view(x, government(ctx)) for x in items], total_count=total,
+        items=[listing_view(x, government(ctx), department_names(ctx.federation)) for x in items], total_count=total,
         end_cursor=_cursor(items[-1].id) if items else None, has_next_page=more,
     )
 
@@ -350,7 +372,7 @@ async def subject_listings(root: Any, info: strawberry.Info) -> list[gql.CreditL
     found = (await _governance(ctx).listings([key], ctx.today))[key]
     if found:
         ctx.findings.released.update(f"listings.{x.list}" for x in found)
-    return [listing_view(x, government(ctx)) for x in found]
+    return [listing_view(x, government(ctx), department_names(ctx.federation)) for x in found]
 
 
 # ---- mutations -------------------------------------------------------------------------------
@@ -374,7 +396,7 @@ async def record_finding(info: strawberry.Info, input: gql.FindingInput) -> gql.
                                      "listing": outcome.listing.id if outcome.listing else None}
     return gql.FindingOutcome(
         finding=finding_view(outcome.finding, ctx.policy.credit),
-        listing=listing_view(outcome.listing, government(ctx)) if outcome.listing is not None else None,
+        listing=listing_view(outcome.listing, government(ctx), department_names(ctx.federation)) if outcome.listing is not None else None,
     )
 
 
@@ -404,7 +426,7 @@ async def add_to_red_list(info: strawberry.Info, input: gql.RedListInput) -> gql
     except CreditInputError as exc:
         raise refused(exc) from None
     ctx.findings.detail["credit"] = {"action": "addToRedList", "listing": listing.id}
-    return listing_view(listing, government(ctx))
+    return listing_view(listing, government(ctx), department_names(ctx.federation))
 
 
 async def cancel_listing(info: strawberry.Info, id: int, reason: str) -> gql.CreditListing:
@@ -419,7 +441,7 @@ async def cancel_listing(info: strawberry.Info, id: int, reason: str) -> gql.Cre
         raise refused(exc) from None
     ctx.findings.subjects.add(listing.subject)
     ctx.findings.detail["credit"] = {"action": "cancelListing", "listing": id}
-    return listing_view(listing, government(ctx))
+    return listing_view(listing, government(ctx), department_names(ctx.federation))
 
 
 async def record_measure_feedback(info: strawberry.Info, input: gql.MeasureFeedbackInput) -> int:

@@ -87,7 +87,10 @@ class Federation:
 
     def enumerators(self, family: str) -> list[Department]:
         """Departments serving `family` that can page through their subjects' keys."""
-        return [d for d in self.sources(family) if isinstance(d.connector, EnumeratingConnector)]
+        return [
+            d for d in self.sources(family)
+            if isinstance(d.connector, EnumeratingConnector) and d.connector.enumerates(family)
+        ]
 
     def departments_for(self, family: str, field: str) -> list[str]:
         """Departments that supply one field of a family."""

@@ -143,6 +143,20 @@ class PolicyActivationInfo:
         }
 
 
+def _same_model_same_version(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """A rating snapshot names its model by version: a model whose indicators, weights or
+    thresholds change keeps no version it had, or two snapshots of one version would mean two models."""
+    before = (old.get("credit") or {}).get("rating")
+    after = (new.get("credit") or {}).get("rating")
+    if not before or not after or before.get("version") != after.get("version"):
+        return
+    if {k: v for k, v in before.items() if k != "version"} != {k: v for k, v in after.items() if k != "version"}:
+        raise PolicyChangeError(
+            f"the rating model changed but kept its version {after.get('version')!r}: give credit.rating a new "
+            "version (rating snapshots name the model by it)"
+        )
+
+
 def _info(row: Any, active: int | None) -> PolicyVersionInfo:
     return PolicyVersionInfo(
         number=row.number,
@@ -398,6 +412,7 @@ class PolicyHistory:
         lines = describe_diff(old, document)
         if not lines:
             raise PolicyChangeError(f"nothing changes: the result equals {version_name(parent)}")
+        _same_model_same_version(old, document)
         await self._insert_version(conn, number, document, parent, by, reason, lines)
         if activate:
             await self._insert_activation(conn, number, by, reason)
