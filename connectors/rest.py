@@ -183,6 +183,11 @@ class RestConnector:
         if endpoint is None or endpoint.search is None or limit <= 0 or not text.strip():
             return []
         url = render(endpoint.search, text=self._in_url(text.strip(), "search text"), limit=str(limit))
+        return sorted(await self._keys_at(url, endpoint, limit))[:limit]
+
+    async def _keys_at(self, url: str, endpoint: Endpoint, limit: int) -> set[str]:
+        """The subject keys of the records a GET of `url` answers (its pages followed), at least
+        `limit` of them when there are that many."""
         found: dict[str, None] = {}
         async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=True)) as pages:
             async for document in pages:
@@ -190,7 +195,7 @@ class RestConnector:
                              for item in self._records(document, endpoint) if self._kept(item, endpoint))
                 if len(found) >= limit:
                     break
-        return sorted(found)[:limit]
+        return set(found)
 
     def enumerates(self, family: str) -> bool:
         """Whether the API pages through `family`'s subject keys (`rest.<family>.keys`)."""
@@ -204,14 +209,7 @@ class RestConnector:
         if endpoint is None or endpoint.keys is None or limit <= 0:
             return []
         url = render(endpoint.keys, after=self._in_url(after, "key") if after else "", limit=str(limit))
-        found: dict[str, None] = {}
-        async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=True)) as pages:
-            async for document in pages:
-                found.update((self._key_of(item, endpoint).upper(), None)
-                             for item in self._records(document, endpoint) if self._kept(item, endpoint))
-                if len(found) >= limit:
-                    break
-        return sorted(k for k in found if k > after)[:limit]
+        return sorted(k for k in await self._keys_at(url, endpoint, limit) if k > after)[:limit]
 
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)

@@ -10,6 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .gateway.addresses import Network, parse_networks
 from .gateway.lockout import LockoutRules
@@ -205,30 +206,26 @@ def _env_switch(name: str, default: bool) -> bool:
 
 def _env_hours(name: str, default: float = 24.0) -> float:
     """A number of hours from 0 (off) to 8,760 (a year) from the environment variable `name`."""
+    return _env_number(name, default, "hours", lambda v: 0 <= v <= 8760, "between 0 (off) and 8760 hours")
+
+
+def _env_number(name: str, default: float, unit: str, fits: Callable[[float], bool], bounds: str) -> float:
+    """A number from the environment variable `name` (`default` when unset) that `fits`."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}: a number of hours, not {raw!r}") from None
-    if not 0 <= value <= 8760:
-        raise SettingsError(f"{name}: between 0 (off) and 8760 hours, not {raw}")
+        raise SettingsError(f"{name}: a number of {unit}, not {raw!r}") from None
+    if not fits(value):
+        raise SettingsError(f"{name}: {bounds}, not {raw}")
     return value
 
 
 def _env_positive(name: str, default: float) -> float:
     """A positive number of seconds from the environment variable `name`."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}: a number of seconds, not {raw!r}") from None
-    if not 0 < value < 3600:
-        raise SettingsError(f"{name}: between 0 and 3600 seconds, not {raw}")
-    return value
+    return _env_number(name, default, "seconds", lambda v: 0 < v < 3600, "between 0 and 3600 seconds")
 
 
 def _env_log_format() -> str:
