@@ -95,7 +95,7 @@ async def add_listings(settings: Settings, codes: list[str], today: dt.date) -> 
 async def district_codes(settings: Settings) -> list[str]:
     from xinlian.hub.runtime import HubRuntime
 
-    runtime = await HubRuntime.open(settings)
+    runtime = await HubRuntime.open(settings, schedule=False)
     try:
         out, after = [], ""
         while page := await runtime.credit.records.subjects(after, 5000):
@@ -109,7 +109,7 @@ async def district_codes(settings: Settings) -> list[str]:
 async def rerate(settings: Settings) -> dict[str, Any]:
     from xinlian.hub.runtime import HubRuntime
 
-    runtime = await HubRuntime.open(settings)
+    runtime = await HubRuntime.open(settings, schedule=False)
     try:
         policy = runtime.policy
         started, cpu = time.perf_counter(), time.process_time()

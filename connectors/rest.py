@@ -185,16 +185,28 @@ class RestConnector:
         url = render(endpoint.search, text=self._in_url(text.strip(), "search text"), limit=str(limit))
         return sorted(await self._keys_at(url, endpoint, limit))[:limit]
 
-    async def _keys_at(self, url: str, endpoint: Endpoint, limit: int) -> set[str]:
+    async def _keys_at(self, url: str, endpoint: Endpoint, limit: int, lenient: bool = False) -> set[str]:
         """The subject keys of the records a GET of `url` answers (its pages followed), at least
-        `limit` of them when there are that many."""
+        `limit` of them when there are that many. `lenient`: a record whose key cannot be read is
+        left out (and counted in the log) instead of failing the call; a missing endpoint (404)
+        is then an error, not "no keys"."""
         found: dict[str, None] = {}
-        async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=True)) as pages:
+        unreadable = 0
+        async with contextlib.aclosing(self._pages(url, endpoint, missing_ok=not lenient)) as pages:
             async for document in pages:
-                found.update((self._key_of(item, endpoint).upper(), None)
-                             for item in self._records(document, endpoint) if self._kept(item, endpoint))
+                for item in self._records(document, endpoint):
+                    if not self._kept(item, endpoint):
+                        continue
+                    try:
+                        found[self._key_of(item, endpoint).upper()] = None
+                    except UpstreamInvalid:
+                        if not lenient:
+                            raise
+                        unreadable += 1
                 if len(found) >= limit:
                     break
+        if unreadable:
+            log.warning("%s: %d record(s) without a readable key left out of a key page", self.department, unreadable)
         return set(found)
 
     def enumerates(self, family: str) -> bool:
@@ -209,7 +221,7 @@ class RestConnector:
         if endpoint is None or endpoint.keys is None or limit <= 0:
             return []
         url = render(endpoint.keys, after=self._in_url(after, "key") if after else "", limit=str(limit))
-        return sorted(k for k in await self._keys_at(url, endpoint, limit) if k > after)[:limit]
+        return sorted(k for k in await self._keys_at(url, endpoint, limit, lenient=True) if k > after)[:limit]
 
     async def health(self) -> Health:
         now = dt.datetime.now(dt.timezone.utc)

@@ -100,9 +100,9 @@ class Settings:
     audit_checkpoint_interval: float = 60.0
     log_format: str = "text"  # "json": one JSON object a line with the request id (hub/observability/logs.py)
     tracing: str = "off"  # OpenTelemetry traces: "otlp", "console" or "off" (hub/observability/tracing.py)
-    # hours between district-wide credit runs (list rules and re-rating, hub/credit/district.py): the
-    # first one that long after start-up; 0: none scheduled (`xinlian ratings run` by hand). Listing
-    # expiry is recorded hourly either way.
+    # hours between district-wide credit runs (list rules and re-rating, hub/credit/district.py): a run
+    # starts when the store's newest job started that long ago; 0: none scheduled (`xinlian ratings
+    # run` by hand). Listing expiry is recorded hourly either way.
     credit_run_hours: float = 24.0
     # allocations between young-generation collections after start-up (hub/runtime.py tune_garbage_collector); 0: Python's
     gc_threshold: int = 50_000

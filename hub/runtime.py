@@ -172,18 +172,21 @@ class HubRuntime:
     credit: CreditGovernance  # findings, lists, checks, ratings, supervision plans (hub/credit/)
 
     @classmethod
-    async def open(cls, settings: Settings) -> "HubRuntime":
-        """Build every service for `settings`, start the background ones, follow the active policy."""
+    async def open(cls, settings: Settings, *, schedule: bool = True) -> "HubRuntime":
+        """Build every service for `settings`, start the background ones, follow the active policy.
+
+        `schedule` False: a hub opened for one command (the CLI, the demo's seeding, a benchmark)
+        — no credit schedule (expiry sweep, district runs) starts in it."""
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         traces = tracing.start(settings)  # before the schemas are built: they trace while it is on
         try:
-            return await cls._open(settings, traces)
+            return await cls._open(settings, traces, schedule)
         except BaseException:
             await tracing.stop(traces)  # a hub that did not start leaves no tracing behind
             raise
 
     @classmethod
-    async def _open(cls, settings: Settings, traces: "tracing.Tracing | None") -> "HubRuntime":
+    async def _open(cls, settings: Settings, traces: "tracing.Tracing | None", schedule: bool = True) -> "HubRuntime":
         safelist = Safelist.load(settings.public_safelist_path) if settings.public_safelist_path else None
         store = await Store.open(settings.database_url)
         keyring = Keyring.load_or_create(settings.data_dir, reload_interval=settings.key_reload_interval)
@@ -272,7 +275,8 @@ class HubRuntime:
         runtime.checkpoints.start()
         active_policy.subscribe(runtime._follow_policy)
         await runtime._follow_changes()
-        credit.start(lambda: runtime.policy, runtime.today, settings.credit_run_hours)
+        if schedule:  # a serving hub; a command's hub (the CLI, the demo's seeding) runs no schedule
+            credit.start(lambda: runtime.policy, runtime.today, settings.credit_run_hours)
         tune_garbage_collector(settings.gc_threshold)
         return runtime
 

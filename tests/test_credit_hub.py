@@ -971,3 +971,11 @@ def test_a_natural_person_judgment_debtor_is_listed_while_the_courts_record_stan
     assert {"list": "black", "basis": "judgment-debtor"} in data(hub.query(query, "department", {"p": person}))["naturalPerson"]["listings"]
     lending = data(hub.query(CHECK, "lender", {"subject": person, "context": "lending"}, purpose="loan-review"))["creditCheck"]
     assert lending["verdict"] == "RESTRICTED"
+    # named by the court's record (the registry does not know a person): in clear for government, masked for others
+    named = "query($p: String!) { naturalPerson(idNumber: $p) { listings { basis subjectName } } }"
+    [debtor] = [x for x in data(hub.query(named, "department", {"p": person}))["naturalPerson"]["listings"]
+                if x["basis"] == "judgment-debtor"]
+    assert debtor["subjectName"] and "*" not in debtor["subjectName"]
+    [public] = [x for x in data(hub.query(named, None, {"p": person}))["naturalPerson"]["listings"]
+                if x["basis"] == "judgment-debtor"]
+    assert public["subjectName"][1:] == "*" * (len(public["subjectName"]) - 1)

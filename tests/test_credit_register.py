@@ -295,3 +295,52 @@ async def test_a_changed_rating_model_needs_a_new_model_version(store: Store) ->
     document["credit"]["rating"]["version"] = "xc-2026.2"
     stored = await history.import_text(policy_toml(document), "t", "stricter A, model xc-2026.2")
     assert stored.policy.credit.rating.version == "xc-2026.2" and stored.policy.credit.rating.level_for(85.5) == "BBB"
+
+
+def test_key_pages_from_sources_of_different_page_sizes_merge_without_skipping() -> None:
+    """A registry answering 100 keys a page and a court capping its pages at 30 (and sending a key
+    that is no valid identifier): walking the merged pages sees every valid key once."""
+    from xinlian.hub.credit.records import merge_key_pages
+    from xinlian.schema.identifiers import id_check_char
+
+    def resident(n: int) -> str:
+        body = f"15010219900101{n:03d}"
+        return body + id_check_char(body)
+
+    court = sorted({resident(n) for n in range(120)} | {"110105194912310021"})  # the last: a wrong check digit
+    registry = sorted({FIRM, OTHER, "91350100M000100Y43"})
+
+    def page(source: list[str], after: str, size: int) -> list[str]:
+        return [k for k in source if k > after][:size]
+
+    seen: list[str] = []
+    after = ""
+    dropped_total = 0
+    for _ in range(100):  # bounded
+        valid, merged, dropped = merge_key_pages([page(registry, after, 100), page(court, after, 30)], after, 100)
+        dropped_total += dropped
+        if not merged:
+            break
+        seen.extend(valid)
+        after = merged[-1]
+    expected = sorted(set(registry) | {k for k in court if k != "110105194912310021"})
+    assert seen == expected and dropped_total == 1
+
+
+async def test_the_schedule_repeats_the_newest_run_and_waits_for_the_first(store: Store) -> None:
+    from sqlalchemy import insert
+
+    from xinlian.hub.credit.district import JOBS
+    from xinlian.hub.credit.governance import CreditGovernance
+
+    def no_context(principal: object) -> object:
+        raise AssertionError("the schedule check reads no department")
+
+    credit = CreditGovernance(store, no_context)  # type: ignore[arg-type]
+    assert not await credit._run_due(24)  # no run ever: the first is an operator's
+    started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=23)
+    async with store.session() as session:
+        await session.execute(insert(JOBS).values(status="done", model_version="m", cursor="", rated=1, failed=0,
+                                                  started_at=started, finished_at=started, by="t", note=""))
+        await session.commit()
+    assert not await credit._run_due(24) and await credit._run_due(22)

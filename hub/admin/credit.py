@@ -165,7 +165,7 @@ class CreditAdminQuery:
         except CreditInputError as exc:
             raise _refused(exc) from None
         ctx.note("supervisionPlan", department=department, period=plan.period.text, subjects=len(plan.entries))
-        return plan_view(plan, lambda _kind: None)
+        return plan_view(plan, lambda kind: ctx.note("supervisionPlanExport", department=department, format=kind))
 
     @strawberry.field(description="实施反馈: how often each department applied each measure.")
     async def measure_feedback(self, info: strawberry.Info, department: Optional[str] = None) -> list[MeasureFeedbackTotal]:

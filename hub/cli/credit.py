@@ -207,7 +207,7 @@ async def governed(session: AdminSession, action: Callable[[HubRuntime], Awaitab
     subject's registered name looked up, the subject re-rated), on a hub opened for the command."""
     from xinlian.hub.runtime import HubRuntime
 
-    runtime = await HubRuntime.open(session.settings)
+    runtime = await HubRuntime.open(session.settings, schedule=False)
     try:
         return await action(runtime)
     finally:

@@ -110,7 +110,7 @@ def run_ratings(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> Any:
-        runtime = await HubRuntime.open(settings)
+        runtime = await HubRuntime.open(settings, schedule=False)
         try:
             cursor = ""
             if args.resume:

@@ -52,6 +52,10 @@ STALE = 600.0  # seconds after which a `running` job that stopped moving counts 
 Progress = Callable[[int, int, int], Awaitable[None] | None]  # (subjects done, rated, failed) so far
 
 
+class JobRunning(CreditInputError):
+    """Another district job is running (here or in another hub process)."""
+
+
 def rateable(subject: str) -> bool:
     """Ratings (三等九级) are for legal persons and other organisations (a USCC), not for natural
     persons: the model's indicators and the supervision plans are about supervised units."""
@@ -202,7 +206,7 @@ class DistrictRun:
             if newest is not None and newest.status == "running":
                 moved = as_utc(newest.finished_at or newest.started_at)  # SQLite gives naive UTC times back
                 if (now - moved).total_seconds() < STALE:
-                    raise CreditInputError(f"district job {newest.id} is running (started {newest.started_at:%Y-%m-%d %H:%M} by {newest.by})")
+                    raise JobRunning(f"district job {newest.id} is running (started {newest.started_at:%Y-%m-%d %H:%M} by {newest.by})")
             if resume and newest is not None and newest.status in ("running", "interrupted", "failed"):
                 await conn.execute(update(JOBS).where(JOBS.c.id == newest.id).values(status="running", finished_at=now, by=by))
                 job_id = newest.id

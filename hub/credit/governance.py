@@ -28,7 +28,7 @@ from xinlian.policies.model import Policy
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION
 
 from .checks import CheckResult, check_context, evaluate
-from .district import Audit, DistrictRun, JobState, rateable
+from .district import Audit, DistrictRun, JobRunning, JobState, rateable
 from .feedback import FeedbackRegister
 from .model import CreditForbidden, CreditInputError, CreditUnavailable, Finding, Listing, RecordRef
 from .ratings import Rating, RatingRegister
@@ -290,13 +290,14 @@ class CreditGovernance:
             raise RunStopped(f"stopped with the hub after {done} subjects ({rated} rated)")
 
     async def _background(self, policy: Callable[[], Policy], today: Callable[[], dt.date], run_hours: float) -> None:
-        loop = asyncio.get_running_loop()
-        last_run = loop.time()
+        """Hourly: record the expiries due; and when the newest district job in the store started
+        `run_hours` ago or more, run the district job again — so restarts do not postpone it and a
+        cluster runs it once (the others see the fresh job, or are refused while it runs). A store
+        where no job ever ran waits for the first (`xinlian ratings run`, or the demo's)."""
         while not self._stopping.is_set():
             try:
                 await self.expire_due(today(), "system", policy().version)
-                if run_hours > 0 and loop.time() - last_run >= run_hours * 3600:
-                    last_run = loop.time()
+                if run_hours > 0 and await self._run_due(run_hours):
                     current = policy()
                     await self.district.run_district(
                         current.credit, current.version, today(), "schedule", resume=True, progress=self._check_stop
@@ -304,12 +305,20 @@ class CreditGovernance:
             except RunStopped as exc:
                 log.info("credit schedule: %s (resumes at the next run)", exc)
                 return
-            except CreditInputError as exc:  # another process runs the district job
+            except JobRunning as exc:  # another process runs it
                 log.info("credit schedule: %s", exc)
             except Exception:
                 log.exception("credit background task failed; trying again in an hour")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), SWEEP_SECONDS)
+
+    async def _run_due(self, run_hours: float) -> bool:
+        """Whether the newest district job started `run_hours` ago or more (none ever ran: no)."""
+        newest = await self.district.jobs(limit=1)
+        if not newest:
+            return False
+        age = dt.datetime.now(dt.timezone.utc) - newest[0].started_at
+        return age >= dt.timedelta(hours=run_hours)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Let the background task finish what it is doing (a store transaction is never cut in

@@ -18,6 +18,7 @@ decided on partial data.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
@@ -27,9 +28,13 @@ from xinlian.hub.principal import Principal
 from xinlian.policies.rules import RowRule
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION
 
+from .model import CreditInputError
+from .register import subject_key
+
 if TYPE_CHECKING:
     from xinlian.hub.executor.request import RequestContext
 
+log = logging.getLogger("xinlian.credit")
 CREDIT_OFFICE = Principal(client_id="xinlian-credit-office", kind="department", scopes=frozenset({"credit:shared"}))
 SUBJECT_FIELDS = ("name", "industry")
 REVIEW_GATE = "review-gate"  # read with every subject: named in ratings and listings
@@ -50,6 +55,25 @@ class RecordsRead:
     found: dict[str, SubjectRecords]
     failed: dict[str, list[str]]  # subject -> departments that failed
     withheld: set[str] = field(default_factory=set)  # "family.field" the policy does not give government
+
+
+def merge_key_pages(pages: Iterable[Iterable[str]], after: str, limit: int) -> tuple[list[str], list[str], int]:
+    """One page of subject keys from several sources' pages: (valid keys, every key merged, how
+    many were dropped as invalid). The merged page ends at the smallest last key among the sources
+    that answered — a source that sent a short page may still hold keys above it, so none is
+    skipped; a source that sent nothing is exhausted."""
+    answered = [sorted(page) for page in pages if page]
+    if not answered:
+        return [], [], 0
+    bound = min(page[-1] for page in answered)
+    merged = sorted({k for page in answered for k in page if after < k <= bound})[:limit]
+    valid: list[str] = []
+    for key in merged:
+        try:
+            valid.append(subject_key(key))
+        except CreditInputError:
+            continue
+    return sorted(set(valid)), merged, len(merged) - len(valid)
 
 
 class DistrictRecords:
@@ -79,9 +103,14 @@ class DistrictRecords:
         return bool(ctx.federation.enumerators(REGISTRATION.name))
 
     async def subjects(self, after: str, limit: int, families: Iterable[str] = ()) -> list[str]:
-        """The next `limit` subject keys after `after`: the registry's, and those of `families`
-        (the list rules' families: a court's or tax bureau's natural persons) wherever their
-        source can enumerate them, merged in key order."""
+        """The next subject keys after `after` (at most `limit`): the registry's, and those of
+        `families` (the list rules' families: a court's or tax bureau's natural persons) wherever
+        their source can enumerate them, normalised and merged in key order.
+
+        Sources page independently and may answer short pages, so the merged page ends at the
+        smallest last key among the sources that answered: no source can still hold a key below
+        it, and nothing is skipped. A key that is no valid USCC or resident ID is left out (and
+        logged as a count): no decision is taken on it."""
         ctx = self._context(CREDIT_OFFICE)
         wanted = dict.fromkeys([REGISTRATION.name, *families])
         calls = [
@@ -89,8 +118,12 @@ class DistrictRecords:
             for family in wanted
             for d in ctx.federation.enumerators(family)
         ]
-        pages = await asyncio.gather(*calls)
-        return sorted({k for page in pages for k in page})[:limit]
+        valid, merged, dropped = merge_key_pages(await asyncio.gather(*calls), after, limit)
+        if dropped:
+            log.warning("credit run: %d key(s) from the departments are no valid USCC or resident ID; left out", dropped)
+        if not valid and merged:  # a page of invalid keys only: go on past them
+            return await self.subjects(merged[-1], limit, families)
+        return valid
 
     async def read(self, keys: list[str], needs: Mapping[str, set[str]]) -> RecordsRead:
         """Each subject's records of every family in `needs` (family -> fields), plus its name and industry."""
@@ -102,6 +135,7 @@ class DistrictRecords:
         gates = {family: self._gates(ctx, family) for family in wanted}
         for family, fields in wanted.items():
             spec = FAMILIES[family]
+            fields.update(f.name for f in spec.fields if f.names_subject)  # a name for who the registry does not know
             for gate in gates[family]:
                 fields.update(gate.reads(spec))
             allowed = {f for f in fields if ctx.may_receive(family, f)}
@@ -126,4 +160,11 @@ class DistrictRecords:
                     found[key].industry = str(records[0].get("industry") or "")
         for key in failed:
             found.pop(key, None)
+        for subject in found.values():
+            if not subject.name:  # a natural person (or a subject the registry does not hold): named by its records
+                subject.name = next(
+                    (str(r[f.name]) for family, records in subject.records.items() for f in FAMILIES[family].fields
+                     if f.names_subject for r in records if r.get(f.name)),
+                    "",
+                )
         return RecordsRead(found, failed, withheld)

@@ -31,7 +31,7 @@ async def ensure_demo_credit(
     """Seed the demo's findings and run the district job once; returns what it did."""
     from xinlian.hub.runtime import HubRuntime
 
-    runtime = await HubRuntime.open(settings)
+    runtime = await HubRuntime.open(settings, schedule=False)
     try:
         credit, policy, today = runtime.credit, runtime.policy, runtime.today()
         done = {"findings": 0, "redListed": 0, "rated": 0}

@@ -145,14 +145,16 @@ class PolicyActivationInfo:
 
 def _same_model_same_version(old: dict[str, Any], new: dict[str, Any]) -> None:
     """A rating snapshot names its model by version: a model whose indicators, weights or
-    thresholds change keeps no version it had, or two snapshots of one version would mean two models."""
-    before = (old.get("credit") or {}).get("rating")
-    after = (new.get("credit") or {}).get("rating")
-    if not before or not after or before.get("version") != after.get("version"):
-        return
-    if {k: v for k, v in before.items() if k != "version"} != {k: v for k, v in after.items() if k != "version"}:
+    thresholds change keeps no version it had, or two snapshots of one version would mean two
+    models. The models are compared as parsed (a stored document's spelling does not count)."""
+    try:
+        before = parse_policy(old, "old").credit.rating
+        after = parse_policy(new, "new").credit.rating
+    except PolicyError:
+        return  # the new document was checked before; an old one that no longer parses has no say
+    if before.version == after.version and before != after:
         raise PolicyChangeError(
-            f"the rating model changed but kept its version {after.get('version')!r}: give credit.rating a new "
+            f"the rating model changed but kept its version {after.version!r}: give credit.rating a new "
             "version (rating snapshots name the model by it)"
         )
 
