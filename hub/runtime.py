@@ -41,6 +41,9 @@ from .auth.published_keys import PublishedKeys, this_host
 from .auth.revocation import revocation_list
 from .auth.routes import authorization_server, token_workers
 from .auth.server import HubAuthorizationServer
+from .cases.attachments import AttachmentPolicy, LocalAttachments
+from .cases.calendar import WorkingCalendar
+from .cases.register import CaseRegister
 from .cluster.changes import ChangeFeed
 from .cluster.members import ClusterMembers
 from .config import Settings
@@ -170,6 +173,8 @@ class HubRuntime:
     published_keys: PublishedKeys  # every host's public signing keys (hub/auth/published_keys.py)
     members: ClusterMembers  # the hub processes sharing the store (hub/cluster/members.py)
     credit: CreditGovernance  # findings, lists, checks, ratings, supervision plans (hub/credit/)
+    calendar: WorkingCalendar  # working days for case deadlines: shipped + <data-dir>/calendars (hub/cases/calendar.py)
+    cases: CaseRegister  # objections, complaints, repair applications with their deadlines (hub/cases/)
 
     @classmethod
     async def open(cls, settings: Settings, *, schedule: bool = True) -> "HubRuntime":
@@ -230,6 +235,11 @@ class HubRuntime:
         credit = CreditGovernance(
             store, lambda principal: built["runtime"].request_context(principal, public_endpoint=False), audit=audit.record
         )
+        calendar = WorkingCalendar.load(settings.data_dir)
+        cases = CaseRegister(
+            store, calendar, lambda: built["runtime"].policy.cases,
+            attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.standard()),
+        )
         runtime = built["runtime"] = cls(
             settings=settings,
             store=store,
@@ -249,7 +259,7 @@ class HubRuntime:
             cache=PublicRecordCache(),
             purposes=PurposeRegistry(store),
             consents=ConsentBook(store),
-            objections=ObjectionRegister(store),
+            objections=ObjectionRegister(cases),
             clients=ClientDirectory(store),
             access_log=SubjectAccessLog(store),
             policy_history=history,
@@ -269,6 +279,8 @@ class HubRuntime:
                 interval=settings.audit_checkpoint_interval, issuer=settings.issuer,
             ),
             credit=credit,
+            calendar=calendar,
+            cases=cases,
         )
         runtime.metrics.watch(federation, audit, runtime.cache)
         runtime.metrics.watch_cluster(runtime.changes, runtime.members)
@@ -316,6 +328,7 @@ class HubRuntime:
             harvest_client=harvest_client,
             access_log=self.access_log,
             credit=self.credit,
+            cases=self.cases,
         )
         return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)
 

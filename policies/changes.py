@@ -34,6 +34,7 @@ from typing import Any, Iterable, Sequence, Union
 
 from xinlian.schema.catalogue import FAMILIES
 
+from .cases import cases_leaves
 from .credit import credit_leaves
 from .masking import parse_mask
 from .model import DisclosureClass, PolicyError
@@ -264,6 +265,7 @@ def _leaves(document: dict[str, Any]) -> dict[str, str]:
     out.update(_rule_leaves("rows", document))
     out.update(_rule_leaves("annotations", document))
     out.update(credit_leaves(document))
+    out.update(cases_leaves(document))
     return out
 
 

@@ -93,7 +93,7 @@ def _where(here: str, message: str) -> PolicyError:
     return PolicyError(f"{here}: {message}")
 
 
-class _Table:
+class SectionTable:
     """One table of the section, read with checks; `finish()` refuses keys nobody read."""
 
     def __init__(self, table: Any, here: str) -> None:
@@ -161,7 +161,7 @@ def _field(family: str, name: str, here: str) -> None:
         raise _where(here, f"record family {family!r} has no field {name!r}")
 
 
-def _value_filter(table: _Table, family: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _value_filter(table: SectionTable, family: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     raw = table.raw("where", {})
     if not isinstance(raw, dict):
         raise _where(table.here, f"where must be a table of field = [values], got {raw!r}")
@@ -186,7 +186,7 @@ class RecordFilter:
     valid_to: str | None = None
 
     @classmethod
-    def parse(cls, table: _Table, family: str, months_key: str = "within_months") -> "RecordFilter":
+    def parse(cls, table: SectionTable, family: str, months_key: str = "within_months") -> "RecordFilter":
         where = _value_filter(table, family)
         date = table.optional_string("date")
         months = table.optional_integer(months_key, minimum=1)
@@ -239,7 +239,7 @@ class Condition:
 
     @classmethod
     def parse(cls, raw: Any, here: str) -> "Condition":
-        table = _Table(raw, here)
+        table = SectionTable(raw, here)
         family = table.string("family")
         _family(family, here)
         exists = table.raw("exists")
@@ -554,7 +554,7 @@ class CreditRules:
 
 
 def _access(raw: Any) -> CreditAccess:
-    t = _Table(raw, "credit.access")
+    t = SectionTable(raw, "credit.access")
     access = CreditAccess(
         check=t.strings("check"),
         check_purpose_kinds=t.strings("check_purpose_kinds", default=(), allow_empty=True),
@@ -586,7 +586,7 @@ def _bases(raw: Any) -> dict[str, FindingBasis]:
         raise _where("credit.bases", "expected an array of tables ([[credit.bases]])")
     out: dict[str, FindingBasis] = {}
     for i, entry in enumerate(raw):
-        t = _Table(entry, f"credit.bases[{i}]")
+        t = SectionTable(entry, f"credit.bases[{i}]")
         code = t.string("code")
         severity = t.string("severity")
         if severity not in SEVERITIES:
@@ -615,7 +615,7 @@ def _list_rules(raw: Any) -> tuple[ListRule, ...]:
         raise _where("credit.list_rules", "expected an array of tables ([[credit.list_rules]])")
     rules: list[ListRule] = []
     for i, entry in enumerate(raw):
-        t = _Table(entry, f"credit.list_rules[{i}]")
+        t = SectionTable(entry, f"credit.list_rules[{i}]")
         listing = t.string("list")
         if listing not in LISTS:
             raise _where(t.here, f"list must be black or red, got {listing!r}")
@@ -645,7 +645,7 @@ def _measures(raw: Any, contexts: Mapping[str, str], bases: Mapping[str, Finding
     qualifiers = set(bases) | {r.name for r in rules}
     out: list[Measure] = []
     for i, entry in enumerate(raw):
-        t = _Table(entry, f"credit.measures[{i}]")
+        t = SectionTable(entry, f"credit.measures[{i}]")
         effect_text = t.string("effect")
         try:
             effect = Effect(effect_text.upper())
@@ -671,7 +671,7 @@ def _measures(raw: Any, contexts: Mapping[str, str], bases: Mapping[str, Finding
 
 
 def _indicator(raw: Any, here: str) -> Indicator:
-    t = _Table(raw, here)
+    t = SectionTable(raw, here)
     kind = t.string("kind")
     if kind not in INDICATOR_KINDS:
         raise _where(here, f"kind must be one of {', '.join(INDICATOR_KINDS)}, got {kind!r}")
@@ -710,7 +710,7 @@ def _indicator(raw: Any, here: str) -> Indicator:
 
 
 def _rating(raw: Any) -> RatingModel:
-    t = _Table(raw, "credit.rating")
+    t = SectionTable(raw, "credit.rating")
     thresholds_raw = t.raw("thresholds")
     expected = LEVELS[:-1]
     if not isinstance(thresholds_raw, dict) or sorted(thresholds_raw) != sorted(expected):
@@ -748,7 +748,7 @@ def _supervision(raw: Any) -> dict[str, SupervisionClass]:
     out: dict[str, SupervisionClass] = {}
     covered: list[str] = []
     for code in ("A", "B", "C"):
-        t = _Table(raw[code], f"credit.supervision.{code}")
+        t = SectionTable(raw[code], f"credit.supervision.{code}")
         levels = t.strings("levels")
         for level in levels:
             if level not in LEVELS:
@@ -776,7 +776,7 @@ def _supervising(raw: Any) -> dict[str, tuple[str, ...]]:
 
 def parse_credit(raw: Any) -> CreditRules:
     """The `[credit]` section of a policy document; `PolicyError` naming the place of fault."""
-    t = _Table(raw, "credit")
+    t = SectionTable(raw, "credit")
     contexts = _contexts(t.raw("contexts"))
     bases = _bases(t.raw("bases"))
     list_rules = _list_rules(t.raw("list_rules"))
@@ -819,6 +819,27 @@ def standard_credit_rules() -> CreditRules:
     return parse_credit(tomllib.loads(text)["credit"])
 
 
+def section_leaves(prefix: str, value: Any) -> dict[str, str]:
+    """`prefix.<key>...: value` lines of a nested table, for diffs: tables by key, arrays of
+    tables by position (`#1`), other arrays joined with commas."""
+    out: dict[str, str] = {}
+
+    def put(where: str, inner: Any) -> None:
+        if isinstance(inner, dict):
+            for key, item in inner.items():
+                put(f"{where}.{key}", item)
+        elif isinstance(inner, list) and inner and all(isinstance(v, dict) for v in inner):
+            for i, item in enumerate(inner):
+                put(f"{where}#{i + 1}", item)
+        elif isinstance(inner, list):
+            out[where] = ", ".join(str(v) for v in inner)
+        else:
+            out[where] = str(inner)
+
+    put(prefix, value)
+    return out
+
+
 def credit_leaves(document: Mapping[str, Any]) -> dict[str, str]:
     """`credit.<part>.<name>.<key>: value` lines of a document's credit section, for diffs:
     bases and measures by code, list rules and indicators by name."""
@@ -830,16 +851,7 @@ def credit_leaves(document: Mapping[str, Any]) -> dict[str, str]:
         return {"credit": str(section)}
 
     def put(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                put(f"{prefix}.{key}", inner)
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for i, inner in enumerate(value):
-                put(f"{prefix}#{i + 1}", inner)
-        elif isinstance(value, list):
-            out[prefix] = ", ".join(str(v) for v in value)
-        else:
-            out[prefix] = str(value)
+        out.update(section_leaves(prefix, value))
 
     for part, value in section.items():
         if part in ("bases", "measures", "list_rules") and isinstance(value, list):

@@ -10,6 +10,7 @@ from xinlian.schema.catalogue import FAMILIES
 
 from . import annotations as _annotations  # noqa: F401  (registers the annotation kinds)
 from . import rows as _rows  # noqa: F401  (registers the row rule kinds)
+from .cases import cases_document, parse_cases
 from .credit import credit_document, parse_credit
 from .masking import Mask, parse_mask
 from .model import DisclosureClass, FieldKey, Policy, PolicyError
@@ -104,6 +105,8 @@ def parse_policy(document: dict[str, Any], version: str) -> Policy:
         # a scope credit.access names but [scopes] does not declare can be granted to no client
         # (clients' scopes are checked against the declared ones): it opens nothing
         rules["credit"] = parse_credit(document["credit"])
+    if "cases" in document:  # absent: the shipped case rules (policies/cases.toml)
+        rules["cases"] = parse_cases(document["cases"])
     return Policy(
         version=version,
         classes=classes,
@@ -138,6 +141,7 @@ def policy_document(policy: Policy) -> dict[str, Any]:
         "rows": rules_document(policy.rows),
         "annotations": rules_document(policy.annotations),
         "credit": credit_document(policy.credit),
+        "cases": cases_document(policy.cases),
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
+    from .cases import CaseRules
     from .credit import CreditRules
     from .masking import Mask
     from .rules import RecordAnnotation, RowRule
@@ -50,6 +51,12 @@ def _standard_credit() -> "CreditRules":
     return standard_credit_rules()
 
 
+def _standard_cases() -> "CaseRules":
+    from .cases import standard_case_rules
+
+    return standard_case_rules()
+
+
 @dataclass(frozen=True)
 class Policy:
     """An immutable policy version.
@@ -61,7 +68,9 @@ class Policy:
     all) and `annotations` the record annotations (e.g. the objection flag), `policies.rules`;
     both default to the standard ones. `credit` holds the credit governance rules (finding bases,
     list rules, measures catalogue, rating model, supervision classes: `policies.credit`),
-    the shipped ones (policies/credit.toml) by default.
+    the shipped ones (policies/credit.toml) by default; `cases` the case rules (deadlines,
+    complaint categories, credit repair, attachments, the review before publication:
+    `policies.cases`), the shipped ones (policies/cases.toml) by default.
     """
 
     version: str
@@ -73,6 +82,7 @@ class Policy:
     rows: "tuple[RowRule, ...]" = field(default_factory=_standard_rows)
     annotations: "tuple[RecordAnnotation, ...]" = field(default_factory=_standard_annotations)
     credit: "CreditRules" = field(default_factory=_standard_credit)
+    cases: "CaseRules" = field(default_factory=_standard_cases)
 
     def __post_init__(self) -> None:
         for scope, granted in self.scopes.items():

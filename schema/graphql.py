@@ -63,6 +63,10 @@ class SchemaResolvers(Protocol):
 
     def credit_mutations(self) -> dict[str, Any]: ...
 
+    def case_fields(self, public: bool) -> dict[str, Any]: ...
+
+    def case_mutations(self, public: bool) -> dict[str, Any]: ...
+
     def listings_resolver(self) -> Resolver: ...
 
 
@@ -241,8 +245,10 @@ def build_schema(
 
     `include_access_log` adds `myAccessLog` (root resolver "my_access_log"): the authenticated
     full schema has it, the public contract never does. A public contract (`public_contract`)
-    has of the credit governance fields only the lists (`resolvers.credit_fields(public)`) and no
-    mutation; the full schema has them all and the mutations of `resolvers.credit_mutations()`.
+    has of the credit governance fields only the lists (`resolvers.credit_fields(public)`), of the
+    case fields and mutations only the complaint's (`resolvers.case_fields(public)`: filing one,
+    following it by its tracking code); the full schema has them all and the mutations of
+    `resolvers.credit_mutations()` and `resolvers.case_mutations(False)`.
     """
     built = build_types(visible, resolvers)
     root = resolvers.root_fields()
@@ -282,14 +288,21 @@ def build_schema(
             ),
         )
     namespace.update(resolvers.credit_fields(public=public_contract))
+    namespace.update(resolvers.case_fields(public=public_contract))
     namespace["__annotations__"] = {}
     query = strawberry.type(type("Query", (), namespace), description="Xinlian credit information queries.")
+    changes = {
+        **({} if public_contract else resolvers.credit_mutations()),
+        **resolvers.case_mutations(public=public_contract),
+    }
     mutation = None
-    if not public_contract:
-        changes = {**resolvers.credit_mutations(), "__annotations__": {}}
+    if changes:
         mutation = strawberry.type(
-            type("Mutation", (), changes),
-            description="Credit governance changes by departments and checking units: one per request, audited first.",
+            type("Mutation", (), {**changes, "__annotations__": {}}),
+            description=(
+                "Complaints and reports from the public: one per request, audited first." if public_contract else
+                "Credit governance and case changes by departments, subjects and checking units: one per request, audited first."
+            ),
         )
     return CreditSchema(
         query=query,

@@ -120,3 +120,16 @@ def validate_resident_id(value: str) -> str:
     if check != expected:
         raise InvalidIdentifier(f"check character of resident identity number is wrong (expected {expected})")
     return code
+
+
+def validate_subject(value: str) -> str:
+    """A credit subject's identifier, normalised: a USCC or a resident ID; `InvalidIdentifier`
+    (naming both) otherwise."""
+    try:
+        return validate_uscc(value)
+    except InvalidIdentifier:
+        pass
+    try:
+        return validate_resident_id(value)
+    except InvalidIdentifier:
+        raise InvalidIdentifier(f"subject {value!r} is neither a valid USCC nor a valid resident ID") from None

@@ -189,7 +189,7 @@ def objections_closed(hub: RunningHub) -> Iterator[None]:
     async def close_new(store: Any) -> None:
         register = ObjectionRegister(store)
         for objection_id in sorted(await open_ids(store) - before):
-            await register.close(objection_id, "dismissed", "closed after the test", "test")
+            await register.close(objection_id, "withdrawn", "closed after the test", "test")
 
     before = hub.on_store(open_ids)
     try:

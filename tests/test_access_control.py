@@ -189,7 +189,7 @@ def test_an_open_objection_flags_the_record_for_every_caller_until_closed(hub: R
         for kind in (None, "department"):
             seen = flags(kind)
             assert seen[disputed] is True and sum(seen.values()) == 1
-        hub.on_store(lambda store: ObjectionRegister(store).close(objection, "dismissed", "The record stands.", "test"))
+        hub.on_store(lambda store: ObjectionRegister(store).close(objection, "upheld", "The record stands.", "test"))
         wait_until(lambda: not any(flags(None).values()), seconds=5, what="the hub to see the objection closed")
 
 

@@ -360,14 +360,15 @@ def test_file_and_close_an_objection(hub: RunningHub) -> None:
         assert {p["decisionNumber"]: p["underObjection"] for p in flagged}[number] is True
         listed = ok(admin(hub, 'query($s: String!) { objections(subject: $s, status: "open") { id } }', {"s": uscc}))
         assert {"id": filed["id"]} in listed["objections"]
-        closed = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "dismissed", note: "核实无误") { status outcome closedBy } }', {"id": filed["id"]})
-        assert ok(closed)["closeObjection"] == {"status": "dismissed", "outcome": "核实无误", "closedBy": hub.clients["admin"]["client_id"]}
+        closed = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "upheld", note: "核实无误") { status outcome closedBy } }', {"id": filed["id"]})
+        assert ok(closed)["closeObjection"] == {"status": "upheld", "outcome": "核实无误", "closedBy": hub.clients["admin"]["client_id"]}
         unflagged = hub.query(  # closed through this hub: the flag goes at once, no refresh interval
             "query($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber underObjection } } }", "department", {"u": uscc}
         ).json()["data"]["legalPerson"]["penalties"]
         assert {p["decisionNumber"]: p["underObjection"] for p in unflagged}[number] is False
-        again = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "upheld") { id } }', {"id": filed["id"]}).json()
-        assert codes(again) == ["BAD_USER_INPUT"]
+        again = admin(hub, 'mutation($id: Int!) { closeObjection(id: $id, outcome: "corrected", note: "x") { id } }', {"id": filed["id"]}).json()
+        assert codes(again) == ["BAD_USER_INPUT"]  # it is closed: "objection N is upheld: it cannot be moved to correct"
+        assert "is upheld" in again["errors"][0]["message"]
         bad = admin(hub, 'mutation { fileObjection(subject: "91110000600037341L", family: "nothing", recordRef: "x", reason: "y") { id } }').json()
         assert codes(bad) == ["BAD_USER_INPUT"]
 

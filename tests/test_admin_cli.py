@@ -283,23 +283,24 @@ def test_a_consent_needs_a_purpose_of_the_client(data_dir: Path, capsys: pytest.
 def test_file_list_and_close_objections(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["objections", "file", COMPANY, "penalties", "新市监罚〔2026〕12号", "--reason", "已缴纳罚款并整改"]
     assert run(data_dir, *argv, "--by", "ops-zhao") == 0
-    assert "(open)" in capsys.readouterr().out
+    assert "(open, answer due " in capsys.readouterr().out
     assert run(data_dir, "objections", "list", "--status", "open", "--json") == 0
     [filed] = json_lines(capsys.readouterr().out)
     assert (filed["subject"], filed["family"], filed["record_ref"], filed["filed_by"]) == (
         COMPANY, "penalties", "新市监罚〔2026〕12号", "ops-zhao"
     )
-    assert run(data_dir, "objections", "close", str(filed["id"]), "upheld", "--note", "部门已更正") == 0
-    assert run(data_dir, "objections", "close", str(filed["id"]), "dismissed") == 2
+    assert filed["grounds"] == "wrong" and filed["deadline"]  # ten working days after today
+    assert run(data_dir, "objections", "close", str(filed["id"]), "corrected", "--note", "部门已更正") == 0
+    assert run(data_dir, "objections", "close", str(filed["id"]), "upheld", "--note", "x") == 2  # closed already
     capsys.readouterr()
     assert run(data_dir, "objections", "list", "--subject", COMPANY, "--json") == 0
     [closed] = json_lines(capsys.readouterr().out)
-    assert (closed["status"], closed["outcome"], closed["closed_by"]) == ("upheld", "部门已更正", "cli")
+    assert (closed["status"], closed["outcome"]) == ("corrected", "部门已更正")
     details = [e.detail for e in audit(data_dir)]
     assert details == [
         {"action": "fileObjection", "objection_id": filed["id"], "subject": COMPANY, "family": "penalties",
-         "record_ref": "新市监罚〔2026〕12号", "reason": "已缴纳罚款并整改"},
-        {"action": "closeObjection", "objection_id": filed["id"], "subject": COMPANY, "outcome": "upheld", "note": "部门已更正"},
+         "record_ref": "新市监罚〔2026〕12号", "reason": "已缴纳罚款并整改", "grounds": "wrong"},
+        {"action": "closeObjection", "objection_id": filed["id"], "subject": COMPANY, "outcome": "corrected", "note": "部门已更正"},
     ]
     assert run(data_dir, "objections", "file", COMPANY, "nothing", "x", "--reason", "y") == 2
     assert run(data_dir, "objections", "file", "91110000600037341N", "penalties", "x", "--reason", "y") == 2

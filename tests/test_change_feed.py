@@ -30,7 +30,7 @@ from xinlian.hub.store.models import ChangeGeneration, ClientRecord, ClusterMemb
 
 pytestmark = pytest.mark.asyncio
 
-WATCHED = {"clients", "purposes", "revoked_tokens", "policy_activations", "objections"}
+WATCHED = {"clients", "purposes", "revoked_tokens", "policy_activations", "cases"}
 USCC = "91350100M000100Y43"
 
 
@@ -80,7 +80,7 @@ async def test_every_watched_table_has_a_counter_that_its_changes_bump(store_url
         await _revoke_elsewhere(store, "jti-1")
         after = await _generations(store)
         assert after["clients"] == 2 and after["revoked_tokens"] == 1
-        assert after["purposes"] == after["objections"] == after["policy_activations"] == 0
+        assert after["purposes"] == after["cases"] == after["policy_activations"] == 0
         async with store.engine.begin() as conn:  # a rolled-back change bumps nothing
             await conn.execute(text("UPDATE clients SET name = 'again' WHERE client_id = 'bank-1'"))
             await conn.rollback()
@@ -95,14 +95,14 @@ async def test_every_watched_table_has_a_counter_that_its_changes_bump(store_url
 async def test_the_feed_calls_the_readers_of_the_topics_that_moved_and_retries_a_failed_reader(store_url: str) -> None:
     hub, other = await Store.open(store_url), await Store.open(store_url)
     feed = ChangeFeed(hub, interval=0.05)
-    calls: dict[str, int] = {"clients": 0, "objections": 0, "flaky": 0}
+    calls: dict[str, int] = {"clients": 0, "cases": 0, "flaky": 0}
     failures = [1]
 
     async def on_clients() -> None:
         calls["clients"] += 1
 
-    async def on_objections() -> None:
-        calls["objections"] += 1
+    async def on_cases() -> None:
+        calls["cases"] += 1
 
     async def flaky() -> None:
         calls["flaky"] += 1
@@ -111,16 +111,16 @@ async def test_the_feed_calls_the_readers_of_the_topics_that_moved_and_retries_a
             raise RuntimeError("the store blinked")
 
     feed.subscribe(["clients", "purposes"], on_clients)
-    feed.subscribe(["objections"], on_objections)
+    feed.subscribe(["cases"], on_cases)
     feed.subscribe(["clients"], flaky)
     await feed.start()
     try:
         await asyncio.sleep(0.2)
-        assert calls == {"clients": 0, "objections": 0, "flaky": 0}  # nothing changed: no reader called
+        assert calls == {"clients": 0, "cases": 0, "flaky": 0}  # nothing changed: no reader called
         await _add_client(other, "bank-2")
         await _eventually(lambda: calls["clients"] == 1 and calls["flaky"] == 2)  # failed once, called again
         await asyncio.sleep(0.2)
-        assert calls == {"clients": 1, "objections": 0, "flaky": 2}  # once per change, not per tick
+        assert calls == {"clients": 1, "cases": 0, "flaky": 2}  # once per change, not per tick
         assert feed.current(1.0) and feed.reads > 3
     finally:
         await feed.stop()

@@ -36,6 +36,7 @@ from xinlian.hub.auth.clients import (
     department_refused,
     normalise_scope,
 )
+from xinlian.hub.cases.model import Case, CaseInputError, CaseNotFound
 from xinlian.hub.credit.model import CreditInputError
 from xinlian.hub.governance import (
     ConsentBook,
@@ -49,7 +50,7 @@ from xinlian.hub.governance.objections import check_subject
 from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
 from xinlian.hub.governance.purposes import check_code
 from xinlian.hub.store import Store
-from xinlian.hub.store.models import ClientRecord, ConsentRecord, ObjectionRecord, PurposeRecord
+from xinlian.hub.store.models import ClientRecord, ConsentRecord, PurposeRecord
 from xinlian.policies import load_policy
 from xinlian.policies.model import Policy
 
@@ -66,7 +67,7 @@ def _refused(exc: Exception) -> AdminInputError:
     return AdminInputError(str(exc))
 
 
-INPUT_ERRORS = (ClientError, PurposeError, ConsentError, ObjectionError, AdminInputError, CreditInputError)
+INPUT_ERRORS = (ClientError, PurposeError, ConsentError, CaseInputError, AdminInputError, CreditInputError)
 
 
 def split_codes(text: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -394,33 +395,41 @@ class AdminOperations:
         return consent
 
     # ---- objections --------------------------------------------------------------------
-    async def file_objection(self, subject: str, family: str, record_ref: str, reason: str) -> ObjectionRecord:
+    async def file_objection(
+        self, subject: str, family: str, record_ref: str, reason: str, *, grounds: str = "wrong", department: str | None = None
+    ) -> Case:
+        """The credit office files an objection on the subject's behalf (an objection case)."""
+        if department is not None and self.departments and department not in self.departments:
+            raise AdminInputError(f"department: one of {', '.join(sorted(self.departments))}")
         try:
-            objection = await self.objections.file(subject, family, record_ref, reason, self.by)
-        except ObjectionError as exc:
+            objection = await self.objections.file(
+                subject, family, record_ref, reason, self.by, grounds=grounds, department=department
+            )
+        except CaseInputError as exc:
             raise _refused(exc) from None
         self._record(
             "fileObjection", objection_id=objection.id, subject=objection.subject, family=family,
-            record_ref=objection.record_ref, reason=objection.reason,
+            record_ref=record_ref.strip(), reason=objection.description, grounds=grounds, department=department,
         )
         return objection
 
-    async def close_objection(self, objection_id: int, outcome: str, note: str = "") -> ObjectionRecord:
+    async def close_objection(self, objection_id: int, outcome: str, note: str = "") -> Case:
         try:
             closed = await self.objections.close(objection_id, outcome, note, self.by)
-        except ObjectionError as exc:
+        except CaseNotFound:
+            raise AdminInputError(f"no objection {objection_id}") from None
+        except CaseInputError as exc:
             raise _refused(exc) from None
-        if not closed:
-            raise AdminInputError(f"no open objection {objection_id}")
-        found = await self.objection(objection_id)
         self._record(
-            "closeObjection", objection_id=objection_id, subject=found.subject, outcome=outcome, note=note.strip() or None
+            "closeObjection", objection_id=objection_id, subject=closed.subject, outcome=outcome, note=note.strip() or None
         )
-        return found
+        return closed
 
-    async def objection(self, objection_id: int) -> ObjectionRecord:
-        async with self.store.session() as session:
-            found = await session.get(ObjectionRecord, objection_id)
-        if found is None:
+    async def objection(self, objection_id: int) -> Case:
+        try:
+            found = await self.objections.cases.get(objection_id)
+        except CaseNotFound:
+            found = None
+        if found is None or found.kind != "objection":
             raise AdminInputError(f"no objection {objection_id}")
         return found

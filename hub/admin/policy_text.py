@@ -4,7 +4,8 @@
 `hub.governance.policy_versions` stores (every field spelled out, no "*"), as text that
 `PolicyHistory.import_text` and `policies.loader.parse_policy_text` read back to the same policy
 (row rules and annotations as `[[rows]]` / `[[annotations]]`, their parameters inline; the credit
-governance rules as `[credit.*]` tables and `[[credit.*]]` arrays, as in policies/credit.toml).
+governance rules as `[credit.*]` tables and `[[credit.*]]` arrays, as in policies/credit.toml; the
+case rules as `[cases.*]` tables, as in policies/cases.toml).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ def policy_toml(document: dict[str, Any], version: str | None = None) -> str:
             lines.append(f"{_key(name)} = {{ {inline} }}")
     _rules("rows", document.get("rows"), lines)
     _rules("annotations", document.get("annotations"), lines)
-    if document.get("credit"):
-        _tables(["credit"], document["credit"], lines)
+    for section in ("credit", "cases"):  # policies/credit.toml, policies/cases.toml
+        if document.get(section):
+            _tables([section], document[section], lines)
     return "\n".join(lines) + "\n"

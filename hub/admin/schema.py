@@ -20,13 +20,17 @@ from strawberry.types.execution import ExecutionContext
 
 from xinlian.hub.audit.access_log import MAX_FIRST, SubjectAccessLog
 from xinlian.hub.executor.access_log_field import to_graphql
-from xinlian.hub.governance.objections import ObjectionError, check_subject
+from xinlian.hub.governance.objections import OUTCOMES, ObjectionError, check_subject
 from xinlian.hub.guard import AUTHENTICATED_LIMITS, QueryGuard
 
+from .cases import CaseAdminMutation, CaseAdminQuery
+from .complaints import ComplaintAdminMutation, ComplaintAdminQuery
 from .context import AdminContext
 from .credit import CreditAdminMutation, CreditAdminQuery
 from .dry_run import dry_run, dry_run_alerts, dry_run_entry
+from .index import IndexAdminMutation, IndexAdminQuery
 from .operations import AdminInputError, AdminOperations
+from .repairs import RepairAdminMutation, RepairAdminQuery
 from .types import (
     AccessLogPage,
     Client,
@@ -64,7 +68,7 @@ def _subject(subject: str) -> str:
 
 
 @strawberry.type(description="Xinlian administration: read.")
-class Query(CreditAdminQuery):
+class Query(CreditAdminQuery, CaseAdminQuery, ComplaintAdminQuery, RepairAdminQuery, IndexAdminQuery):
     @strawberry.field(description="Every client, oldest first (never a secret).")
     async def clients(self, info: strawberry.Info) -> list[Client]:
         ctx = _ctx(info)
@@ -93,16 +97,17 @@ class Query(CreditAdminQuery):
         ctx.note("consents", subject=code, client_id=client_id)
         return [Consent.of(r) for r in await ctx.runtime.consents.list(subject=code, client_id=client_id)]
 
-    @strawberry.field(description="Objections, newest first, for a subject and/or with a status (open, upheld, dismissed).")
+    @strawberry.field(description="Objections, overdue first, for a subject and/or with a status (open, corrected, upheld, withdrawn).")
     async def objections(
         self, info: strawberry.Info, subject: Optional[str] = None, status: Optional[str] = None
     ) -> list[Objection]:
         ctx = _ctx(info)
         code = _subject(subject) if subject else None
-        if status is not None and status not in ("open", "upheld", "dismissed"):
-            raise AdminInputError("status: open, upheld or dismissed")
+        if status is not None and status not in ("open", *OUTCOMES):
+            raise AdminInputError(f"status: open, {', '.join(OUTCOMES)}")
         ctx.note("objections", subject=code, status=status)
-        return [Objection.of(r) for r in await ctx.runtime.objections.list(subject=code, status=status)]
+        found = await ctx.runtime.cases.find(kind="objection", subject=code, status=status, today=ctx.runtime.today())
+        return [Objection.of(r) for r in found]
 
     @strawberry.field(description="Every policy version, newest first.")
     async def policy_versions(self, info: strawberry.Info) -> list[PolicyVersion]:
@@ -171,7 +176,7 @@ class Query(CreditAdminQuery):
 
 
 @strawberry.type(description="Xinlian administration: change. Every change is audited.")
-class Mutation(CreditAdminMutation):
+class Mutation(CreditAdminMutation, CaseAdminMutation, ComplaintAdminMutation, RepairAdminMutation, IndexAdminMutation):
     # ---- clients ----------------------------------------------------------------------
     @strawberry.mutation(description="Register a client; its secret is in the answer, this once.")
     async def create_client(
@@ -261,11 +266,14 @@ class Mutation(CreditAdminMutation):
     # ---- objections -------------------------------------------------------------------
     @strawberry.mutation(description="File an objection to one record on the subject's behalf (the record is flagged).")
     async def file_objection(
-        self, info: strawberry.Info, subject: str, family: str, record_ref: str, reason: str
+        self, info: strawberry.Info, subject: str, family: str, record_ref: str, reason: str, grounds: str = "wrong",
+        department: Optional[str] = None,
     ) -> Objection:
-        return Objection.of(await _ctx(info).operations.file_objection(subject, family, record_ref, reason))
+        return Objection.of(
+            await _ctx(info).operations.file_objection(subject, family, record_ref, reason, grounds=grounds, department=department)
+        )
 
-    @strawberry.mutation(description="Close an open objection: upheld or dismissed, with a note.")
+    @strawberry.mutation(description="Close an open objection: corrected, upheld (the record stands) or withdrawn, with a note.")
     async def close_objection(self, info: strawberry.Info, id: int, outcome: str, note: str = "") -> Objection:
         return Objection.of(await _ctx(info).operations.close_objection(id, outcome, note))
 

@@ -8,9 +8,10 @@ from typing import Any, Optional
 import strawberry
 from strawberry.scalars import JSON
 
+from xinlian.hub.cases.model import Case
 from xinlian.hub.governance.policy_versions import PolicyActivationInfo, PolicyHistory, PolicyVersionInfo, StoredPolicy
 from xinlian.hub.store import as_utc
-from xinlian.hub.store.models import ClientRecord, ConsentRecord, ObjectionRecord, PurposeRecord
+from xinlian.hub.store.models import ClientRecord, ConsentRecord, PurposeRecord
 from xinlian.policies.model import DisclosureClass
 from xinlian.policies.rules import DeclaredRule
 from xinlian.schema.graphql import AccessLogEntry
@@ -102,14 +103,17 @@ class Consent:
         )
 
 
-@strawberry.type(description="An objection (异议) to one credit record.")
+@strawberry.type(description="An objection (异议) to one credit record: an objection case (docs/cases.md).")
 class Objection:
     id: int
     subject: str
     family: str
     record_ref: str
-    status: str = strawberry.field(description="open, upheld or dismissed.")
+    status: str = strawberry.field(description="open, corrected (the record was corrected at its source), upheld (the record stands) or withdrawn.")
+    grounds: str = strawberry.field(description="wrong, incomplete, duplicate, should-not-be-public, past-publicity-period, inconsistent-with-decision.")
     reason: str
+    department: Optional[str] = strawberry.field(description="The department that answers it (null: with the credit office).")
+    deadline: Optional[dt.date] = strawberry.field(description="The day the answer is due: working days from filing (Hohhot).")
     filed_at: dt.datetime
     filed_by: str
     closed_at: Optional[dt.datetime]
@@ -117,12 +121,15 @@ class Objection:
     outcome: Optional[str] = strawberry.field(description="The note recorded when it was closed.")
 
     @classmethod
-    def of(cls, record: ObjectionRecord) -> "Objection":
+    def of(cls, case: Case) -> "Objection":
+        record = case.records[0] if case.records else None
+        closing = case.history[-1] if case.closed_at is not None and case.history else None
         return cls(
-            id=record.id, subject=record.subject, family=record.family, record_ref=record.record_ref,
-            status=record.status, reason=record.reason, filed_at=utc(record.filed_at),  # type: ignore[arg-type]
-            filed_by=record.filed_by, closed_at=utc(record.closed_at), closed_by=record.closed_by,
-            outcome=record.outcome,
+            id=case.id, subject=case.subject or "", family=record.family if record else "",
+            record_ref=record.key if record else "", status=case.status, grounds=case.category,
+            reason=case.description, department=case.department, deadline=case.deadline, filed_at=case.filed_at,
+            filed_by=case.filer, closed_at=case.closed_at, closed_by=closing.by if closing else None,
+            outcome=case.resolution if case.closed_at is not None else None,
         )
 
 

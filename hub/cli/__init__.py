@@ -18,7 +18,7 @@ from xinlian.hub.config import SettingsError
 
 COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
                    "purposes", "consents", "objections", "access_log", "credit", "ratings",
-                   "calendar")
+                   "calendar", "cases")
 
 
 def version() -> str:

@@ -34,9 +34,14 @@ from xinlian.hub.audit.entry import AuditEntry
 from xinlian.hub.audit.seal import HeadSealer
 from xinlian.hub.audit.trail import AuditTrail, AuditUnavailable
 from xinlian.hub.auth.published_keys import PublishedKeys
+from xinlian.hub.cases.attachments import AttachmentPolicy, LocalAttachments
+from xinlian.hub.cases.calendar import CalendarError, WorkingCalendar
+from xinlian.hub.cases.register import CaseRegister
 from xinlian.hub.config import Settings
+from xinlian.hub.governance.objections import ObjectionRegister
 from xinlian.hub.store import Store
 from xinlian.keys.keyring import Keyring
+from xinlian.policies import Policy, load_policy
 
 from .tables import table
 
@@ -110,6 +115,31 @@ class AdminSession:
     def record(self, action: str, **targets: Any) -> None:
         """Note a change made without `operations` (it is audited like theirs)."""
         self.operations.actions.append({"action": action, **{k: v for k, v in targets.items() if v is not None}})
+
+    @property
+    def cases(self) -> CaseRegister:
+        """The hub's cases, counted with the data directory's calendar and the policy in force."""
+        return self.operations.objections.cases
+
+
+async def policy_in_force(settings: Settings, store: Store) -> Policy:
+    """The store's active policy version (the configured file's before the hub first started)."""
+    from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
+
+    try:
+        return (await PolicyHistory(store).active()).policy
+    except PolicyHistoryEmpty:
+        return load_policy(settings.policy_path)
+
+
+async def case_register(settings: Settings, store: Store) -> CaseRegister:
+    """Cases as the hub keeps them: the data directory's calendar, the policy in force's rules,
+    attachments in the data directory."""
+    policy = await policy_in_force(settings, store)
+    return CaseRegister(
+        store, WorkingCalendar.load(settings.data_dir), lambda: policy.cases,
+        attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.standard()),
+    )
 
 
 async def _policy_version(settings: Settings, store: Store) -> str:
@@ -211,7 +241,9 @@ def run_admin(
     async def run() -> tuple[int, list[str]]:
         store = await Store.open(settings.database_url)
         try:
-            session = AdminSession(settings, store, by, AdminOperations(store, by, policy_path=settings.policy_path))
+            objections = ObjectionRegister(await case_register(settings, store))
+            operations = AdminOperations(store, by, policy_path=settings.policy_path, objections=objections)
+            session = AdminSession(settings, store, by, operations)
             code = await action(session)
             await _audit(session)
             return code, session.output
@@ -220,7 +252,7 @@ def run_admin(
 
     try:
         code, output = asyncio.run(run())
-    except INPUT_ERRORS as exc:
+    except (*INPUT_ERRORS, CalendarError) as exc:
         print(f"xinlian {name}: {exc}", file=sys.stderr)
         return refused_exit
     except AuditUnavailable as exc:

@@ -29,6 +29,7 @@ from xinlian.hub.credit.register import CreditRegister
 from xinlian.policies.model import Policy
 
 from .admin_session import AdminSession, add_common_arguments, run_admin
+from .admin_session import policy_in_force as session_policy
 from .tables import utc_text
 
 if TYPE_CHECKING:
@@ -46,13 +47,7 @@ def today() -> dt.date:
 
 async def policy_in_force(session: AdminSession) -> Policy:
     """The store's active policy version (the configured file's before the hub first started)."""
-    from xinlian.hub.governance.policy_versions import PolicyHistory, PolicyHistoryEmpty
-    from xinlian.policies import load_policy
-
-    try:
-        return (await PolicyHistory(session.store).active()).policy
-    except PolicyHistoryEmpty:
-        return load_policy(session.settings.policy_path)
+    return await session_policy(session.settings, session.store)
 
 
 def _date(text: str) -> dt.date:

@@ -1,7 +1,7 @@
 """Ratings on the nine-level scale (三等九级): the model's evaluation, and the snapshots it leaves.
 
 `rate(...)` is pure: the policy's rating model (`policies.credit.RatingModel`) over one
-subject's department records, current listings, in-force findings and upheld objections. Each
+subject's department records, current listings, in-force findings and objections that corrected a record. Each
 indicator reports its points (weighted for the subject's industry), the records or decisions
 behind them, and a line of explanation; the score is `base` plus the points, within 0 and
 `max_score`; the level is the highest whose threshold the score reaches (exactly at a threshold
@@ -30,7 +30,7 @@ from sqlalchemy import func, insert, select
 from xinlian.connectors.contract import Record
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
-from xinlian.hub.store.models import ObjectionRecord, RatingRecord
+from xinlian.hub.store.models import CaseRecord, RatingRecord
 from xinlian.policies.credit import CreditRules, Indicator, RatingModel, current_records
 from xinlian.schema.catalogue import FAMILIES, ValueType
 
@@ -121,9 +121,9 @@ def _score_indicator(
         active = [f for f in findings if f.severity == indicator.severity and in_force(rules, f, today)]
         raw = indicator.capped(indicator.points * len(active))
         return raw, tuple(f"finding:{finding_reason(rules, f).id}" for f in active), f"{len(active)} finding(s) in force"
-    # objections upheld on the subject's records
+    # objections that corrected one of the subject's records (closed `corrected`)
     raw = indicator.capped(indicator.points * len(upheld))
-    return raw, tuple(f"objection:{i}" for i in upheld), f"{len(upheld)} objection(s) upheld"
+    return raw, tuple(f"objection:{i}" for i in upheld), f"{len(upheld)} objection(s) that corrected a record"
 
 
 def rate(
@@ -263,13 +263,16 @@ class RatingRegister:
             return [_rating_of(row) for row in rows]
 
     async def upheld_objections(self, subjects: Sequence[str]) -> dict[str, list[int]]:
-        """Ids of the objections upheld on each subject's records."""
-        o = ObjectionRecord
+        """Ids of the objections that succeeded on each subject's records: objection cases closed
+        `corrected` (the department corrected the record; hub/cases/model.py)."""
+        o = CaseRecord
         out: dict[str, list[int]] = {}
         async with self.store.session() as session:
             for start in range(0, len(subjects), 500):
                 chunk = list(subjects[start:start + 500])
-                rows = await session.execute(select(o.subject, o.id).where(o.subject.in_(chunk), o.status == "upheld"))
+                rows = await session.execute(
+                    select(o.subject, o.id).where(o.subject.in_(chunk), o.kind == "objection", o.status == "corrected")
+                )
                 for subject, objection_id in rows:
-                    out.setdefault(subject, []).append(int(objection_id))
+                    out.setdefault(subject or "", []).append(int(objection_id))
         return out

@@ -57,6 +57,16 @@ class RecordsRead:
     withheld: set[str] = field(default_factory=set)  # "family.field" the policy does not give government
 
 
+@dataclass
+class RecordFound:
+    """Where a record was found: the departments that have it (and their copies), and the
+    departments that could not answer."""
+
+    departments: list[str] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+
+
 def merge_key_pages(pages: Iterable[Iterable[str]], after: str, limit: int) -> tuple[list[str], list[str], int]:
     """One page of subject keys from several sources' pages: (valid keys, every key merged, how
     many were dropped as invalid). The merged page ends at the smallest last key among the sources
@@ -168,3 +178,28 @@ class DistrictRecords:
                     "",
                 )
         return RecordsRead(found, failed, withheld)
+
+    async def find_record(self, subject: str, family: str, key: str, fields: Iterable[str] = ()) -> RecordFound:
+        """Which department provides the subject's record of `family` whose key is `key` — for a
+        case about it (an objection goes to the department that provides the record). Asks every
+        source of the family; `departments` holds each that has it (normally one), `unavailable`
+        each that could not answer."""
+        ctx = self._context(CREDIT_OFFICE)
+        spec = FAMILIES[family]
+        if spec.record_key is None:
+            raise CreditInputError(f"{family} records have no key")
+        wanted = frozenset({spec.record_key, *(f for f in fields if ctx.may_receive(family, f))})
+        sources = ctx.federation.sources(family)
+        outcomes = await asyncio.gather(*(load_records(ctx, spec, [subject], wanted, [d]) for d in sources))
+        found = RecordFound()
+        for department, per_key in zip(sources, outcomes):
+            outcome = per_key[subject]
+            if outcome and isinstance(outcome[0], ConnectorError):
+                found.unavailable.append(department.name)
+                continue
+            for record in outcome:
+                if not isinstance(record, ConnectorError) and str(record.get(spec.record_key) or "").strip() == key:
+                    found.departments.append(department.name)
+                    found.records.append(record)
+                    break
+        return found

@@ -33,12 +33,12 @@ from typing import Any, Sequence
 from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from xinlian.hub.governance.objections import ObjectionError, check_subject
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
 from xinlian.hub.store.models import FindingRecord, ListingEvent, ListingRecord
 from xinlian.policies.credit import CreditRules, FindingBasis, ListRule, period_end
 from xinlian.schema.catalogue import FAMILIES
+from xinlian.schema.identifiers import InvalidIdentifier, validate_subject
 from xinlian.schema.text import InvalidText, validate_text
 
 from .model import (
@@ -67,8 +67,8 @@ EARLY_ENDINGS = ("cancelled", "repaired")
 def subject_key(subject: str) -> str:
     """A USCC or resident ID, normalised; `CreditInputError` otherwise (quoting at most 40 characters)."""
     try:
-        return check_subject(subject)
-    except ObjectionError:
+        return validate_subject(subject)
+    except InvalidIdentifier:
         shown = subject if len(subject) <= 40 else subject[:40] + "…"
         raise CreditInputError(f"subject {shown!r} is neither a valid USCC nor a valid resident ID") from None
 

@@ -2,8 +2,9 @@
 
 The gateway (`hub/gateway/pipeline.py`) has already admitted, authenticated and bounded the
 request, and opened its audit record. Here: parse the HTTP request → persisted-query safelist
-(public) → on `/graphql`, a mutation (credit governance changes) runs only by POST, selects one
-root field and has its intent audited first (hub/gateway/mutations.py) → execute (which
+(public) → a mutation (on `/graphql` credit governance and case changes, on `/public/graphql` filing
+a complaint) runs only by POST, selects one root field and has its intent audited first
+(hub/gateway/mutations.py) → execute (which
 resolves the operation: several without `operationName` are refused) over the endpoint's schema
 with a fresh `RequestContext` whose findings (subjects, released / denied / masked fields) are the audit
 record's own → shape errors → answer in the negotiated media type. A crossed anti-harvesting cap
@@ -61,7 +62,7 @@ class DataEndpoint:
         except PersistedQueryRefused as exc:
             raise Refusal(400, exc.code, exc.message) from None
         options: dict[str, Any] = {}
-        if not self.public and query is not None and "mutation" in query:  # credit governance changes
+        if query is not None and "mutation" in query:  # credit governance and case changes; the public's complaints
             options = await self._mutation(exchange, query, gql.operation_name)
         ctx = runtime.request_context(principal, public_endpoint=self.public, access=record)
         schema = runtime.public_schema if self.public else runtime.schema

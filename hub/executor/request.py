@@ -36,6 +36,7 @@ from .plan import FamilyPlan, SubjectGrant, build_plan
 if TYPE_CHECKING:
     from xinlian.hub.audit.access_log import SubjectAccessLog
     from xinlian.hub.audit.record import AccessRecord
+    from xinlian.hub.cases.register import CaseRegister
     from xinlian.hub.credit.governance import CreditGovernance
     from xinlian.hub.governance import ConsentBook, ObjectionRegister
     from xinlian.hub.guard.harvest import HarvestGuard
@@ -77,6 +78,7 @@ class RequestServices:
     harvest_client: str | None = None  # whom the cap charges, if not the caller (a dry run: the admin)
     access_log: "SubjectAccessLog | None" = None
     credit: "CreditGovernance | None" = None  # findings, listings, checks, ratings (hub/credit/)
+    cases: "CaseRegister | None" = None  # objections, complaints, repair applications (hub/cases/)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from xinlian.schema.catalogue import FAMILIES, REGISTRATION, RecordFamily
 from xinlian.schema.graphql import CatalogueEntry
 from xinlian.schema.text import InvalidText, validate_text
 
-from . import credit_fields
+from . import case_fields, credit_fields
 from .access_log_field import my_access_log
 from .admission import LegalPersonRoot, NaturalPersonRoot, SubjectAdmission
 from .errors import bad_user_input, forbidden, upstream
@@ -87,6 +87,13 @@ class HubResolvers:
 
     def credit_mutations(self) -> dict[str, Any]:
         return credit_fields.mutation_fields()
+
+    def case_fields(self, public: bool) -> dict[str, Any]:
+        """The case root fields (hub/executor/case_fields.py): on the public contract, complaints only."""
+        return case_fields.query_fields(public)
+
+    def case_mutations(self, public: bool) -> dict[str, Any]:
+        return case_fields.mutation_fields(public)
 
     def listings_resolver(self) -> Any:
         return credit_fields.subject_listings

@@ -42,7 +42,7 @@ ACTIVATIONS = table_of(PolicyActivation)
 VERSION_REF = re.compile(r"[vV]?([1-9][0-9]{0,8})")
 MAX_ACTOR_LENGTH = 64  # created_by / activated_by columns
 DOCUMENT_KEYS = frozenset(
-    {"version", "public_scope", "scopes", "fields", "overrides", "masks", "rows", "annotations", "credit"}
+    {"version", "public_scope", "scopes", "fields", "overrides", "masks", "rows", "annotations", "credit", "cases"}
 )
 WRITE_ATTEMPTS = 5  # on a unique-key clash (two writers without a shared lock, e.g. MariaDB)
 

@@ -185,23 +185,80 @@ class ConsentRecord(Base):
     reference: Mapped[str] = mapped_column(String(200), nullable=False, default="")  # the signed form's number
 
 
-class ObjectionRecord(Base):
-    """An objection (异议) to one record: while open, the record is served flagged as disputed."""
+class CaseRecord(Base):
+    """A case (hub/cases/): an objection (异议), a complaint or report (投诉举报), or a credit repair
+    application (信用修复), with its deadline in working days.
 
-    __tablename__ = "objections"
-    __table_args__ = (Index("ix_objections_subject_family_status", "subject", "family", "status"),)
+    `subject` is the subject concerned (a complaint may name only a `subject_name`); `department`
+    the connector name of the department that must answer (null: with the credit office);
+    `filer_kind` `subject`, `department`, `credit-office` or `public`, and `filer` the client id
+    (`public` for the anonymous public, who follow a complaint by the tracking code whose SHA-256 is
+    `tracking_hash`); `category` the objection's ground, the complaint's category or the repair's
+    target (`record` / `listing`); `records` a JSON list of {family, key}; `detail` JSON of what
+    only one kind has (a complaint's contact, a repair's commitment and listing, the outcome's
+    correction or finding). Never deleted; every change of `status` writes a `case_events` row.
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_kind_status", "kind", "status", "deadline"),
+        Index("ix_cases_subject_kind", "subject", "kind", "status"),
+        Index("ix_cases_department_status", "department", "status", "deadline"),
+        Index("ix_cases_tracking_hash", "tracking_hash", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    subject: Mapped[str] = mapped_column(String(18), nullable=False)
-    family: Mapped[str] = mapped_column(String(64), nullable=False)
-    record_ref: Mapped[str] = mapped_column(String(200), nullable=False)  # the record's key (e.g. decision number)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # open | upheld | dismissed
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # objection | complaint | repair
+    subject: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    subject_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    department: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    filer_kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    filer: Mapped[str] = mapped_column(String(64), nullable=False)
+    tracking_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    category: Mapped[str] = mapped_column(String(64), nullable=False)
+    records: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    detail: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     filed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    filed_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    filed_on: Mapped[dt.date] = mapped_column(Date, nullable=False)  # in Hohhot
+    deadline: Mapped[dt.date | None] = mapped_column(Date, nullable=True)  # null once closed
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    closed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolution: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class CaseEvent(Base):
+    """One step of a case: filed, assigned, answered, closed — who (and as what), when, why."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    to_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    by: Mapped[str] = mapped_column(String(64), nullable=False)
+    by_kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    deadline: Mapped[dt.date | None] = mapped_column(Date, nullable=True)  # the deadline this step set
+
+
+class CaseAttachment(Base):
+    """A file attached to a case, stored content-addressed (hub/cases/attachments.py) by `sha256`."""
+
+    __tablename__ = "case_attachments"
+    __table_args__ = (Index("ix_case_attachments_case", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    filename: Mapped[str] = mapped_column(String(200), nullable=False)
+    media_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    added_by: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
 class ChangeGeneration(Base):
