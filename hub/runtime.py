@@ -44,6 +44,8 @@ from .auth.server import HubAuthorizationServer
 from .cases.attachments import AttachmentPolicy, LocalAttachments
 from .cases.calendar import WorkingCalendar
 from .cases.register import CaseRegister
+from .cases.repairs import RepairRegister
+from .cases.review import ReviewQueue
 from .cluster.changes import ChangeFeed
 from .cluster.members import ClusterMembers
 from .config import Settings
@@ -175,6 +177,8 @@ class HubRuntime:
     credit: CreditGovernance  # findings, lists, checks, ratings, supervision plans (hub/credit/)
     calendar: WorkingCalendar  # working days for case deadlines: shipped + <data-dir>/calendars (hub/cases/calendar.py)
     cases: CaseRegister  # objections, complaints, repair applications with their deadlines (hub/cases/)
+    repairs: RepairRegister  # credit repair, and the approved repairs in memory (hub/cases/repairs.py)
+    review: ReviewQueue  # the review before publication of new PUBLIC records (hub/cases/review.py)
 
     @classmethod
     async def open(cls, settings: Settings, *, schedule: bool = True) -> "HubRuntime":
@@ -281,6 +285,8 @@ class HubRuntime:
             credit=credit,
             calendar=calendar,
             cases=cases,
+            repairs=RepairRegister(cases),
+            review=ReviewQueue(store),
         )
         runtime.metrics.watch(federation, audit, runtime.cache)
         runtime.metrics.watch_cluster(runtime.changes, runtime.members)
@@ -329,6 +335,8 @@ class HubRuntime:
             access_log=self.access_log,
             credit=self.credit,
             cases=self.cases,
+            repairs=self.repairs,
+            review=self.review,
         )
         return RequestContext(inputs, services, RequestFindings.of(access) if access is not None else None)
 
@@ -338,6 +346,8 @@ class HubRuntime:
         revocation_list(self.store).follow(self.changes)
         self.clients.follow(self.changes)
         self.objections.open_objections.follow(self.changes)
+        self.repairs.approved.follow(self.changes)
+        self.review.state.follow(self.changes)
         self.credit.follow(self.changes)
         self.changes.subscribe([PUBLISHED_KEYS], self._follow_keys)
         await self.changes.start()  # its first read calls every reader: nothing changed since opening goes unseen

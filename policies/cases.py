@@ -14,8 +14,9 @@ docs/cases.md) declares:
   a policy may raise them, never lower them), and the months a blacklisting must have lasted;
 - `attachments`: the size and count limits and the media types accepted;
 - `review`: the review before publication (预留审核环节) — whether new PUBLIC records wait for
-  approval at all, the default auto-approval after N hours, and per department (the connector's
-  name) `trusted` (approved on sight) or its own `after_hours`;
+  approval at all, of which families, from which decision date (`since`: older records were
+  published before the queue), the default auto-approval after N hours, and per department (the
+  connector's name) `trusted` (approved on sight) or its own `after_hours`;
 - `access`: the scopes with which a department client (bound to its department) files
   objections and answers its department's cases.
 
@@ -25,6 +26,7 @@ document form (`cases_document`). The registers live in `hub/cases/`.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import tomllib
 from dataclasses import dataclass, field
@@ -104,6 +106,7 @@ class ReviewRules:
     families: tuple[str, ...] = ("penalties", "licenses")
     after_hours: int | None = None  # the default for departments not named in `sources`
     sources: Mapping[str, ReviewSource] = field(default_factory=dict)
+    since: dt.date | None = None  # records decided before it were published before the queue: not reviewed
 
     def source(self, department: str) -> ReviewSource:
         return self.sources.get(department, ReviewSource(after_hours=self.after_hours))
@@ -112,6 +115,8 @@ class ReviewRules:
         out: dict[str, Any] = {"enabled": self.enabled, "families": list(self.families)}
         if self.after_hours is not None:
             out["after_hours"] = self.after_hours
+        if self.since is not None:
+            out["since"] = self.since.isoformat()
         out["sources"] = {name: s.document() for name, s in self.sources.items()}
         return out
 
@@ -201,6 +206,14 @@ def _review(raw: Any) -> ReviewRules:
         if name not in FAMILIES:
             raise PolicyError(f"cases.review.families: unknown record family {name!r}")
     after = t.optional_integer("after_hours", minimum=0)
+    since = t.raw("since")
+    if isinstance(since, str):  # as stored (JSON) and written back (policy TOML text)
+        try:
+            since = dt.date.fromisoformat(since)
+        except ValueError:
+            raise PolicyError(f"cases.review.since must be a date (2026-12-01), got {since!r}") from None
+    if since is not None and (not isinstance(since, dt.date) or isinstance(since, dt.datetime)):
+        raise PolicyError(f"cases.review.since must be a date (2026-12-01), got {since!r}")
     sources: dict[str, ReviewSource] = {}
     table = SectionTable(t.raw("sources", {}), "cases.review.sources")
     for name in list(table.table):
@@ -212,7 +225,7 @@ def _review(raw: Any) -> ReviewRules:
         s.finish()
     table.finish()
     t.finish()
-    return ReviewRules(enabled=enabled, families=families, after_hours=after, sources=sources)
+    return ReviewRules(enabled=enabled, families=families, after_hours=after, sources=sources, since=since)
 
 
 def _access(raw: Any) -> CaseAccess:

@@ -9,6 +9,7 @@ from typing import Any
 from xinlian.schema.catalogue import FAMILIES
 
 from . import annotations as _annotations  # noqa: F401  (registers the annotation kinds)
+from . import review as _review  # noqa: F401  (registers the publication-review row rule)
 from . import rows as _rows  # noqa: F401  (registers the row rule kinds)
 from .cases import cases_document, parse_cases
 from .credit import credit_document, parse_credit

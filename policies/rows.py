@@ -8,7 +8,9 @@ Each kind is registered with `policies.rules` and declared in the policy documen
   (严重) one at most 3 years; display stops at the earlier of that maximum and the record's own
   publicity end date, but never before the national minimum (一般 3 months, 严重 1 year): a
   department's end date earlier than the minimum does not shorten the window — only an approved
-  credit repair will end display early (not implemented yet: see `PublicityWindow.repair_end`).
+  credit repair (信用修复, hub/cases/repairs.py) ends display early: from the day of its approval
+  (`PublicityWindow.repair_end`, fed per request by the repair register through the subject's
+  facts, `PublicityWindowRule.keeper`; the rule also reads the record's key to find its repair).
   A record whose window cannot be established (no decision date, unknown severity, an end date
   that is not a date) is not shown: the rule fails closed. A policy may set each maximum only
   within the measures' range (轻微 0–3, 一般 3–12, 严重 12–36 months) and each minimum (`min_months`,
@@ -25,12 +27,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Self
+from typing import Any, Callable, Mapping, Self
 
 from xinlian.schema.catalogue import RecordFamily
 
 from .model import DisclosureClass
-from .rules import Parameters, RowRule, register_row_rule
+from .rules import Parameters, RowRule, SubjectFacts, register_row_rule
 
 # NDRC 2025 credit repair measures: the range a policy may give each severity's maximum display,
 # in months (轻微: normally not shown, at most 3; 一般: at least 3, at most 12; 严重: 12 to 36)
@@ -73,13 +75,19 @@ class PublicityWindow:
         return cls(max_months={"轻微": 3, "一般": 12, "严重": 36}, min_months=dict(STANDARD_MIN_MONTHS))
 
     def repair_end(self, record: Mapping[str, Any]) -> dt.date | None:
-        """CREDIT REPAIR HOOK (信用修复): the day display ends after an approved repair, or None.
+        """CREDIT REPAIR HOOK (信用修复): the last day a repaired record is shown, or None.
 
-        There are no repairs yet. When there are, this returns the approval date of a repair
-        of this record (requested after the minimum, obligations met, commitment made), and
-        `end_of_display` lets it end display before the minimum and before the own end date.
+        The window alone knows no repairs (None); `with_repairs` gives the window of one subject's
+        records that does: a record repaired on day D (its approved credit repair, requested after
+        the minimum, obligations met, commitment made) is shown through D - 1 and no longer from D,
+        before the minimum and before its own end date (`end_of_display`).
         """
         return None
+
+    def with_repairs(self, key: str, repaired: Mapping[str, dt.date]) -> "PublicityWindow":
+        """This window for records whose `key` field names them, `repaired` (record key → the day
+        of the approved repair) ending their display."""
+        return RepairedWindow(self.max_months, self.show_minor, self.min_months, key, repaired)
 
     def end_of_display(self, record: Mapping[str, Any]) -> dt.date | None:
         """The last day a penalty may be shown to the public, or None if it may not be shown."""
@@ -114,6 +122,28 @@ class PublicityWindow:
 
     #: fields the rule reads; the executor fetches them when the caller may receive them
     fields = ("severity", "decision_date", "publicity_end_date")
+
+
+@dataclass(frozen=True)
+class RepairedWindow(PublicityWindow):
+    """The publicity window of one subject's records of one family that has approved credit repairs."""
+
+    key: str = ""
+    repaired: Mapping[str, dt.date] = field(default_factory=dict)
+
+    def repair_end(self, record: Mapping[str, Any]) -> dt.date | None:
+        ref = record.get(self.key)
+        day = None if ref is None else self.repaired.get(str(ref))
+        return None if day is None else day - dt.timedelta(days=1)
+
+    def shows(self, record: Mapping[str, Any], today: dt.date) -> bool:
+        if record.get(self.key) is None:
+            return False  # the subject has repaired records and this one's key is unknown: fail closed
+        return super().shows(record, today)
+
+
+def _hidden(record: Mapping[str, Any]) -> bool:
+    return False
 
 
 def _missing(family: RecordFamily, fields: tuple[str, ...]) -> str | None:
@@ -171,13 +201,26 @@ class PublicityWindowRule(RowRule):
         }
 
     def reads(self, family: RecordFamily) -> tuple[str, ...]:
-        return PublicityWindow.fields
+        """The window's fields, and the record key that an approved credit repair names."""
+        return PublicityWindow.fields + ((family.record_key,) if family.record_key else ())
 
     def unfit(self, family: RecordFamily) -> str | None:
         return _missing(family, PublicityWindow.fields)
 
     def keep(self, record: Mapping[str, Any], today: dt.date) -> bool:
+        """The window alone, without the subject's repairs (the executor uses `keeper`)."""
         return self.window.shows(record, today)
+
+    def keeper(self, family: RecordFamily, facts: SubjectFacts, today: dt.date) -> Callable[[Mapping[str, Any]], bool]:
+        """The window with the subject's approved credit repairs of `family` (looked up once): a
+        record repaired on day D is not shown from D on. Repairs not known: nothing is shown."""
+        repaired = facts.repairs(family.name)
+        if repaired is None:
+            return _hidden
+        window = self.window
+        if repaired and family.record_key is not None:
+            window = window.with_repairs(family.record_key, repaired)
+        return lambda record: window.shows(record, today)
 
 
 @register_row_rule

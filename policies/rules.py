@@ -20,9 +20,11 @@ A kind is a class registered here by name (`register_row_rule`, `register_annota
 and checks its parameters (`PolicyError` naming the place of fault), says which fields it reads
 for a family (`reads`: the executor fetches them when the caller may receive them, and hides the
 family's records when it may not — a rule that cannot be checked fails closed), and decides
-(`RowRule.keep(record, today)`) or computes (`RecordAnnotation.annotate`). The executor knows
-only this interface, so a new kind (e.g. credit repair ending a record's display early) is one
-registered class. The kinds shipped are in `policies/rows.py` and `policies/annotations.py`.
+(`RowRule.keep(record, today)`, or `RowRule.keeper` with the subject's hub-owned facts: the
+publicity window ends a record's display on its approved credit repair) or computes
+(`RecordAnnotation.annotate`). The executor knows only this interface, so a new kind is one
+registered class. The kinds shipped are in `policies/rows.py`, `policies/review.py` (the review
+before publication) and `policies/annotations.py`.
 
 The audience of a rule is stated as for masks: the widest class a caller's scopes grant
 (`Policy.audience`): SHARED (government), AUTHORIZED (banks, agencies), PUBLIC (everyone else).
@@ -144,6 +146,19 @@ class DeclaredRule(ABC):
         }
 
 
+class SubjectFacts(Protocol):
+    """Hub-owned facts about the subject whose records are shown (the executor provides them)."""
+
+    def open_objections(self, family: str) -> Collection[str] | None:
+        """Keys of the subject's records in `family` under an open objection; None if not known."""
+        ...
+
+    def repairs(self, family: str) -> Mapping[str, dt.date] | None:
+        """The subject's records in `family` repaired by an approved credit repair (信用修复): record key
+        → the day of the approval; None if not known."""
+        ...
+
+
 class RowRule(DeclaredRule):
     """A rule deciding which records of a family a caller sees at all."""
 
@@ -151,13 +166,11 @@ class RowRule(DeclaredRule):
     def keep(self, record: Mapping[str, Any], today: dt.date) -> bool:
         """Whether the record may be shown on `today` (fail closed: False when it cannot be told)."""
 
-
-class SubjectFacts(Protocol):
-    """Hub-owned facts about the subject whose records are annotated (the executor provides them)."""
-
-    def open_objections(self, family: str) -> Collection[str] | None:
-        """Keys of the subject's records in `family` under an open objection; None if not known."""
-        ...
+    def keeper(self, family: RecordFamily, facts: SubjectFacts, today: dt.date) -> Callable[[Mapping[str, Any]], bool]:
+        """`keep` for every record of one subject's family: a kind that also depends on hub-owned facts
+        about the subject (the publicity window on approved credit repairs) overrides this to look
+        them up once, not once per record. The executor calls this; `keep` alone knows no facts."""
+        return lambda record: self.keep(record, today)
 
 
 class RecordAnnotation(DeclaredRule):
@@ -272,6 +285,7 @@ def rules_document(rules: Collection[DeclaredRule]) -> list[dict[str, Any]]:
 STANDARD_ROWS: tuple[Mapping[str, Any], ...] = (
     {"rule": "publicity-window", "families": ["major_tax_violations", "penalties"]},
     {"rule": "review-gate", "families": ["honors", "judgment_debtor_records", "licenses", "penalties"]},
+    {"rule": "publication-review", "families": ["licenses", "penalties"]},
     {"rule": "validity-window", "families": ["honors", "licenses"]},
 )
 STANDARD_ANNOTATIONS: tuple[Mapping[str, Any], ...] = (

@@ -64,7 +64,10 @@ def test_a_department_database_that_is_garbage(hub: RunningHub) -> None:
     shutil.copy(tax_db, saved)
     try:
         tax_db.write_bytes(b"this is not a database" * 100)
-        body = hub.query(PROFILE, "department", {"u": uscc}).json()
+        response = hub.query(PROFILE, "department", {"u": uscc})
+        body = response.json()
+        [entry] = hub.audit_entries(response.headers["x-request-id"])
+        assert entry.detail["unavailable"] == [hub.connector("tax").department]  # availability, per request
         person = body["data"]["legalPerson"]
         assert person["taxCredit"] is None and person["penalties"] is None  # tax feeds both
         errors = upstream_errors(body)

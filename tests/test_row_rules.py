@@ -32,6 +32,7 @@ from xinlian.policies import DisclosureClass, PolicyError, load_policy, rules
 from xinlian.policies.annotations import ObjectionFlag
 from xinlian.policies.changes import SetFieldClass, describe_diff
 from xinlian.policies.loader import default_policy_path, parse_policy, parse_policy_text, policy_document
+from xinlian.policies.review import PublicationReview
 from xinlian.policies.rows import PublicityWindow, PublicityWindowRule, ReviewGate, ValidityWindow
 from xinlian.policies.rules import (
     Parameters,
@@ -68,6 +69,7 @@ def one(toml_rule: str) -> Any:
 def test_the_shipped_kinds_are_registered_by_name() -> None:
     assert row_rule_kinds() == {
         "publicity-window": PublicityWindowRule, "review-gate": ReviewGate, "validity-window": ValidityWindow,
+        "publication-review": PublicationReview,
     }
     assert annotation_kinds() == {"objection-flag": ObjectionFlag}
 
@@ -131,7 +133,7 @@ def test_a_new_kind_is_one_registered_class(decided_since: type[DecidedSince]) -
 def test_a_document_without_rows_or_annotations_has_the_standard_rules() -> None:
     policy = parse_policy(tomllib.loads(MINIMAL), "old")
     assert policy.rows == standard_row_rules() and policy.annotations == standard_annotations()
-    assert [r.kind for r in policy.rows] == ["publicity-window", "review-gate", "validity-window"]
+    assert [r.kind for r in policy.rows] == ["publicity-window", "review-gate", "publication-review", "validity-window"]
     assert [a.kind for a in policy.annotations] == ["objection-flag"]
 
 
@@ -151,9 +153,10 @@ def test_the_shipped_policy_spells_out_the_standard_rules() -> None:
 def test_the_standard_rules_apply_outside_government_and_the_flag_to_everyone() -> None:
     policy = load_policy()
     for audience in (PUBLIC, AUTHORIZED):
-        assert [r.kind for r in policy.row_rules("penalties", audience)] == ["publicity-window", "review-gate"]
+        reviewed = ["publication-review"] if audience is PUBLIC else []  # the review before publication: the public only
+        assert [r.kind for r in policy.row_rules("penalties", audience)] == ["publicity-window", "review-gate", *reviewed]
         assert [r.kind for r in policy.row_rules("honors", audience)] == ["review-gate", "validity-window"]
-        assert [r.kind for r in policy.row_rules("licenses", audience)] == ["review-gate", "validity-window"]
+        assert [r.kind for r in policy.row_rules("licenses", audience)] == ["review-gate", *reviewed, "validity-window"]
         assert policy.row_rules("tax_credit", audience) == ()
     assert all(policy.row_rules(f, SHARED) == () for f in FAMILIES)
     keyed = {name for name, f in FAMILIES.items() if f.record_key is not None}
@@ -205,6 +208,8 @@ def test_a_change_of_rules_reads_as_diff_lines() -> None:
     after["rows"] = after["rows"][:2]
     after["annotations"][0]["applies_to"] = ["SHARED"]
     assert describe_diff(before, after) == [
+        "rows.publication-review.applies_to: PUBLIC -> (none)",
+        "rows.publication-review.families: licenses, penalties -> (none)",
         "rows.publicity-window.max_months.一般: 12 -> 6",
         "rows.review-gate.shown: approved, reviewed, 审核通过, 已审核, 通过 -> 已审核",
         "rows.validity-window.applies_to: PUBLIC, AUTHORIZED -> (none)",
@@ -227,7 +232,7 @@ def test_a_change_of_rules_reads_as_diff_lines() -> None:
         ('rows = "publicity-window"\n', r"rows: expected an array of tables"),
         ("[rows]\nrule = 'review-gate'\n", r"rows: expected an array of tables"),
         ('rows = ["review-gate"]\n', r"rows\[0\]: expected a table"),
-        ('[[rows]]\nrule = "credit-repair"\nfamilies = ["penalties"]\n', r"rows\[0\]: unknown rule 'credit-repair' \(one of: publicity-window, review-gate, validity-window\)"),
+        ('[[rows]]\nrule = "credit-repair"\nfamilies = ["penalties"]\n', r"rows\[0\]: unknown rule 'credit-repair' \(one of: publication-review, publicity-window, review-gate, validity-window\)"),
         ('[[rows]]\nfamilies = ["penalties"]\n', r"rows\[0\]: unknown rule None"),
         ('[[rows]]\nrule = "validity-window"\n', r"rows\[0\] \(validity-window\): families must be a non-empty array"),
         ('[[rows]]\nrule = "validity-window"\nfamilies = []\n', "families must be a non-empty array"),
@@ -283,7 +288,7 @@ def test_the_publicity_window_rule_is_the_window_of_the_measures() -> None:
     assert shorter.keep(ordinary, D(2026, 7, 15)) and not shorter.keep(ordinary, D(2026, 7, 16))
     assert shorter.keep({"severity": "轻微", "decision_date": D(2026, 4, 15)}, D(2026, 5, 15))
     assert not rule.keep({"decision_date": D(2026, 4, 15)}, D(2026, 4, 16))  # no severity: fail closed
-    assert rule.reads(FAMILIES["penalties"]) == ("severity", "decision_date", "publicity_end_date")
+    assert rule.reads(FAMILIES["penalties"]) == ("severity", "decision_date", "publicity_end_date", "decision_number")
 
 
 def test_the_review_gate_shows_reviewed_records_and_records_of_sources_without_the_field() -> None:
@@ -298,7 +303,7 @@ def test_the_review_gate_shows_reviewed_records_and_records_of_sources_without_t
 
 
 def test_the_validity_window_shows_records_from_valid_from_to_valid_to_inclusive() -> None:
-    window = standard_row_rules()[2]
+    window = standard_row_rules()[3]
     assert isinstance(window, ValidityWindow)
     assert window.reads(FAMILIES["licenses"]) == ("valid_from", "valid_to")
     assert window.reads(FAMILIES["honors"]) == ("valid_to",)  # honours have no start of validity
@@ -523,7 +528,8 @@ def test_a_dry_run_names_the_rules_in_force_and_those_applied(hub: RunningHub) -
     uscc = hub.samples["clean"]
     bank = _admin(hub, DRY_RUN, {"client": "demo-bank", "subject": uscc})["dryRun"]
     by_rule = {r["rule"]: r for r in bank["rowRules"]}
-    assert set(by_rule) == {"publicity-window", "review-gate", "validity-window", "objection-flag"}
+    assert set(by_rule) == {"publicity-window", "review-gate", "publication-review", "validity-window", "objection-flag"}
+    assert not by_rule["publication-review"]["appliesToClient"]  # the review concerns the public only
     window = by_rule["publicity-window"]
     assert window == {
         "rule": "publicity-window", "section": "rows", "families": ["major_tax_violations", "penalties"],
@@ -538,7 +544,8 @@ def test_a_dry_run_names_the_rules_in_force_and_those_applied(hub: RunningHub) -
 
     department = _admin(hub, DRY_RUN, {"client": hub.clients["department"]["client_id"], "subject": uscc})["dryRun"]
     assert {r["rule"]: r["appliesToClient"] for r in department["rowRules"]} == {
-        "publicity-window": False, "review-gate": False, "validity-window": False, "objection-flag": True,
+        "publicity-window": False, "review-gate": False, "publication-review": False, "validity-window": False,
+        "objection-flag": True,
     }
     assert department["rulesApplied"] and all(r.endswith(":objection-flag") for r in department["rulesApplied"])
     assert EXPIRED in {h["honorName"] for h in department["data"]["legalPerson"]["honors"]}

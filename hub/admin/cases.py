@@ -14,6 +14,7 @@ from typing import Optional
 
 import strawberry
 
+from xinlian.hub.cases.complaints import assign
 from xinlian.hub.cases.model import KINDS, Actor, CaseInputError
 from xinlian.hub.executor.case_fields import case_view
 from xinlian.schema import cases as gql
@@ -88,7 +89,7 @@ class CaseAdminMutation:
         ctx = _ctx(info)
         chosen = _department(ctx, department)
         try:
-            moved = await ctx.runtime.cases.move(id, "assign", Actor.credit_office(ctx.by), note, department=chosen, note_required=False)
+            moved = await assign(ctx.runtime.cases, id, chosen, note, Actor.credit_office(ctx.by))
         except CaseInputError as exc:
             raise AdminInputError(str(exc)) from None
         ctx.note("assignCase", subject=moved.subject, case=id, kind=moved.kind, department=chosen)

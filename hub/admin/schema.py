@@ -31,6 +31,7 @@ from .dry_run import dry_run, dry_run_alerts, dry_run_entry
 from .index import IndexAdminMutation, IndexAdminQuery
 from .operations import AdminInputError, AdminOperations
 from .repairs import RepairAdminMutation, RepairAdminQuery
+from .review import ReviewAdminMutation, ReviewAdminQuery
 from .types import (
     AccessLogPage,
     Client,
@@ -68,7 +69,7 @@ def _subject(subject: str) -> str:
 
 
 @strawberry.type(description="Xinlian administration: read.")
-class Query(CreditAdminQuery, CaseAdminQuery, ComplaintAdminQuery, RepairAdminQuery, IndexAdminQuery):
+class Query(CreditAdminQuery, CaseAdminQuery, ComplaintAdminQuery, RepairAdminQuery, IndexAdminQuery, ReviewAdminQuery):
     @strawberry.field(description="Every client, oldest first (never a secret).")
     async def clients(self, info: strawberry.Info) -> list[Client]:
         ctx = _ctx(info)
@@ -176,7 +177,10 @@ class Query(CreditAdminQuery, CaseAdminQuery, ComplaintAdminQuery, RepairAdminQu
 
 
 @strawberry.type(description="Xinlian administration: change. Every change is audited.")
-class Mutation(CreditAdminMutation, CaseAdminMutation, ComplaintAdminMutation, RepairAdminMutation, IndexAdminMutation):
+class Mutation(
+    CreditAdminMutation, CaseAdminMutation, ComplaintAdminMutation, RepairAdminMutation, IndexAdminMutation,
+    ReviewAdminMutation,
+):
     # ---- clients ----------------------------------------------------------------------
     @strawberry.mutation(description="Register a client; its secret is in the answer, this once.")
     async def create_client(

@@ -14,7 +14,9 @@ What counts as an access of the subject's data (`is_data_access`):
 * `/admin/graphql` entries that name the subject and are dry runs (`detail["dryRun"]` true):
   an administrator evaluated a policy over the subject's records;
 * not other administrative entries (an objection or consent recorded for the subject is not
-  a look at its data) and not `cli` entries.
+  a look at its data) and not `cli` entries;
+* not the filing or handling of a complaint or report about the subject (`detail.case.kind` or
+  `detail.cases.kind` `complaint`): when they happened would tell the subject it was reported.
 
 Released, masked and denied fields are recorded per *request*, not per subject: an entry about
 several subjects lists every field released in that request, some of which may have come only
@@ -47,9 +49,16 @@ SUBJECT_INDEX_LENGTH = 32  # audit_subjects.subject holds at most this many char
 _SCAN_BATCH = 100  # index rows read per round while filling a page
 
 
+def _complaint_work(entry: AuditEntry) -> bool:
+    """The entry records a complaint being filed or handled (投诉举报): its timing would tell the
+    subject that someone reported it, so it is not shown to the subject (the reporter is protected)."""
+    detail = entry.detail or {}
+    return any(isinstance(detail.get(k), dict) and detail[k].get("kind") == "complaint" for k in ("case", "cases"))
+
+
 def is_data_access(entry: AuditEntry) -> bool:
     """True when the entry records someone receiving (or asking for) the data of its subjects."""
-    if entry.outcome == "alert":
+    if entry.outcome == "alert" or _complaint_work(entry):
         return False
     if entry.endpoint in DATA_ENDPOINTS:
         return True

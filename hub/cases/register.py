@@ -143,8 +143,13 @@ class CaseRegister:
         tracking_hash: str | None = None,
         uploads: Sequence[Upload] = (),
         note: str = "",
+        lock: str | None = None,
+        check: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> Case:
-        """Store a new case with its first step and attachments; returns it once committed."""
+        """Store a new case with its first step and attachments; returns it once committed.
+
+        `lock`: a name the filing holds (`Store.exclusive`) while `check(conn)` looks at the store
+        and the case is written — one open application per record, across hub processes."""
         if kind not in KINDS:
             raise CaseInputError(f"kind: one of {', '.join(KINDS)}")
         key = case_subject(subject) if subject is not None else None
@@ -152,11 +157,13 @@ class CaseRegister:
         described = text(description, "description")
         name = text(subject_name, "subjectName", required=False, limit=200, multiline=False)
         stored = await self._store_uploads(uploads)
-        now = self.clock()
+        now = self.clock().astimezone(dt.timezone.utc)  # stored in UTC (SQLite keeps no offset)
         filed_on = hohhot_day(now)
         deadline = self.deadline_from(filed_on, self.initial_days(kind))
         status = FIRST_STATUS[kind]
-        async with self.store.engine.begin() as conn:
+        async with (self.store.exclusive(lock) if lock else self.store.engine.begin()) as conn:
+            if check is not None:
+                await check(conn)
             inserted = (await conn.execute(insert(CASES).values(
                 kind=kind, subject=key, subject_name=name, status=status, department=department,
                 filer_kind=actor.kind, filer=actor.id, tracking_hash=tracking_hash, category=category,
@@ -208,7 +215,7 @@ class CaseRegister:
     ) -> Case:
         """Take step `action` on the case, serialised with every other step on it."""
         note = text(note, "note", required=note_required)
-        now = self.clock()
+        now = self.clock().astimezone(dt.timezone.utc)  # stored in UTC (SQLite keeps no offset)
         today = hohhot_day(now)
         async with self.store.exclusive(f"case:{case_id}") as conn:
             case = await self._read(conn, case_id)
@@ -370,6 +377,15 @@ class CaseRegister:
                 select(func.count(c.id), func.max(c.id)).where(c.kind == "objection", c.status.in_(sorted(OPEN_STATUSES["objection"])))
             )).one()
         return int(row[0]), int(row[1] or 0)
+
+    @staticmethod
+    async def open_cases(conn: AsyncConnection, kind: str, subject: str) -> list[Case]:
+        """The subject's open cases of `kind`, read on `conn` (inside a filing's `check`)."""
+        c = CASES.c
+        rows = (await conn.execute(
+            select(CASES).where(c.kind == kind, c.subject == subject, c.status.in_(sorted(OPEN_STATUSES[kind]))).order_by(c.id)
+        )).all()
+        return [Case.of(r) for r in rows]
 
     # ---- internals ---------------------------------------------------------------------------
     def _announce(self) -> None:

@@ -1,6 +1,7 @@
 """The `xinlian` command line: `demo`, `serve`, `clients`, `keys`, `audit`, `db`, `policy`,
 `purposes`, `consents`, `objections`, `access-log`, credit governance: `measures`,
-`findings`, `lists`, `ratings`, `supervision`, and cases: `calendar` (working days for deadlines).
+`findings`, `lists`, `ratings`, `supervision`, and cases: `calendar` (working days for deadlines), `cases`
+(every case, overdue first), `review` (the review before publication), `index` (the credit environment index).
 
 `xinlian` alone prints the help (every command); `xinlian --version` the installed version.
 Each sub-command group lives in its own module exposing `register(subparsers)`; the
@@ -18,7 +19,7 @@ from xinlian.hub.config import SettingsError
 
 COMMAND_MODULES = ("demo", "clients", "keys", "audit", "db", "connectors", "policy",
                    "purposes", "consents", "objections", "access_log", "credit", "ratings",
-                   "calendar", "cases")
+                   "calendar", "cases", "review", "index")
 
 
 def version() -> str:

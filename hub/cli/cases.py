@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 from typing import Any
 
+from xinlian.hub.cases.complaints import assign as assign_case
 from xinlian.hub.cases.model import KINDS, Actor, Case, CaseInputError, hohhot_day
 
 from .admin_session import AdminSession, add_common_arguments, policy_in_force, run_admin
@@ -122,9 +123,7 @@ def run_assign(args: argparse.Namespace) -> int:
         known = federation_departments(session.settings)
         if known and args.department not in known:
             raise CaseInputError(f"department: one of {', '.join(sorted(known))}")
-        case = await session.cases.move(
-            args.case_id, "assign", Actor.credit_office(session.by), args.note, department=args.department, note_required=False
-        )
+        case = await assign_case(session.cases, args.case_id, args.department, args.note, Actor.credit_office(session.by))
         session.record("assignCase", case=case.id, subject=case.subject, kind=case.kind, department=args.department)
         session.say(f"{case.kind} {case.id} assigned to {args.department}: due {case.deadline}")
         return 0

@@ -266,6 +266,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if services.court_url:
             print(f"Court API (REST stand-in for 新城区人民法院): {services.court_url}")
         _seed_credit(settings, dict(district.samples))
+        _seed_cases(settings, dict(district.samples))
         print(_banner(settings, args.host, args.port, clients), flush=True)
         _serve(settings, args.host, args.port, args.workers)
     finally:
@@ -286,6 +287,17 @@ def _seed_credit(settings: Settings, samples: dict[str, str]) -> None:
     if done["rated"] or done["findings"]:
         print(f"\nCredit governance: {done['findings']} findings, {done['redListed']} red-list entry, "
               f"{done['rated']} subjects rated ({time.monotonic() - started:.1f} s); see docs/governance.md", flush=True)
+
+
+def _seed_cases(settings: Settings, samples: dict[str, str]) -> None:
+    """The demo's open cases, once per hub store (hub/demo/cases.py)."""
+    from xinlian.hub.demo.cases import ensure_demo_cases
+
+    done = asyncio.run(ensure_demo_cases(settings, samples))
+    if done["objections"] or done["complaints"]:
+        print(f"Cases: {done['objections']} objections, {done['complaints']} complaint (tracking code "
+              f"{done['trackingCode']}), {done['repairs']} repair application; `xinlian cases list`, docs/cases.md",
+              flush=True)
 
 
 def _publish_departments(settings: Settings, urls: dict[str, str | None]) -> int:

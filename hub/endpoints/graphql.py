@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from xinlian.hub.runtime import HubRuntime
 
 log = logging.getLogger("xinlian.graphql")
+UPSTREAM_CODES = frozenset({"UPSTREAM_UNAVAILABLE", "UPSTREAM_INVALID"})
 
 
 class DataEndpoint:
@@ -72,6 +73,11 @@ class DataEndpoint:
         status, body, outcome = result_body(result.data, errors, media)
         record.outcome = outcome
         record.errors.update(e["extensions"]["code"] for e in errors)
+        failed = sorted({
+            d for e in errors if e["extensions"]["code"] in UPSTREAM_CODES for d in e["extensions"].get("departments") or ()
+        })
+        if failed:  # which departments failed this request: their availability over a period (hub/cases/assessment.py)
+            record.detail["unavailable"] = failed
         record.policy_version = ctx.policy.version
         if ctx.findings.rules_applied:  # the policy's row rules and annotations that ran ("family:rule")
             record.detail["rules_applied"] = sorted(ctx.findings.rules_applied)

@@ -11,8 +11,9 @@ of `searchLegalPersons`) — and any future entity resolver, such as a federatio
    identifiers included (`RequestContext.reserve_subjects`);
 4. **audit**: the subjects are recorded (`ctx.findings.subjects`), so the audit entry names them even if
    a load below fails;
-5. **objections**: the open objections against their records are read once for the batch
-   (for the objection flag);
+5. **subject facts**: the hub-owned facts about them are read once for the batch — the open
+   objections against their records (the objection flag) and their approved credit repairs (the
+   publicity window ends display on them);
 6. **existence**: a legal person is looked up in the registry of its *registration authority*
    (position 1 of the USCC: 9 market regulation, 5 civil affairs, 1 establishment offices, Y
    others, …), one batch per registry, carrying the registration fields the caller selected and
@@ -133,7 +134,7 @@ class SubjectAdmission:
         """One resident identity number given as `argument`."""
         code = _one(value, argument, validate_resident_id)
         self._reserve(ctx, [code])
-        await ctx.load_objections([code])
+        await ctx.load_subject_facts([code])
         return NaturalPersonRoot(code)
 
     # ---- stages ---------------------------------------------------------------------------
@@ -171,7 +172,7 @@ class SubjectAdmission:
                 continue
             groups.setdefault(registries[authority], []).append(code)
         lookups = [self._look_up(ctx, names, keys, fields) for names, keys in groups.items()]
-        answers, _ = await asyncio.gather(asyncio.gather(*lookups), ctx.load_objections(unique))
+        answers, _ = await asyncio.gather(asyncio.gather(*lookups), ctx.load_subject_facts(unique))
         loaded: dict[str, list[Record] | list[ConnectorError] | None] = {}
         for answer in answers:
             loaded.update(answer)

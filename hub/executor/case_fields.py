@@ -188,7 +188,8 @@ async def case_page(
     for scope in scopes:
         for case in await cases.find(kind=kind, status=status, today=ctx.today, overdue_only=overdue, limit=first,
                                      **{"subject": key, **scope}):
-            seen.setdefault(case.id, case)
+            if cases.may_see(case, actor):  # never a complaint to the subject it is about
+                seen.setdefault(case.id, case)
     ordered = sorted(seen.values(), key=lambda c: (not c.overdue(ctx.today), not c.is_open, c.deadline or dt.date.max, c.id))
     ordered = ordered[:first]
     for case in ordered:

@@ -43,6 +43,8 @@ from .cache import PublicRecordCache, cache_key
 from .federation import Department
 
 if TYPE_CHECKING:
+    from xinlian.hub.cases.review import ReviewMarks
+
     from .request import RequestContext
 
 log = logging.getLogger("xinlian.executor")
@@ -60,11 +62,13 @@ class FamilyLoader:
         deadline: float,
         cache: PublicRecordCache | None = None,
         cacheable: bool = False,
+        review: "ReviewMarks | None" = None,
     ) -> None:
         self.department = department
         self.family = family
         self.deadline = deadline
         self.cache = cache if cacheable and department.cache_ttl > 0 else None
+        self.review = review  # the review before publication, for a reviewed family (hub/cases/review.py)
         self._pending: list[_Pending] = []
         self._scheduled = False
 
@@ -139,6 +143,8 @@ class FamilyLoader:
                 by_key[key] = value
                 if self.cache is not None and isinstance(value, list):
                     self.cache.put(cache_key(connector.name, self.family, key, fields), value, self.department.cache_ttl)
+        if self.review is not None:  # the queue's verdict on each record, on copies (the cache keeps the originals)
+            await self.review.apply(self.department.name, by_key)
         for entry_keys, _, future, single in pending:
             if future.done():
                 continue

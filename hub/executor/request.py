@@ -3,13 +3,13 @@
 - `RequestInputs` — what the request *is*: the caller, the policy version it runs under, the
   day, the endpoint, the deadline and the limits. Fixed when the request starts.
 - `RequestServices` — the hub's long-lived services the executor reads through (federation,
-  the PUBLIC cache, consents, objections, the harvest cap, the access log).
+  the PUBLIC cache, consents, objections, approved credit repairs, the harvest cap, the access log).
 - `RequestFindings` — what the request *did*, for the audit: subjects, released / denied /
   masked fields, the row rules that ran ("family:rule", e.g. "penalties:publicity-window"),
   denials by path, departments that failed, harvest-cap alerts. On the data endpoints its sets
   are the request's `AccessRecord`'s own, so the gateway writes exactly what the executor found.
 - `RequestCaches` — what is worked out once per request and reused: decisions, plans,
-  loaders, consents, cap admissions, open objections, the subject budget. Decisions and plans
+  loaders, consents, cap admissions, open objections, approved repairs, the subject budget. Decisions and plans
   depend only on the policy version and the caller's kind, scopes and purposes, so they are
   kept across requests too (`DecisionBook`: one per policy version and caller, bounded).
 
@@ -22,11 +22,14 @@ import datetime as dt
 import functools
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Collection
+from typing import TYPE_CHECKING, Any, Collection, Mapping
 
+from xinlian.hub.cases.review import ReviewMarks
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import Decision, Reason, decide
 from xinlian.policies.model import DisclosureClass, Policy
+from xinlian.policies.review import PublicationReview
+from xinlian.schema.catalogue import FAMILIES
 
 from .cache import PublicRecordCache
 from .federation import Department, Federation
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
     from xinlian.hub.audit.access_log import SubjectAccessLog
     from xinlian.hub.audit.record import AccessRecord
     from xinlian.hub.cases.register import CaseRegister
+    from xinlian.hub.cases.repairs import Repaired, RepairRegister
+    from xinlian.hub.cases.review import ReviewQueue
     from xinlian.hub.credit.governance import CreditGovernance
     from xinlian.hub.governance import ConsentBook, ObjectionRegister
     from xinlian.hub.guard.harvest import HarvestGuard
@@ -79,6 +84,8 @@ class RequestServices:
     access_log: "SubjectAccessLog | None" = None
     credit: "CreditGovernance | None" = None  # findings, listings, checks, ratings (hub/credit/)
     cases: "CaseRegister | None" = None  # objections, complaints, repair applications (hub/cases/)
+    repairs: "RepairRegister | None" = None  # credit repair, and the approved repairs the publicity window ends display on
+    review: "ReviewQueue | None" = None  # the review before publication of new PUBLIC records (hub/cases/review.py)
 
 
 @dataclass(slots=True)
@@ -146,6 +153,8 @@ class RequestCaches:
     admitted: dict[str, bool] = field(default_factory=dict)
     objections: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     objections_loaded: set[str] = field(default_factory=set)
+    repairs: dict[str, "Repaired"] = field(default_factory=dict)  # subject → family → key → repair day
+    repairs_loaded: set[str] = field(default_factory=set)
     subjects_asked: int = 0
 
 
@@ -218,8 +227,20 @@ class RequestContext:
         key = (department.name, family, cacheable, fields)
         loader = self.caches.loaders.get(key)
         if loader is None:
-            loader = self.caches.loaders[key] = FamilyLoader(department, family, self.deadline, self.services.cache, cacheable)
+            loader = self.caches.loaders[key] = FamilyLoader(
+                department, family, self.deadline, self.services.cache, cacheable, review=self.review_marks(family)
+            )
         return loader
+
+    def review_marks(self, family: str) -> ReviewMarks | None:
+        """The review before publication for a reviewed family (policy `cases.review`): its records
+        are looked up in the queue (new ones queued), and marked publishable or not when this
+        caller's audience has a `publication-review` row rule for the family (hub/cases/review.py)."""
+        queue, rules = self.services.review, self.policy.cases.review
+        if queue is None or not rules.enabled or family not in rules.families:
+            return None
+        mark = any(r.kind == PublicationReview.kind for r in self.policy.row_rules(family, self.audience))
+        return ReviewMarks(queue, rules, FAMILIES[family], mark)
 
     def decision(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> Decision:
         """The policy's decision on one field for this request's caller (decided once per request).
@@ -280,8 +301,11 @@ class RequestContext:
             self.caches.admitted[subject] = found
         return found
 
-    async def load_objections(self, subjects: list[str]) -> None:
-        """Read the open objections against records of `subjects` (one query per root field)."""
+    async def load_subject_facts(self, subjects: list[str]) -> None:
+        """Read the open objections against records of `subjects` (one query per root field), and
+        their approved credit repairs (`load_repairs`): the hub-owned facts about a subject that
+        annotations and row rules use, loaded when the subject is admitted."""
+        await self.load_repairs(subjects)
         wanted = [s for s in subjects if s not in self.caches.objections_loaded]
         if not wanted or self.services.objections is None:
             return
@@ -296,6 +320,22 @@ class RequestContext:
 
     def objections_known(self, subject: str) -> bool:
         return self.services.objections is None or subject in self.caches.objections_loaded
+
+    async def load_repairs(self, subjects: list[str]) -> None:
+        """Read the approved credit repairs of `subjects`' records (held in memory: no query in
+        steady state)."""
+        wanted = [s for s in subjects if s not in self.caches.repairs_loaded]
+        if not wanted or self.services.repairs is None:
+            return
+        self.caches.repairs.update(await self.services.repairs.repaired(wanted))
+        self.caches.repairs_loaded.update(wanted)
+
+    def repaired(self, subject: str, family: str) -> Mapping[str, dt.date] | None:
+        """Record key → repair day of the subject's repaired records in `family`; None if not loaded
+        (the publicity window then shows none of them: fail closed)."""
+        if subject not in self.caches.repairs_loaded:
+            return None
+        return self.caches.repairs.get(subject, {}).get(family, {})
 
     def facts(self, subject: str) -> "SubjectFacts":
         """What record annotations may know about `subject` in this request."""
@@ -341,3 +381,6 @@ class SubjectFacts:
         if self.ctx.objections is None or not self.ctx.objections_known(self.subject):
             return None
         return self.ctx.disputed(self.subject, family)
+
+    def repairs(self, family: str) -> Mapping[str, dt.date] | None:
+        return self.ctx.repaired(self.subject, family)

@@ -99,14 +99,18 @@ class HubResolvers:
         return credit_fields.subject_listings
 
     # ---- stages shared by every family -------------------------------------------------
-    def _rows(self, ctx: RequestContext, family: RecordFamily, records: list[Record], plan: FamilyPlan) -> list[Record]:
-        """The row rules in force for this caller (none shown if one cannot be checked), newest first."""
+    def _rows(
+        self, ctx: RequestContext, family: RecordFamily, subject: str, records: list[Record], plan: FamilyPlan
+    ) -> list[Record]:
+        """The row rules in force for this caller, with the subject's facts (approved credit repairs)
+        (none shown if one cannot be checked), newest first."""
         ctx.findings.rules_applied.update(plan.applied)
         if plan.unchecked:
             records = []  # a rule reads a field this caller may not receive: fail closed
-        elif plan.rows:
-            today = ctx.today
-            records = [r for r in records if all(rule.keep(r, today) for rule in plan.rows)]
+        elif plan.rows and records:
+            facts, today = ctx.facts(subject), ctx.today
+            keepers = [rule.keeper(family, facts, today) for rule in plan.rows]  # once per subject
+            records = [r for r in records if all(keep(r) for keep in keepers)]
         return _newest_first(family, records)
 
     def _present(self, ctx: RequestContext, family: RecordFamily, subject: str, plan: FamilyPlan, records: list[Record]) -> list[Record]:
@@ -184,7 +188,7 @@ class HubResolvers:
         released fields recorded. Shared by this resolver and the planned executor (planned.py)."""
         if outcome and isinstance(outcome[0], ConnectorError):
             raise upstream(outcome)
-        records = self._present(ctx, family, key, plan, self._rows(ctx, family, outcome, plan))
+        records = self._present(ctx, family, key, plan, self._rows(ctx, family, key, outcome, plan))
         self._release(ctx, plan, records)
         if family.many:
             return records

@@ -447,3 +447,25 @@ class RatingJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     by: Mapped[str] = mapped_column(String(64), nullable=False)
     note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+class ReviewItemRecord(Base):
+    """A department's new PUBLIC record in the review before publication (hub/cases/review.py):
+    `pending` from its first sighting until a reviewer approves or rejects it (who, when, why)."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (
+        Index("ux_review_items_record", "department", "family", "subject", "record_key", unique=True),
+        Index("ix_review_items_status", "status", "first_seen_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    department: Mapped[str] = mapped_column(String(64), nullable=False)
+    family: Mapped[str] = mapped_column(String(64), nullable=False)
+    subject: Mapped[str] = mapped_column(String(18), nullable=False)
+    record_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | approved | rejected
+    first_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")

@@ -1,0 +1,612 @@
+"""The credit environment index and the department assessment (issue 12): the district's
+indicators per month, the composite index by its documented formula, the CSV form, the
+department table — over a hub store seeded directly (findings, listings, rating snapshots, cases)
+with real dates at month boundaries, on SQLite and PostgreSQL; then `creditEnvironmentIndex` on
+`/graphql`, `/public/graphql` and the admin API of a running hub, and the CLI.
+
+The seeded district, January to April 2026 (today 2026-04-15 where the computation is given a day):
+
+- 44 subjects rated BBB (class B, 批发业) on 1 January; S1 (餐饮业) rated AA on 10 January and
+  BBB on 5 March; S2 (制造业) A on 31 January; S3 (餐饮业) C on 1 February.
+- S3: a serious market finding decided on 1 February (the 1st): blacklisted from that day.
+- S4 (a natural person): a general tax finding decided on 31 January.
+- S5: a general market finding decided 15 January, revoked at 2026-02-28T17:00Z — 1 March in
+  Hohhot: in force on 28 February, not on 31 March.
+- S6: red-listed 2024-02-28 for 24 months: its last day is 2026-02-28 (counts in February, not March).
+- S2: red-listed 2026-01-01.
+- S7: an environment finding of 2025-06-10 (blacklisted), the listing cancelled on 2026-03-31.
+- Objections, complaints and a repair with deadlines across 春节 (15–23 February, worked
+  Saturdays 14 and 28 February).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import re
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+from sqlalchemy import insert, update
+
+from hub_fixture import NO_RATE_LIMITS, RunningHub, running_hub
+from xinlian.hub.cases.assessment import (
+    Availability,
+    Source,
+    assess,
+    assessment_csv,
+    department_assessment,
+    quality_row,
+)
+from xinlian.hub.cases.calendar import WorkingCalendar
+from xinlian.hub.cases.index import (
+    FORMULA_VERSION,
+    WEIGHTS,
+    EnvironmentIndex,
+    IndexInputError,
+    Month,
+    Window,
+    csv_row,
+    environment_index,
+    index_csv,
+    load_facts,
+)
+from xinlian.hub.cases.model import Actor, CaseRef
+from xinlian.hub.cases.register import CaseRegister
+from xinlian.hub.cli import index as index_cli
+from xinlian.hub.credit.model import RecordRef
+from xinlian.hub.credit.ratings import RATINGS
+from xinlian.hub.credit.register import FINDINGS, CreditRegister
+from xinlian.hub.store import Store
+from xinlian.policies.cases import standard_case_rules
+from xinlian.policies.credit import standard_credit_rules
+from xinlian.schema.catalogue import FAMILIES
+from xinlian.schema.identifiers import (
+    InvalidIdentifier,
+    id_check_char,
+    org_code_check_char,
+    uscc_check_char,
+    validate_subject,
+)
+
+RULES = standard_credit_rules()
+CALENDAR = WorkingCalendar.load()
+TODAY = dt.date(2026, 4, 15)
+UTC = dt.timezone.utc
+JAN, FEB, MAR, APR = Month(2026, 1), Month(2026, 2), Month(2026, 3), Month(2026, 4)
+
+
+def uscc(n: int) -> str:
+    org = f"MA{n:06d}"
+    body = "91150102" + org + org_code_check_char(org)
+    return body + uscc_check_char(body)
+
+
+def resident(body: str) -> str:
+    return body + id_check_char(body)
+
+
+S1, S2, S3, S5, S6, S7 = (uscc(n) for n in (1, 2, 3, 5, 6, 7))
+S4 = resident("15010219800101123")
+EXTRA = [uscc(100 + n) for n in range(44)]
+SEEDED = (S1, S2, S3, S4, S5, S6, S7, *EXTRA)
+
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utc("2026-01-01T00:00:00")
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def snapshot(subject: str, rated_on: str, level: str, cls: str, industry: str, penalties: list[dict[str, str]] | None) -> dict[str, Any]:
+    """A `credit_ratings` row; `penalties` None: a snapshot from before inputs were kept (a bare list)."""
+    explanation: Any = [] if penalties is None else {"indicators": [], "inputs": {"penalties": penalties}, "model_digest": ""}
+    day = dt.date.fromisoformat(rated_on)
+    return {
+        "subject": subject, "subject_name": "", "industry": industry, "level": level, "score": 80.0, "supervision_class": cls,
+        "model_version": "xc-2026.1", "policy_version": "v1", "explanation": json.dumps(explanation, ensure_ascii=False),
+        "trigger": "bulk", "job_id": None, "rated_at": dt.datetime.combine(day, dt.time(2), UTC), "rated_on": day,
+    }
+
+
+def penalty(number: str, decided: str, severity: str) -> dict[str, str]:
+    return {"decision_number": number, "decision_date": decided, "severity": severity}
+
+
+async def seed(store: Store) -> dict[str, Any]:
+    """Seed the district of the module docstring; returns the cases' deadlines by name."""
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(RATINGS), [snapshot(s, "2026-01-01", "BBB", "B", "批发业", []) for s in EXTRA])
+        await conn.execute(insert(RATINGS), [
+            snapshot(S1, "2026-01-10", "AA", "A", "餐饮业", [penalty("P9", "2026-01-05", "一般")]),
+            snapshot(S2, "2026-01-31", "A", "A", "制造业", [penalty("P2", "2026-03-31", "严重"), penalty("P3", "None", "一般")]),
+            snapshot(S3, "2026-02-01", "C", "C", "餐饮业", None),
+            snapshot(S1, "2026-03-05", "BBB", "B", "餐饮业", [penalty("P1", "2026-02-01", "一般"), penalty("P0", "2025-12-31", "严重")]),
+        ])
+    credit = CreditRegister(store)
+
+    async def finding(subject: str, basis: str, department: str, decided: str) -> Any:
+        return await credit.record_finding(
+            RULES, subject=subject, basis=basis, facts="事实", legal_basis="依据", records=[RecordRef("penalties", "P")],
+            department=department, decided_on=dt.date.fromisoformat(decided), measures=[], by="test", today=TODAY,
+        )
+
+    await finding(S3, "market-serious", "market", "2026-02-01")
+    await finding(S4, "general-dishonesty", "tax", "2026-01-31")
+    revoked = (await finding(S5, "general-dishonesty", "market", "2026-01-15")).finding
+    await credit.revoke_finding(RULES, revoked.id, "market", "撤销", "test", TODAY)
+    async with store.engine.begin() as conn:  # revoked at 01:00 on 1 March in Hohhot (still 28 February in UTC)
+        await conn.execute(update(FINDINGS).where(FINDINGS.c.id == revoked.id).values(revoked_at=utc("2026-02-28T17:00:00")))
+    cancelled = (await finding(S7, "environment-serious", "environment", "2025-06-10")).listing
+    assert cancelled is not None
+    await credit.end_listing(cancelled.id, "cancelled", "（2026）内0102执异1号", "test", dt.date(2026, 3, 31))
+    for subject, listed_on in ((S6, "2024-02-28"), (S2, "2026-01-01")):
+        await credit.list_on_red_list(RULES, subject=subject, basis="honour-red-list", reason="诚信典型", department="market",
+                                      listed_on=dt.date.fromisoformat(listed_on), by="test", today=TODAY)
+
+    clock = Clock()
+    cases = CaseRegister(store, CALENDAR, standard_case_rules, clock=clock)
+    office = Actor.credit_office("office")
+    market = Actor("department", "demo-market", department="market")
+    tax = Actor("department", "demo-tax", department="tax")
+    deadlines: dict[str, dt.date | None] = {}
+
+    async def at(moment: str, action: Callable[[], Any]) -> Any:
+        clock.now = utc(moment)
+        return await action()
+
+    def objection(subject: str, department: str, family: str) -> Callable[[], Any]:
+        return lambda: cases.file("objection", Actor("subject", f"c-{subject}", subject=subject), category="wrong",
+                                  description="有误", subject=subject, department=department, records=[CaseRef(family, "P1")])
+
+    def complaint(subject: str | None) -> Callable[[], Any]:
+        return lambda: cases.file("complaint", Actor.public(), category="dishonest-conduct", description="举报",
+                                  subject=subject, subject_name="某餐馆")
+
+    def move(case: Any, action: str, actor: Actor, department: str | None = None) -> Callable[[], Any]:
+        return lambda: cases.move(case.id, action, actor, "处理", department=department)
+
+    o1 = await at("2026-01-05T02:00:00", objection(S1, "market", "penalties"))
+    await at("2026-01-16T03:00:00", move(o1, "correct", market))
+    o2 = await at("2026-01-20T01:00:00", objection(S2, "tax", "penalties"))
+    await at("2026-02-04T01:00:00", move(o2, "uphold", tax))
+    o3 = await at("2026-02-09T16:30:00", objection(S3, "market", "licenses"))  # 00:30 on 10 February in Hohhot
+    await at("2026-02-12T02:00:00", lambda: cases.move(o3.id, "withdraw", Actor("subject", f"c-{S3}", subject=S3), "撤回"))
+    o4 = await at("2026-03-20T02:00:00", objection(S1, "market", "penalties"))
+    o5 = await at("2026-04-13T02:00:00", objection(S2, "tax", "penalties"))
+    c1 = await at("2026-01-06T02:00:00", complaint(S1))
+    c1 = await at("2026-01-07T02:00:00", move(c1, "assign", office, "market"))
+    await at("2026-01-27T15:59:00", move(c1, "resolve", market))  # 23:59 on 27 January in Hohhot
+    c2 = await at("2026-01-25T16:00:00", complaint(None))  # midnight: 26 January in Hohhot
+    c2 = await at("2026-01-27T02:00:00", move(c2, "assign", office, "tax"))
+    await at("2026-02-26T02:00:00", move(c2, "resolve", tax))
+    c3 = await at("2026-02-01T16:30:00", complaint(S2))  # 2 February in Hohhot
+    c3 = await at("2026-02-03T02:00:00", move(c3, "assign", office, "market"))
+    await at("2026-02-27T02:00:00", move(c3, "resolve", market))
+    c4 = await at("2026-03-02T02:00:00", complaint(S1))
+    await at("2026-03-03T02:00:00", move(c4, "reject", office))
+    r1 = await at("2026-03-09T02:00:00", lambda: cases.file(
+        "repair", Actor("subject", f"c-{S3}", subject=S3), category="listing", description="已履行", subject=S3, department="market"))
+    await at("2026-03-20T02:00:00", move(r1, "approve", market))
+    for name, case in (("o1", o1), ("o2", o2), ("o3", o3), ("o4", o4), ("o5", o5), ("c1", c1), ("c2", c2), ("c3", c3),
+                       ("c4", c4), ("r1", r1)):
+        deadlines[name] = case.deadline
+    return deadlines
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    opened = await Store.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def district(store: Store, industry: str | None = None) -> EnvironmentIndex:
+    await seed(store)
+    return await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, industry)
+
+
+# ---- the expected figures, by month (January to April) -------------------------------------------------------------
+
+KNOWN, RATED, DISHONEST = (50, 51, 51, 51), (46, 47, 47, 47), (3, 4, 3, 3)
+BLACK, RED = (1, 2, 1, 1), (2, 2, 1, 1)
+# kind: (filed, closed, due, on time) per month
+CASES = {
+    "objection": ((2, 1, 1, 1), (1, 2, 1, 0), (1, 0, 0, 0), (1, 0, 1, 0)),
+    "complaint": ((2, 1, 1, 1), (1, 2, 1, 0), (1, 1, 2, 2), (0, 0, 0, 0)),
+    "repair": ((0, 0, 0, 0), (0, 0, 0, 0), (1, 1, 1, 1), (0, 0, 0, 0)),
+}
+
+
+def expected_index(components: dict[str, float | None]) -> float | None:
+    """docs/cases.md: index = round(100 × Σ wᵢ·cᵢ / Σ wᵢ over the computable components, 2)."""
+    weights = {"honest_share": 0.30, "a_class_share": 0.20, "blacklist_density": 0.20, "objections_on_time": 0.15,
+               "complaints_on_time": 0.15}
+    present = {k: v for k, v in components.items() if v is not None}
+    return round(100 * sum(weights[k] * v for k, v in present.items()) / sum(weights[k] for k in present), 2) if present else None
+
+
+COMPONENTS = (
+    {"honest_share": 47 / 50, "a_class_share": 2 / 46, "blacklist_density": 1 - 20 / 50, "objections_on_time": 1.0,
+     "complaints_on_time": 1.0},
+    {"honest_share": 47 / 51, "a_class_share": 2 / 47, "blacklist_density": 1 - (2000 / 51) / 50, "objections_on_time": 0.0,
+     "complaints_on_time": 0.0},
+    {"honest_share": 48 / 51, "a_class_share": 1 / 47, "blacklist_density": 1 - (1000 / 51) / 50, "objections_on_time": None,
+     "complaints_on_time": 1.0},
+    {"honest_share": 48 / 51, "a_class_share": 1 / 47, "blacklist_density": 1 - (1000 / 51) / 50, "objections_on_time": 0.0,
+     "complaints_on_time": None},
+)
+
+
+# ---- periods ----------------------------------------------------------------------------------------------------------
+
+
+def test_the_period_defaults_to_the_twelve_months_up_to_this_one() -> None:
+    assert Window.parse(None, None, TODAY) == Window(Month(2025, 5), APR)
+    assert Window.parse("2026-02", None, TODAY) == Window(FEB, APR)
+    assert Window.parse(None, "2026-01", TODAY) == Window(Month(2025, 2), JAN)
+    assert len(Window.parse("2021-05", "2026-04", TODAY).months) == 60
+    assert [m.text for m in Window(Month(2025, 11), FEB).months] == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    assert (Month(2024, 2).first, Month(2024, 2).last, Month(2025, 12).last) == (
+        dt.date(2024, 2, 1), dt.date(2024, 2, 29), dt.date(2025, 12, 31))
+
+
+@pytest.mark.parametrize(("first", "last", "argument", "says"), [
+    ("2026-13", None, "from", "'2026-13' is not a month (YYYY-MM"),
+    ("2026-1", None, "from", "is not a month"),
+    ("2026-01-01", None, "from", "is not a month"),
+    ("0000-01", None, "from", "is not a month"),
+    (None, "March", "to", "'March' is not a month"),
+    ("2026-03", "2026-02", "from", "from: 2026-03 is after to (2026-02)"),
+    ("2021-04", "2026-04", "from", "at most 60 months"),
+    (None, "2026-05", "to", "to: 2026-05 is after the current month (2026-04)"),
+])
+def test_a_bad_period_is_refused_naming_the_argument(first: str | None, last: str | None, argument: str, says: str) -> None:
+    with pytest.raises(IndexInputError) as refused:
+        Window.parse(first, last, TODAY)
+    assert refused.value.argument == argument and says in str(refused.value)
+
+
+# ---- the indicators -----------------------------------------------------------------------------------------------------
+
+
+async def test_the_case_deadlines_count_working_days_across_the_spring_festival(store: Store) -> None:
+    deadlines = await seed(store)
+    assert deadlines == {
+        "o1": dt.date(2026, 1, 19), "o2": dt.date(2026, 2, 3), "o3": dt.date(2026, 3, 2), "o4": dt.date(2026, 4, 3),
+        "o5": dt.date(2026, 4, 27), "c1": dt.date(2026, 1, 28), "c2": dt.date(2026, 2, 24), "c3": dt.date(2026, 3, 2),
+        "c4": dt.date(2026, 3, 5), "r1": dt.date(2026, 3, 23),
+    }
+
+
+async def test_subjects_dishonesty_and_lists_at_each_month_end(store: Store) -> None:
+    result = await district(store)
+    months = result.months
+    assert [m.month for m in months] == ["2026-01", "2026-02", "2026-03", "2026-04"]
+    assert [m.as_of for m in months] == [dt.date(2026, 1, 31), dt.date(2026, 2, 28), dt.date(2026, 3, 31), TODAY]
+    assert tuple(m.subjects_known for m in months) == KNOWN
+    assert tuple(m.subjects_rated for m in months) == RATED
+    assert tuple(m.subjects_with_dishonesty for m in months) == DISHONEST
+    assert [m.dishonesty_share for m in months] == [3 / 50, 4 / 51, 3 / 51, 3 / 51]
+    assert tuple(m.blacklist_size for m in months) == BLACK  # S7's listing cancelled on 31 March is off it that day
+    assert tuple(m.red_list_size for m in months) == RED  # S6's last day, 28 February, counts in February only
+    assert [m.blacklist_per_1000 for m in months] == [20.0, 2000 / 51, 1000 / 51, 1000 / 51]
+
+
+async def test_findings_decided_in_the_month_by_severity_and_department(store: Store) -> None:
+    months = (await district(store)).months
+    # S3's finding of 1 February counts in February; S5's is revoked and left out
+    assert [dict(m.findings) for m in months] == [
+        {"general": 1, "serious": 0}, {"general": 0, "serious": 1}, {"general": 0, "serious": 0}, {"general": 0, "serious": 0}]
+    assert [dict(m.findings_by_department) for m in months] == [{("tax", "general"): 1}, {("market", "serious"): 1}, {}, {}]
+
+
+async def test_cases_filed_closed_and_answered_on_time(store: Store) -> None:
+    months = (await district(store)).months
+    for kind, figures in CASES.items():
+        got = tuple(tuple(m.cases[f"{kind}s_{w}"] for w in ("filed", "closed", "due", "on_time")) for m in months)
+        assert got == figures, kind
+    assert [m.cases["objections_corrected"] for m in months] == [1, 0, 0, 0]
+    assert [m.cases["complaints_resolved"] for m in months] == [1, 2, 0, 0]
+    assert [m.cases["repairs_approved"] for m in months] == [0, 0, 1, 0]
+    # January: 15 working days (6 → 27 January); February: 18 and 14 across 春节 → 16
+    assert [m.complaint_median_working_days for m in months] == [15.0, 16.0, None, None]
+
+
+async def test_rating_distribution_and_penalties_from_the_newest_snapshots(store: Store) -> None:
+    months = (await district(store)).months
+    levels = [{k: v for k, v in m.levels.items() if v} for m in months]
+    assert levels == [{"AA": 1, "A": 1, "BBB": 44}, {"AA": 1, "A": 1, "BBB": 44, "C": 1},
+                      {"A": 1, "BBB": 45, "C": 1}, {"A": 1, "BBB": 45, "C": 1}]
+    assert list(months[0].levels) == ["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"]
+    assert [dict(m.classes) for m in months] == [{"A": 2, "B": 44, "C": 0}, {"A": 2, "B": 44, "C": 1},
+                                                 {"A": 1, "B": 45, "C": 1}, {"A": 1, "B": 45, "C": 1}]
+    # S1's older snapshot read a January penalty its newest no longer holds: not counted
+    assert [{k: v for k, v in m.penalties.items() if v} for m in months] == [{}, {"一般": 1}, {"严重": 1}, {}]
+
+
+async def test_the_composite_index_follows_the_documented_formula(store: Store) -> None:
+    result = await district(store)
+    assert result.formula_version == FORMULA_VERSION == "xc-cei-2026.1"
+    assert dict(result.weights) == dict(WEIGHTS) and sum(WEIGHTS.values()) == pytest.approx(1.0)
+    for m, components in zip(result.months, COMPONENTS):
+        assert dict(m.components) == pytest.approx(components), m.month
+        assert m.index == expected_index(components), m.month
+    assert [m.index for m in result.months] == [71.07, 32.81, 65.67, 48.02]
+
+
+async def test_an_industry_counts_only_its_subjects(store: Store) -> None:
+    result = await district(store, "餐饮业")  # S1 and S3
+    jan, feb = result.months[0], result.months[1]
+    assert result.industry == "餐饮业"
+    assert (jan.subjects_known, jan.subjects_rated, jan.subjects_with_dishonesty, jan.blacklist_size) == (1, 1, 0, 0)
+    assert (feb.subjects_known, feb.subjects_rated, feb.subjects_with_dishonesty, feb.blacklist_size) == (2, 2, 1, 1)
+    assert jan.index == 100.0
+    # February: no objection or complaint of theirs was due (C2 names no subject): weights 0.3 + 0.2 + 0.2
+    assert dict(feb.components) == {"honest_share": 0.5, "a_class_share": 0.5, "blacklist_density": 0.0,
+                                    "objections_on_time": None, "complaints_on_time": None}
+    assert feb.index == round(100 * (0.3 * 0.5 + 0.2 * 0.5) / 0.7, 2) == 35.71
+    assert {k: v for k, v in feb.penalties.items() if v} == {"一般": 1}
+    nobody = await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, "采矿业")
+    assert [m.subjects_known for m in nobody.months] == [0, 0, 0, 0] and [m.index for m in nobody.months] == [None] * 4
+
+
+async def test_the_csv_reads_back_to_the_same_numbers(store: Store) -> None:
+    result = await district(store)
+    text = index_csv(result)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["month"] for r in rows] == ["2026-01", "2026-02", "2026-03", "2026-04"]
+    for row, m in zip(rows, result.months):
+        assert int(row["subjects_known"]) == m.subjects_known and float(row["index"]) == m.index
+        assert float(row["dishonesty_share"]) == m.dishonesty_share and row["formula_version"] == FORMULA_VERSION
+        expected = csv_row(result, m)
+        for column, cell in row.items():
+            value = expected.get(column, 0 if column.startswith("findings_") else None)
+            if value is None:
+                assert cell == "", column
+            elif isinstance(value, float):
+                assert float(cell) == value, column
+            else:
+                assert cell == str(value), column
+    assert [r["findings_market_serious"] for r in rows] == ["0", "1", "0", "0"]
+    assert [r["component_objections_on_time"] for r in rows] == ["1.0", "0.0", "", "0.0"]
+    assert [r["complaints_on_time"] for r in rows] == ["1", "0", "2", "0"]
+
+
+# ---- the department assessment ----------------------------------------------------------------------------------------
+
+PENALTY_FIELDS = frozenset({"decision_number", "decision_date", "severity", "party_name"})
+
+
+async def test_department_quality_per_department_and_family(store: Store) -> None:
+    await seed(store)
+    sources = [Source("market", "新城区市场监督管理局", {"penalties": PENALTY_FIELDS, "licenses": frozenset(FAMILIES["licenses"].field_names)})]
+    result = await department_assessment(store, sources, Window(JAN, APR), TODAY, {"market": Availability(10, 1, "degraded")})
+    rows = {(q.department, q.family): q for q in result.rows}
+    assert list(rows) == [("market", None), ("market", "penalties"), ("market", "licenses"), ("tax", None), ("tax", "penalties")]
+    assert result.subjects_known == 51
+    market, penalties, licenses = rows[("market", None)], rows[("market", "penalties")], rows[("market", "licenses")]
+    # objections O1, O3, O4 went to market; O3 was withdrawn (not timed), O4 is overdue since 3 April
+    assert (market.objections, market.objections_timed.due, market.objections_timed.on_time) == (3, 2, 1)
+    assert market.objection_rate == 3000 / 51
+    assert (penalties.objections, penalties.objections_timed.due, penalties.objections_timed.on_time) == (2, 2, 1)
+    assert (licenses.objections, licenses.objections_timed.due) == (1, 0) and licenses.objections_timed.rate is None
+    assert market.complaints_timed is not None and (market.complaints_timed.due, market.complaints_timed.rate) == (2, 1.0)
+    assert (market.repairs_timed.due, market.repairs_timed.on_time) == (1, 1)
+    assert penalties.complaints_timed is None
+    assert market.availability is not None and market.availability.share == 0.9 and penalties.availability is None
+    standard = len(FAMILIES["penalties"].fields)
+    assert (penalties.mapped_fields, penalties.standard_fields, penalties.completeness) == (4, standard, 4 / standard)
+    assert "decision_number" not in penalties.missing_fields and "fine_amount" in penalties.missing_fields
+    assert licenses.completeness == 1.0 and licenses.missing_fields == ()
+    assert all(q.timeliness is None for q in result.rows)
+    assert penalties.timeliness_note.startswith("not measurable") and "no publication date" in penalties.timeliness_note
+    # tax is federated nowhere here but its cases name it: O2 late, O5 not yet due; C2 resolved late
+    tax = rows[("tax", None)]
+    assert (tax.objections, tax.objections_timed.due, tax.objections_timed.on_time, tax.completeness) == (2, 1, 0, None)
+    assert tax.complaints_timed is not None and (tax.complaints_timed.due, tax.complaints_timed.on_time) == (1, 0)
+    assert tax.availability is None
+    table = list(csv.DictReader(io.StringIO(assessment_csv(result))))
+    assert [(r["department"], r["family"]) for r in table] == [("market", "*"), ("market", "penalties"), ("market", "licenses"),
+                                                              ("tax", "*"), ("tax", "penalties")]
+    assert table[0]["availability"] == "0.9" and table[0]["objections_on_time_rate"] == "0.5"
+    assert table[1]["completeness"] == repr(4 / standard) and table[1]["complaints_due"] == ""
+    assert [quality_row(result, q)["objections"] for q in result.rows] == [int(r["objections"]) for r in table]
+
+
+def test_timeliness_notes_say_what_each_family_lacks() -> None:
+    from xinlian.hub.cases.assessment import timeliness_note
+
+    notes = {name: timeliness_note(spec) for name, spec in FAMILIES.items()}
+    assert "no publication date" in notes["penalties"] and "decision_date (处罚决定日期)" in notes["penalties"]
+    assert "no decision date" in notes["judgment_debtor_records"] and "publish_date (发布时间)" in notes["judgment_debtor_records"]
+    assert all(n.startswith("not measurable") for n in notes.values())
+
+
+async def test_the_assessment_window_ends_with_its_last_month(store: Store) -> None:
+    await seed(store)
+    facts = await load_facts(store, (dt.date(2026, 1, 31),))
+    january = assess(facts, [], Window(JAN, JAN), TODAY)
+    rows = {(q.department, q.family): q for q in january.rows}
+    assert january.subjects_known == 50
+    assert (rows[("market", None)].objections, rows[("market", None)].objections_timed.due) == (1, 1)
+    assert rows[("tax", None)].objections == 1 and rows[("tax", None)].objections_timed.due == 0  # O2 due 3 February
+
+
+# ---- the CLI --------------------------------------------------------------------------------------------------------
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="xinlian")
+    index_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    return int(args.handler(args))
+
+
+def test_the_cli_shows_the_index_and_the_departments(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+
+    async def prepare() -> EnvironmentIndex:
+        opened = await Store.open(url)
+        try:
+            await seed(opened)
+            return await environment_index(opened, RULES, CALENDAR, Window(JAN, MAR), TODAY)
+        finally:
+            await opened.close()
+
+    expected = asyncio.run(prepare())
+    assert cli("index", "show", "--from", "2026-01", "--to", "2026-03", "--csv", "--data-dir", str(tmp_path)) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [float(r["index"]) for r in rows] == [m.index for m in expected.months] == [71.07, 32.81, 65.67]
+    assert [int(r["blacklist_size"]) for r in rows] == [1, 2, 1]
+    assert cli("index", "show", "--from", "2026-01", "--to", "2026-02", "--industry", "餐饮业", "--data-dir", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "industry 餐饮业" in out and "formula xc-cei-2026.1" in out and "100.0" in out and "35.71" in out
+    assert cli("index", "departments", "--from", "2026-01", "--to", "2026-03", "--csv", "--data-dir", str(tmp_path)) == 0
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["department"], r["family"], r["objections"]) for r in table] == [
+        ("market", "*", "3"), ("market", "licenses", "1"), ("market", "penalties", "2"), ("tax", "*", "1"), ("tax", "penalties", "1")]
+    assert cli("index", "show", "--from", "2026-1", "--data-dir", str(tmp_path)) == 2
+    assert "'2026-1' is not a month" in capsys.readouterr().err
+
+
+# ---- on a running hub -------------------------------------------------------------------------------------------------
+
+MONTH_FIELDS = """month asOf subjectsKnown subjectsRated subjectsWithDishonesty dishonestyShare findingsGeneral findingsSerious
+  findingsByDepartment { department severity count } blacklistSize redListSize blacklistPer1000 objectionsCorrected
+  repairsApproved complaintsResolved complaintMedianWorkingDays cases { kind filed closed due onTime }
+  ratingLevels { name count } supervisionClasses { name count } penalties { name count } components { name value weight } index"""
+INDEX = f"""query Index($from: String, $to: String, $industry: String) {{
+  creditEnvironmentIndex(from: $from, to: $to, industry: $industry) {{ from to industry formulaVersion csv months {{ {MONTH_FIELDS} }} }}
+}}"""
+ASSESSMENT = """query A($from: String, $to: String) { departmentAssessment(from: $from, to: $to) {
+  from to subjectsKnown csv rows { department departmentName family completeness mappedFields standardFields missingFields
+  timeliness timelinessNote objections objectionRate objectionsAnswered { due onTime rate } repairsDecided { due onTime rate }
+  complaintsResolved { due onTime rate } availability availabilityAttempts availabilityCondition } } }"""
+Q1 = {"from": "2026-01", "to": "2026-03"}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with running_hub(tmp_path_factory.mktemp("index-hub"), rate_limits=NO_RATE_LIMITS) as running:
+        running.on_store(seed)
+        yield running
+
+
+def data(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "errors" not in body, body
+    return dict(body["data"])
+
+
+def admin(hub: RunningHub, query: str, variables: dict[str, Any]) -> httpx.Response:
+    return hub.http.post("/admin/graphql", json={"query": query, "variables": variables},
+                         headers={"Authorization": f"Bearer {hub.token('admin')}"})
+
+
+def subjects_in(text: str) -> set[str]:
+    """Every USCC or resident ID (valid check character) in a text."""
+    found = set()
+    for candidate in re.findall(r"[0-9A-Z]{17}[0-9A-Z]", text.upper()):
+        try:
+            found.add(validate_subject(candidate))
+        except InvalidIdentifier:
+            pass
+    return found
+
+
+def test_the_index_on_graphql_and_the_public_endpoint(hub: RunningHub) -> None:
+    answers = {kind: hub.query(INDEX, kind, Q1) for kind in (None, "department", "subject")}
+    for kind, response in answers.items():
+        index = data(response)["creditEnvironmentIndex"]
+        assert (index["from"], index["to"], index["formulaVersion"], index["industry"]) == ("2026-01", "2026-03", FORMULA_VERSION, None), kind
+        months = index["months"]
+        assert [m["index"] for m in months] == [71.07, 32.81, 65.67], kind
+        assert [m["subjectsKnown"] for m in months] == [50, 51, 51] and [m["asOf"] for m in months] == ["2026-01-31", "2026-02-28", "2026-03-31"]
+        assert [m["blacklistSize"] for m in months] == [1, 2, 1] and [m["redListSize"] for m in months] == [2, 2, 1]
+        assert months[1]["findingsByDepartment"] == [{"department": "market", "severity": "serious", "count": 1}]
+        assert months[1]["complaintMedianWorkingDays"] == 16.0
+        assert {c["kind"]: [c["filed"], c["closed"], c["due"], c["onTime"]] for c in months[2]["cases"]} == {
+            "objection": [1, 0, 0, 0], "complaint": [1, 1, 2, 2], "repair": [1, 1, 1, 1]}
+        assert [c for c in months[2]["components"] if c["name"] == "objections_on_time"] == [
+            {"name": "objections_on_time", "value": None, "weight": 0.15}]
+        rows = list(csv.DictReader(io.StringIO(index["csv"])))
+        assert [float(r["index"]) for r in rows] == [71.07, 32.81, 65.67]
+    assert answers[None].json() == answers["department"].json()  # the public sees the same statistics
+    public = answers[None]
+    assert subjects_in(public.text) == set() and not set(SEEDED) & set(re.findall(r"[0-9A-Z]{18}", public.text))
+    [entry] = hub.audit_entries(public.headers["x-request-id"])
+    assert entry.endpoint == "/public/graphql" and entry.subjects == []
+    assert entry.detail is not None and entry.detail["creditEnvironmentIndex"] == {"from": "2026-01", "to": "2026-03"}
+    [entry] = hub.audit_entries(answers["department"].headers["x-request-id"])
+    assert entry.endpoint == "/graphql" and entry.subjects == [] and entry.detail is not None
+    assert entry.detail["creditEnvironmentIndex"] == {"from": "2026-01", "to": "2026-03"}
+
+
+def test_an_industry_on_the_public_endpoint(hub: RunningHub) -> None:
+    index = data(hub.query(INDEX, None, {"from": "2026-01", "to": "2026-02", "industry": "餐饮业"}))["creditEnvironmentIndex"]
+    assert index["industry"] == "餐饮业" and [m["index"] for m in index["months"]] == [100.0, 35.71]
+    assert [m["subjectsKnown"] for m in index["months"]] == [1, 2]
+
+
+@pytest.mark.parametrize(("variables", "argument"), [
+    ({"from": "2026-13"}, "from"), ({"from": "26-01"}, "from"), ({"to": "2026-02", "from": "2026-03"}, "from"),
+    ({"from": "2019-01", "to": "2026-01"}, "from"), ({"to": "2999-01"}, "to"), ({"industry": "餐饮\u202e业"}, "industry"),
+])
+def test_bad_input_is_bad_user_input_on_both_endpoints(hub: RunningHub, variables: dict[str, Any], argument: str) -> None:
+    for kind in (None, "department"):
+        body = hub.query(INDEX, kind, variables).json()
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "BAD_USER_INPUT" and error["extensions"]["argument"] == argument, body
+        assert error["message"].startswith(argument) and body["data"] is None
+    refused = admin(hub, INDEX, variables).json()
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["BAD_USER_INPUT"]
+
+
+def test_the_default_period_is_the_last_twelve_months(hub: RunningHub) -> None:
+    today = hub.runtime.today()
+    index = data(hub.query(INDEX, None))["creditEnvironmentIndex"]
+    assert index["to"] == Month.of(today).text and index["from"] == Month.of(today).plus(-11).text
+    assert len(index["months"]) == 12 and index["months"][-1]["asOf"] == today.isoformat()
+
+
+def test_the_credit_office_reads_the_index_and_the_department_table(hub: RunningHub) -> None:
+    assert data(hub.query('{ legalPerson(uscc: "%s") { name } }' % hub.samples["severe_penalty"], "department"))
+    answer = data(admin(hub, INDEX, Q1))["creditEnvironmentIndex"]
+    assert [m["index"] for m in answer["months"]] == [71.07, 32.81, 65.67]
+    response = admin(hub, ASSESSMENT, Q1)
+    table = data(response)["departmentAssessment"]
+    assert (table["from"], table["to"], table["subjectsKnown"]) == ("2026-01", "2026-03", 51)
+    rows = {(r["department"], r["family"]): r for r in table["rows"]}
+    market = rows[("market", None)]
+    assert market["objections"] == 3 and market["objectionRate"] == 3000 / 51
+    assert market["objectionsAnswered"] == {"due": 1, "onTime": 1, "rate": 1.0}  # O4 is due in April
+    assert market["complaintsResolved"] == {"due": 2, "onTime": 2, "rate": 1.0}
+    assert market["repairsDecided"] == {"due": 1, "onTime": 1, "rate": 1.0}
+    assert rows[("tax", None)]["objectionsAnswered"] == {"due": 1, "onTime": 0, "rate": 0.0}
+    connector = hub.connector("market")
+    for family in sorted(connector.families):
+        spec = FAMILIES[family]
+        mapped = sum(1 for f in spec.field_names if f in connector.provides(family))
+        row = rows[("market", family)]
+        assert (row["mappedFields"], row["standardFields"], row["completeness"]) == (mapped, len(spec.fields), mapped / len(spec.fields))
+        assert row["timeliness"] is None and row["timelinessNote"].startswith("not measurable") and row["availability"] is None
+    assert market["availabilityAttempts"] >= 1 and market["availability"] == 1.0 and market["availabilityCondition"] == "healthy"
+    assert {d.name for d in hub.runtime.federation.departments} <= {d for d, _ in rows}
+    assert [r["department"] for r in csv.DictReader(io.StringIO(table["csv"]))] == [r["department"] for r in table["rows"]]
+    [entry] = [e for e in hub.audit_entries(response.headers["x-request-id"]) if e.endpoint == "/admin/graphql"]
+    assert entry.subjects == [] and {"action": "departmentAssessment", "from": "2026-01", "to": "2026-03"} in entry.detail["actions"]
