@@ -242,7 +242,7 @@ class HubRuntime:
         calendar = WorkingCalendar.load(settings.data_dir)
         cases = CaseRegister(
             store, calendar, lambda: built["runtime"].policy.cases,
-            attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.standard()),
+            attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.widest()),
         )
         runtime = built["runtime"] = cls(
             settings=settings,
@@ -377,6 +377,7 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
+        await self.repairs.stop()  # background re-ratings after repair decisions, before credit stops
         await self.credit.stop()
         await self.members.leave()
         await self.changes.stop()
@@ -386,5 +387,6 @@ class HubRuntime:
         await self.audit.stop()
         await self.checkpoints.stop()  # after the trail has flushed: sign its final head
         await self.federation.close()
+        await self.review.flush()  # the records the last reads queued are written before the store closes
         await self.store.close()
         await tracing.stop(self.traces)  # the spans left are sent

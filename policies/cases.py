@@ -10,13 +10,18 @@ docs/cases.md) declares:
   `reminder` — a case is *due soon* this many working days before its deadline;
 - `complaint_categories`: the categories a complaint or report is filed under (code → label);
 - `repair`: the record families a subject may apply to repair, the minimum publicity (in months
-  from the decision date) per severity before it may apply (national minimum: 一般 3, 严重 12;
-  a policy may raise them, never lower them), and the months a blacklisting must have lasted;
-- `attachments`: the size and count limits and the media types accepted;
-- `review`: the review before publication (预留审核环节) — whether new PUBLIC records wait for
-  approval at all, of which families, from which decision date (`since`: older records were
+  from the decision date) per severity before it may apply (national minimum: 轻微 0 — repairable
+  only where the policy shows minor penalties —, 一般 3, 严重 12), and the months a blacklisting
+  must have lasted (`listing_min_months`, national minimum 12): a policy may raise these
+  minimums, never lower them;
+- `attachments`: the size and count limits (at least one attachment per case: repairing a
+  penalty needs a proof document) and the media types accepted;
+- `review`: the queue of the review before publication (预留审核环节) — whether new PUBLIC
+  records wait for approval at all, from which decision date (`since`: older records were
   published before the queue), the default auto-approval after N hours, and per department (the
-  connector's name) `trusted` (approved on sight) or its own `after_hours`;
+  connector's name) `trusted` (approved on sight) or its own `after_hours`. Which families are
+  reviewed is the `publication-review` row rule's (policies/review.py): `families` here is
+  accepted, so that documents naming it still load, and not read;
 - `access`: the scopes with which a department client (bound to its department) files
   objections and answers its department's cases.
 
@@ -40,6 +45,7 @@ from .model import PolicyError
 from .rows import STANDARD_MIN_MONTHS
 
 DEADLINE_KINDS = ("objection", "complaint_triage", "complaint", "repair")
+LISTING_MIN_MONTHS = 12  # the national minimum a blacklisting lasts before it may be repaired
 MEDIA_TYPES = ("application/pdf", "image/jpeg", "image/png")  # what the hub can recognise
 
 
@@ -62,8 +68,8 @@ class RepairRules:
     """What a subject may apply to repair, and after how long."""
 
     families: tuple[str, ...] = ("penalties",)
-    min_months: Mapping[str, int] = field(default_factory=lambda: {"一般": 3, "严重": 12})
-    listing_min_months: int = 12
+    min_months: Mapping[str, int] = field(default_factory=lambda: dict(STANDARD_MIN_MONTHS))
+    listing_min_months: int = LISTING_MIN_MONTHS
 
     def document(self) -> dict[str, Any]:
         return {"families": list(self.families), "min_months": dict(self.min_months), "listing_min_months": self.listing_min_months}
@@ -103,7 +109,7 @@ class ReviewRules:
     """The review before publication: off (`enabled = false`) shows new PUBLIC records at once."""
 
     enabled: bool = True
-    families: tuple[str, ...] = ("penalties", "licenses")
+    families: tuple[str, ...] = ("penalties", "licenses")  # not read: the publication-review rule names the families
     after_hours: int | None = None  # the default for departments not named in `sources`
     sources: Mapping[str, ReviewSource] = field(default_factory=dict)
     since: dt.date | None = None  # records decided before it were published before the queue: not reviewed
@@ -175,7 +181,12 @@ def _repair(raw: Any) -> RepairRules:
     months_table.finish()
     for severity, least in STANDARD_MIN_MONTHS.items():
         months.setdefault(severity, least)
-    listing = t.integer("listing_min_months", base.listing_min_months, minimum=0)
+    listing = t.integer("listing_min_months", base.listing_min_months)
+    if listing < LISTING_MIN_MONTHS:
+        raise PolicyError(
+            f"cases.repair.listing_min_months: {listing} is below the national minimum of {LISTING_MIN_MONTHS} months "
+            "(a policy may raise it, never lower it)"
+        )
     t.finish()
     return RepairRules(families=families, min_months=months, listing_min_months=listing)
 
@@ -186,7 +197,11 @@ def _attachments(raw: Any) -> AttachmentRules:
     max_mb = t.integer("max_mb", base.max_mb, minimum=1)
     if max_mb > 100:
         raise PolicyError("cases.attachments.max_mb: at most 100")
-    count = t.integer("max_per_case", base.max_per_case, minimum=0)
+    count = t.integer("max_per_case", base.max_per_case)
+    if count < 1:
+        raise PolicyError(
+            f"cases.attachments.max_per_case: at least 1, got {count} (repairing a penalty needs a proof document)"
+        )
     types = t.strings("media_types", base.media_types)
     unknown = [m for m in types if m not in MEDIA_TYPES]
     if unknown:

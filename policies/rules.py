@@ -158,6 +158,12 @@ class SubjectFacts(Protocol):
         → the day of the approval; None if not known."""
         ...
 
+    def publication(self, family: str) -> Mapping[str, bool] | bool | None:
+        """The review before publication (预留审核环节) of the subject's records in `family`: record key →
+        whether it may be shown to the public now; True when the review is off (every record may);
+        None if not known (the records were not looked up in the review queue)."""
+        ...
+
 
 class RowRule(DeclaredRule):
     """A rule deciding which records of a family a caller sees at all."""

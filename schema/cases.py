@@ -60,7 +60,11 @@ class CaseView:
     filed_at: dt.datetime
     filed_on: dt.date = strawberry.field(description="The filing day in Hohhot (the deadline counts from it).")
     deadline: Optional[dt.date] = strawberry.field(description="The day the answer is due: the n-th working day after filing (or assignment).")
-    working_days_left: Optional[int] = strawberry.field(description="Working days to the deadline (0: due today; negative: overdue by that many); null once closed.")
+    deadline_provisional: bool = strawberry.field(description=(
+        "The deadline was counted across a year without a holiday calendar (weekends only, e.g. 2027 until its "
+        "notice is loaded): it may move once the calendar is loaded."
+    ))
+    working_days_left: Optional[int] = strawberry.field(description="Working days to the deadline (0: due today; negative: overdue by that many, at least -1 after the deadline); null once closed.")
     overdue: bool
     due_soon: bool = strawberry.field(description="Open and due within the policy's reminder (cases.deadlines.reminder working days), not yet overdue.")
     closed_at: Optional[dt.datetime]

@@ -42,6 +42,8 @@ async def test_0009_moves_objections_into_cases(store_url: str) -> None:
         found = {c.records[0].key: c for c in await objections.list(subject=USCC)}
         assert {k: c.status for k, c in found.items()} == {"罚1号": "open", "罚2号": "corrected", "罚3号": "upheld"}
         assert found["罚1号"].filed_on == dt.date(2026, 10, 9)
+        assert found["罚1号"].deadline == dt.date(2026, 10, 22)  # Sat 10 Oct worked counts first
+        assert found["罚1号"].overdue(dt.date(2026, 12, 3))
         assert [s.action for s in found["罚2号"].history] == ["filed", "corrected"]
         assert found["罚2号"].history[-1].by == "admin-2" and found["罚2号"].resolution == "checked"
         assert await objections.open_refs_by_family([USCC]) == {(USCC, "penalties"): {"罚1号"}}

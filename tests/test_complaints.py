@@ -621,3 +621,14 @@ def test_the_subject_reported_does_not_see_the_complaint_in_its_access_log(hub: 
     assert filed.headers["x-request-id"] not in seen
     [entry] = [e for e in entries_of(hub, filed) if not (e.detail or {}).get("intent")]
     assert entry.subjects == [subject]  # the trail itself still names it
+
+
+def test_a_code_cut_short_or_lengthened_is_never_taken_for_another() -> None:
+    """No code begins with its own prefix, so a prefixed code cut short is never read as an
+    unprefixed one (it was, once in 32: the check character alone cannot tell)."""
+    for _ in range(5000):
+        code = new_tracking_code()
+        assert not code[3:].startswith("TS")
+        assert normalise_tracking_code(code) == code == normalise_tracking_code(code[3:].lower())
+        for cut in (code[:-1], code[:-2], code[:-6], code + "7", code[:-1] + ("0" if code[-1] != "0" else "1")):
+            assert normalise_tracking_code(cut) is None, (code, cut)

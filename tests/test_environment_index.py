@@ -27,16 +27,23 @@ import csv
 import datetime as dt
 import io
 import json
+import random
 import re
-from typing import Any, AsyncIterator, Callable, Iterator
+import time
+from dataclasses import replace
+from typing import Any, AsyncIterator, Callable, Iterator, Sequence
 
 import httpx
 import pytest
-from sqlalchemy import insert, update
+from sqlalchemy import event, insert, select, update
 
 from hub_fixture import NO_RATE_LIMITS, RunningHub, running_hub
+from xinlian.hub.audit import AuditTrail
+from xinlian.hub.audit.entry import AuditEntry
+from xinlian.hub.audit.trail import AuditUnavailable
 from xinlian.hub.cases.assessment import (
     Availability,
+    RequestAvailability,
     Source,
     assess,
     assessment_csv,
@@ -45,17 +52,44 @@ from xinlian.hub.cases.assessment import (
 )
 from xinlian.hub.cases.calendar import WorkingCalendar
 from xinlian.hub.cases.index import (
+    CACHE_TTL,
+    CLASSES,
+    COMPLAINT_CELLS,
+    COMPLAINTS,
+    COMPLEMENT,
+    COUNT_CELLS,
+    DERIVED,
     FORMULA_VERSION,
+    LEVELS,
+    MEDIAN,
+    MIN_SUBJECTS,
+    OFFICE,
+    POPULATION,
+    PUBLIC,
+    SMALL,
     WEIGHTS,
+    CaseFact,
+    Cells,
     EnvironmentIndex,
+    FindingFact,
+    IndexCache,
+    IndexFacts,
     IndexInputError,
     Month,
+    MonthIndicators,
+    PenaltyFact,
+    RatingFact,
     Window,
+    composite,
+    compute_index,
     csv_row,
     environment_index,
     index_csv,
     load_facts,
+    public_pattern,
+    store_day,
 )
+from xinlian.hub.cases.index import CASES as CASE_TABLE
 from xinlian.hub.cases.model import Actor, CaseRef
 from xinlian.hub.cases.register import CaseRegister
 from xinlian.hub.cli import index as index_cli
@@ -216,7 +250,7 @@ async def store(store_url: str) -> AsyncIterator[Store]:
 
 async def district(store: Store, industry: str | None = None) -> EnvironmentIndex:
     await seed(store)
-    return await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, industry)
+    return await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, industry, audience=OFFICE)
 
 
 # ---- the expected figures, by month (January to April) -------------------------------------------------------------
@@ -360,7 +394,7 @@ async def test_an_industry_counts_only_its_subjects(store: Store) -> None:
                                     "objections_on_time": None, "complaints_on_time": None}
     assert feb.index == round(100 * (0.3 * 0.5 + 0.2 * 0.5) / 0.7, 2) == 35.71
     assert {k: v for k, v in feb.penalties.items() if v} == {"一般": 1}
-    nobody = await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, "采矿业")
+    nobody = await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, "采矿业", audience=OFFICE)
     assert [m.subjects_known for m in nobody.months] == [0, 0, 0, 0] and [m.index for m in nobody.months] == [None] * 4
 
 
@@ -386,6 +420,322 @@ async def test_the_csv_reads_back_to_the_same_numbers(store: Store) -> None:
     assert [r["complaints_on_time"] for r in rows] == ["1", "0", "2", "0"]
 
 
+# ---- what the public may see (issue 12 review: a subject's figures through a small industry) ------------------------
+
+
+def small_district() -> IndexFacts:
+    """January 2026, built by hand: 餐饮业 R0 (AAA, class A, a general tax finding, a complaint about
+    it) and R1–R5 (BBB, B); 批发业 W0–W5 (AAA, A) and W6–W11 (BBB, B); 制造业 M0 alone (C, a serious
+    market finding, a minor penalty, a complaint about it resolved on time); N0, never rated, with a
+    general tax finding (no industry: the district's totals only)."""
+    people = {**{f"R{i}": ("餐饮业", "AAA" if i == 0 else "BBB") for i in range(6)},
+              **{f"W{i}": ("批发业", "AAA" if i < 6 else "BBB") for i in range(12)}, "M0": ("制造业", "C")}
+    classes = {"AAA": "A", "BBB": "B", "C": "C"}
+    day = dt.date
+    facts = IndexFacts()
+    facts.industries = {s: industry for s, (industry, _) in people.items()}
+    facts.ratings = {day(2026, 1, 31): [RatingFact(s, level, classes[level]) for s, (_, level) in people.items()]}
+    facts.findings = [
+        FindingFact("R0", "general", "general-dishonesty", "tax", day(2026, 1, 10), None, False),
+        FindingFact("M0", "serious", "market-serious", "market", day(2026, 1, 12), None, False),
+        FindingFact("N0", "general", "general-dishonesty", "tax", day(2026, 1, 20), None, False),
+    ]
+    facts.penalties = [PenaltyFact("M0", day(2026, 1, 8), "轻微")]
+    facts.cases = [
+        CaseFact(1, "complaint", "R0", "market", "assigned", (), day(2026, 1, 15), None, day(2026, 2, 20)),
+        CaseFact(2, "complaint", "M0", "market", "resolved", (), day(2026, 1, 5), day(2026, 1, 20), day(2026, 1, 25)),
+    ]
+    return facts
+
+
+def january(facts: IndexFacts, industry: str | None, audience: str) -> MonthIndicators:
+    return compute_index(facts, Window(JAN, JAN), TODAY, RULES, CALENDAR, industry, audience).months[0]
+
+
+def shown(m: MonthIndicators) -> dict[str, Any]:
+    """Every figure of a month as the CSV has it (counts, shares, components, the index)."""
+    result = EnvironmentIndex(m.month, m.month, None, (m,))
+    row = csv_row(result, m)
+    return {k: v for k, v in row.items() if k not in ("month", "as_of", "industry", "formula_version", "suppressed")}
+
+
+LINE_COLUMNS = [c for c in COUNT_CELLS if c not in COMPLAINT_CELLS]
+CLASS_NAMES = tuple(f"class_{k}" for k in CLASSES)
+
+
+def assert_nothing_by_subtraction(facts: IndexFacts, industries: list[str]) -> None:
+    """No suppressed figure of an industry's public answer is the one unknown of a sum the public
+    can form: the district's figure (shown) minus every industry's; an industry's subjects rated
+    minus its levels (or classes); its findings of a severity minus those by department. The
+    subjects without an industry count as an unknown when they count any (they are never shown)."""
+    answers = {g: january(facts, g, PUBLIC) for g in industries}
+    public = {g: shown(m) for g, m in answers.items()}
+    population = {g for g, m in answers.items() if m.suppressed.get("subjects_known") == POPULATION}
+    office = {g: shown(january(facts, g, OFFICE)) for g in industries}
+    district = shown(january(facts, None, PUBLIC))
+    columns = set(LINE_COLUMNS) | {c for g in industries for c in office[g] if c.startswith("findings_") and c.count("_") >= 2}
+    for c in sorted(columns):
+        hidden = [g for g in industries if g in population or public[g].get(c, 0) is None]
+        if hidden:
+            rest = (district.get(c) or 0) - sum(office[g].get(c, 0) or 0 for g in industries)
+            assert len(hidden) + (rest > 0) >= 2, (c, hidden, rest)
+    for g in industries:
+        row = public[g]
+        for total, members in (("subjects_rated", [f"level_{lv}" for lv in LEVELS]), ("subjects_rated", [f"class_{k}" for k in CLASSES])):
+            hidden = [m for m in members if row[m] is None]
+            assert not hidden or len(hidden) + (row[total] is None) >= 2, (g, total, hidden)
+
+
+def test_outside_the_credit_office_a_small_industry_shows_nothing() -> None:
+    facts = small_district()
+    office = january(facts, "制造业", OFFICE)  # M0 alone: its level, finding, penalty and the complaint about it
+    assert (office.subjects_known, office.levels["C"], office.classes["C"], office.findings["serious"]) == (1, 1, 1, 1)
+    assert (office.penalties["轻微"], office.cases["complaints_filed"], office.cases["complaints_resolved"]) == (1, 1, 1)
+    assert office.findings_by_department == {("market", "serious"): 1} and office.suppressed == {}
+    for industry in ("制造业", "采矿业"):  # one subject, or none: the same answer
+        alone = january(facts, industry, PUBLIC)
+        assert set(shown(alone).values()) == {None}, industry
+        assert alone.findings_by_department == {} and alone.complaint_median_working_days is None
+        assert set(alone.suppressed.values()) == {POPULATION} and alone.suppressed["level_C"] == POPULATION
+        assert alone.suppressed["index"] == POPULATION and alone.suppressed["component_honest_share"] == POPULATION
+
+
+def test_outside_the_credit_office_small_cells_and_their_complements_are_suppressed() -> None:
+    facts = small_district()
+    office, public = january(facts, "餐饮业", OFFICE), january(facts, "餐饮业", PUBLIC)
+    assert (office.levels["AAA"], office.classes["A"], office.subjects_with_dishonesty, office.findings["general"]) == (1, 1, 1, 1)
+    # R0's level, class, finding: 1 subject each — suppressed, not 0
+    assert (public.levels["AAA"], public.classes["A"], public.subjects_with_dishonesty, public.findings["general"]) == (None,) * 4
+    assert {k: public.suppressed[k] for k in ("level_AAA", "class_A", "subjects_with_dishonesty", "findings_general",
+                                              "findings_tax_general")} == dict.fromkeys(
+        ("level_AAA", "class_A", "subjects_with_dishonesty", "findings_general", "findings_tax_general"), SMALL)
+    assert public.findings_by_department == {("tax", "general"): None}
+    # subjects rated minus the other levels would give AAA back: BBB goes too (and A's complement B)
+    assert (public.levels["BBB"], public.suppressed["level_BBB"], public.classes["B"]) == (None, COMPLEMENT, None)
+    assert public.levels["AA"] == 0 and public.penalties["一般"] == 0  # a zero stays 0
+    # what is computed from a suppressed figure is suppressed; the index is taken over the components shown
+    assert public.dishonesty_share is None and public.suppressed["dishonesty_share"] == DERIVED
+    assert public.components["a_class_share"] is None and public.suppressed["component_a_class_share"] == DERIVED
+    # the district minus the other industries would give it back: 批发业's AAA is suppressed with it
+    wholesale = january(facts, "批发业", PUBLIC)
+    assert (wholesale.subjects_known, wholesale.levels["AAA"], wholesale.suppressed["level_AAA"]) == (12, None, COMPLEMENT)
+    assert wholesale.components["honest_share"] == 1.0 and wholesale.index == composite(
+        {k: v for k, v in wholesale.components.items()})
+    assert_nothing_by_subtraction(facts, ["制造业", "批发业", "餐饮业"])
+
+
+def test_the_suppression_pattern_leaves_no_line_with_one_unknown() -> None:
+    """`public_pattern` over 200 random months of 2 to 8 industries and a group without one: every
+    small cell suppressed; every line (a breakdown and the figure it adds up to; a figure across
+    the industries and the district's) with a suppressed cell has two unknowns at least, counting
+    `MIN_SUBJECTS` together where a non-zero cell was left to add."""
+    rng = random.Random(12)
+    for _ in range(200):
+        groups: dict[str | None, Cells] = {}
+        for g in [f"行业{i}" for i in range(rng.randint(2, 8))] + [None]:
+            levels = {f"level_{lv}": rng.choice((0, 0, 1, 2, 4, 5, 9, 30)) for lv in LEVELS}
+            classes = {"class_A": levels["level_AAA"] + levels["level_AA"], "class_C": levels["level_C"]}
+            classes["class_B"] = sum(levels.values()) - classes["class_A"] - classes["class_C"]
+            counts: dict[Any, int] = {**levels, **classes, "subjects_rated": sum(levels.values())}
+            counts["subjects_known"] = counts["subjects_rated"] + rng.choice((0, 1, 3))
+            counts["penalties_一般"] = rng.choice((0, 1, 6))
+            findings = {("market", "serious"): rng.choice((0, 1, 7)), ("tax", "serious"): rng.choice((0, 2, 5))}
+            counts.update(findings, findings_serious=sum(findings.values()))
+            groups[g] = Cells(counts, dict(counts))
+        hidden = public_pattern(groups)
+        industries = sorted(g for g in groups if g)
+        for g in industries:
+            cells, mine = groups[g], hidden[g]
+            if cells.count("subjects_known") < MIN_SUBJECTS:
+                assert mine["subjects_known"] == POPULATION and all(mine.get(c) == POPULATION for c in cells.counts)
+                continue
+            assert all(c in mine for c, n in cells.subjects.items() if 0 < n < MIN_SUBJECTS)
+            for total, members in (("subjects_rated", [f"level_{lv}" for lv in LEVELS]), ("subjects_rated", list(CLASS_NAMES)),
+                                   ("findings_serious", [("market", "serious"), ("tax", "serious")])):
+                unknown = [m for m in members if m in mine]
+                if unknown or total in mine:
+                    assert len(unknown) + (total in mine) >= 2 or len(unknown) == len(members), (g, total, mine)
+                    left = [m for m in members if m not in mine and cells.count(m)]
+                    assert total in mine or sum(cells.count(m) for m in unknown) >= MIN_SUBJECTS or not left, (g, total)
+        for c in {c for g in industries for c in groups[g].counts}:
+            unknown = [g for g in industries if c in hidden[g]]
+            rest = groups[None].count(c)
+            if unknown:
+                assert len(unknown) + (rest > 0) >= 2 or len(unknown) == len(industries), (c, unknown)
+                left = [g for g in industries if c not in hidden[g] and groups[g].count(c)]
+                assert sum(groups[g].count(c) for g in unknown) + rest >= MIN_SUBJECTS or not left, (c, unknown)
+
+
+def test_complaints_are_never_shown_per_industry_outside_the_credit_office() -> None:
+    facts = small_district()
+    assert january(facts, "餐饮业", OFFICE).cases["complaints_filed"] == 1  # the complaint about R0
+    for industry in ("餐饮业", "批发业"):  # even a zero would say whether one was filed
+        public = january(facts, industry, PUBLIC)
+        for name in ("complaints_filed", "complaints_closed", "complaints_due", "complaints_on_time", "complaints_resolved"):
+            assert public.cases[name] is None and public.suppressed[name] == COMPLAINTS, (industry, name)
+        assert public.complaint_median_working_days is None and public.suppressed[MEDIAN] == COMPLAINTS
+        assert public.components["complaints_on_time"] is None and public.suppressed["component_complaints_on_time"] == COMPLAINTS
+    district = january(facts, None, PUBLIC)  # the district's totals are shown
+    assert (district.cases["complaints_filed"], district.cases["complaints_resolved"], district.suppressed) == (2, 1, {})
+    assert district == january(facts, None, OFFICE)
+
+
+def test_a_district_month_of_fewer_than_five_subjects_shows_nothing_to_the_public() -> None:
+    facts = small_district()
+    few = replace(facts, ratings={dt.date(2026, 1, 31): facts.ratings[dt.date(2026, 1, 31)][:3]}, findings=[], cases=[], penalties=[])
+    office, public = january(few, None, OFFICE), january(few, None, PUBLIC)
+    assert (office.subjects_known, office.levels["AAA"], office.levels["BBB"]) == (3, 1, 2)
+    assert set(shown(public).values()) == {None} and set(public.suppressed.values()) == {POPULATION}
+    assert january(facts, None, PUBLIC).suppressed == {}  # 20 subjects: shown
+
+
+async def test_the_public_district_in_a_month_before_five_subjects_were_known(store: Store) -> None:
+    await seed(store)  # 31 December 2025: S7 (found and blacklisted in 2025) and S6 (red-listed in 2024) only
+    window = Window(Month(2025, 12), JAN)
+    office = await environment_index(store, RULES, CALENDAR, window, TODAY, audience=OFFICE)
+    public = await environment_index(store, RULES, CALENDAR, window, TODAY, audience=PUBLIC)
+    assert (office.months[0].subjects_known, office.months[0].blacklist_size, office.months[0].red_list_size) == (2, 1, 1)
+    assert set(shown(public.months[0]).values()) == {None} and set(public.months[0].suppressed.values()) == {POPULATION}
+    assert public.months[1] == office.months[1] and public.months[1].subjects_known == 50
+
+
+# ---- days in Hohhot whatever the server's time zone (SQLite hands times back naive) -----------------------------------
+
+
+@pytest.fixture
+def shanghai_local_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server's local time zone is Asia/Shanghai (as on a hub host in China), not UTC."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_naive_store_time_is_utc_whatever_the_local_time_zone(shanghai_local_time: None) -> None:
+    assert time.localtime(0).tm_hour == 8  # the local zone is in force
+    assert store_day(dt.datetime(2026, 2, 28, 17, 0)) == dt.date(2026, 3, 1)  # as SQLite returns it: UTC
+    assert store_day(dt.datetime(2026, 1, 31, 16, 30, tzinfo=UTC)) == dt.date(2026, 2, 1)
+    assert store_day(dt.datetime(2026, 1, 31, 15, 59)) == dt.date(2026, 1, 31)
+
+
+async def test_revocations_and_closings_fall_on_their_hohhot_day_on_sqlite_in_shanghai(
+    sqlite_url: str, shanghai_local_time: None
+) -> None:
+    store = await Store.open(sqlite_url)
+    try:
+        await seed(store)
+        async with store.engine.begin() as conn:  # O2 upheld at 00:30 on 1 February in Hohhot (31 January in UTC)
+            await conn.execute(update(CASE_TABLE).where(CASE_TABLE.c.kind == "objection", CASE_TABLE.c.status == "upheld")
+                               .values(closed_at=utc("2026-01-31T16:30:00")))
+        months = (await environment_index(store, RULES, CALENDAR, Window(JAN, MAR), TODAY, audience=OFFICE, cache=IndexCache())).months
+    finally:
+        await store.close()
+    # S5's finding, revoked at 01:00 on 1 March in Hohhot, is in force on 28 February
+    assert [m.subjects_with_dishonesty for m in months] == [3, 4, 3]
+    assert [m.cases["objections_closed"] for m in months] == [1, 2, 0]
+
+
+# ---- the cache and the one pass over rating snapshots ------------------------------------------------------------------
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_closed_months_come_from_memory_until_the_store_changes(store: Store) -> None:
+    await seed(store)
+    ticks = Ticks()
+    cache = IndexCache(clock=ticks)
+
+    async def ask(industry: str | None = None, audience: str = OFFICE) -> EnvironmentIndex:
+        return await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, industry, audience=audience, cache=cache)
+
+    first = await ask()
+    assert (cache.loads, cache.computed, cache.rating_reads) == (1, 4, 1)
+    assert await ask() == first and (cache.loads, cache.computed) == (1, 5)  # April, the current month, computed again
+    assert first == await environment_index(store, RULES, CALENDAR, Window(JAN, APR), TODAY, audience=OFFICE, cache=IndexCache())
+    await ask("餐饮业", PUBLIC)
+    assert (cache.loads, cache.computed) == (1, 6)  # another industry and audience: the same months' tables
+    # a finding decided in February (credit_findings moves): read again
+    await CreditRegister(store).record_finding(
+        RULES, subject=EXTRA[0], basis="general-dishonesty", facts="事实", legal_basis="依据", records=[RecordRef("penalties", "P")],
+        department="tax", decided_on=dt.date(2026, 2, 10), measures=[], by="test", today=TODAY)
+    changed = await ask()
+    assert cache.loads == 2 and [m.findings["general"] for m in changed.months] == [1, 1, 0, 0]
+    assert (cache.computed, cache.rating_reads) == (10, 1)  # every month again; the ratings at their ends kept
+    # a rating snapshot (no change trigger on credit_ratings): seen by the newest snapshot's id
+    async with store.engine.begin() as conn:
+        await conn.execute(insert(RATINGS), [snapshot(uscc(500), "2026-02-15", "AAA", "A", "批发业", [])])
+    rated = await ask()
+    assert cache.loads == 3 and [m.subjects_rated for m in rated.months] == [46, 48, 48, 48]
+    assert cache.rating_reads == 2  # a snapshot made on 15 February: the ratings at February's end are read again
+    # a case moved (cases)
+    cases = CaseRegister(store, CALENDAR, standard_case_rules)
+    await cases.file("objection", Actor("subject", "c", subject=EXTRA[1]), category="wrong", description="有误",
+                     subject=EXTRA[1], department="market", records=[CaseRef("penalties", "P7")])
+    await ask()
+    assert cache.loads == 4
+    # unchanged, but older than the time bound (a snapshot removed by hand has no trigger either)
+    await ask()
+    ticks.now += CACHE_TTL + 1
+    await ask()
+    assert cache.loads == 5 and CACHE_TTL == 600.0
+
+
+async def test_a_change_to_another_policy_reads_the_months_again(store: Store) -> None:
+    await seed(store)
+    cache = IndexCache()
+    await environment_index(store, RULES, CALENDAR, Window(JAN, FEB), TODAY, audience=OFFICE, cache=cache)
+    other = replace(RULES, bases={k: replace(v, months=1) if k == "general-dishonesty" else v for k, v in RULES.bases.items()})
+    shorter = await environment_index(store, other, CALENDAR, Window(JAN, APR), TODAY, audience=OFFICE, cache=cache)
+    assert cache.loads == 2 and [m.subjects_with_dishonesty for m in shorter.months] == [3, 3, 2, 2]  # S5's ends 15 Feb, S4's 28 Feb
+
+
+def newest_by_day(rows: list[Any], days: list[dt.date]) -> dict[dt.date, list[tuple[str, str, str]]]:
+    """The definition, one day at a time: each subject's snapshot of the highest id made by the day."""
+    out = {}
+    for day in days:
+        best: dict[str, Any] = {}
+        for r in rows:
+            if r.rated_on <= day and (r.subject not in best or r.id > best[r.subject].id):
+                best[r.subject] = r
+        out[day] = sorted((s, r.level, r.supervision_class) for s, r in best.items())
+    return out
+
+
+async def test_the_rating_at_every_month_end_is_read_in_one_pass(store: Store) -> None:
+    await seed(store)
+    async with store.engine.begin() as conn:  # a snapshot added later for an earlier day: the higher id still wins
+        await conn.execute(insert(RATINGS), [snapshot(S2, "2026-01-20", "BB", "B", "制造业", []),
+                                             snapshot(uscc(600), "2026-05-02", "B", "B", "批发业", [])])
+        rows = (await conn.execute(select(RATINGS))).all()
+    days = [dt.date(2025, 12, 31), dt.date(2026, 1, 19), dt.date(2026, 1, 31), dt.date(2026, 2, 28), TODAY, dt.date(2026, 6, 1)]
+    facts = await load_facts(store, days)
+    assert {d: sorted((r.subject, r.level, r.supervision_class) for r in facts.ratings[d]) for d in days} == newest_by_day(rows, days)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await environment_index(store, RULES, CALENDAR, Window(Month(2021, 5), APR), TODAY, audience=OFFICE, cache=IndexCache())
+        sixty = list(statements)
+        statements.clear()
+        await environment_index(store, RULES, CALENDAR, Window(MAR, APR), TODAY, audience=OFFICE, cache=IndexCache())
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert len(sixty) == len(statements) <= 10  # 60 months or 2: the same statements, not one per month
+    assert sum("credit_ratings" in s for s in sixty) <= 3
+
+
 # ---- the department assessment ----------------------------------------------------------------------------------------
 
 PENALTY_FIELDS = frozenset({"decision_number", "decision_date", "severity", "party_name"})
@@ -407,7 +757,9 @@ async def test_department_quality_per_department_and_family(store: Store) -> Non
     assert market.complaints_timed is not None and (market.complaints_timed.due, market.complaints_timed.rate) == (2, 1.0)
     assert (market.repairs_timed.due, market.repairs_timed.on_time) == (1, 1)
     assert penalties.complaints_timed is None
-    assert market.availability is not None and market.availability.share == 0.9 and penalties.availability is None
+    # availability over the period: no request in the audit trail touched market; its link (this process) beside it
+    assert market.availability is not None and (market.availability.requests, market.availability.share) == (0, None)
+    assert market.link is not None and market.link.share == 0.9 and penalties.availability is None and penalties.link is None
     standard = len(FAMILIES["penalties"].fields)
     assert (penalties.mapped_fields, penalties.standard_fields, penalties.completeness) == (4, standard, 4 / standard)
     assert "decision_number" not in penalties.missing_fields and "fine_amount" in penalties.missing_fields
@@ -418,11 +770,12 @@ async def test_department_quality_per_department_and_family(store: Store) -> Non
     tax = rows[("tax", None)]
     assert (tax.objections, tax.objections_timed.due, tax.objections_timed.on_time, tax.completeness) == (2, 1, 0, None)
     assert tax.complaints_timed is not None and (tax.complaints_timed.due, tax.complaints_timed.on_time) == (1, 0)
-    assert tax.availability is None
+    assert tax.availability is None and tax.link is None
     table = list(csv.DictReader(io.StringIO(assessment_csv(result))))
     assert [(r["department"], r["family"]) for r in table] == [("market", "*"), ("market", "penalties"), ("market", "licenses"),
                                                               ("tax", "*"), ("tax", "penalties")]
-    assert table[0]["availability"] == "0.9" and table[0]["objections_on_time_rate"] == "0.5"
+    assert (table[0]["availability"], table[0]["availability_requests"], table[0]["link_availability"]) == ("", "0", "0.9")
+    assert table[0]["link_condition"] == "degraded" and table[0]["objections_on_time_rate"] == "0.5"
     assert table[1]["completeness"] == repr(4 / standard) and table[1]["complaints_due"] == ""
     assert [quality_row(result, q)["objections"] for q in result.rows] == [int(r["objections"]) for r in table]
 
@@ -446,6 +799,52 @@ async def test_the_assessment_window_ends_with_its_last_month(store: Store) -> N
     assert rows[("tax", None)].objections == 1 and rows[("tax", None)].objections_timed.due == 0  # O2 due 3 February
 
 
+MARKET_NAME, TAX_NAME = "新城区市场监督管理局", "国家税务总局呼和浩特市新城区税务局"
+
+
+def entry(at: str, endpoint: str, released: Sequence[str] = (), unavailable: Sequence[str] = ()) -> AuditEntry:
+    detail = {"unavailable": list(unavailable)} if unavailable else None
+    return AuditEntry(
+        at=utc(at), request_id=f"r-{at}-{endpoint}", endpoint=endpoint, client_id=None, client_kind="public", outcome="ok",
+        policy_version="v1", released=list(released), errors=["UPSTREAM_UNAVAILABLE"] if unavailable else [], detail=detail,
+    )
+
+
+async def test_availability_over_the_period_from_the_audit_trail(store: Store) -> None:
+    await seed(store)
+    trail = AuditTrail(store)
+    await trail.start()
+    try:
+        await trail.record_all([
+            entry("2026-01-10T02:00:00", "/graphql", ["penalties.decision_number"]),  # touched market: answered
+            entry("2026-02-01T15:59:59", "/public/graphql", ["licenses.license_name"], [MARKET_NAME]),  # market failed it
+            entry("2025-12-31T16:30:00", "/graphql", ["licenses.license_name"]),  # 00:30 on 1 January in Hohhot: in
+            entry("2025-12-31T15:30:00", "/graphql", [], [MARKET_NAME]),  # 23:30 on 31 December in Hohhot: before
+            entry("2026-03-31T16:30:00", "/graphql", [], [MARKET_NAME]),  # 1 April in Hohhot: after March
+            entry("2026-01-05T02:00:00", "/admin/graphql", ["penalties.decision_number"], [MARKET_NAME]),  # not a data endpoint
+            entry("2026-01-20T02:00:00", "/graphql", ["tax_credit.level"], [TAX_NAME]),  # tax only
+            entry("2026-01-21T02:00:00", "/graphql", ["registration.name"]),  # neither
+        ])
+    finally:
+        await trail.stop()
+    sources = [Source("market", MARKET_NAME, {"penalties": PENALTY_FIELDS, "licenses": frozenset({"license_name"})}),
+               Source("tax", TAX_NAME, {"tax_credit": frozenset({"level"})})]
+    result = await department_assessment(store, sources, Window(JAN, MAR), TODAY, {"market": Availability(4, 0, "healthy")})
+    rows = {(q.department, q.family): q for q in result.rows}
+    market, tax = rows[("market", None)], rows[("tax", None)]
+    assert market.availability == RequestAvailability(3, 1) and market.availability.share == 2 / 3
+    assert tax.availability == RequestAvailability(1, 1) and tax.availability.share == 0.0
+    assert market.link == Availability(4, 0, "healthy") and tax.link is None
+    assert rows[("market", "penalties")].availability is None  # department rows only
+    table = {r["department"]: r for r in csv.DictReader(io.StringIO(assessment_csv(result))) if r["family"] == "*"}
+    assert (table["market"]["availability"], table["market"]["availability_requests"], table["market"]["availability_failed"]) == (
+        repr(2 / 3), "3", "1")
+    assert (table["market"]["link_availability"], table["tax"]["link_availability"]) == ("1.0", "")
+    march = await department_assessment(store, sources, Window(MAR, MAR), TODAY)
+    assert {q.department: q.availability for q in march.rows if q.family is None} == {
+        "market": RequestAvailability(0, 0), "tax": RequestAvailability(0, 0)}
+
+
 # ---- the CLI --------------------------------------------------------------------------------------------------------
 
 
@@ -463,7 +862,7 @@ def test_the_cli_shows_the_index_and_the_departments(tmp_path: Any, capsys: pyte
         opened = await Store.open(url)
         try:
             await seed(opened)
-            return await environment_index(opened, RULES, CALENDAR, Window(JAN, MAR), TODAY)
+            return await environment_index(opened, RULES, CALENDAR, Window(JAN, MAR), TODAY, audience=OFFICE)
         finally:
             await opened.close()
 
@@ -483,19 +882,75 @@ def test_the_cli_shows_the_index_and_the_departments(tmp_path: Any, capsys: pyte
     assert "'2026-1' is not a month" in capsys.readouterr().err
 
 
+def test_every_cli_read_of_the_index_is_audited(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+
+    async def entries(action: Callable[[Store], Any] | None = None) -> list[Any]:
+        opened = await Store.open(url)
+        try:
+            if action is not None:
+                await action(opened)
+            return [s.entry for s in await AuditTrail(opened).tail(50) if s.entry is not None]
+        finally:
+            await opened.close()
+
+    assert asyncio.run(entries(seed)) == []
+    assert cli("index", "show", "--from", "2026-01", "--to", "2026-02", "--industry", "餐饮业", "--data-dir", str(tmp_path)) == 0
+    assert cli("index", "show", "--to", "2026-03", "--csv", "--data-dir", str(tmp_path)) == 0
+    assert cli("index", "departments", "--from", "2026-01", "--to", "2026-03", "--data-dir", str(tmp_path)) == 0
+    assert cli("index", "show", "--from", "2026-1", "--data-dir", str(tmp_path)) == 2  # refused: nothing read, nothing audited
+    capsys.readouterr()
+    audited = asyncio.run(entries())
+    assert [(e.endpoint, e.client_kind, e.operation_name, e.subjects) for e in audited] == [
+        ("cli", "admin", "creditEnvironmentIndex", []), ("cli", "admin", "creditEnvironmentIndex", []),
+        ("cli", "admin", "departmentAssessment", [])]
+    assert [e.detail for e in audited] == [
+        {"action": "creditEnvironmentIndex", "from": "2026-01", "to": "2026-02", "industry": "餐饮业"},
+        {"action": "creditEnvironmentIndex", "from": "2025-04", "to": "2026-03"},
+        {"action": "departmentAssessment", "from": "2026-01", "to": "2026-03"},
+    ]
+
+
+def test_a_cli_read_that_cannot_be_audited_shows_nothing(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+
+    async def prepare() -> None:
+        opened = await Store.open(url)
+        try:
+            await seed(opened)
+        finally:
+            await opened.close()
+
+    asyncio.run(prepare())
+
+    async def refuse(self: AuditTrail, entry: Any) -> None:
+        raise AuditUnavailable("the audit store refused the entry")
+
+    monkeypatch.setattr(AuditTrail, "record", refuse)
+    assert cli("index", "show", "--from", "2026-01", "--to", "2026-03", "--csv", "--data-dir", str(tmp_path)) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "nothing is shown: the read's audit entry could not be written" in err and "change was made" not in err
+
+
 # ---- on a running hub -------------------------------------------------------------------------------------------------
 
 MONTH_FIELDS = """month asOf subjectsKnown subjectsRated subjectsWithDishonesty dishonestyShare findingsGeneral findingsSerious
   findingsByDepartment { department severity count } blacklistSize redListSize blacklistPer1000 objectionsCorrected
   repairsApproved complaintsResolved complaintMedianWorkingDays cases { kind filed closed due onTime }
-  ratingLevels { name count } supervisionClasses { name count } penalties { name count } components { name value weight } index"""
+  ratingLevels { name count suppressed } supervisionClasses { name count } penalties { name count }
+  components { name value weight suppressed } index suppressed { figure reason explanation }"""
 INDEX = f"""query Index($from: String, $to: String, $industry: String) {{
-  creditEnvironmentIndex(from: $from, to: $to, industry: $industry) {{ from to industry formulaVersion csv months {{ {MONTH_FIELDS} }} }}
+  creditEnvironmentIndex(from: $from, to: $to, industry: $industry) {{
+    from to industry formulaVersion minimumSubjects csv months {{ {MONTH_FIELDS} }} }}
 }}"""
 ASSESSMENT = """query A($from: String, $to: String) { departmentAssessment(from: $from, to: $to) {
   from to subjectsKnown csv rows { department departmentName family completeness mappedFields standardFields missingFields
   timeliness timelinessNote objections objectionRate objectionsAnswered { due onTime rate } repairsDecided { due onTime rate }
-  complaintsResolved { due onTime rate } availability availabilityAttempts availabilityCondition } } }"""
+  complaintsResolved { due onTime rate } availability availabilityRequests availabilityFailed linkAvailability linkAttempts
+  linkCondition } } }"""
 Q1 = {"from": "2026-01", "to": "2026-03"}
 
 
@@ -543,7 +998,8 @@ def test_the_index_on_graphql_and_the_public_endpoint(hub: RunningHub) -> None:
         assert {c["kind"]: [c["filed"], c["closed"], c["due"], c["onTime"]] for c in months[2]["cases"]} == {
             "objection": [1, 0, 0, 0], "complaint": [1, 1, 2, 2], "repair": [1, 1, 1, 1]}
         assert [c for c in months[2]["components"] if c["name"] == "objections_on_time"] == [
-            {"name": "objections_on_time", "value": None, "weight": 0.15}]
+            {"name": "objections_on_time", "value": None, "weight": 0.15, "suppressed": None}]  # nothing due: not suppressed
+        assert all(m["suppressed"] == [] for m in months)  # the district's figures, 50 subjects and more: all shown
         rows = list(csv.DictReader(io.StringIO(index["csv"])))
         assert [float(r["index"]) for r in rows] == [71.07, 32.81, 65.67]
     assert answers[None].json() == answers["department"].json()  # the public sees the same statistics
@@ -557,10 +1013,59 @@ def test_the_index_on_graphql_and_the_public_endpoint(hub: RunningHub) -> None:
     assert entry.detail["creditEnvironmentIndex"] == {"from": "2026-01", "to": "2026-03"}
 
 
-def test_an_industry_on_the_public_endpoint(hub: RunningHub) -> None:
-    index = data(hub.query(INDEX, None, {"from": "2026-01", "to": "2026-02", "industry": "餐饮业"}))["creditEnvironmentIndex"]
-    assert index["industry"] == "餐饮业" and [m["index"] for m in index["months"]] == [100.0, 35.71]
-    assert [m["subjectsKnown"] for m in index["months"]] == [1, 2]
+def figures(month: dict[str, Any]) -> set[Any]:
+    """Every count, share, component and the index of a month of `INDEX`'s answer."""
+    out = {month[k] for k in ("subjectsKnown", "subjectsRated", "subjectsWithDishonesty", "dishonestyShare", "findingsGeneral",
+                              "findingsSerious", "blacklistSize", "redListSize", "blacklistPer1000", "objectionsCorrected",
+                              "repairsApproved", "complaintsResolved", "complaintMedianWorkingDays", "index")}
+    out |= {d["count"] for d in month["findingsByDepartment"]} | {c["value"] for c in month["components"]}
+    out |= {c[k] for c in month["cases"] for k in ("filed", "closed", "due", "onTime")}
+    return out | {n["count"] for key in ("ratingLevels", "supervisionClasses", "penalties") for n in month[key]}
+
+
+def test_an_industry_of_fewer_than_five_subjects_shows_nothing_outside_the_credit_office(hub: RunningHub) -> None:
+    variables = {"from": "2026-01", "to": "2026-03", "industry": "餐饮业"}  # S1 and S3 only
+    public, token = hub.query(INDEX, None, variables), hub.query(INDEX, "subject", variables)
+    for response in (public, token):
+        index = data(response)["creditEnvironmentIndex"]
+        assert (index["industry"], index["minimumSubjects"]) == ("餐饮业", 5)
+        for month in index["months"]:  # not S3's level C, its serious finding, its blacklisting; not the complaints about S1
+            assert figures(month) == {None} and month["findingsByDepartment"] == [], month
+            reasons = {s["figure"]: s["reason"] for s in month["suppressed"]}
+            assert {reasons[k] for k in ("subjects_known", "level_C", "findings_serious", "complaints_filed", "index")} == {"population"}
+            assert [n["suppressed"] for n in month["ratingLevels"]] == ["population"] * 9
+        rows = list(csv.DictReader(io.StringIO(index["csv"])))
+        assert {r[c] for r in rows for c in r if c not in ("month", "as_of", "industry", "formula_version", "suppressed")} == {""}
+        assert "subjects_known=population" in rows[0]["suppressed"].split()
+        assert subjects_in(response.text) == set()
+    assert public.json() == token.json()  # a token holder (here the subject the complaints are about) sees what the public sees
+    office = data(admin(hub, INDEX, variables))["creditEnvironmentIndex"]
+    assert [m["index"] for m in office["months"]][:2] == [100.0, 35.71] and [m["subjectsKnown"] for m in office["months"]] == [1, 2, 2]
+    assert all(m["suppressed"] == [] for m in office["months"])
+    assert {c["kind"]: c["filed"] for c in office["months"][0]["cases"]}["complaint"] == 1  # C1, about S1
+
+
+def test_the_public_district_and_a_large_industry(hub: RunningHub) -> None:
+    index = data(hub.query(INDEX, None, {"from": "2025-12", "to": "2026-01"}))["creditEnvironmentIndex"]
+    december, january = index["months"]
+    assert figures(december) == {None} and {s["reason"] for s in december["suppressed"]} == {"population"}  # S6, S7 only
+    assert january["subjectsKnown"] == 50 and january["suppressed"] == [] and january["index"] == 71.07
+    office = data(admin(hub, INDEX, {"from": "2025-12", "to": "2025-12"}))["creditEnvironmentIndex"]["months"][0]
+    assert (office["subjectsKnown"], office["blacklistSize"], office["suppressed"]) == (2, 1, [])
+    wholesale = data(hub.query(INDEX, None, {"from": "2026-01", "to": "2026-01", "industry": "批发业"}))
+    month = wholesale["creditEnvironmentIndex"]["months"][0]
+    assert month["subjectsKnown"] == 44  # 44 subjects: shown
+    reasons = {s["figure"]: s["reason"] for s in month["suppressed"]}
+    for name in ("complaints_filed", "complaints_closed", "complaints_due", "complaints_on_time", "complaints_resolved",
+                 "complaint_median_working_days", "component_complaints_on_time"):
+        assert reasons[name] == "complaints", name
+    assert [c for c in month["cases"] if c["kind"] == "complaint"] == [
+        {"kind": "complaint", "filed": None, "closed": None, "due": None, "onTime": None}]
+    # the district's 44 BBB minus 批发业's would say that neither small industry's subject (S1 AA, S2 A) is BBB, and its
+    # 46 subjects rated minus 批发业's that 2 are rated there: neither is shown, so BBB is not subjects rated minus the rest
+    levels = {n["name"]: n for n in month["ratingLevels"]}
+    assert (levels["BBB"]["count"], levels["BBB"]["suppressed"], reasons["subjects_rated"]) == (None, "complement", "complement")
+    assert month["subjectsRated"] is None and [n["count"] for n in levels.values()].count(None) == 1
 
 
 @pytest.mark.parametrize(("variables", "argument"), [
@@ -605,7 +1110,12 @@ def test_the_credit_office_reads_the_index_and_the_department_table(hub: Running
         row = rows[("market", family)]
         assert (row["mappedFields"], row["standardFields"], row["completeness"]) == (mapped, len(spec.fields), mapped / len(spec.fields))
         assert row["timeliness"] is None and row["timelinessNote"].startswith("not measurable") and row["availability"] is None
-    assert market["availabilityAttempts"] >= 1 and market["availability"] == 1.0 and market["availabilityCondition"] == "healthy"
+    assert market["linkAttempts"] >= 1 and market["linkAvailability"] == 1.0 and market["linkCondition"] == "healthy"
+    assert market["availabilityRequests"] == 0 and market["availability"] is None  # no request to the hub in 2026-01..03
+    assert all(row["linkAvailability"] is None and row["availability"] is None for row in rows.values() if row["family"])
+    this_year = data(admin(hub, ASSESSMENT, {}))["departmentAssessment"]  # the 12 months up to now: this module's requests
+    market_now = next(r for r in this_year["rows"] if (r["department"], r["family"]) == ("market", None))
+    assert market_now["availabilityRequests"] >= 1 and market_now["availabilityFailed"] == 0 and market_now["availability"] == 1.0
     assert {d.name for d in hub.runtime.federation.departments} <= {d for d, _ in rows}
     assert [r["department"] for r in csv.DictReader(io.StringIO(table["csv"]))] == [r["department"] for r in table["rows"]]
     [entry] = [e for e in hub.audit_entries(response.headers["x-request-id"]) if e.endpoint == "/admin/graphql"]

@@ -7,6 +7,7 @@ register's deadlines, ordering and serialisation are checked on SQLite and Postg
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from typing import Any, Iterator
 
@@ -15,7 +16,7 @@ import pytest
 
 from hub_fixture import NO_RATE_LIMITS, RunningHub, running_hub
 from xinlian.hub.cases.calendar import WorkingCalendar
-from xinlian.hub.cases.model import Actor, CaseForbidden, CaseInputError, CaseRef
+from xinlian.hub.cases.model import Actor, Case, CaseForbidden, CaseInputError, CaseRef
 from xinlian.hub.cases.register import CaseRegister
 from xinlian.hub.governance.objections import ObjectionRegister
 from xinlian.hub.store import Store
@@ -253,5 +254,105 @@ async def test_a_filing_that_fails_leaves_nothing(store_url: str) -> None:
         with pytest.raises(CaseInputError):
             await cases.file("objection", Actor.credit_office("office"), category="wrong", description="", subject=USCC)
         assert await cases.find() == []
+    finally:
+        await store.close()
+
+
+# ---- after review: who is the filer, duplicates, days left, provisional deadlines, attachments -----
+
+
+def test_a_subject_client_is_the_filer_only_of_its_subject_s_cases(hub: RunningHub) -> None:
+    subject, case_number = debtor_record(hub)
+    case = data(hub.query(FILE, "subject", {"input": {
+        "family": "judgment_debtor_records", "recordKey": case_number, "grounds": "wrong", "reason": "金额有误",
+    }}))["fileObjection"]
+    # the same record again while it is open: refused, naming the open one, nothing stored
+    before = count_cases(hub)
+    again = hub.query(FILE, "subject", {"input": {
+        "family": "judgment_debtor_records", "recordKey": case_number, "grounds": "duplicate", "reason": "再次提出",
+    }})
+    assert codes(again) == ["BAD_USER_INPUT"] and f"objection {case['id']} against this record is open" in again.json()["errors"][0]["message"]
+    assert count_cases(hub) == before
+    # a department client without a department (or without the cases scope) is no department here
+    assert codes(hub.query(FILE, "department", {"input": {
+        "subject": subject, "family": "judgment_debtor_records", "recordKey": case_number, "grounds": "wrong", "reason": "x",
+    }})) == ["FORBIDDEN"]
+    assert codes(hub.query(LIST, "department")) == ["FORBIDDEN"]
+    # the register: the client id that filed is no filer once it speaks for another subject
+    rebound = Actor("subject", "demo-subject", subject=USCC)
+    same = Actor("subject", "demo-subject", subject=subject)
+
+    async def roles() -> tuple[Any, Any]:
+        store = await Store.open(hub.runtime.settings.database_url)
+        try:
+            register = CaseRegister(store, WorkingCalendar.load(), standard_case_rules)
+            found = await register.get(case["id"])
+            return register.roles(found, rebound), (register.roles(found, same), register.may_see(found, rebound))
+        finally:
+            await store.close()
+
+    other, (own, seen) = asyncio.run(roles())
+    assert other == frozenset() and not seen and own
+    assert data(hub.query(WITHDRAW, "subject", {"id": case["id"]}))["withdrawObjection"]["status"] == "withdrawn"
+
+
+def test_days_left_after_the_deadline_and_provisional_deadlines() -> None:
+    from xinlian.hub.executor.case_fields import case_view, working_days_left
+
+    calendar = WorkingCalendar.load()
+    moment = hohhot(dt.date(2026, 9, 28))
+    case = Case(
+        id=1, kind="objection", subject=USCC, subject_name="", status="open", department="market", filer_kind="subject",
+        filer="c", category="wrong", records=(), description="x", detail={}, filed_at=moment, filed_on=dt.date(2026, 9, 28),
+        deadline=dt.date(2026, 10, 16), closed_at=None, resolution="",
+    )
+    assert working_days_left(case, dt.date(2026, 10, 16), calendar) == 0  # due today
+    assert working_days_left(case, dt.date(2026, 10, 15), calendar) == 1
+    saturday = case_view(case, dt.date(2026, 10, 17), calendar)  # the day after a Friday deadline: a Saturday
+    assert (saturday.working_days_left, saturday.overdue, saturday.due_soon) == (-1, True, False)
+    assert case_view(case, dt.date(2026, 10, 20), calendar).working_days_left == -2
+    assert case_view(case, dt.date(2026, 10, 14), calendar).due_soon and not case_view(case, dt.date(2026, 10, 13), calendar).due_soon
+    assert not saturday.deadline_provisional
+    # filed 18 Dec 2026: the 10th working day is in 2027, counted weekends only until its notice is loaded
+    late = dataclasses.replace(case, filed_on=dt.date(2026, 12, 18), deadline=calendar.add_working_days(dt.date(2026, 12, 18), 10))
+    assert late.deadline == dt.date(2027, 1, 1) and case_view(late, dt.date(2026, 12, 18), calendar).deadline_provisional
+
+
+async def test_attachments_follow_the_policy_in_force_and_a_refused_one_writes_nothing(tmp_path: Any, store_url: str) -> None:
+    from xinlian.hub.cases.attachments import AttachmentPolicy, LocalAttachments
+    from xinlian.hub.cases.register import Upload
+    from xinlian.policies.cases import AttachmentRules, CaseRules
+
+    store = await Store.open(store_url)
+    rules = CaseRules(attachments=AttachmentRules(max_mb=20, max_per_case=3, media_types=("application/pdf",)))
+    files = LocalAttachments.in_data_dir(tmp_path, AttachmentPolicy.widest())
+    cases = CaseRegister(store, WorkingCalendar.load(), lambda: rules, attachments=files)
+    pdf, png = b"%PDF-1.4\n" + b"x" * (11 * 1024 * 1024), b"\x89PNG\r\n\x1a\n" + b"x" * 100
+    try:
+        with pytest.raises(CaseInputError, match="only PDF"):  # the policy takes PDF only; the PNG comes second
+            await cases.file("objection", Actor.credit_office("o"), category="wrong", description="x", subject=USCC,
+                             uploads=[Upload("a.pdf", "application/pdf", b"%PDF-1.4\nsmall"), Upload("b.png", "image/png", png)])
+        assert not (tmp_path / "attachments").exists() or not any((tmp_path / "attachments").rglob("*"))
+        filed = await cases.file("objection", Actor.credit_office("o"), category="wrong", description="x", subject=USCC,
+                                 uploads=[Upload("big.pdf", "application/pdf", pdf)])  # 11 MB: within the policy's 20
+        assert filed.attachments[0].size == len(pdf)
+        with pytest.raises(CaseInputError, match="at most 3"):
+            await cases.file("objection", Actor.credit_office("o"), category="wrong", description="x", subject=USCC,
+                             uploads=[Upload(f"{i}.pdf", None, b"%PDF-1.4\n") for i in range(4)])
+    finally:
+        await store.close()
+
+
+async def test_queue_totals_count_every_open_case_not_the_page(store_url: str) -> None:
+    store = await Store.open(store_url)
+    cases = CaseRegister(store, WorkingCalendar.load(), standard_case_rules)
+    try:
+        for i in range(4):
+            await cases.file("objection", Actor("subject", "c", subject=USCC), category="wrong", description="x",
+                             subject=USCC, department="market", records=[CaseRef("penalties", f"罚{i}号")])
+        today = hohhot(dt.date.today()).date()
+        assert await cases.tally("objection", today, [{"subject": USCC}]) == (4, 0)
+        assert await cases.tally("objection", today + dt.timedelta(days=60), [{"department": "market"}, {"filer": ("subject", "c")}]) == (4, 4)
+        assert await cases.tally("objection", today, [{"department": "courts"}]) == (0, 0)
     finally:
         await store.close()

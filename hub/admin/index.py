@@ -1,10 +1,13 @@
 """The admin API's index fields (the credit office, 信用办; docs/cases.md).
 
-Reads: `creditEnvironmentIndex(from, to, industry)` — the same answer as on `/graphql` (with
-its `csv`); `departmentAssessment(from, to)` — department data quality per department and
-family (hub/cases/assessment.py), with its `csv`: the table the credit office acts on.
-Availability is the serving process's department links (`Federation.status()`), since it
-started. Each read is noted in the request's audit entry (`detail.actions`); no subject is named.
+Reads: `creditEnvironmentIndex(from, to, industry)` — the answer of `/graphql` with every
+figure (the credit office sees what the public's answer suppresses: small cells, complaint
+figures per industry; `suppressed` is empty), with its `csv`; `departmentAssessment(from, to)` —
+department data quality per department and family (hub/cases/assessment.py), with its `csv`:
+the table the credit office acts on. Availability is per period from the audit trail (the data
+endpoints' requests that touched the department, and those that named it unavailable), with the
+serving process's department links (`Federation.status()`, since it started) beside it. Each
+read is noted in the request's audit entry (`detail.actions`); no subject is named.
 There are no index mutations: the index and the table are computed from the store as it stands.
 """
 
@@ -22,7 +25,7 @@ from xinlian.hub.cases.assessment import (
     assessment_csv,
     department_assessment,
 )
-from xinlian.hub.cases.index import IndexInputError, Window
+from xinlian.hub.cases.index import OFFICE, IndexInputError, Window
 from xinlian.hub.executor.index_fields import CreditEnvironmentIndex, audit_detail, compute, index_view
 
 from .context import AdminContext
@@ -59,9 +62,15 @@ class DepartmentQuality:
     objections_answered: DeadlinesKept
     repairs_decided: DeadlinesKept
     complaints_resolved: Optional[DeadlinesKept] = strawberry.field(description="Department rows only (complaints name no family).")
-    availability: Optional[float] = strawberry.field(description="Attempts that did not fail / attempts, this hub process's link since it started.")
-    availability_attempts: Optional[int]
-    availability_condition: Optional[str] = strawberry.field(description="healthy, degraded or open.")
+    availability: Optional[float] = strawberry.field(
+        description="Over the period, from the audit trail: data-endpoint requests that touched the department (named a field of "
+                    "a family it serves, or named it unavailable) and did not name it unavailable / those requests. Department rows."
+    )
+    availability_requests: Optional[int] = strawberry.field(description="Data-endpoint requests in the period that touched the department.")
+    availability_failed: Optional[int] = strawberry.field(description="Those that named it unavailable (`detail.unavailable`).")
+    link_availability: Optional[float] = strawberry.field(description="Attempts that did not fail / attempts, this hub process's link since it started.")
+    link_attempts: Optional[int]
+    link_condition: Optional[str] = strawberry.field(description="healthy, degraded or open.")
 
 
 @strawberry.type(description="Department data quality over a period (docs/cases.md).")
@@ -82,7 +91,7 @@ def _kept(due: int, on_time: int, rate: Optional[float]) -> DeadlinesKept:
 
 
 def quality_view(q: Quality) -> DepartmentQuality:
-    link, complaints = q.availability, q.complaints_timed
+    period, link, complaints = q.availability, q.link, q.complaints_timed
     return DepartmentQuality(
         department=q.department, department_name=q.department_name, family=q.family, completeness=q.completeness,
         mapped_fields=q.mapped_fields, standard_fields=q.standard_fields, missing_fields=list(q.missing_fields),
@@ -90,14 +99,16 @@ def quality_view(q: Quality) -> DepartmentQuality:
         objections_answered=_kept(q.objections_timed.due, q.objections_timed.on_time, q.objections_timed.rate),
         repairs_decided=_kept(q.repairs_timed.due, q.repairs_timed.on_time, q.repairs_timed.rate),
         complaints_resolved=_kept(complaints.due, complaints.on_time, complaints.rate) if complaints else None,
-        availability=link.share if link else None, availability_attempts=link.attempts if link else None,
-        availability_condition=link.condition if link else None,
+        availability=period.share if period else None, availability_requests=period.requests if period else None,
+        availability_failed=period.failed if period else None, link_availability=link.share if link else None,
+        link_attempts=link.attempts if link else None, link_condition=link.condition if link else None,
     )
 
 
 @strawberry.type
 class IndexAdminQuery:
-    @strawberry.field(description="信用环境指数: the district's indicators per month and the composite index (as on /graphql).")
+    @strawberry.field(description="信用环境指数: the district's indicators per month and the composite index (as on /graphql, "
+                                  "with every figure: nothing suppressed for the credit office).")
     async def credit_environment_index(
         self, info: strawberry.Info, from_: Annotated[Optional[str], FROM] = None, to: Annotated[Optional[str], TO] = None,
         industry: Optional[str] = None,
@@ -105,7 +116,7 @@ class IndexAdminQuery:
         ctx = _ctx(info)
         runtime = ctx.runtime
         try:
-            result = await compute(runtime.store, runtime.policy.credit, runtime.calendar, runtime.today(), from_, to, industry)
+            result = await compute(runtime.store, runtime.policy.credit, runtime.calendar, runtime.today(), from_, to, industry, OFFICE)
         except IndexInputError as exc:
             raise AdminInputError(str(exc)) from None
         ctx.note("creditEnvironmentIndex", **audit_detail(result))

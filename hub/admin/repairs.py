@@ -3,8 +3,10 @@
 Reads: `repairs(status, department, subject, overdue, first)` — every repair application, overdue
 first, then by deadline. Changes: `decideRepair(id, approve, note)` — the credit office approves
 or refuses any application (as the deciding department would: an approval ends the listing as
-`repaired`, or the record's public display, in the step's transaction). Each read and change is
-noted in the request's audit entry, naming the subject.
+`repaired`, or the record's public display, in the step's transaction; the answer follows the
+commit and the subject's re-rating runs in the background). Cases are shown due soon as the
+policy's `cases.deadlines.reminder` says. Each read and change is noted in the request's audit
+entry, naming the subject.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class RepairAdminQuery:
         )
         ctx.note("repairs", subject=key, status=status, department=department, overdue=overdue or None, listed=len(found))
         ctx.subjects.update(c.subject for c in found if c.subject)
-        return [case_view(c, today, ctx.runtime.calendar) for c in found]
+        reminder = ctx.runtime.policy.cases.deadlines.reminder
+        return [case_view(c, today, ctx.runtime.calendar, reminder) for c in found]
 
 
 @strawberry.type
@@ -61,6 +64,6 @@ class RepairAdminMutation:
             case = await runtime.repairs.decide(id, approve, note, Actor.credit_office(ctx.by), runtime.credit.register)
         except CaseInputError as exc:
             raise AdminInputError(str(exc)) from None
-        await runtime.repairs.settle(case, runtime.credit, runtime.policy)
+        runtime.repairs.settle(case, runtime.credit, runtime.policy)  # committed: the re-rating runs in the background
         ctx.note("decideRepair", subject=case.subject, case=id, status=case.status, reason=note)
-        return case_view(case, runtime.today(), runtime.calendar)
+        return case_view(case, runtime.today(), runtime.calendar, runtime.policy.cases.deadlines.reminder)

@@ -15,10 +15,14 @@ Per department (connector name) and per record family it serves, over a period o
 - **on time** — objections answered (corrected or upheld), repairs decided (approved or refused)
   and complaints resolved (or rejected) by their deadline, among those of the department due in
   the period (hub/cases/index.py `CaseFact.timeliness`);
-- **availability** — the audit trail records error codes per request, not which department
-  failed, so availability is the department's link as this hub process has seen it since it
-  started (`Federation.status()`: attempts that did not fail / attempts, and the circuit's
-  condition), not a figure for the period; null where there is no link history (the CLI).
+- **availability** over the period, from the audit trail (`audited_availability`): among the
+  requests to the data endpoints (`/graphql`, `/public/graphql`) in the period that touched the
+  department — whose audit entry names a field of a family its connector serves (`released`,
+  `denied`, `masked`: "family.field") or names the department in `detail.unavailable` (the
+  departments that failed the request, as errors name them: `connector.department`) — the share
+  that did not name it unavailable. Beside it, the **link** as this hub process has seen it since
+  it started (`Federation.status()`: attempts that did not fail / attempts, and the circuit's
+  condition); null where there is no link history (the CLI).
 
 The department row (`family` None) carries the department's case figures over every family
 (complaints and repairs of listings name no family) and its availability.
@@ -29,15 +33,24 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from sqlalchemy import or_, select
+
+from xinlian.hub.audit.entry import format_time
 from xinlian.hub.store import Store
+from xinlian.hub.store.core import table_of
+from xinlian.hub.store.models import AuditRecord
 from xinlian.schema.catalogue import FAMILIES, RecordFamily, ValueType
 
 from .index import ON_TIME, CaseFact, IndexFacts, Window, as_of, known_subjects, load_facts, share
+from .model import CHINA
 
 TIMELINESS_WORKING_DAYS = 7
+DATA_ENDPOINTS = ("/graphql", "/public/graphql")  # the requests for credit data whose entries name failed departments
+AUDIT = table_of(AuditRecord)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,19 @@ class Source:
     @classmethod
     def of(cls, connector: Any) -> "Source":
         return cls(connector.name, connector.department, {f: frozenset(connector.provides(f)) for f in sorted(connector.families)})
+
+
+@dataclass(frozen=True)
+class RequestAvailability:
+    """A department in the audit trail over a period: data-endpoint requests that touched it, and
+    those among them that named it unavailable (`audited_availability`)."""
+
+    requests: int
+    failed: int
+
+    @property
+    def share(self) -> float | None:
+        return share(self.requests - self.failed, self.requests)
 
 
 @dataclass(frozen=True)
@@ -100,7 +126,8 @@ class Quality:
     objections_timed: CaseTimes
     repairs_timed: CaseTimes
     complaints_timed: CaseTimes | None  # None on a family's row: complaints name no family
-    availability: Availability | None
+    availability: RequestAvailability | None  # over the period, from the audit trail (department rows)
+    link: Availability | None  # this hub process's link since it started (department rows, where known)
 
 
 @dataclass(frozen=True)
@@ -130,7 +157,7 @@ def _timed(cases: Iterable[CaseFact], kind: str, first: dt.date, last: dt.date, 
 
 def _row(
     source: Source | None, name: str, family: str | None, cases: Sequence[CaseFact], window: Window, today: dt.date,
-    known: int, availability: Availability | None,
+    known: int, availability: RequestAvailability | None = None, link: Availability | None = None,
 ) -> Quality:
     first, last = window.first.first, window.last.last
     end = min(last, today)
@@ -153,51 +180,106 @@ def _row(
         objections_timed=_timed(mine, "objection", first, last, today),
         repairs_timed=_timed(mine, "repair", first, last, today),
         complaints_timed=_timed(mine, "complaint", first, last, today) if family is None else None,
-        availability=availability if family is None else None,
+        availability=availability if family is None else None, link=link if family is None else None,
     )
 
 
 def assess(
     facts: IndexFacts, sources: Sequence[Source], window: Window, today: dt.date,
-    availability: Mapping[str, Availability] | None = None,
+    links: Mapping[str, Availability] | None = None, availability: Mapping[str, RequestAvailability] | None = None,
 ) -> Assessment:
     """The table over `facts` (pure): every federated department with each family it serves,
-    and every other department the period's cases name."""
+    and every other department the period's cases name; `availability` from the audit trail and
+    `links` from this process, by connector name."""
     known = len(known_subjects(facts, as_of(window.last, today)))
     by_name = {s.name: s for s in sources}
     names = list(by_name) + sorted({c.department for c in facts.cases if c.department and c.department not in by_name})
     rows: list[Quality] = []
     for name in names:
         source = by_name.get(name)
-        link = (availability or {}).get(name)
-        rows.append(_row(source, name, None, facts.cases, window, today, known, link))
+        rows.append(_row(source, name, None, facts.cases, window, today, known, (availability or {}).get(name),
+                         (links or {}).get(name)))
         families = list(source.families) if source else []
         families += sorted({f for c in facts.cases if c.department == name for f in c.families if f not in families})
-        rows.extend(_row(source, name, f, facts.cases, window, today, known, None) for f in families)
+        rows.extend(_row(source, name, f, facts.cases, window, today, known) for f in families)
     return Assessment(window.first.text, window.last.text, known, tuple(rows))
+
+
+def period_bounds(window: Window, today: dt.date) -> tuple[str, str]:
+    """The period as audit times (`at`, ISO 8601 UTC text, fixed width): from midnight in Hohhot of
+    its first day to midnight after its last (today, for a period running to the current month)."""
+    first = dt.datetime.combine(window.first.first, dt.time(), CHINA)
+    end = dt.datetime.combine(min(window.last.last, today) + dt.timedelta(days=1), dt.time(), CHINA)
+    return format_time(first), format_time(end)
+
+
+def _touched(content: str) -> tuple[set[str], set[str]] | None:
+    """The families a data-endpoint entry names a field of, and the departments it names
+    unavailable; None for an entry of another endpoint."""
+    document = json.loads(content)
+    if not isinstance(document, dict) or document.get("endpoint") not in DATA_ENDPOINTS:
+        return None
+    families = {str(name).split(".", 1)[0] for key in ("released", "denied", "masked") for name in document.get(key) or ()}
+    detail = document.get("detail")
+    failed = detail.get("unavailable") if isinstance(detail, dict) else None
+    return families, {str(d) for d in failed} if isinstance(failed, list) else set()
+
+
+async def audited_availability(
+    store: Store, sources: Sequence[Source], window: Window, today: dt.date,
+) -> dict[str, RequestAvailability]:
+    """Each source's availability over the period from the audit trail (the module docstring),
+    by connector name: one read of the period's entries (by `at`, indexed), those of the data
+    endpoints naming a family field or an unavailable department parsed."""
+    if not sources:
+        return {}
+    start, end = period_bounds(window, today)
+    families = sorted({f for s in sources for f in s.families})
+    a = AUDIT.c
+    query = select(a.content).where(
+        a.at >= start, a.at < end,
+        or_(*(a.content.like(f'%"endpoint":"{e}"%') for e in DATA_ENDPOINTS)),
+        or_(a.content.like('%"unavailable"%'), *(a.content.like(f'%"{f}.%') for f in families)),
+    )
+    counts = {s.name: [0, 0] for s in sources}
+    async with store.engine.connect() as conn:
+        result = await conn.stream(query)
+        async for (content,) in result:
+            seen = _touched(content)
+            if seen is None:
+                continue
+            touched, failed = seen
+            for s in sources:
+                down = s.department in failed
+                if down or not touched.isdisjoint(s.families):
+                    counts[s.name][0] += 1
+                    counts[s.name][1] += down
+    return {name: RequestAvailability(n, failed) for name, (n, failed) in counts.items()}
 
 
 async def department_assessment(
     store: Store, sources: Sequence[Source], window: Window, today: dt.date,
-    availability: Mapping[str, Availability] | None = None,
+    links: Mapping[str, Availability] | None = None,
 ) -> Assessment:
-    """The department table of `window`, from the hub store and the connectors' mappings."""
+    """The department table of `window`, from the hub store (its audit trail included) and the
+    connectors' mappings; `links`: the serving process's department links, when there is one."""
     facts = await load_facts(store, (as_of(window.last, today),))
-    return assess(facts, sources, window, today, availability)
+    availability = await audited_availability(store, sources, window, today)
+    return assess(facts, sources, window, today, links, availability)
 
 
 COLUMNS = (
     "department", "department_name", "family", "from", "to", "completeness", "mapped_fields", "standard_fields",
     "missing_fields", "timeliness", "timeliness_note", "objections", "objection_rate_per_1000", "objections_due",
     "objections_on_time", "objections_on_time_rate", "repairs_due", "repairs_on_time", "repairs_on_time_rate",
-    "complaints_due", "complaints_on_time", "complaints_on_time_rate", "availability", "availability_attempts",
-    "availability_condition",
+    "complaints_due", "complaints_on_time", "complaints_on_time_rate", "availability", "availability_requests",
+    "availability_failed", "link_availability", "link_attempts", "link_condition",
 )
 
 
 def quality_row(a: Assessment, q: Quality) -> dict[str, Any]:
     """One row as the CSV (and the CLI's table) shows it; family "*" is the department as a whole."""
-    link, complaints = q.availability, q.complaints_timed
+    period, link, complaints = q.availability, q.link, q.complaints_timed
     return {
         "department": q.department, "department_name": q.department_name, "family": q.family or "*", "from": a.first,
         "to": a.last, "completeness": q.completeness, "mapped_fields": q.mapped_fields, "standard_fields": q.standard_fields,
@@ -208,8 +290,10 @@ def quality_row(a: Assessment, q: Quality) -> dict[str, Any]:
         "repairs_on_time": q.repairs_timed.on_time, "repairs_on_time_rate": q.repairs_timed.rate,
         "complaints_due": complaints.due if complaints else None,
         "complaints_on_time": complaints.on_time if complaints else None,
-        "complaints_on_time_rate": complaints.rate if complaints else None, "availability": link.share if link else None,
-        "availability_attempts": link.attempts if link else None, "availability_condition": link.condition if link else None,
+        "complaints_on_time_rate": complaints.rate if complaints else None,
+        "availability": period.share if period else None, "availability_requests": period.requests if period else None,
+        "availability_failed": period.failed if period else None, "link_availability": link.share if link else None,
+        "link_attempts": link.attempts if link else None, "link_condition": link.condition if link else None,
     }
 
 

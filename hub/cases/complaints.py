@@ -78,8 +78,10 @@ def _formatted(body: str) -> str:
 
 def new_tracking_code() -> str:
     """A fresh tracking code: 95 random bits from `secrets`, a check character, in groups."""
-    payload = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
-    return _formatted(payload + check_character(payload))
+    while True:  # a code never begins with `TS` itself, so a typed code's prefix is never ambiguous
+        payload = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_CHARS))
+        if not payload.startswith(PREFIX):
+            return _formatted(payload + check_character(payload))
 
 
 def normalise_tracking_code(typed: str) -> str | None:
@@ -88,7 +90,7 @@ def normalise_tracking_code(typed: str) -> str | None:
     if not isinstance(typed, str) or len(typed) > 80:
         return None
     compact = SEPARATORS.sub("", unicodedata.normalize("NFKC", typed)).upper()
-    if len(compact) == GROUPS * GROUP + len(PREFIX) and compact.startswith(PREFIX):
+    if compact.startswith(PREFIX):  # no code begins with TS: this is the prefix, and the rest must be whole
         compact = compact[len(PREFIX):]
     body = compact.translate(LOOKALIKES)
     if len(body) != GROUPS * GROUP or any(ch not in ALPHABET for ch in body):

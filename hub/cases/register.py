@@ -37,7 +37,14 @@ from xinlian.hub.store.models import CaseAttachment, CaseEvent, CaseRecord
 from xinlian.policies.cases import CaseRules
 from xinlian.schema.catalogue import FAMILIES
 
-from .attachments import AttachmentRefused, AttachmentStore, StoredAttachment
+from .attachments import (
+    AttachmentPolicy,
+    AttachmentRefused,
+    AttachmentStore,
+    StoredAttachment,
+    check_attachment,
+    clean_filename,
+)
 from .calendar import WorkingCalendar
 from .model import (
     COMPLAINT,
@@ -184,6 +191,8 @@ class CaseRegister:
         return found
 
     async def _store_uploads(self, uploads: Sequence[Upload]) -> list[StoredAttachment]:
+        """Check every upload against the policy in force (`cases.attachments`: count, size, type
+        by content) before any is written — a refused one leaves nothing — then store them."""
         if not uploads:
             return []
         limits = self.rules().attachments
@@ -191,6 +200,13 @@ class CaseRegister:
             raise CaseInputError(f"attachments: at most {limits.max_per_case} per case")
         if self.attachments is None:
             raise CaseInputError("attachments: this hub stores none (no attachment store configured)")
+        policy = AttachmentPolicy(max_bytes=limits.max_bytes, max_per_case=max(1, limits.max_per_case), media_types=limits.media_types)
+        for number, upload in enumerate(uploads, 1):
+            try:
+                clean_filename(upload.filename)
+                check_attachment(upload.data, upload.media_type, policy)
+            except AttachmentRefused as exc:
+                raise CaseInputError(f"attachments #{number} ({upload.filename[:60]!r}): {exc}") from None
         out = []
         for upload in uploads:
             try:
@@ -262,10 +278,13 @@ class CaseRegister:
             roles.add(Role.CREDIT_OFFICE)
         if actor.kind == "department" and actor.department and case.department == actor.department:
             roles.add(Role.DEPARTMENT)
-        if actor.kind != "public" and (
-            (case.filer_kind == actor.kind and case.filer == actor.id)
-            or (actor.kind == "subject" and case.filer_kind == "subject" and actor.subject == case.subject)
-        ):
+        if actor.kind == "subject":
+            # a subject client speaks for its subject: it is the filer of that subject's own
+            # cases, whoever filed them through it — never of another subject's, even one its
+            # client id filed while bound elsewhere
+            if case.filer_kind == "subject" and actor.subject is not None and actor.subject == case.subject:
+                roles.add(Role.FILER)
+        elif actor.kind != "public" and case.filer_kind == actor.kind and case.filer == actor.id:
             roles.add(Role.FILER)
         return frozenset(roles)
 
@@ -368,6 +387,28 @@ class CaseRegister:
             for ref in json.loads(records or "[]"):
                 out.append((subject or "", ref["family"], ref["key"]))
         return out
+
+    async def tally(self, kind: str, today: dt.date, scopes: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
+        """(open, overdue) cases of `kind` within any of `scopes` (each: `subject`, `department`
+        and/or `filer` (kind, id)), counted once each."""
+        c = CASES.c
+
+        def within(scope: Mapping[str, Any]) -> Any:
+            parts = []
+            if scope.get("subject") is not None:
+                parts.append(c.subject == scope["subject"])
+            if scope.get("department") is not None:
+                parts.append(c.department == scope["department"])
+            if scope.get("filer") is not None:
+                parts.append(and_(c.filer_kind == scope["filer"][0], c.filer == scope["filer"][1]))
+            return and_(*parts) if parts else c.id.isnot(None)
+
+        where = [c.kind == kind, c.status.in_(sorted(OPEN_STATUSES[kind])), or_(*(within(x) for x in scopes))]
+        async with self.store.engine.connect() as conn:
+            row = (await conn.execute(
+                select(func.count(c.id), func.count(sql_case((c.deadline < today, 1)))).where(*where)
+            )).one()
+        return int(row[0]), int(row[1])
 
     async def open_version(self) -> tuple[int, int]:
         """(count, max id) of the open objections, which move on every filing and closing."""

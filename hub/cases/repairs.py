@@ -16,14 +16,18 @@ withdraw it. One application per record or listing may be open at a time.
   `add_months(decision_date, months)` inclusive — the last day the publicity window
   (policies/rows.py) must show it — so **the first day a subject may apply is the day after**:
   decided 2026-01-15, 一般 → refused on 2026-04-15, accepted from 2026-04-16; decided 2025-11-30,
-  一般 → accepted from 2026-03-01 (the minimum ends on 28 February). A 轻微 penalty is not shown to
-  the public at all, so there is nothing to repair;
+  一般 → accepted from 2026-03-01 (the minimum ends on 28 February). A 轻微 penalty is normally
+  not shown to the public, so there is nothing to repair — unless the policy shows it
+  (`minor_shown`: every `publicity-window` rule of the family that applies to the public has
+  `show_minor = true`); then it is repaired like the others, its minimum the national 0 months
+  (`min_months.轻微`, a policy may raise it): from the day after its decision date;
 - a blacklisting once it has lasted `listing_min_months` (12) from its listing day, counted the
   same way: listed 2025-06-10 → accepted from 2026-06-11.
 
 The record's severity and decision date are read at its sources (`RecordFinder.find_record`,
 the credit office's reads through the federation); a department that cannot answer refuses the
-application (`RepairUnavailable`), and nothing is stored.
+application (`RepairUnavailable`) — even when another source has the record, for the record may be
+held by two departments (and then it goes to the credit office) — and nothing is stored.
 
 **Approval** is one transaction with the case's step (`CaseRegister.move(within=...)`):
 
@@ -39,6 +43,14 @@ application (`RepairUnavailable`), and nothing is stored.
   (`PublicityWindow.repair_end`), fed per request by `ApprovedRepairs`; government callers (to
   whom the window does not apply) still see it.
 
+**After the decision has committed** (`RepairRegister.settle`): a repaired listing invalidates the
+credit standing at once (cheap), and the subject is re-rated in the background — a slow department
+must not hold the decision's answer (the approval is committed; a client that timed out and asked
+again would be told the repair is approved). The background re-ratings are bounded (at most
+`MAX_SETTLING` pending, each cancelled after `settle_timeout` s; errors are logged; the next
+district run rates a subject whose re-rating did not happen); `settled()` waits for them, `stop()`
+ends them with the hub.
+
 `ApprovedRepairs` keeps the register of approved record repairs in memory in every hub process:
 it follows the change feed's `cases` topic (hub/cluster/views.py) and is invalidated at once by a
 change made through this process, so reading it costs no query per request in steady state.
@@ -46,8 +58,11 @@ change made through this process, so reading it costs no query per request in st
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
@@ -58,8 +73,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from xinlian.hub.cluster.views import FollowedView
 from xinlian.hub.credit.model import BLACK, CreditInputError
 from xinlian.hub.store.engine import advisory_key
+from xinlian.hub.store.times import as_utc
 from xinlian.policies.cases import RepairRules
-from xinlian.policies.rows import add_months
+from xinlian.policies.model import DisclosureClass
+from xinlian.policies.rows import STANDARD_MIN_MONTHS, PublicityWindowRule, add_months
 
 from .model import REPAIR, Actor, Case, CaseInputError, CaseNotFound, CaseRef, hohhot_day
 from .register import CASES, CaseRegister, Upload
@@ -78,6 +95,10 @@ MINOR = "轻微"
 TEXT_LIMIT = 1800  # the reason and the commitment each: the case's description holds both (at most 4000)
 DAY = dt.timedelta(days=1)
 Repaired = Mapping[str, Mapping[str, dt.date]]  # family → record key → the day it was repaired
+MAX_SETTLING = 64  # background re-ratings after approvals pending at once; more are left to the district run
+SETTLE_TIMEOUT = 120.0  # seconds one background re-rating may take (department calls have their own deadline)
+
+log = logging.getLogger("xinlian.cases")
 
 
 class RepairRefused(CaseInputError):
@@ -108,16 +129,33 @@ class RecordFinder(Protocol):
 # ---- eligibility -------------------------------------------------------------------------------
 
 
-def first_record_day(severity: Any, decided: Any, rules: RepairRules) -> dt.date:
+def minor_shown(policy: "Policy", family: str) -> bool:
+    """Whether the policy shows 轻微 (minor) records of `family` to the public: it has a
+    `publicity-window` rule on the family for the public, and every such rule has `show_minor`."""
+    windows = [r for r in policy.row_rules(family, DisclosureClass.PUBLIC) if isinstance(r, PublicityWindowRule)]
+    return bool(windows) and all(r.window.show_minor for r in windows)
+
+
+def _min_months(severity: Any, rules: RepairRules) -> int | None:
+    if not isinstance(severity, str):
+        return None
+    months = rules.min_months.get(severity)
+    return STANDARD_MIN_MONTHS.get(severity) if months is None else months
+
+
+def first_record_day(severity: Any, decided: Any, rules: RepairRules, minor: bool = False) -> dt.date:
     """The first day a penalty of `severity` decided on `decided` may be repaired: the day after its
     minimum publicity (`add_months(decided, rules.min_months[severity])`); `RepairRefused` for a
-    轻微 penalty (never shown, nothing to repair) or one whose severity or date is not known."""
-    if severity == MINOR:
+    轻微 penalty unless the policy shows minor penalties to the public (`minor`, see `minor_shown`:
+    otherwise it is never shown, nothing to repair), or one whose severity or date is not known.
+    A 轻微 penalty's minimum is the national 0 months (`STANDARD_MIN_MONTHS`, a policy may raise it):
+    it may be repaired from the day after its decision date."""
+    if severity == MINOR and not minor:
         raise RepairRefused(
-            "a 轻微 (minor) penalty is not shown to the public (publicity window), so there is nothing to repair",
-            "recordKey",
+            "a 轻微 (minor) penalty is not shown to the public under this policy (its publicity window does not "
+            "show_minor), so there is nothing to repair", "recordKey",
         )
-    months = rules.min_months.get(severity) if isinstance(severity, str) else None
+    months = _min_months(severity, rules)
     if months is None:
         raise RepairRefused(
             f"the record's severity at its source ({severity!r}) is not one of 一般, 严重: its minimum publicity "
@@ -132,14 +170,16 @@ def first_record_day(severity: Any, decided: Any, rules: RepairRules) -> dt.date
     return add_months(decided, months) + DAY
 
 
-def check_record(severity: Any, decided: Any, today: dt.date, rules: RepairRules) -> dt.date:
+def check_record(severity: Any, decided: Any, today: dt.date, rules: RepairRules, minor: bool = False) -> dt.date:
     """The first day of eligibility (on or before `today`), or `RepairRefused` saying when it comes."""
-    first = first_record_day(severity, decided, rules)
+    first = first_record_day(severity, decided, rules, minor)
     if today < first:
-        raise RepairRefused(
-            f"not yet: a {severity} penalty may be repaired once its minimum publicity of {rules.min_months[severity]} "
-            f"months from its decision date ({decided}) has passed, i.e. from {first}", "recordKey",
+        months = _min_months(severity, rules)
+        since = (
+            f"once its minimum publicity of {months} months from its decision date ({decided}) has passed" if months
+            else f"from the day after its decision date ({decided})"
         )
+        raise RepairRefused(f"not yet: a {severity} penalty may be repaired {since}, i.e. from {first}", "recordKey")
     return first
 
 
@@ -261,7 +301,7 @@ def _repaired(rows: Iterable[Any]) -> dict[str, Repaired]:
     out: dict[str, dict[str, dict[str, dt.date]]] = {}
     for subject, records, detail, closed_at in rows:
         day = json.loads(detail or "{}").get("repaired_on")
-        on = dt.date.fromisoformat(day) if isinstance(day, str) else hohhot_day(closed_at)
+        on = dt.date.fromisoformat(day) if isinstance(day, str) else hohhot_day(as_utc(closed_at))  # SQLite: naive UTC
         for ref in json.loads(records or "[]"):
             keys = out.setdefault(subject or "", {}).setdefault(ref["family"], {})
             keys[ref["key"]] = min(on, keys.get(ref["key"], on))
@@ -277,7 +317,10 @@ class RepairRegister:
 
     cases: CaseRegister
     interval: float = 1.0
+    settle_timeout: float = SETTLE_TIMEOUT
+    max_settling: int = MAX_SETTLING
     approved: ApprovedRepairs = field(init=False)
+    _settling: set["asyncio.Task[None]"] = field(init=False, default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.approved = ApprovedRepairs(self.cases, self.interval)
@@ -288,16 +331,19 @@ class RepairRegister:
 
     async def apply_for_record(
         self, application: Application, actor: Actor, rules: RepairRules, finder: RecordFinder, today: dt.date,
+        minor: bool = False,
     ) -> Case:
-        """File an application to repair one record, after checking it at its sources."""
+        """File an application to repair one record, after checking it at its sources (every source
+        of the family must answer: the record may be held by two). `minor`: the policy shows 轻微
+        penalties to the public (`minor_shown`), so they may be repaired too."""
         app = application.checked(rules)
         assert app.family is not None and app.key is not None
         found = await finder.find_record(app.subject, app.family, app.key, RECORD_FIELDS)
+        if found.unavailable:  # even if another source has it: this one may hold it too
+            raise RepairUnavailable(found.unavailable)
         if not found.departments:
-            if found.unavailable:
-                raise RepairUnavailable(found.unavailable)
             raise RepairRefused(f"no {app.family} record {app.key!r} of subject {app.subject} at any department", "recordKey")
-        firsts = [check_record(r.get("severity"), r.get("decision_date"), today, rules) for r in found.records]
+        firsts = [check_record(r.get("severity"), r.get("decision_date"), today, rules, minor) for r in found.records]
         record = found.records[0]
         department = found.departments[0] if len(found.departments) == 1 else None  # two sources: the credit office
         detail = {
@@ -373,12 +419,57 @@ class RepairRegister:
     async def withdraw(self, case_id: int, note: str, actor: Actor) -> Case:
         return await self.cases.move(case_id, "withdraw", actor, note, kind=REPAIR, note_required=False)
 
-    async def settle(self, case: Case, credit: "CreditGovernance", policy: "Policy") -> None:
-        """After a decision has committed: a repaired listing changes the subject's standing (seen at
-        once here, on the change feed elsewhere) and its rating (a department down only delays it)."""
-        if case.status == APPROVED and case.category == LISTING and case.subject:
-            credit.standing.invalidate()
-            await credit.rerate(policy, case.subject, self.today(), str(case.detail.get("decided_by") or "credit repair"))
+    def settle(self, case: Case, credit: "CreditGovernance", policy: "Policy") -> "asyncio.Task[None] | None":
+        """After a decision has committed: a repaired listing changes the subject's standing — seen at
+        once here (invalidated now: cheap), on the change feed elsewhere — and its rating, re-rated in
+        the background so that the decision's answer never waits for a department (`settled` waits
+        for it). Returns the background task, if one was started."""
+        if not (case.status == APPROVED and case.category == LISTING and case.subject):
+            return None
+        credit.standing.invalidate()
+        if len(self._settling) >= self.max_settling:
+            log.warning("re-rating %s after credit repair %s not started: %d re-ratings pending; the next district run "
+                        "rates it", case.subject, case.id, len(self._settling))
+            return None
+        by = str(case.detail.get("decided_by") or "credit repair")
+        task = asyncio.create_task(self._rerate(case.id, case.subject, credit, policy, self.today(), by),
+                                   name=f"xinlian-repair-settle-{case.id}")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        return task
+
+    async def _rerate(
+        self, case_id: int, subject: str, credit: "CreditGovernance", policy: "Policy", today: dt.date, by: str,
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.settle_timeout):
+                await credit.rerate(policy, subject, today, by)
+        except TimeoutError:
+            log.warning("re-rating %s after credit repair %s gave up after %g s; the next district run rates it",
+                        subject, case_id, self.settle_timeout)
+        except Exception:
+            log.exception("re-rating %s after credit repair %s failed; the next district run rates it", subject, case_id)
+
+    def settling(self) -> tuple["asyncio.Task[None]", ...]:
+        """The background re-ratings still running."""
+        return tuple(self._settling)
+
+    async def settled(self) -> None:
+        """Wait until every background re-rating started so far (and any they start) has ended."""
+        while self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """With the hub: let the background re-ratings end within `grace` s, then cancel the rest."""
+        pending = self.settling()
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
+        for task in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def repaired(self, subjects: Iterable[str]) -> dict[str, Repaired]:
         """The approved record repairs of `subjects` (from memory: `ApprovedRepairs`)."""

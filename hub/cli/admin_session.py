@@ -5,7 +5,10 @@
 command has made its change writes one audit entry per change — `endpoint` "cli", `client_kind`
 "admin", `client_id` the `--by` name (default "cli"), `detail` the action (`{"action":
 "createClient", "client_id": ...}`) — and only then prints what the command said (a new secret
-is never shown for a change that could not be audited). Reading commands write no entry.
+is never shown for a change that could not be audited). Commands that read credit data (`READS`:
+`cases list|show`, `review list`, `index show|departments`, `measures check`, `supervision plan`)
+record their read the same way and show nothing when its entry cannot be written; listing the
+hub's own configuration (`clients list`, `policy show`, ...) writes no entry.
 
 Exit codes: 0 done; 2 refused (bad input: the message on stderr, nothing changed), the store
 unreadable or missing, or the audit entry not written. A command never creates the store: when
@@ -138,7 +141,7 @@ async def case_register(settings: Settings, store: Store) -> CaseRegister:
     policy = await policy_in_force(settings, store)
     return CaseRegister(
         store, WorkingCalendar.load(settings.data_dir), lambda: policy.cases,
-        attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.standard()),
+        attachments=LocalAttachments.in_data_dir(settings.data_dir, AttachmentPolicy.widest()),
     )
 
 
@@ -158,6 +161,13 @@ async def _policy_version(settings: Settings, store: Store) -> str:
         return load_policy(settings.policy_path).version
     except Exception:  # an unreadable policy file is not this command's concern
         return "unknown"
+
+
+# the actions that read credit data rather than change anything (their entry failing changes nothing)
+READS = frozenset({
+    "listCases", "showCase", "reviewItems", "creditEnvironmentIndex", "departmentAssessment", "creditCheck",
+    "supervisionPlan",
+})
 
 
 def audit_entry(action: dict[str, Any], by: str, policy_version: str) -> AuditEntry:
@@ -238,6 +248,8 @@ def run_admin(
     if refuse_missing_store(settings):
         return REFUSED
 
+    reads_only = [False]
+
     async def run() -> tuple[int, list[str]]:
         store = await Store.open(settings.database_url)
         try:
@@ -245,6 +257,7 @@ def run_admin(
             operations = AdminOperations(store, by, policy_path=settings.policy_path, objections=objections)
             session = AdminSession(settings, store, by, operations)
             code = await action(session)
+            reads_only[0] = all(a.get("action") in READS for a in session.operations.actions)
             await _audit(session)
             return code, session.output
         finally:
@@ -256,7 +269,10 @@ def run_admin(
         print(f"xinlian {name}: {exc}", file=sys.stderr)
         return refused_exit
     except AuditUnavailable as exc:
-        print(f"xinlian {name}: the change was made but its audit entry could not be written: {exc}", file=sys.stderr)
+        if reads_only[0]:
+            print(f"xinlian {name}: nothing is shown: the read's audit entry could not be written: {exc}", file=sys.stderr)
+        else:
+            print(f"xinlian {name}: the change was made but its audit entry could not be written: {exc}", file=sys.stderr)
         return 2
     except (OSError, SQLAlchemyError) as exc:  # the store is unreachable or unreadable
         print(f"xinlian {name}: cannot use the hub store: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import Any
 
 from xinlian.hub.cases.complaints import assign as assign_case
 from xinlian.hub.cases.model import KINDS, Actor, Case, CaseInputError, hohhot_day
+from xinlian.hub.executor.case_fields import working_days_left
 
 from .admin_session import AdminSession, add_common_arguments, policy_in_force, run_admin
 from .client_admin import federation_departments
@@ -60,13 +61,14 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
 def _row(case: Case, session: AdminSession, today: dt.date) -> dict[str, Any]:
     calendar = session.cases.calendar
-    left = calendar.working_days_between(today, case.deadline) if case.is_open and case.deadline else None
+    left = working_days_left(case, today, calendar)
     return {
         "id": case.id, "kind": case.kind, "status": case.status, "subject": case.subject or "",
         "subject_name": case.subject_name, "department": case.department or "(credit office)",
         "category": case.category, "filed_on": case.filed_on.isoformat(),
         "deadline": case.deadline.isoformat() if case.deadline else None, "left": left,
         "overdue": case.overdue(today), "records": [f"{r.family}:{r.key}" for r in case.records],
+        "provisional": bool(case.deadline and calendar.weekends_only_in(case.filed_on, case.deadline)),
     }
 
 

@@ -1,16 +1,22 @@
 """`xinlian index show|departments`: the credit environment index and the department assessment.
 
 - `index show [--from YYYY-MM] [--to YYYY-MM] [--industry X] [--csv]` — the district's indicators
-  per month and the composite index (hub/cases/index.py), as a table of the main figures or, with
-  `--csv`, the whole answer as `/graphql`'s `csv` gives it.
+  per month and the composite index (hub/cases/index.py), as the credit office sees them (every
+  figure: nothing suppressed), as a table of the main figures or, with `--csv`, the whole answer
+  as the admin API's `csv` gives it.
 - `index departments [--from YYYY-MM] [--to YYYY-MM] [--csv]` — department data quality per
   department and family (hub/cases/assessment.py). The connectors' mappings come from the
-  configured connectors file; availability is not known to a command (it has no link history:
-  the admin API's `departmentAssessment` reports the serving hub's).
+  configured connectors file; availability over the period comes from the store's audit trail;
+  the link counters are not known to a command (it has no link history: the admin API's
+  `departmentAssessment` reports the serving hub's).
 
 Both read the hub store directly (the policy in force for the finding bases, the data
-directory's working-day calendar); they change nothing and write no audit entry. Bad input
-(a month that is not YYYY-MM, `--from` after `--to`, more than 60 months): stderr, exit 2.
+directory's working-day calendar) and change nothing. Each is a read of credit data by the
+credit office, audited like the admin API's: one entry per command (`endpoint` "cli",
+`detail` `{"action": "creditEnvironmentIndex", "from", "to", "industry"}` or
+`{"action": "departmentAssessment", "from", "to"}`, no subject), written before anything is
+printed — a read that cannot be audited shows nothing (exit 2). Bad input (a month that is not
+YYYY-MM, `--from` after `--to`, more than 60 months): stderr, exit 2, no entry.
 """
 
 from __future__ import annotations
@@ -20,9 +26,9 @@ from typing import Any
 
 from xinlian.hub.cases.assessment import Source, assessment_csv, department_assessment, quality_row
 from xinlian.hub.cases.calendar import WorkingCalendar
-from xinlian.hub.cases.index import Window, index_csv
+from xinlian.hub.cases.index import OFFICE, Window, index_csv
 from xinlian.hub.cases.model import CaseInputError
-from xinlian.hub.executor.index_fields import compute
+from xinlian.hub.executor.index_fields import audit_detail, compute
 
 from .admin_session import AdminSession, add_common_arguments, run_admin
 from .credit import policy_in_force, today
@@ -59,7 +65,8 @@ def run_show(args: argparse.Namespace) -> int:
     async def show(session: AdminSession) -> int:
         rules = (await policy_in_force(session)).credit
         calendar = WorkingCalendar.load(session.settings.data_dir)
-        result = await compute(session.store, rules, calendar, today(), args.first, args.last, args.industry)
+        result = await compute(session.store, rules, calendar, today(), args.first, args.last, args.industry, OFFICE)
+        session.record("creditEnvironmentIndex", **audit_detail(result))
         if args.csv:
             session.say(index_csv(result).rstrip("\n"))
             return 0
@@ -98,11 +105,13 @@ def run_departments(args: argparse.Namespace) -> int:
         finally:
             await federation.close()
         result = await department_assessment(session.store, sources, window, day)
+        session.record("departmentAssessment", **{"from": result.first, "to": result.last})
         if args.csv:
             session.say(assessment_csv(result).rstrip("\n"))
             return 0
         session.say(f"department assessment {result.first} to {result.last}: {result.subjects_known} subjects known "
-                    "(availability: see the admin API's departmentAssessment)")
+                    "(availability over the period from the audit trail; the serving hub's links: the admin API's "
+                    "departmentAssessment)")
         rows = [{k: _shown(v) for k, v in quality_row(result, q).items()} for q in result.rows]
         session.listing(rows, DEPARTMENT_COLUMNS, False, "no departments")
         return 0

@@ -10,9 +10,12 @@ registration family, and of the list rules' families, from every connector that 
 them (`EnumeratingConnector`: SQL sources).
 `read(keys, needs)` loads, per subject, the records of each family the rules need — without
 the records the policy's review gate holds back (awaiting review at their source): a decision
-that reaches the public never rests on them; a subject whose records could not all be read (a
-department down) comes back in `failed` with the departments' names, so no rating or listing is
-decided on partial data.
+that reaches the public never rests on them — and without the records a reviewer REJECTED in the
+review before publication (hub/cases/review.py; families of the policy's `publication-review`
+rule, while `[cases.review]` is enabled). Records still pending there are read: the government's
+own decisions may rest on a department's record that the public does not see yet. A subject
+whose records could not all be read (a department down) comes back in `failed` with the
+departments' names, so no rating or listing is decided on partial data.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 from xinlian.connectors.contract import ConnectorError, Record
 from xinlian.hub.executor.loader import load_records
 from xinlian.hub.principal import Principal
+from xinlian.policies.review import review_key, reviewed_families
 from xinlian.policies.rules import RowRule
 from xinlian.schema.catalogue import FAMILIES, REGISTRATION
 
@@ -143,6 +147,7 @@ class DistrictRecords:
         withheld: set[str] = set()
         plans: dict[str, frozenset[str]] = {}
         gates = {family: self._gates(ctx, family) for family in wanted}
+        reviewed = reviewed_families(ctx.policy.rows)
         for family, fields in wanted.items():
             spec = FAMILIES[family]
             fields.update(f.name for f in spec.fields if f.names_subject)  # a name for who the registry does not know
@@ -164,6 +169,8 @@ class DistrictRecords:
                     continue
                 records = [r for r in outcome if not isinstance(r, ConnectorError)]
                 records = [r for r in records if all(g.keep(r, ctx.today) for g in gates[family])]
+                if family in reviewed and records:
+                    records = self._unrejected(ctx, family, key, records)
                 found[key].records[family] = records
                 if family == REGISTRATION.name and records:
                     found[key].name = str(records[0].get("name") or "")
@@ -179,16 +186,29 @@ class DistrictRecords:
                 )
         return RecordsRead(found, failed, withheld)
 
+    @staticmethod
+    def _unrejected(ctx: "RequestContext", family: str, subject: str, records: list[Record]) -> list[Record]:
+        """`records` without those a reviewer rejected in the review before publication (their key
+        was noted by the family's loaders in this request; a record whose key was not read stays)."""
+        rejected = ctx.review_rejected(subject, family)
+        key_field = FAMILIES[family].record_key
+        if not rejected or key_field is None:
+            return records
+        return [r for r in records if review_key(r.get(key_field)) not in rejected]
+
     async def find_record(self, subject: str, family: str, key: str, fields: Iterable[str] = ()) -> RecordFound:
         """Which department provides the subject's record of `family` whose key is `key` — for a
         case about it (an objection goes to the department that provides the record). Asks every
         source of the family; `departments` holds each that has it (normally one), `unavailable`
-        each that could not answer."""
+        each that could not answer. The family's date is read too when the policy gives it to the
+        credit office: the review before publication queues only records whose date it knows."""
         ctx = self._context(CREDIT_OFFICE)
         spec = FAMILIES[family]
         if spec.record_key is None:
             raise CreditInputError(f"{family} records have no key")
         wanted = frozenset({spec.record_key, *(f for f in fields if ctx.may_receive(family, f))})
+        if spec.recency is not None and ctx.may_receive(family, spec.recency):
+            wanted |= {spec.recency}
         sources = ctx.federation.sources(family)
         outcomes = await asyncio.gather(*(load_records(ctx, spec, [subject], wanted, [d]) for d in sources))
         found = RecordFound()

@@ -8,8 +8,9 @@
   (its tracking code is printed and kept in `<data-dir>/demo-cases.json`, to follow it on
   `/public/graphql`);
 - a **credit repair** application of the same multi-department sample for its tax penalty (一般,
-  decided more than three months ago), with a proof document and its credit commitment, awaiting
-  the tax bureau's decision.
+  decided more than three months ago), with a proof document and its credit commitment, filed at
+  the credit office's counter (the demo subject client speaks for the judgment debtor, not for this
+  firm), awaiting the tax bureau's decision.
 
 Cases are filed through the same registers as on `/graphql` (the objection going to the
 department that provides the record, the repair checked at its source); a department that cannot
@@ -27,6 +28,7 @@ from typing import Any
 from xinlian.hub.config import Settings
 
 log = logging.getLogger("xinlian.demo")
+BY = "demo"
 # a one-page PDF: the demo applicant's proof that the fine was paid
 PROOF_PDF = (
     b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
@@ -103,8 +105,8 @@ async def ensure_demo_cases(settings: Settings, samples: dict[str, str]) -> dict
                 uploads=[Upload("完税证明.pdf", "application/pdf", PROOF_PDF)],
             )
             try:
-                await runtime.repairs.apply_for_record(
-                    application, Actor("subject", "demo-subject", subject=several), policy.cases.repair, records, today
+                await runtime.repairs.apply_for_record(  # filed at the credit office's counter for the firm
+                    application, Actor.credit_office(BY), policy.cases.repair, records, today
                 )
                 done["repairs"] += 1
             except Exception as exc:  # not eligible yet (the demo's dates move with the calendar): say so, go on

@@ -93,6 +93,10 @@ def actor_of(ctx: "RequestContext") -> Actor:
         return Actor("subject", p.client_id, subject=p.subject_id)
     if p.kind == "department" and p.department and p.scopes & set(ctx.policy.cases.access.departments):
         return Actor("department", p.client_id, department=p.department)
+    if p.kind == "department":
+        # a department client unbound or without a scope of cases.access.departments acts on no
+        # case as a department: it may not file objections nor answer, and sees no queue
+        return Actor("unbound-department", p.client_id)
     return Actor(p.kind, p.client_id)
 
 
@@ -120,9 +124,19 @@ def uploads(ctx: "RequestContext", given: Optional[list[gql.AttachmentInput]]) -
     return out
 
 
+def working_days_left(case: Case, today: dt.date, calendar: "WorkingCalendar") -> int | None:
+    """Working days from `today` to an open case's deadline: 0 due today, negative overdue by that
+    many (at least -1 from the day after the deadline, a weekend or holiday included); None once
+    closed."""
+    if not case.is_open or case.deadline is None:
+        return None
+    left = calendar.working_days_between(today, case.deadline)
+    return min(left, -1) if today > case.deadline else left
+
+
 def case_view(case: Case, today: dt.date, calendar: "WorkingCalendar", reminder: int = 2) -> gql.CaseView:
     """A case as GraphQL shows it; `reminder`: working days before the deadline it is due soon."""
-    left = calendar.working_days_between(today, case.deadline) if case.is_open and case.deadline else None
+    left = working_days_left(case, today, calendar)
     return gql.CaseView(
         id=case.id, kind=case.kind, status=case.status, subject=case.subject, subject_name=case.subject_name,
         department=case.department, category=case.category,
@@ -130,6 +144,7 @@ def case_view(case: Case, today: dt.date, calendar: "WorkingCalendar", reminder:
         description=case.description, filed_by_kind=case.filer_kind, filed_at=case.filed_at, filed_on=case.filed_on,
         deadline=case.deadline, working_days_left=left, overdue=case.overdue(today),
         due_soon=left is not None and 0 <= left <= reminder, closed_at=case.closed_at,
+        deadline_provisional=bool(case.deadline and calendar.weekends_only_in(case.filed_on, case.deadline)),
         resolution=case.resolution,
         history=[
             gql.CaseStep(action=s.action, from_status=s.from_status, status=s.to_status, at=s.at, by=s.by, by_kind=s.by_kind,
@@ -196,11 +211,8 @@ async def case_page(
         if case.subject:
             ctx.findings.subjects.add(case.subject)
     ctx.findings.detail["cases"] = {"kind": kind, "listed": len(ordered)}
-    return gql.CasePage(
-        items=[view(ctx, c) for c in ordered],
-        total_open=sum(1 for c in seen.values() if c.is_open),
-        total_overdue=sum(1 for c in seen.values() if c.overdue(ctx.today)),
-    )
+    total_open, total_overdue = await cases.tally(kind, ctx.today, [{"subject": key, **scope} for scope in scopes])
+    return gql.CasePage(items=[view(ctx, c) for c in ordered], total_open=total_open, total_overdue=total_overdue)
 
 
 # ---- objections ----------------------------------------------------------------------------

@@ -28,6 +28,12 @@ the same order as their `load` futures would be. `load_records(ctx, family, keys
 family for many subjects from every source department through the request's loaders, one
 `load_many` per source: the one way the executor reads records (the planned executor,
 `planned.py`, issues the same entries itself). `combine` joins one key's outcomes from its sources.
+
+For a family under the review before publication (the policy's `publication-review` rule), the
+request gives the loader a `ReviewSighting` (hub/cases/review.py): once the department answered,
+it notes each record's key and department in the request's caches — the facts the row rule reads
+through `SubjectFacts.publication` — and queues records met for the first time (in memory; written
+in the background). The records themselves are neither copied nor changed.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from .cache import PublicRecordCache, cache_key
 from .federation import Department
 
 if TYPE_CHECKING:
-    from xinlian.hub.cases.review import ReviewMarks
+    from xinlian.hub.cases.review import ReviewSighting
 
     from .request import RequestContext
 
@@ -62,7 +68,7 @@ class FamilyLoader:
         deadline: float,
         cache: PublicRecordCache | None = None,
         cacheable: bool = False,
-        review: "ReviewMarks | None" = None,
+        review: "ReviewSighting | None" = None,
     ) -> None:
         self.department = department
         self.family = family
@@ -116,7 +122,8 @@ class FamilyLoader:
 
     async def _resolve(self, pending: list[_Pending]) -> None:
         connector = self.department.connector
-        fields = tuple(sorted(frozenset().union(*(f for _, f, _, _ in pending)) & connector.provides(self.family)))
+        requested: frozenset[str] = frozenset().union(*(f for _, f, _, _ in pending))
+        fields = tuple(sorted(requested & connector.provides(self.family)))
         by_key: dict[str, list[Record] | BaseException] = {}
         keys = list(dict.fromkeys(key for entry_keys, _, _, _ in pending for key in entry_keys))
         if self.cache is not None:
@@ -143,8 +150,8 @@ class FamilyLoader:
                 by_key[key] = value
                 if self.cache is not None and isinstance(value, list):
                     self.cache.put(cache_key(connector.name, self.family, key, fields), value, self.department.cache_ttl)
-        if self.review is not None:  # the queue's verdict on each record, on copies (the cache keeps the originals)
-            await self.review.apply(self.department.name, by_key)
+        if self.review is not None:  # each record's department noted for the review, new ones queued
+            await self.review.apply(self.department.name, by_key, requested)
         for entry_keys, _, future, single in pending:
             if future.done():
                 continue

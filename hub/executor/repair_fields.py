@@ -5,14 +5,18 @@
   `cases.repair.families`) or of its current blacklisting (`listingId`), with a `reason`, the
   subject's credit commitment (`commitment`, 信用承诺, required) and proof documents
   (`attachments`, at least one for a penalty). Eligibility is checked with real dates at the
-  record's sources (hub/cases/repairs.py); a department that cannot answer refuses it with
-  `UPSTREAM_UNAVAILABLE`, and nothing is stored. Answers the case (`id`, `status`, `deadline`,
-  `history`).
+  record's sources (hub/cases/repairs.py; a 轻微 penalty only under a policy that shows minor
+  penalties to the public); a department that cannot answer refuses it with
+  `UPSTREAM_UNAVAILABLE`, even when another has the record, and nothing is stored. Answers the
+  case (`id`, `status`, `deadline`, `history`).
 - `repairs(status, subject, overdue, first)` — a subject its own applications, a department those
   it decides; overdue first.
 - `decideRepair(id, approve, note)` — the deciding department (the record's provider, or the
-  listing's department) approves or refuses; another department is FORBIDDEN. An approval ends
-  the listing (`repaired`) or the record's public display, in the step's transaction.
+  listing's department) approves or refuses; a caller that may not see the case (another
+  department) is told NOT_FOUND, as for a case that does not exist, and one that may see it but
+  not decide it (the applicant) FORBIDDEN. An approval ends the listing (`repaired`) or the
+  record's public display, in the step's transaction; the answer follows the commit, and the
+  subject's re-rating runs in the background (`RepairRegister.settle`).
 - `withdrawRepair(id, note)` — the applicant withdraws its open application.
 
 Every field names the subject and the case in the request's audit entry (`audited`).
@@ -25,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Optional
 import strawberry
 from graphql import GraphQLError
 
-from xinlian.hub.cases.model import REPAIR, Actor, Case, CaseInputError, CaseNotFound
-from xinlian.hub.cases.repairs import Application, RepairRefused, RepairRegister, RepairUnavailable
+from xinlian.hub.cases.model import REPAIR, CaseInputError
+from xinlian.hub.cases.repairs import Application, RepairRefused, RepairRegister, RepairUnavailable, minor_shown
 from xinlian.schema import cases as gql
 
 from . import case_fields as shared  # it imports this module too: its names are read at call time
@@ -98,7 +102,8 @@ async def apply_for_repair(info: strawberry.Info, input: RepairInput) -> gql.Cas
     rules, repairs, credit = ctx.policy.cases.repair, repairs_of(ctx), credit_of(ctx)
     try:
         if input.listing_id is None and (input.family is not None or input.record_key is not None):
-            case = await repairs.apply_for_record(application, actor, rules, credit.records, ctx.today)
+            minor = input.family is not None and minor_shown(ctx.policy, input.family)
+            case = await repairs.apply_for_record(application, actor, rules, credit.records, ctx.today, minor=minor)
         else:
             case = await repairs.apply_for_listing(application, actor, rules, credit.register, ctx.today)
     except (CaseInputError, RepairUnavailable) as exc:
@@ -114,31 +119,21 @@ async def repairs(
     return await shared.case_page(_ctx(info), REPAIR, status, subject, overdue, first)
 
 
-async def _decidable(ctx: "RequestContext", case_id: int, actor: Actor) -> Case:
-    """The repair case, if the caller may act on it: a department (government) is told FORBIDDEN by
-    the step when it does not decide it; anyone else who may not see it is told NOT_FOUND."""
-    repairs = repairs_of(ctx)
-    try:
-        case = await repairs.cases.get(case_id)
-    except CaseNotFound:
-        case = None
-    if case is None or case.kind != REPAIR or (actor.kind != "department" and not repairs.cases.may_see(case, actor)):
-        raise shared.code("NOT_FOUND", f"no repair {case_id} that you may see")
-    ctx.findings.subjects.update([case.subject] if case.subject else [])
-    return case
-
-
 async def decide_repair(info: strawberry.Info, id: int, approve: bool, note: str) -> gql.CaseView:
-    """The deciding department approves or refuses a repair application."""
+    """The deciding department approves or refuses a repair application. A caller that may not see
+    the case — any department but the deciding one — is told NOT_FOUND (whether it exists is not
+    said); the step tells one that sees it but does not decide it (the applicant) FORBIDDEN."""
     ctx = _ctx(info)
     actor = shared.actor_of(ctx)
-    await _decidable(ctx, id, actor)
+    seen = await shared.visible_case(ctx, id, REPAIR)
+    if seen.subject:
+        ctx.findings.subjects.add(seen.subject)
     repairs, credit = repairs_of(ctx), credit_of(ctx)
     try:
         case = await repairs.decide(id, approve, note, actor, credit.register)
     except CaseInputError as exc:
         raise refused(exc) from None
-    await repairs.settle(case, credit, ctx.policy)
+    repairs.settle(case, credit, ctx.policy)  # committed: the re-rating runs in the background
     shared.audited(ctx, "decideRepair", case)
     return shared.view(ctx, case)
 

@@ -9,7 +9,8 @@
   denials by path, departments that failed, harvest-cap alerts. On the data endpoints its sets
   are the request's `AccessRecord`'s own, so the gateway writes exactly what the executor found.
 - `RequestCaches` — what is worked out once per request and reused: decisions, plans,
-  loaders, consents, cap admissions, open objections, approved repairs, the subject budget. Decisions and plans
+  loaders, consents, cap admissions, open objections, approved repairs, the records of reviewed
+  families by key and department (the review before publication), the subject budget. Decisions and plans
   depend only on the policy version and the caller's kind, scopes and purposes, so they are
   kept across requests too (`DecisionBook`: one per policy version and caller, bounded).
 
@@ -24,11 +25,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection, Mapping
 
-from xinlian.hub.cases.review import ReviewMarks
+from xinlian.hub.cases.review import ReviewSighting, Seen
 from xinlian.hub.principal import Principal
 from xinlian.policies.engine import Decision, Reason, decide
 from xinlian.policies.model import DisclosureClass, Policy
-from xinlian.policies.review import PublicationReview
+from xinlian.policies.review import reviewed_families
 from xinlian.schema.catalogue import FAMILIES
 
 from .cache import PublicRecordCache
@@ -155,6 +156,9 @@ class RequestCaches:
     objections_loaded: set[str] = field(default_factory=set)
     repairs: dict[str, "Repaired"] = field(default_factory=dict)  # subject → family → key → repair day
     repairs_loaded: set[str] = field(default_factory=set)
+    # the review before publication: (subject, family) → (record key, department) → decision date,
+    # noted by the loaders of reviewed families (hub/cases/review.py `ReviewSighting`)
+    review: Seen = field(default_factory=dict)
     subjects_asked: int = 0
 
 
@@ -228,19 +232,39 @@ class RequestContext:
         loader = self.caches.loaders.get(key)
         if loader is None:
             loader = self.caches.loaders[key] = FamilyLoader(
-                department, family, self.deadline, self.services.cache, cacheable, review=self.review_marks(family)
+                department, family, self.deadline, self.services.cache, cacheable, review=self.review_sighting(family)
             )
         return loader
 
-    def review_marks(self, family: str) -> ReviewMarks | None:
-        """The review before publication for a reviewed family (policy `cases.review`): its records
-        are looked up in the queue (new ones queued), and marked publishable or not when this
-        caller's audience has a `publication-review` row rule for the family (hub/cases/review.py)."""
+    def review_sighting(self, family: str) -> ReviewSighting | None:
+        """The review before publication for a family the policy's `publication-review` rule names
+        (for any audience: every read queues new records): the loader notes each record's key and
+        department for `publication` and queues new ones (hub/cases/review.py). None when the policy
+        has no such rule for it, `[cases.review] enabled` is false, or the hub has no queue."""
         queue, rules = self.services.review, self.policy.cases.review
-        if queue is None or not rules.enabled or family not in rules.families:
+        if queue is None or not rules.enabled or family not in reviewed_families(self.policy.rows):
             return None
-        mark = any(r.kind == PublicationReview.kind for r in self.policy.row_rules(family, self.audience))
-        return ReviewMarks(queue, rules, FAMILIES[family], mark)
+        return ReviewSighting(queue, rules, FAMILIES[family], self.caches.review)
+
+    def publication(self, subject: str, family: str) -> Mapping[str, bool] | bool | None:
+        """Record key → publishable now, for the subject's records of `family` this request read
+        (`SubjectFacts.publication`): True when `[cases.review]` is off; None when they were not
+        looked up in the queue (the rule then shows none: fail closed)."""
+        queue, rules = self.services.review, self.policy.cases.review
+        if not rules.enabled:
+            return True
+        seen = self.caches.review.get((subject, family))
+        if queue is None or seen is None:
+            return None
+        return queue.verdicts(rules, family, subject, seen)
+
+    def review_rejected(self, subject: str, family: str) -> set[str]:
+        """Keys of the subject's records of `family` read in this request that a reviewer rejected
+        (none when the review is off or they were not looked up)."""
+        queue, seen = self.services.review, self.caches.review.get((subject, family))
+        if queue is None or seen is None or not self.policy.cases.review.enabled:
+            return set()
+        return queue.rejected(family, subject, seen)
 
     def decision(self, family: str, field_name: str, natural_person: bool = False, consented: bool = False) -> Decision:
         """The policy's decision on one field for this request's caller (decided once per request).
@@ -384,3 +408,6 @@ class SubjectFacts:
 
     def repairs(self, family: str) -> Mapping[str, dt.date] | None:
         return self.ctx.repaired(self.subject, family)
+
+    def publication(self, family: str) -> Mapping[str, bool] | bool | None:
+        return self.ctx.publication(self.subject, family)

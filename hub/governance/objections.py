@@ -26,6 +26,8 @@ import datetime as dt
 import time
 from typing import Callable, Iterable, Sequence
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from xinlian.hub.cases.calendar import WorkingCalendar
 from xinlian.hub.cases.model import OBJECTION, OBJECTION_GROUNDS, Actor, Case, CaseInputError, CaseRef, hohhot_day
 from xinlian.hub.cases.register import CaseRegister, Upload
@@ -125,9 +127,22 @@ class ObjectionRegister:
             raise ObjectionError(f"grounds: one of {', '.join(OBJECTION_GROUNDS)}")
         if not reason.strip():
             raise ObjectionError("reason: say why the record is disputed")
+        key = check_subject(subject)
+        ref = CaseRef(family, record_ref)
+
+        async def none_open(conn: AsyncConnection) -> None:
+            for case in await CaseRegister.open_cases(conn, OBJECTION, key):
+                if ref in case.records:
+                    raise ObjectionError(
+                        f"objection {case.id} against this record is open (filed {case.filed_on}, answer due "
+                        f"{case.deadline}): add to it, or wait for its answer"
+                    )
+
+        # one open objection per record, across hub processes: the check and the filing hold the
+        # subject's objection lock in one transaction
         return await self.cases.file(
-            OBJECTION, _actor(filed_by), category=grounds, description=reason, subject=check_subject(subject),
-            subject_name=subject_name, department=department, records=[CaseRef(family, record_ref)], uploads=uploads,
+            OBJECTION, _actor(filed_by), category=grounds, description=reason, subject=key, subject_name=subject_name,
+            department=department, records=[ref], uploads=uploads, lock=f"objection:{key}", check=none_open,
         )
 
     async def close(self, objection_id: int, outcome: str, note: str, closed_by: Actor | str) -> Case:
