@@ -586,6 +586,33 @@ def test_a_new_record_reaches_the_public_only_once_approved(hub: Any) -> None:
     wait_until(lambda: NEW_NUMBER in _numbers(hub, None), what="the approval reaching the public endpoint")
 
 
+def test_the_demo_ships_new_records_for_each_way_to_publication(hub: Any) -> None:
+    """The walkthrough of docs/cases.md: the demo's `new_penalties` sample has one penalty from
+    each department decided after `since` — market's (trusted) shown at once, environment's
+    waiting for a reviewer, tax's waiting its 24 hours."""
+    from hub_fixture import wait_until
+
+    query = "query P($u: String!) { legalPerson(uscc: $u) { penalties { decisionNumber decisionDate } } }"
+    uscc = hub.samples["new_penalties"]
+
+    def december(kind: str | None) -> dict[str, str]:
+        response = hub.query(query, kind, {"u": uscc})
+        body = response.json()
+        assert response.status_code == 200 and "errors" not in body, body
+        return {p["decisionNumber"]: p["decisionDate"] for p in body["data"]["legalPerson"]["penalties"]
+                if p["decisionDate"] and p["decisionDate"] >= "2026-12-01"}
+
+    government = december("department")
+    assert sorted(n[:2] for n in government) == ["呼新", "呼环", "新市"] and len(government) == 3, government
+    [market] = [n for n in government if n.startswith("新市监处罚")]
+    items = '{ reviewItems(status: null, family: "penalties") { recordKey subject department status decidedBy } }'
+    wait_until(lambda: len([i for i in _admin(hub, items)["reviewItems"] if i["subject"] == uscc]) == 3,
+               what="the queue's background write")
+    queued = {i["department"]: (i["status"], i["decidedBy"]) for i in _admin(hub, items)["reviewItems"] if i["subject"] == uscc}
+    assert queued == {"market": ("approved", AUTOMATIC), "environment": ("pending", None), "tax": ("pending", None)}
+    assert list(december(None)) == [market]
+
+
 def test_deciding_twice_or_without_a_reason_is_refused(hub: Any) -> None:
     items = _admin(hub, "{ reviewItems(status: null) { id status decidedBy } }")["reviewItems"]
     decided = [i["id"] for i in items if i["status"] != "pending" and i["decidedBy"] != AUTOMATIC]

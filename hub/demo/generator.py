@@ -34,9 +34,15 @@ from .credit_lists import CreditLists
 from .hr_drop import HR_SAMPLES, write_hr_drop
 
 # 2: the 2021 双公示 items on licences and penalties; abnormal operations, credit commitments,
-# major tax violations and wage arrears (a district built in format 1 is rebuilt)
-FORMAT = 2
+# major tax violations and wage arrears (a district built in format 1 is rebuilt);
+# 3: penalties decided after the review queue's `since` (NEW_RECORDS, for its walkthrough)
+FORMAT = 3
 REFERENCE_DATE = dt.date(2026, 11, 1)
+# penalties decided after the shipped policy's `[cases.review] since` (2026-12-01), so that the
+# review before publication has new records to show (docs/cases.md): one department per way a
+# record becomes publishable — environment (a reviewer), tax (after 24 hours), market (trusted)
+NEW_RECORDS = (("environment", dt.date(2026, 12, 1)), ("tax", dt.date(2026, 12, 1)), ("market", dt.date(2026, 12, 2)))
+LATE_SAMPLES = ("new_penalties",)  # drawn after the wage arrears: the drop leaves them alone and they it
 DIVISION = "150102"
 TEMPLATE = Path(__file__).with_name("connectors.toml")
 # sha256 (see `_template_digest`) of the connectors.toml templates shipped before this one: a data
@@ -386,8 +392,20 @@ class _District:
                             {"market": MARKET, "tax": TAX})
         listed = lists.populate([f for f in self.firms if f["uscc"] not in special],
                                 [p for p in self.people if p["id"] not in special])
+        new = self.new_records(special | set(listed.values()))
         return {name: subject["uscc"] for name, subject in planted.items()} | {
-            name: person["id"] for name, person in residents.items()} | listed
+            name: person["id"] for name, person in residents.items()} | listed | new
+
+    def new_records(self, taken: set[str]) -> dict[str, str]:
+        """Penalties decided in December 2026 (`NEW_RECORDS`), after the review queue's `since`,
+        on one active firm that is no other sample — drawn last with a random generator of its
+        own, so the rest of the district is as it was."""
+        self.rng = random.Random(self.seed * 1_000_003 + 3)
+        firms = [f for f in self.firms if f["status"] == 1 and f["uscc"] not in taken] or self.firms
+        firm = self.rng.choice(firms)
+        for db, decided in NEW_RECORDS:
+            self.penalty(db, firm["uscc"], firm["name"], "一般", decided=decided, months=12)
+        return {"new_penalties": firm["uscc"]}
 
     def random_records(self, firm: dict[str, Any]) -> None:
         rng, key, name = self.rng, firm["uscc"], firm["name"]
@@ -547,10 +565,12 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
         manifest_path.unlink(missing_ok=True)
         district = _District(seed, legal_persons, natural_persons)
         samples = district.populate()
+        late = {name: samples.pop(name) for name in LATE_SAMPLES}
         for db in LAYOUTS:
             district.write(db, departments / f"{db}.db")
         # the human resources bureau's spreadsheet exports (wage arrears leave the other samples alone)
         samples.update(write_hr_drop(data_dir, seed, exclude=set(samples.values())))
+        samples.update(late)
         manifest = {**wanted, "samples": samples,
                     "tables": {db: {t: len(rows) for t, rows in ts.items()} for db, ts in district.rows.items()},
                     "sha256": {db: _sha256(departments / f"{db}.db") for db in LAYOUTS}}
@@ -560,7 +580,7 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
     connectors_path = data_dir / "connectors.toml"
     _write_connectors(connectors_path)
     if not (data_dir / "drops" / "hr").is_dir():
-        write_hr_drop(data_dir, seed, exclude={v for k, v in manifest["samples"].items() if k not in HR_SAMPLES})
+        write_hr_drop(data_dir, seed, exclude={v for k, v in manifest["samples"].items() if k not in HR_SAMPLES + LATE_SAMPLES})
     court_api_key(data_dir)  # the court's REST API key (its connector reads it)
     return DemoDistrict(
         data_dir=data_dir, departments_dir=departments,
