@@ -4,7 +4,7 @@ SQLite and PostgreSQL — open ones stay flagged, closed ones keep their outcome
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 
 from alembic import command
 from sqlalchemy import text
@@ -20,14 +20,17 @@ async def test_0009_moves_objections_into_cases(store_url: str) -> None:
     store = Store(store_url)
     try:
 
-        def to_0008(connection: Any) -> None:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0008")
+        def to(revision: str) -> Callable[[Any], None]:
+            def upgrade(connection: Any) -> None:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+
+            return upgrade
 
         filed = dt.datetime(2026, 10, 8, 23, 30, tzinfo=dt.timezone.utc)  # 9 October in Hohhot
         async with store.engine.begin() as conn:
-            await conn.run_sync(to_0008)
+            await conn.run_sync(to("0008"))
             for status, ref, closed in (("open", "罚1号", None), ("upheld", "罚2号", filed), ("dismissed", "罚3号", filed)):
                 await conn.execute(
                     text(
@@ -37,7 +40,10 @@ async def test_0009_moves_objections_into_cases(store_url: str) -> None:
                     {"s": USCC, "ref": ref, "status": status, "at": filed, "closed": closed,
                      "by": "admin-2" if closed else None, "outcome": "checked" if closed else None},
                 )
-        assert await store.upgrade() == Store.head_revision()
+        async with store.engine.begin() as conn:  # a store upgraded by 42f0e63: 0009 gave the moved ones no deadline
+            await conn.run_sync(to("0010"))
+            assert (await conn.execute(text("SELECT count(*) FROM cases WHERE deadline IS NULL"))).scalar() == 3
+        assert await store.upgrade() == Store.head_revision()  # 0011 gives them theirs
         objections = ObjectionRegister(store)
         found = {c.records[0].key: c for c in await objections.list(subject=USCC)}
         assert {k: c.status for k, c in found.items()} == {"罚1号": "open", "罚2号": "corrected", "罚3号": "upheld"}

@@ -335,3 +335,14 @@ def test_residents_with_long_mongolian_and_uyghur_names_have_records(district: D
 def test_some_honours_have_expired(district: DemoDistrict) -> None:
     expired = _query(district, "market", f"SELECT yxqzhi FROM syxjl WHERE yxqzhi < '{TODAY:%Y%m%d}'")
     assert len(expired) >= 3
+
+
+def test_the_review_walkthroughs_firm_is_no_other_sample_even_in_a_small_district(tmp_path: Path) -> None:
+    small = build_demo_district(tmp_path / "small", legal_persons=20, natural_persons=5)
+    firm = small.samples["new_penalties"]
+    assert firm not in {v for k, v in small.samples.items() if k not in LATE_SAMPLES}
+    # the December penalties are its own, one per department
+    for db, sql in (("market", "SELECT count(*) FROM xzcf WHERE dsr_zjhm = '{}' AND cfjdrq >= '20261201'"),
+                    ("tax", "SELECT count(*) FROM tax_penalty WHERE taxpayer_id = '{}' AND decided_on >= '2026-12-01'"),
+                    ("environment", "SELECT count(*) FROM env_punishment WHERE credit_code = '{}' AND decision_time >= '2026-12-01'")):
+        assert _query(small, db, sql.format(firm)) == [(1,)], db

@@ -524,13 +524,40 @@ def test_outside_the_credit_office_small_cells_and_their_complements_are_suppres
     assert_nothing_by_subtraction(facts, ["制造业", "批发业", "餐饮业"])
 
 
+def check_pattern(groups: dict[str | None, Cells], departments: Sequence[tuple[str, str]]) -> None:
+    """Every small cell of an industry suppressed; every line (a breakdown and the figure it adds
+    up to; a figure across the industries and the district's) with a suppressed cell has two
+    unknowns at least, counting `MIN_SUBJECTS` subjects together where a non-zero cell was left."""
+    hidden = public_pattern(groups)
+    industries = sorted(g for g in groups if g)
+    for g in industries:
+        cells, mine = groups[g], hidden[g]
+        if cells.count("subjects_known") < MIN_SUBJECTS:
+            assert mine["subjects_known"] == POPULATION and all(mine.get(c) == POPULATION for c in cells.counts)
+            continue
+        assert all(c in mine for c, n in cells.subjects.items() if 0 < n < MIN_SUBJECTS)
+        for total, members in (("subjects_rated", [f"level_{lv}" for lv in LEVELS]), ("subjects_rated", list(CLASS_NAMES)),
+                               ("findings_serious", list(departments))):
+            unknown = [m for m in members if m in mine]
+            if unknown or total in mine:
+                assert len(unknown) + (total in mine) >= 2, (g, total, mine)
+                left = [m for m in members if m not in mine and cells.count(m)]
+                assert total in mine or sum(cells.subjects.get(m, 0) for m in unknown) >= MIN_SUBJECTS or not left, (g, total)
+    for c in {c for g in industries for c in groups[g].counts}:
+        unknown = [g for g in industries if c in hidden[g]]
+        rest = groups[None].subjects.get(c, 0) if None in groups else 0
+        if unknown:
+            assert len(unknown) + (rest > 0) >= 2 or len(unknown) == len(industries), (c, unknown)
+            left = [g for g in industries if c not in hidden[g] and groups[g].count(c)]
+            assert sum(groups[g].subjects.get(c, 0) for g in unknown) + rest >= MIN_SUBJECTS or not left, (c, unknown)
+
+
 def test_the_suppression_pattern_leaves_no_line_with_one_unknown() -> None:
-    """`public_pattern` over 200 random months of 2 to 8 industries and a group without one: every
-    small cell suppressed; every line (a breakdown and the figure it adds up to; a figure across
-    the industries and the district's) with a suppressed cell has two unknowns at least, counting
-    `MIN_SUBJECTS` together where a non-zero cell was left to add."""
+    """`public_pattern` over 200 random months of 2 to 8 industries and a group without one, with
+    one or two departments deciding findings and subjects with several records."""
     rng = random.Random(12)
     for _ in range(200):
+        departments = rng.choice(([("market", "serious")], [("market", "serious"), ("tax", "serious")]))
         groups: dict[str | None, Cells] = {}
         for g in [f"行业{i}" for i in range(rng.randint(2, 8))] + [None]:
             levels = {f"level_{lv}": rng.choice((0, 0, 1, 2, 4, 5, 9, 30)) for lv in LEVELS}
@@ -539,31 +566,51 @@ def test_the_suppression_pattern_leaves_no_line_with_one_unknown() -> None:
             counts: dict[Any, int] = {**levels, **classes, "subjects_rated": sum(levels.values())}
             counts["subjects_known"] = counts["subjects_rated"] + rng.choice((0, 1, 3))
             counts["penalties_一般"] = rng.choice((0, 1, 6))
-            findings = {("market", "serious"): rng.choice((0, 1, 7)), ("tax", "serious"): rng.choice((0, 2, 5))}
+            findings = {d: rng.choice((0, 1, 2, 5, 7)) for d in departments}
             counts.update(findings, findings_serious=sum(findings.values()))
-            groups[g] = Cells(counts, dict(counts))
-        hidden = public_pattern(groups)
-        industries = sorted(g for g in groups if g)
-        for g in industries:
-            cells, mine = groups[g], hidden[g]
-            if cells.count("subjects_known") < MIN_SUBJECTS:
-                assert mine["subjects_known"] == POPULATION and all(mine.get(c) == POPULATION for c in cells.counts)
-                continue
-            assert all(c in mine for c, n in cells.subjects.items() if 0 < n < MIN_SUBJECTS)
-            for total, members in (("subjects_rated", [f"level_{lv}" for lv in LEVELS]), ("subjects_rated", list(CLASS_NAMES)),
-                                   ("findings_serious", [("market", "serious"), ("tax", "serious")])):
-                unknown = [m for m in members if m in mine]
-                if unknown or total in mine:
-                    assert len(unknown) + (total in mine) >= 2 or len(unknown) == len(members), (g, total, mine)
-                    left = [m for m in members if m not in mine and cells.count(m)]
-                    assert total in mine or sum(cells.count(m) for m in unknown) >= MIN_SUBJECTS or not left, (g, total)
-        for c in {c for g in industries for c in groups[g].counts}:
-            unknown = [g for g in industries if c in hidden[g]]
-            rest = groups[None].count(c)
-            if unknown:
-                assert len(unknown) + (rest > 0) >= 2 or len(unknown) == len(industries), (c, unknown)
-                left = [g for g in industries if c not in hidden[g] and groups[g].count(c)]
-                assert sum(groups[g].count(c) for g in unknown) + rest >= MIN_SUBJECTS or not left, (c, unknown)
+            subjects = dict(counts)  # findings and penalties: a subject may have several
+            for c in (*findings, "findings_serious", "penalties_一般"):
+                subjects[c] = rng.randint(1, counts[c]) if counts[c] else 0
+            groups[g] = Cells(counts, subjects)
+        check_pattern(groups, departments)
+
+
+def test_a_line_of_one_department_hides_its_total() -> None:
+    """Review of the index: one department deciding every serious finding of the month made an
+    industry's breakdown a line of one cell, its total shown: I0's one finding came back as
+    15 (the district) − 6 (I1's total) − 8 (I2's cell), the never-rated subjects' 4 apart."""
+    def group(known: int, market: int, tax: int = 0) -> Cells:
+        counts: dict[Any, int] = {"subjects_known": known, "subjects_rated": known, "level_BBB": known, "class_B": known}
+        if market:
+            counts[("market", "serious")] = market
+        if tax:
+            counts[("tax", "serious")] = tax
+        counts["findings_serious"] = market + tax
+        return Cells(counts, dict(counts))
+
+    groups: dict[str | None, Cells] = {"I0": group(10, 1), "I1": group(10, 6), "I2": group(10, 8), None: group(4, 0, 4)}
+    hidden = public_pattern(groups)
+    assert hidden["I0"][("market", "serious")] == SMALL
+    assert "findings_serious" in hidden["I0"]  # the one cell's total goes with it
+    check_pattern(groups, [("market", "serious"), ("tax", "serious")])
+
+
+def test_five_subjects_are_counted_as_subjects_not_records() -> None:
+    """Review of the index: the complement had to count 5 together in records, so one subject's
+    five findings and another's one made a pair the public could narrow to two subjects."""
+    def group(level_a: int, level_b: int, findings: int, subjects: int) -> Cells:
+        counts: dict[Any, int] = {"subjects_known": 20, "subjects_rated": 20, "level_AAA": level_a, "level_BBB": level_b,
+                                  "class_A": level_a, "class_B": level_b, "findings_serious": findings,
+                                  ("market", "serious"): findings}
+        return Cells(counts, {**counts, "findings_serious": subjects, ("market", "serious"): subjects})
+
+    groups: dict[str | None, Cells] = {"I0": group(10, 10, 1, 1), "I1": group(10, 10, 5, 1), "I2": group(10, 10, 30, 20),
+                                       "I3": group(10, 10, 40, 25)}
+    hidden = public_pattern(groups)
+    across = [g for g in ("I0", "I1", "I2", "I3") if ("market", "serious") in hidden[g]]
+    assert "I0" in across and "I1" in across  # both count 1 subject: small
+    assert sum(groups[g].subjects[("market", "serious")] for g in across) >= MIN_SUBJECTS  # so a third is hidden with them
+    check_pattern(groups, [("market", "serious")])
 
 
 def test_complaints_are_never_shown_per_industry_outside_the_credit_office() -> None:

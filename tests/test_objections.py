@@ -244,6 +244,30 @@ async def test_two_answers_at_once_are_serialised_and_one_wins(store_url: str) -
         await store.close()
 
 
+async def test_two_filings_on_one_record_at_once_file_one(store_url: str) -> None:
+    """Two hub processes (two stores on one database) file against the same record at the same
+    moment: one is filed, the other refused naming it — on PostgreSQL the check and the insert
+    run under one lock per subject."""
+    first, second = await Store.open(store_url), await Store.open(store_url)
+    registers = [ObjectionRegister(CaseRegister(s, WorkingCalendar.load(), standard_case_rules)) for s in (first, second)]
+    try:
+        for round_ in range(3):
+            ref = f"罚{100 + round_}号"
+            results = await asyncio.gather(
+                *(r.file(USCC, "penalties", ref, f"不实 {i}", "office", department="market") for i, r in enumerate(registers)),
+                return_exceptions=True,
+            )
+            filed = [r for r in results if isinstance(r, Case)]
+            refused = [r for r in results if isinstance(r, BaseException)]
+            assert len(filed) == 1 and len(refused) == 1, results
+            assert isinstance(refused[0], CaseInputError) and f"objection {filed[0].id} against this record is open" in str(refused[0])
+            open_ = [c for c in await registers[0].list(subject=USCC) if c.records[0].key == ref]
+            assert [c.id for c in open_] == [filed[0].id]
+    finally:
+        await first.close()
+        await second.close()
+
+
 async def test_a_filing_that_fails_leaves_nothing(store_url: str) -> None:
     store = await Store.open(store_url)
     cases = CaseRegister(store, WorkingCalendar.load(), standard_case_rules)
@@ -343,6 +367,22 @@ async def test_attachments_follow_the_policy_in_force_and_a_refused_one_writes_n
         await store.close()
 
 
+def test_a_subject_client_bound_to_no_subject_sees_no_queue_and_no_totals(hub: RunningHub) -> None:
+    """Review: an unbound subject client's scope named no subject, and the totals counted every
+    open objection and repair application of the district."""
+    admin = {"Authorization": f"Bearer {hub.token('admin')}"}
+    created = hub.http.post("/admin/graphql", headers=admin, json={"query": """mutation {
+        createClient(name: "未绑定门户", kind: "subject", clientId: "subject-unbound") { clientSecret } }"""}).json()
+    secret = created["data"]["createClient"]["clientSecret"]
+    token = hub.http.post("/oauth/token", data={"grant_type": "client_credentials"}, auth=("subject-unbound", secret)).json()
+    for query in (LIST, "{ repairs { totalOpen items { id } } }"):
+        response = hub.http.post("/graphql", json={"query": query},
+                                 headers={"Authorization": f"Bearer {token['access_token']}"})
+        body = response.json()
+        assert body["data"] is None and [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"], body
+        assert "bound to no subject" in body["errors"][0]["message"]
+
+
 async def test_queue_totals_count_every_open_case_not_the_page(store_url: str) -> None:
     store = await Store.open(store_url)
     cases = CaseRegister(store, WorkingCalendar.load(), standard_case_rules)
@@ -354,5 +394,6 @@ async def test_queue_totals_count_every_open_case_not_the_page(store_url: str) -
         assert await cases.tally("objection", today, [{"subject": USCC}]) == (4, 0)
         assert await cases.tally("objection", today + dt.timedelta(days=60), [{"department": "market"}, {"filer": ("subject", "c")}]) == (4, 4)
         assert await cases.tally("objection", today, [{"department": "courts"}]) == (0, 0)
+        assert await cases.tally("objection", today, [{"subject": None}]) == (0, 0)  # a scope naming nothing: nothing
     finally:
         await store.close()

@@ -231,6 +231,45 @@ async def test_a_trusted_departments_records_are_queued_approved_and_may_be_reje
         await store.close()
 
 
+async def test_a_full_reload_never_shows_an_empty_queue(store_url: str) -> None:
+    """Review of the review: a full reload emptied the view and then waited for the store, so a
+    request answered meanwhile (requests read the view without its lock) showed a trusted
+    department's rejected record and forgot every rejection."""
+    store = await Store.open(store_url)
+    queue = ReviewQueue(store, clock=Clock(T0))
+    try:
+        reads = Reads(queue)
+        await reads.read("market", {USCC: [record("市1号", dt.date(2026, 12, 2))]})
+        await queue.flush()
+        [item] = await queue.find(status=APPROVED)
+        await queue.decide([item.id], "reject", "决定书编号错误", "ops-li")
+        await queue.fresh()
+        seen = reads.seen[(USCC, "penalties")]
+        assert reads.verdicts() == {"市1号": False} and queue.rejected("penalties", USCC, seen) == {"市1号"}
+
+        class Slow:  # a connection whose statement answers once the test has looked
+            def __init__(self, conn: Any) -> None:
+                self.conn, self.started, self.go = conn, asyncio.Event(), asyncio.Event()
+
+            async def execute(self, statement: Any) -> Any:
+                result = await self.conn.execute(statement)
+                self.started.set()
+                await self.go.wait()
+                return result
+
+        async with store.engine.connect() as conn:
+            slow = Slow(conn)
+            reload = asyncio.ensure_future(queue.state._load_all(slow))
+            await slow.started.wait()
+            during = reads.verdicts(), queue.rejected("penalties", USCC, seen)
+            slow.go.set()
+            await reload
+        assert during == ({"市1号": False}, {"市1号"})
+        assert reads.verdicts() == {"市1号": False} and queue.state.full_reloads >= 1
+    finally:
+        await store.close()
+
+
 async def test_a_read_never_waits_for_the_queue_to_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Finding 3: the loader inserted each new record before its callers were answered."""
     store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
@@ -447,6 +486,38 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Local]:
         services.stop()
 
 
+def test_closing_the_hub_writes_what_its_reads_queued(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review of the review: every test flushed the queue itself, so none would fail if the
+    hub's close stopped writing the sightings still waiting."""
+    from xinlian.hub.runtime import HubRuntime
+
+    insert = ReviewQueue._insert
+
+    async def slow(self: ReviewQueue, batch: Any) -> None:  # the store is slow: the write outlasts close's other steps
+        await asyncio.sleep(0.5)
+        await insert(self, batch)
+
+    monkeypatch.setattr(ReviewQueue, "_insert", slow)
+
+    settings = Settings.from_env(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
+    key = ReviewKey("environment", "penalties", "91150102MA41D0QL3A", "呼环新罚〔2026〕41号")
+
+    async def run() -> list[Any]:
+        runtime = await HubRuntime.open(settings, schedule=False)
+        try:
+            assert runtime.review.note([key]) == 1  # noted, written in the background
+        finally:
+            await runtime.close()
+        store = await Store.open(settings.database_url)
+        try:
+            return await ReviewQueue(store).find()
+        finally:
+            await store.close()
+
+    [item] = asyncio.run(run())
+    assert (item.key, item.status) == (key, PENDING)
+
+
 def test_the_policys_rule_alone_decides_where_the_review_applies(local: Local) -> None:
     """Finding 1 (and 5): a policy without the rule queued records and never filtered them;
     `[cases.review] enabled = false` (or families other than the rule's) hid every record."""
@@ -496,6 +567,41 @@ def test_a_public_read_notes_departments_and_asks_no_store_in_steady_state(local
     assert noted[("新环罚revoked", "environment")] == local.runtime.today()
     assert ctx.facts(subject).publication("penalties")["新环罚revoked"] is False
     assert ctx.facts(subject).publication("licenses") is None  # not read in this request: not known
+
+
+def test_writing_a_new_sighting_does_not_send_the_next_request_to_the_store(local: Local) -> None:
+    """Review of the review: each background write made the view due, so the request after it
+    read the queue back from the store (three statements), batch after batch."""
+    runtime, subject = local.runtime, local.subjects["revoked"]
+    local.public("revoked")
+    local.run(runtime.review.flush())
+    local.run(runtime.changes.check())
+    local.run(runtime.review.fresh())  # the view as new as the store
+    extra = "再环罚revoked"
+    with sqlite3.connect(runtime.settings.data_dir / "departments" / "environment.db") as db:
+        db.execute(
+            "INSERT INTO env_punishment (credit_code, party_name, punish_no, decision_time, credit_level, audit_state, "
+            "punish_org, data_source) VALUES (?, '测试公司', ?, ?, 'M', '审核通过', '生态环境局', '生态环境局')",
+            (subject, extra, f"{runtime.today().isoformat()} 11:00:00"),
+        )
+    runtime.cache.clear()
+    shown, _ = local.public("revoked")  # met for the first time: noted, written in the background
+    assert extra not in shown
+    local.run(runtime.review.flush())
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = runtime.store.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        runtime.cache.clear()
+        shown, _ = local.public("revoked")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "review_items" in s]  # the write did not make the view due
+    assert extra not in shown and local.queued("revoked")[extra] == PENDING
 
 
 def test_find_record_reads_the_date_and_queues_only_new_records(local: Local) -> None:

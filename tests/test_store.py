@@ -24,7 +24,7 @@ async def _tables(store: Store) -> set[str]:
 async def test_open_migrates_to_head_and_creates_the_tables(store_url: str) -> None:
     store = await Store.open(store_url)
     try:
-        assert Store.head_revision() == "0010"
+        assert Store.head_revision() == "0011"
         assert await store.current_revision() == Store.head_revision()
         assert {"clients", "audit_entries", "alembic_version", "change_generations", "cluster_members", "cases", "case_events", "case_attachments"} <= await _tables(store)
         assert "objections" not in await _tables(store)  # moved into cases (0009)
@@ -104,7 +104,7 @@ def test_db_upgrade_command_applies_migrations_and_prints_the_revision(
     monkeypatch.delenv("XINLIAN_DATABASE_URL", raising=False)
     data_dir = tmp_path / "data"
     assert main(["db", "upgrade", "--data-dir", str(data_dir)]) == 0
-    assert "at revision 0010 (head)" in capsys.readouterr().out
+    assert "at revision 0011 (head)" in capsys.readouterr().out
     assert (data_dir / "hub.db").exists()
     assert main(["db", "upgrade", "--data-dir", str(data_dir)]) == 0
     assert main(["db", "current", "--data-dir", str(data_dir)]) == 0
@@ -117,5 +117,5 @@ def test_db_upgrade_command_uses_the_database_url_from_the_environment(
     monkeypatch.setenv("XINLIAN_DATABASE_URL", postgres_url)
     assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "postgresql+asyncpg://" in out and "at revision 0010 (head)" in out
+    assert "postgresql+asyncpg://" in out and "at revision 0011 (head)" in out
     assert not (tmp_path / "hub.db").exists()

@@ -39,6 +39,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sqlalchemy import or_, select
 
+from xinlian.hub.audit.access_log import (
+    DATA_ENDPOINTS,  # the requests for credit data, whose entries name failed departments
+)
 from xinlian.hub.audit.entry import format_time
 from xinlian.hub.store import Store
 from xinlian.hub.store.core import table_of
@@ -49,7 +52,6 @@ from .index import ON_TIME, CaseFact, IndexFacts, Window, as_of, known_subjects,
 from .model import CHINA
 
 TIMELINESS_WORKING_DAYS = 7
-DATA_ENDPOINTS = ("/graphql", "/public/graphql")  # the requests for credit data whose entries name failed departments
 AUDIT = table_of(AuditRecord)
 
 
@@ -238,7 +240,7 @@ async def audited_availability(
     a = AUDIT.c
     query = select(a.content).where(
         a.at >= start, a.at < end,
-        or_(*(a.content.like(f'%"endpoint":"{e}"%') for e in DATA_ENDPOINTS)),
+        or_(*(a.content.like(f'%"endpoint":"{e}"%') for e in sorted(DATA_ENDPOINTS))),
         or_(a.content.like('%"unavailable"%'), *(a.content.like(f'%"{f}.%') for f in families)),
     )
     counts = {s.name: [0, 0] for s in sources}

@@ -96,7 +96,6 @@ LEVELS = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C")
 CLASSES = ("A", "B", "C")
 FINDING_SEVERITIES = ("general", "serious")
 PENALTY_SEVERITIES = ("轻微", "一般", "严重")  # any other value counts as "other"
-KINDS = ("objection", "complaint", "repair")
 # the statuses that answer a case (withdrawn cases were not answered, and are not timed)
 ANSWERS: Mapping[str, frozenset[str]] = {
     "objection": frozenset({"corrected", "upheld"}),
@@ -222,12 +221,6 @@ class FindingFact:
     decided_on: dt.date
     revoked_on: dt.date | None  # the Hohhot day it was revoked (None: in force)
     revoked: bool
-
-    def in_force(self, rules: CreditRules, day: dt.date) -> bool:
-        """Decided by `day`, within its basis' period (an unknown basis: no end, as credit checks
-        count it), and not revoked by then."""
-        last = self.last_day(rules)
-        return self.decided_on <= day and (last is None or day <= last)
 
     def last_day(self, rules: CreditRules) -> dt.date | None:
         """The last day it is in force (None: open); before `decided_on` when it never was."""
@@ -655,11 +648,16 @@ def _lines(departments: Sequence[tuple[str, str]]) -> list[tuple[Cell, list[Cell
     return lines
 
 
-def _protect(values: Sequence[int], hidden: Sequence[bool], total_hidden: bool, minimum: int) -> list[int]:
+def _protect(
+    values: Sequence[int], hidden: Sequence[bool], total_hidden: bool, minimum: int, may_hide_total: bool = False,
+) -> list[int]:
     """Which more cells of a line (cells adding up to a total) to suppress so that none of its
     suppressed cells can be worked out: at least two unknowns (the total counts as one when it
     is suppressed) and, when the total is shown, suppressed cells counting at least `minimum`
-    together — the smallest shown non-zero cells first (a zero one only to make two unknowns)."""
+    subjects together (`values`: the subjects behind each cell) — the smallest shown non-zero
+    cells first (a zero one only to make two unknowns). When the line has no cell left to give
+    and `may_hide_total`, the total is suppressed (`len(values)` among the picks): a line of one
+    department, say, whose one cell would otherwise be its total."""
     chosen: list[int] = []
     hide = {i for i, h in enumerate(hidden) if h}
     if not hide and not total_hidden:
@@ -676,6 +674,8 @@ def _protect(values: Sequence[int], hidden: Sequence[bool], total_hidden: bool, 
         elif more and shown:
             pick = shown[0]
         else:
+            if may_hide_total and not total_hidden:
+                chosen.append(len(values))
             return chosen
         hide.add(pick)
         chosen.append(pick)
@@ -696,7 +696,7 @@ def public_pattern(groups: Mapping[str | None, Cells], minimum: int = MIN_SUBJEC
     Complaint figures are not in the pattern: they are never shown per industry.
     """
     industries = sorted(g for g in groups if g)
-    departments = sorted({c for g in industries for c in groups[g].counts if isinstance(c, tuple)})
+    departments = sorted({c for g in groups.values() for c in g.counts if isinstance(c, tuple)})
     universe: list[Cell] = [c for c in COUNT_CELLS if c not in COMPLAINT_CELLS] + list(departments)
     hidden: dict[str, dict[Cell, str]] = {}
     shown_rows = []
@@ -714,14 +714,15 @@ def public_pattern(groups: Mapping[str | None, Cells], minimum: int = MIN_SUBJEC
         for g in shown_rows:
             cells, mine = groups[g], hidden[g]
             for total, members in lines:
-                picks = _protect([cells.count(m) for m in members], [m in mine for m in members], total in mine, minimum)
+                picks = _protect([cells.subjects.get(m, 0) for m in members], [m in mine for m in members],
+                                 total in mine, minimum, may_hide_total=True)
                 for i in picks:
-                    mine[members[i]] = COMPLEMENT
+                    mine[members[i] if i < len(members) else total] = COMPLEMENT
                 changed = changed or bool(picks)
         for c in universe:
-            values = [groups[g].count(c) for g in industries]
+            values = [groups[g].subjects.get(c, 0) for g in industries]
             flags = [c in hidden[g] for g in industries]
-            rest = sum(groups[g].count(c) for g in groups if not g)
+            rest = sum(groups[g].subjects.get(c, 0) for g in groups if not g)
             picks = _protect(values + [rest], flags + [True], False, minimum) if rest else _protect(values, flags, False, minimum)
             for i in picks:
                 hidden[industries[i]][c] = COMPLEMENT
@@ -808,11 +809,14 @@ def indicators(month: "Month", day: dt.date, cells: Cells, hidden: Mapping[Cell,
     def value(cell: Cell) -> int | None:
         return None if cell in hidden else cells.count(cell)
 
+    def why(reasons: set[str]) -> str:  # a figure computed from suppressed ones
+        return POPULATION if POPULATION in reasons else COMPLAINTS if reasons == {COMPLAINTS} else DERIVED
+
     def derived(name: str, inputs: tuple[str, str], compute: Callable[[int, int], float | None]) -> float | None:
         reasons = {hidden[c] for c in inputs if c in hidden}
         if not reasons:
             return compute(cells.count(inputs[0]), cells.count(inputs[1]))
-        suppressed[name] = POPULATION if POPULATION in reasons else COMPLAINTS if reasons == {COMPLAINTS} else DERIVED
+        suppressed[name] = why(reasons)
         return None
 
     components = {k: derived(f"component_{k}", inputs, f) for k, (inputs, f) in COMPONENT_INPUTS.items()}
@@ -820,7 +824,7 @@ def indicators(month: "Month", day: dt.date, cells: Cells, hidden: Mapping[Cell,
     if index is None:
         reasons = {suppressed[f"component_{k}"] for k in components if f"component_{k}" in suppressed}
         if reasons:
-            suppressed["index"] = POPULATION if POPULATION in reasons else COMPLAINTS if reasons == {COMPLAINTS} else DERIVED
+            suppressed["index"] = why(reasons)
     population = hidden.get("subjects_known") == POPULATION
     days = cells.complaint_days
     return MonthIndicators(

@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, false, func, insert, or_, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -390,7 +390,8 @@ class CaseRegister:
 
     async def tally(self, kind: str, today: dt.date, scopes: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
         """(open, overdue) cases of `kind` within any of `scopes` (each: `subject`, `department`
-        and/or `filer` (kind, id)), counted once each."""
+        and/or `filer` (kind, id)), counted once each; a scope naming none of them counts nothing
+        (never the whole district)."""
         c = CASES.c
 
         def within(scope: Mapping[str, Any]) -> Any:
@@ -401,7 +402,7 @@ class CaseRegister:
                 parts.append(c.department == scope["department"])
             if scope.get("filer") is not None:
                 parts.append(and_(c.filer_kind == scope["filer"][0], c.filer == scope["filer"][1]))
-            return and_(*parts) if parts else c.id.isnot(None)
+            return and_(*parts) if parts else false()
 
         where = [c.kind == kind, c.status.in_(sorted(OPEN_STATUSES[kind])), or_(*(within(x) for x in scopes))]
         async with self.store.engine.connect() as conn:

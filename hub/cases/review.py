@@ -182,8 +182,11 @@ class ReviewState(FollowedView):
                 ITEMS.c.status, ITEMS.c.first_seen_at, ITEMS.c.decided_at, ITEMS.c.decided_by)
 
     async def _load_all(self, conn: Any) -> None:
+        rows = (await conn.execute(select(*self._COLUMNS))).all()
+        # replaced in one synchronous step: requests read the view without its lock, and an empty
+        # view would show a trusted department's rejected record and forget every rejection
         self.items, self._max_id, self._newest_decision, self._decided, self._rejected = {}, 0, None, 0, 0
-        self._merge(await conn.execute(select(*self._COLUMNS)))
+        self._merge(rows)
         self.full_reloads += 1
 
     async def _load_changes(self, conn: Any) -> None:
@@ -315,8 +318,8 @@ class ReviewQueue:
                     self.state.local.pop(key, None)
                 log.exception("review queue: writing %d record(s) failed; they are queued when met again", len(lost))
                 return
-            finally:
-                self.state.invalidate()  # read back: the first sighting another process may have written
+        # no read-back here: the change feed watches review_items' inserts (a first sighting another
+        # process wrote reaches this view with the feed), and this process's are in `state.local`
 
     async def _insert(self, batch: Mapping[ReviewKey, tuple[str, dt.datetime]]) -> None:
         rows = [

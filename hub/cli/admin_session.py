@@ -5,9 +5,9 @@
 command has made its change writes one audit entry per change — `endpoint` "cli", `client_kind`
 "admin", `client_id` the `--by` name (default "cli"), `detail` the action (`{"action":
 "createClient", "client_id": ...}`) — and only then prints what the command said (a new secret
-is never shown for a change that could not be audited). Commands that read credit data (`READS`:
-`cases list|show`, `review list`, `index show|departments`, `measures check`, `supervision plan`)
-record their read the same way and show nothing when its entry cannot be written; listing the
+is never shown for a change that could not be audited). Commands that read credit data (`cases list|show`,
+`review list`, `index show|departments`, `measures check`, `supervision plan`: `record(...,
+read=True)`) record their read the same way and show nothing when its entry cannot be written; listing the
 hub's own configuration (`clients list`, `policy show`, ...) writes no entry.
 
 Exit codes: 0 done; 2 refused (bad input: the message on stderr, nothing changed), the store
@@ -100,6 +100,7 @@ class AdminSession:
     by: str
     operations: AdminOperations
     output: list[str] = field(default_factory=list)
+    reads: int = 0  # actions recorded as reads of credit data (`record(..., read=True)`)
 
     def say(self, text: str = "") -> None:
         """Print `text` once the command's changes are audited."""
@@ -115,9 +116,15 @@ class AdminSession:
         else:
             self.say(empty)
 
-    def record(self, action: str, **targets: Any) -> None:
-        """Note a change made without `operations` (it is audited like theirs)."""
+    def record(self, action: str, *, read: bool = False, **targets: Any) -> None:
+        """Note a change made without `operations`, or (`read`) a read of credit data: audited like theirs."""
         self.operations.actions.append({"action": action, **{k: v for k, v in targets.items() if v is not None}})
+        self.reads += read
+
+    @property
+    def reads_only(self) -> bool:
+        """Whether every action to audit is a read (its entry failing changes nothing)."""
+        return self.reads == len(self.operations.actions)
 
     @property
     def cases(self) -> CaseRegister:
@@ -161,13 +168,6 @@ async def _policy_version(settings: Settings, store: Store) -> str:
         return load_policy(settings.policy_path).version
     except Exception:  # an unreadable policy file is not this command's concern
         return "unknown"
-
-
-# the actions that read credit data rather than change anything (their entry failing changes nothing)
-READS = frozenset({
-    "listCases", "showCase", "reviewItems", "creditEnvironmentIndex", "departmentAssessment", "creditCheck",
-    "supervisionPlan",
-})
 
 
 def audit_entry(action: dict[str, Any], by: str, policy_version: str) -> AuditEntry:
@@ -248,16 +248,17 @@ def run_admin(
     if refuse_missing_store(settings):
         return REFUSED
 
-    reads_only = [False]
+    reads_only = False
 
     async def run() -> tuple[int, list[str]]:
+        nonlocal reads_only
         store = await Store.open(settings.database_url)
         try:
             objections = ObjectionRegister(await case_register(settings, store))
             operations = AdminOperations(store, by, policy_path=settings.policy_path, objections=objections)
             session = AdminSession(settings, store, by, operations)
             code = await action(session)
-            reads_only[0] = all(a.get("action") in READS for a in session.operations.actions)
+            reads_only = session.reads_only
             await _audit(session)
             return code, session.output
         finally:
@@ -269,7 +270,7 @@ def run_admin(
         print(f"xinlian {name}: {exc}", file=sys.stderr)
         return refused_exit
     except AuditUnavailable as exc:
-        if reads_only[0]:
+        if reads_only:
             print(f"xinlian {name}: nothing is shown: the read's audit entry could not be written: {exc}", file=sys.stderr)
         else:
             print(f"xinlian {name}: the change was made but its audit entry could not be written: {exc}", file=sys.stderr)

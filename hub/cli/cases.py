@@ -85,7 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
         rows = [_row(c, session, today) for c in found]
         if args.due_soon:
             rows = [r for r in rows if r["left"] is not None and 0 <= r["left"] <= reminder]
-        session.record("listCases", kind=args.kind, status=args.status, department=args.department, listed=len(rows))
+        session.record("listCases", read=True, kind=args.kind, status=args.status, department=args.department, listed=len(rows))
         columns = ("id", "kind", "status", "subject", "department", "filed_on", "deadline", "left", "overdue")
         session.listing(rows, columns, args.json, "no cases")
         return 0
@@ -98,7 +98,7 @@ def run_show(args: argparse.Namespace) -> int:
         case = await session.cases.get(args.case_id)
         today = hohhot_day(session.cases.clock())
         row = _row(case, session, today)
-        session.record("showCase", case=case.id, subject=case.subject)
+        session.record("showCase", read=True, case=case.id, subject=case.subject)
         history = [
             {"at": utc_text(s.at), "action": s.action, "status": s.to_status, "by": s.by, "as": s.by_kind, "note": s.note}
             for s in case.history

@@ -302,7 +302,7 @@ def run_check(args: argparse.Namespace) -> int:
     async def check(session: AdminSession) -> int:
         results = await governed(session, lambda hub: hub.credit.check(hub.policy, args.subjects, args.context, hub.today()))
         for r in results:
-            session.record("creditCheck", subject=r.subject, context=args.context, verdict=r.verdict.value)
+            session.record("creditCheck", read=True, subject=r.subject, context=args.context, verdict=r.verdict.value)
         rows = [
             {"subject": r.subject, "verdict": r.verdict.value, "measures": [a.measure.code for a in r.measures],
              "rewards": [a.measure.code for a in r.rewards],

@@ -66,7 +66,7 @@ def run_show(args: argparse.Namespace) -> int:
         rules = (await policy_in_force(session)).credit
         calendar = WorkingCalendar.load(session.settings.data_dir)
         result = await compute(session.store, rules, calendar, today(), args.first, args.last, args.industry, OFFICE)
-        session.record("creditEnvironmentIndex", **audit_detail(result))
+        session.record("creditEnvironmentIndex", read=True, **audit_detail(result))
         if args.csv:
             session.say(index_csv(result).rstrip("\n"))
             return 0
@@ -105,7 +105,7 @@ def run_departments(args: argparse.Namespace) -> int:
         finally:
             await federation.close()
         result = await department_assessment(session.store, sources, window, day)
-        session.record("departmentAssessment", **{"from": result.first, "to": result.last})
+        session.record("departmentAssessment", read=True, **{"from": result.first, "to": result.last})
         if args.csv:
             session.say(assessment_csv(result).rstrip("\n"))
             return 0

@@ -201,7 +201,7 @@ def run_plan(args: argparse.Namespace) -> int:
         policy = await policy_in_force(session)
         period = Period.parse(args.period, today())
         built = build_plan(policy.credit, await RatingRegister(session.store).current_all(), args.department, period)
-        session.record("supervisionPlan", department=args.department, period=period.text, subjects=len(built.entries),
+        session.record("supervisionPlan", read=True, department=args.department, period=period.text, subjects=len(built.entries),
                        format=args.format)
         if args.format == "table":
             rows = [vars(e) | {"rated_on": e.rated_on.isoformat()} for e in built.entries]

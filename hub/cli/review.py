@@ -58,7 +58,7 @@ def run_list(args: argparse.Namespace) -> int:
     async def ls(session: AdminSession) -> int:
         status = None if args.status == "all" else args.status
         found = await ReviewQueue(session.store).find(status, args.department, args.family, args.limit)
-        session.record("reviewItems", status=status, department=args.department, family=args.family, listed=len(found))
+        session.record("reviewItems", read=True, status=status, department=args.department, family=args.family, listed=len(found))
         columns = ("id", "department", "family", "subject", "record_key", "status", "first_seen_at")
         session.listing([_row(i) for i in found], columns, args.json, "the review queue is empty")
         return 0

@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Collection
 
 from xinlian.policies.rows import add_months
 from xinlian.schema.identifiers import USCC_ALPHABET, id_check_char, uscc_check_char
@@ -42,7 +42,7 @@ REFERENCE_DATE = dt.date(2026, 11, 1)
 # review before publication has new records to show (docs/cases.md): one department per way a
 # record becomes publishable — environment (a reviewer), tax (after 24 hours), market (trusted)
 NEW_RECORDS = (("environment", dt.date(2026, 12, 1)), ("tax", dt.date(2026, 12, 1)), ("market", dt.date(2026, 12, 2)))
-LATE_SAMPLES = ("new_penalties",)  # drawn after the wage arrears: the drop leaves them alone and they it
+LATE_SAMPLES = ("new_penalties",)  # drawn after the wage arrears, on a firm that is no other sample
 DIVISION = "150102"
 TEMPLATE = Path(__file__).with_name("connectors.toml")
 # sha256 (see `_template_digest`) of the connectors.toml templates shipped before this one: a data
@@ -392,19 +392,22 @@ class _District:
                             {"market": MARKET, "tax": TAX})
         listed = lists.populate([f for f in self.firms if f["uscc"] not in special],
                                 [p for p in self.people if p["id"] not in special])
-        new = self.new_records(special | set(listed.values()))
         return {name: subject["uscc"] for name, subject in planted.items()} | {
-            name: person["id"] for name, person in residents.items()} | listed | new
+            name: person["id"] for name, person in residents.items()} | listed
 
-    def new_records(self, taken: set[str]) -> dict[str, str]:
+    def new_records(self, taken: Collection[str]) -> dict[str, str]:
         """Penalties decided in December 2026 (`NEW_RECORDS`), after the review queue's `since`,
-        on one active firm that is no other sample — drawn last with a random generator of its
-        own, so the rest of the district is as it was."""
-        self.rng = random.Random(self.seed * 1_000_003 + 3)
-        firms = [f for f in self.firms if f["status"] == 1 and f["uscc"] not in taken] or self.firms
-        firm = self.rng.choice(firms)
-        for db, decided in NEW_RECORDS:
-            self.penalty(db, firm["uscc"], firm["name"], "一般", decided=decided, months=12)
+        on one active firm that is no other sample (`taken`: every sample, the wage arrears'
+        too) — drawn last with a random generator of its own, so the rest of the district is as
+        it was."""
+        district_rng, self.rng = self.rng, random.Random(self.seed * 1_000_003 + 3)
+        try:
+            firms = [f for f in self.firms if f["status"] == 1 and f["uscc"] not in taken] or self.firms
+            firm = self.rng.choice(firms)
+            for db, decided in NEW_RECORDS:
+                self.penalty(db, firm["uscc"], firm["name"], "一般", decided=decided, months=12)
+        finally:
+            self.rng = district_rng
         return {"new_penalties": firm["uscc"]}
 
     def random_records(self, firm: dict[str, Any]) -> None:
@@ -565,12 +568,13 @@ def build_demo_district(data_dir: Path, legal_persons: int = 2000, natural_perso
         manifest_path.unlink(missing_ok=True)
         district = _District(seed, legal_persons, natural_persons)
         samples = district.populate()
-        late = {name: samples.pop(name) for name in LATE_SAMPLES}
         for db in LAYOUTS:
             district.write(db, departments / f"{db}.db")
         # the human resources bureau's spreadsheet exports (wage arrears leave the other samples alone)
         samples.update(write_hr_drop(data_dir, seed, exclude=set(samples.values())))
-        samples.update(late)
+        samples.update(district.new_records(set(samples.values())))  # on a firm no sample is, wage arrears' included
+        for db in sorted({db for db, _ in NEW_RECORDS}):
+            district.write(db, departments / f"{db}.db")
         manifest = {**wanted, "samples": samples,
                     "tables": {db: {t: len(rows) for t, rows in ts.items()} for db, ts in district.rows.items()},
                     "sha256": {db: _sha256(departments / f"{db}.db") for db in LAYOUTS}}

@@ -192,6 +192,8 @@ async def case_page(
     cases = register_of(ctx)
     key = subject_arg(subject) if subject else None
     if actor.kind == "subject":
+        if not actor.subject:
+            raise code("FORBIDDEN", "your subject client is bound to no subject (ask the credit office)")
         if key not in (None, actor.subject):
             raise code("FORBIDDEN", "a subject client sees its own cases only")
         scopes: list[dict[str, Any]] = [{"subject": actor.subject}]

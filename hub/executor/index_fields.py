@@ -35,6 +35,7 @@ from xinlian.hub.cases.index import (
     environment_index,
     index_csv,
 )
+from xinlian.hub.cases.model import KINDS
 from xinlian.hub.credit.model import CreditInputError
 from xinlian.hub.credit.register import decision_text
 
@@ -152,7 +153,7 @@ def month_view(m: MonthIndicators, weights: dict[str, float]) -> EnvironmentMont
     cases = [
         CaseFigures(kind=k, filed=m.cases[f"{k}s_filed"], closed=m.cases[f"{k}s_closed"], due=m.cases[f"{k}s_due"],
                     on_time=m.cases[f"{k}s_on_time"])
-        for k in ("objection", "complaint", "repair")
+        for k in KINDS
     ]
     return EnvironmentMonth(
         month=m.month, as_of=m.as_of, subjects_known=m.subjects_known, subjects_rated=m.subjects_rated,

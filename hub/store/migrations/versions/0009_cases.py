@@ -10,8 +10,7 @@ Create Date: 2026-12-03
 The `objections` table's rows move into `cases` as objection cases, with the outcomes renamed as
 issue 12 names them: `upheld` there (the record was corrected or withdrawn at its source) is
 `corrected`, `dismissed` (the record stands) is `upheld`; each gets its filing step and, if
-closed, its closing step; an objection's deadline is the 10th working day after its filing (the
-shipped calendars), so an old open one shows as overdue. `cases` is watched by the change feed (the open objections' flag
+closed, its closing step. `cases` is watched by the change feed (the open objections' flag
 follows it in every hub process), as `objections` was.
 """
 
@@ -24,7 +23,6 @@ from typing import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from xinlian.hub.cases.calendar import WorkingCalendar
 from xinlian.hub.store import change_triggers
 
 revision: str = "0009"
@@ -35,7 +33,6 @@ depends_on: str | Sequence[str] | None = None
 RENAMED = {"open": "open", "upheld": "corrected", "dismissed": "upheld"}
 BACK = {"open": "open", "corrected": "upheld", "upheld": "dismissed", "withdrawn": "dismissed"}
 HOHHOT = dt.timezone(dt.timedelta(hours=8))
-OBJECTION_DAYS = 10  # the standard answer time (policies/cases.toml), counted from each filing
 
 
 def _aware(moment: dt.datetime | str) -> dt.datetime:
@@ -102,19 +99,16 @@ def upgrade() -> None:
         "FROM objections ORDER BY id"
     )).all()
     case_rows, event_rows = [], []
-    calendar = WorkingCalendar.load()  # the shipped calendars (a data directory's own are not known here)
     for row in old:
         filed_at = _aware(row.filed_at)
-        filed_on = filed_at.astimezone(HOHHOT).date()
         status = RENAMED.get(row.status, row.status)
         closed_at = _aware(row.closed_at) if row.closed_at is not None else None
         case_rows.append({
             "id": row.id, "kind": "objection", "subject": row.subject, "subject_name": "", "status": status,
             "department": None, "filer_kind": "credit-office", "filer": row.filed_by, "tracking_hash": None,
             "category": "wrong", "records": json.dumps([{"family": row.family, "key": row.record_ref}], ensure_ascii=False),
-            "description": row.reason, "detail": "{}", "filed_at": filed_at, "filed_on": filed_on,
-            "deadline": calendar.add_working_days(filed_on, OBJECTION_DAYS), "closed_at": closed_at,
-            "resolution": row.outcome or "",
+            "description": row.reason, "detail": "{}", "filed_at": filed_at, "filed_on": filed_at.astimezone(HOHHOT).date(),
+            "deadline": None, "closed_at": closed_at, "resolution": row.outcome or "",
         })
         event_rows.append({
             "case_id": row.id, "action": "filed", "from_status": None, "to_status": "open", "at": filed_at,
