@@ -321,7 +321,7 @@ def test_a_subject_client_is_the_filer_only_of_its_subject_s_cases(hub: RunningH
 
 
 def test_days_left_after_the_deadline_and_provisional_deadlines() -> None:
-    from xinlian.hub.executor.case_fields import case_view, working_days_left
+    from xinlian.hub.executor.case_fields import case_view
 
     calendar = WorkingCalendar.load()
     moment = hohhot(dt.date(2026, 9, 28))
@@ -330,16 +330,16 @@ def test_days_left_after_the_deadline_and_provisional_deadlines() -> None:
         filer="c", category="wrong", records=(), description="x", detail={}, filed_at=moment, filed_on=dt.date(2026, 9, 28),
         deadline=dt.date(2026, 10, 16), closed_at=None, resolution="",
     )
-    assert working_days_left(case, dt.date(2026, 10, 16), calendar) == 0  # due today
-    assert working_days_left(case, dt.date(2026, 10, 15), calendar) == 1
-    saturday = case_view(case, dt.date(2026, 10, 17), calendar)  # the day after a Friday deadline: a Saturday
+    assert case.working_days_left(dt.date(2026, 10, 16), calendar) == 0  # due today
+    assert case.working_days_left(dt.date(2026, 10, 15), calendar) == 1
+    saturday = case_view(case, dt.date(2026, 10, 17), calendar, 2)  # the day after a Friday deadline: a Saturday
     assert (saturday.working_days_left, saturday.overdue, saturday.due_soon) == (-1, True, False)
-    assert case_view(case, dt.date(2026, 10, 20), calendar).working_days_left == -2
-    assert case_view(case, dt.date(2026, 10, 14), calendar).due_soon and not case_view(case, dt.date(2026, 10, 13), calendar).due_soon
+    assert case_view(case, dt.date(2026, 10, 20), calendar, 2).working_days_left == -2
+    assert case_view(case, dt.date(2026, 10, 14), calendar, 2).due_soon and not case_view(case, dt.date(2026, 10, 13), calendar, 2).due_soon
     assert not saturday.deadline_provisional
     # filed 18 Dec 2026: the 10th working day is in 2027, counted weekends only until its notice is loaded
     late = dataclasses.replace(case, filed_on=dt.date(2026, 12, 18), deadline=calendar.add_working_days(dt.date(2026, 12, 18), 10))
-    assert late.deadline == dt.date(2027, 1, 1) and case_view(late, dt.date(2026, 12, 18), calendar).deadline_provisional
+    assert late.deadline == dt.date(2027, 1, 1) and case_view(late, dt.date(2026, 12, 18), calendar, 2).deadline_provisional
 
 
 async def test_attachments_follow_the_policy_in_force_and_a_refused_one_writes_nothing(tmp_path: Any, store_url: str) -> None:

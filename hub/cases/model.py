@@ -31,9 +31,12 @@ import datetime as dt
 import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from xinlian.hub.store.times import as_utc
+
+if TYPE_CHECKING:
+    from .calendar import WorkingCalendar
 
 OBJECTION, COMPLAINT, REPAIR = "objection", "complaint", "repair"
 KINDS = (OBJECTION, COMPLAINT, REPAIR)
@@ -196,6 +199,24 @@ class Case:
 
     def overdue(self, today: dt.date) -> bool:
         return self.is_open and self.deadline is not None and today > self.deadline
+
+    def working_days_left(self, today: dt.date, calendar: "WorkingCalendar") -> int | None:
+        """Working days from `today` to an open case's deadline: 0 due today, negative overdue by
+        that many (at least -1 from the day after the deadline, a weekend or holiday included);
+        None once closed."""
+        if not self.is_open or self.deadline is None:
+            return None
+        left = calendar.working_days_between(today, self.deadline)
+        return min(left, -1) if today > self.deadline else left
+
+    def due_soon(self, today: dt.date, calendar: "WorkingCalendar", reminder: int) -> bool:
+        """Open and at most `reminder` working days before its deadline (never while overdue)."""
+        left = self.working_days_left(today, calendar)
+        return left is not None and 0 <= left <= reminder
+
+    def deadline_provisional(self, calendar: "WorkingCalendar") -> bool:
+        """The deadline was counted across a year the calendar knows only the weekends of."""
+        return bool(self.deadline and calendar.weekends_only_in(self.filed_on, self.deadline))
 
     @classmethod
     def of(cls, row: Any, history: tuple[CaseStep, ...] = (), attachments: tuple[Attachment, ...] = ()) -> "Case":

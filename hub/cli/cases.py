@@ -20,7 +20,6 @@ from typing import Any
 
 from xinlian.hub.cases.complaints import assign as assign_case
 from xinlian.hub.cases.model import KINDS, Actor, Case, CaseInputError, hohhot_day
-from xinlian.hub.executor.case_fields import working_days_left
 
 from .admin_session import AdminSession, add_common_arguments, policy_in_force, run_admin
 from .client_admin import federation_departments
@@ -59,16 +58,15 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     assign.set_defaults(handler=run_assign)
 
 
-def _row(case: Case, session: AdminSession, today: dt.date) -> dict[str, Any]:
+def _row(case: Case, session: AdminSession, today: dt.date, reminder: int) -> dict[str, Any]:
     calendar = session.cases.calendar
-    left = working_days_left(case, today, calendar)
     return {
         "id": case.id, "kind": case.kind, "status": case.status, "subject": case.subject or "",
         "subject_name": case.subject_name, "department": case.department or "(credit office)",
         "category": case.category, "filed_on": case.filed_on.isoformat(),
-        "deadline": case.deadline.isoformat() if case.deadline else None, "left": left,
-        "overdue": case.overdue(today), "records": [f"{r.family}:{r.key}" for r in case.records],
-        "provisional": bool(case.deadline and calendar.weekends_only_in(case.filed_on, case.deadline)),
+        "deadline": case.deadline.isoformat() if case.deadline else None, "left": case.working_days_left(today, calendar),
+        "overdue": case.overdue(today), "due_soon": case.due_soon(today, calendar, reminder),
+        "records": [f"{r.family}:{r.key}" for r in case.records], "provisional": case.deadline_provisional(calendar),
     }
 
 
@@ -82,9 +80,9 @@ def run_list(args: argparse.Namespace) -> int:
             kind=args.kind, status=args.status, department=args.department, today=today,
             open_only=not args.all, overdue_only=args.overdue, limit=args.limit, with_history=False,
         )
-        rows = [_row(c, session, today) for c in found]
+        rows = [_row(c, session, today, reminder) for c in found]
         if args.due_soon:
-            rows = [r for r in rows if r["left"] is not None and 0 <= r["left"] <= reminder]
+            rows = [r for r in rows if r["due_soon"]]
         session.record("listCases", read=True, kind=args.kind, status=args.status, department=args.department, listed=len(rows))
         columns = ("id", "kind", "status", "subject", "department", "filed_on", "deadline", "left", "overdue")
         session.listing(rows, columns, args.json, "no cases")
@@ -97,7 +95,8 @@ def run_show(args: argparse.Namespace) -> int:
     async def show(session: AdminSession) -> int:
         case = await session.cases.get(args.case_id)
         today = hohhot_day(session.cases.clock())
-        row = _row(case, session, today)
+        reminder = (await policy_in_force(session.settings, session.store)).cases.deadlines.reminder
+        row = _row(case, session, today, reminder)
         session.record("showCase", read=True, case=case.id, subject=case.subject)
         history = [
             {"at": utc_text(s.at), "action": s.action, "status": s.to_status, "by": s.by, "as": s.by_kind, "note": s.note}

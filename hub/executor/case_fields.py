@@ -124,27 +124,17 @@ def uploads(ctx: "RequestContext", given: Optional[list[gql.AttachmentInput]]) -
     return out
 
 
-def working_days_left(case: Case, today: dt.date, calendar: "WorkingCalendar") -> int | None:
-    """Working days from `today` to an open case's deadline: 0 due today, negative overdue by that
-    many (at least -1 from the day after the deadline, a weekend or holiday included); None once
-    closed."""
-    if not case.is_open or case.deadline is None:
-        return None
-    left = calendar.working_days_between(today, case.deadline)
-    return min(left, -1) if today > case.deadline else left
-
-
-def case_view(case: Case, today: dt.date, calendar: "WorkingCalendar", reminder: int = 2) -> gql.CaseView:
-    """A case as GraphQL shows it; `reminder`: working days before the deadline it is due soon."""
-    left = working_days_left(case, today, calendar)
+def case_view(case: Case, today: dt.date, calendar: "WorkingCalendar", reminder: int) -> gql.CaseView:
+    """A case as GraphQL shows it; `reminder`: working days before the deadline it is due soon
+    (the policy's `cases.deadlines.reminder`)."""
     return gql.CaseView(
         id=case.id, kind=case.kind, status=case.status, subject=case.subject, subject_name=case.subject_name,
         department=case.department, category=case.category,
         records=[gql.CaseRecord(family=r.family, key=r.key) for r in case.records],
         description=case.description, filed_by_kind=case.filer_kind, filed_at=case.filed_at, filed_on=case.filed_on,
-        deadline=case.deadline, working_days_left=left, overdue=case.overdue(today),
-        due_soon=left is not None and 0 <= left <= reminder, closed_at=case.closed_at,
-        deadline_provisional=bool(case.deadline and calendar.weekends_only_in(case.filed_on, case.deadline)),
+        deadline=case.deadline, working_days_left=case.working_days_left(today, calendar), overdue=case.overdue(today),
+        due_soon=case.due_soon(today, calendar, reminder), closed_at=case.closed_at,
+        deadline_provisional=case.deadline_provisional(calendar),
         resolution=case.resolution,
         history=[
             gql.CaseStep(action=s.action, from_status=s.from_status, status=s.to_status, at=s.at, by=s.by, by_kind=s.by_kind,
