@@ -377,8 +377,7 @@ class HubRuntime:
         return dt.datetime.now(CHINA_STANDARD_TIME).date()
 
     async def close(self) -> None:
-        await self.repairs.stop()  # background re-ratings after repair decisions, before credit stops
-        await self.credit.stop()
+        await self.credit.stop()  # with the re-ratings after repair decisions
         await self.members.leave()
         await self.changes.stop()
         await self.rate_limiter.close()

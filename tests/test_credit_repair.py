@@ -46,6 +46,7 @@ from xinlian.hub.cases.repairs import (
     first_record_day,
     minor_shown,
 )
+from xinlian.hub.credit.governance import CreditGovernance
 from xinlian.hub.credit.model import CreditInputError, RecordRef
 from xinlian.hub.credit.ratings import RatingRegister
 from xinlian.hub.credit.records import RecordFound
@@ -470,72 +471,70 @@ async def test_a_minor_penalty_is_filed_only_where_the_policy_shows_it(tmp_path:
                                            Source(decided_today), today, minor=True)
 
 
-class SlowCredit:
-    """Credit governance whose re-rating waits for `release` (a department that is slow to answer)."""
+class SlowRating:
+    """Stands in for `CreditGovernance.rate`: a department slow to answer (until `release`), or a
+    rating model that breaks."""
 
     def __init__(self, fail: bool = False) -> None:
-        self.standing = self
-        self.invalidated = 0
         self.release = asyncio.Event()
         self.fail = fail
-        self.rerated: list[tuple[str, dt.date, str]] = []
+        self.rated: list[tuple[str, dt.date, str]] = []
 
-    def invalidate(self) -> None:
-        self.invalidated += 1
-
-    async def rerate(self, policy: Any, subject: str, today: dt.date, by: str) -> None:
+    async def __call__(self, policy: Any, subject: str, today: dt.date, by: str, trigger: str = "") -> None:
         await self.release.wait()
         if self.fail:
             raise RuntimeError("the rating model broke")
-        self.rerated.append((subject, today, by))
+        self.rated.append((subject, today, by))
 
 
 async def test_an_approval_re_rates_the_subject_in_the_background_bounded_and_logged(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`settle` after the commit: the standing is invalidated at once, the re-rating runs in a
-    background task (`settled` waits for it); its errors are logged, its time and number bounded."""
-    async with registers(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}") as (_, repairs, credit_register):
+    """`settle` after the commit: the standing is invalidated at once, the re-rating runs in the
+    credit machinery's background (`CreditGovernance.rerate_later`; `settled` waits for it); its
+    errors are logged, its number bounded, and it ends with the machinery."""
+    async with registers(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}") as (store, repairs, credit_register):
         today = repairs.today()
         listing = await _blacklisting(credit_register, today)
         case = await repairs.apply_for_listing(Application(FIRM, "已整改", COMMITMENT, listing=listing), APPLICANT, RULES,
                                                credit_register, today)
         approved = await repairs.decide(case.id, True, "同意修复", MARKET, credit_register)
         policy: Any = object()
-        credit: Any = SlowCredit()
+        credit = CreditGovernance(store, lambda principal: None)  # type: ignore[arg-type,return-value]
+        invalidated: list[int] = []
+        monkeypatch.setattr(credit.standing, "invalidate", lambda: invalidated.append(1))
+        slow = SlowRating()
+        monkeypatch.setattr(credit, "rate", slow)
         task = repairs.settle(approved, credit, policy)
-        assert task is not None and credit.invalidated == 1 and repairs.settling() == (task,)
+        assert task is not None and invalidated == [1] and credit.rerating() == (task,)
         await asyncio.sleep(0.01)
-        assert not task.done() and credit.rerated == []  # the caller has its answer; the department is still asked
-        credit.release.set()
-        await asyncio.wait_for(repairs.settled(), 5)
-        assert credit.rerated == [(FIRM, today, "demo-market")] and repairs.settling() == ()
+        assert not task.done() and slow.rated == []  # the caller has its answer; the department is still asked
+        slow.release.set()
+        await asyncio.wait_for(credit.settled(), 5)
+        assert slow.rated == [(FIRM, today, "demo-market")] and credit.rerating() == ()
         # nothing to re-rate after a refusal, or after a record's repair
         for other in (dataclasses.replace(approved, status="refused"), dataclasses.replace(approved, category="record")):
             assert repairs.settle(other, credit, policy) is None
-        assert credit.invalidated == 1
-        caplog.set_level(logging.INFO, "xinlian.cases")
+        assert invalidated == [1]
+        caplog.set_level(logging.INFO, "xinlian.credit")
         # an error is logged, never raised
-        broken: Any = SlowCredit(fail=True)
+        broken = SlowRating(fail=True)
         broken.release.set()
-        repairs.settle(approved, broken, policy)
-        await asyncio.wait_for(repairs.settled(), 5)
-        assert f"re-rating {FIRM} after credit repair {case.id} failed" in caplog.text and "the rating model broke" in caplog.text
-        # bounded in time: a re-rating that does not end is given up
-        stuck: Any = SlowCredit()
-        repairs.settle_timeout = 0.05
-        repairs.settle(approved, stuck, policy)
-        await asyncio.wait_for(repairs.settled(), 5)
-        assert f"re-rating {FIRM} after credit repair {case.id} gave up after 0.05 s" in caplog.text
-        # bounded in number: past `max_settling` pending the standing is still invalidated, the rating left to the district run
-        repairs.settle_timeout, repairs.max_settling = 60.0, 1
-        first = repairs.settle(approved, stuck, policy)
-        assert first is not None and repairs.settle(approved, stuck, policy) is None and stuck.invalidated == 3
-        assert "re-ratings pending; the next district run rates it" in caplog.text
-        # the hub stopping ends what is still running
-        await repairs.stop(grace=0.05)
-        assert first.cancelled() and repairs.settling() == ()
-        assert stuck.rerated == []
+        monkeypatch.setattr(credit, "rate", broken)
+        repairs.settle(approved, credit, policy)
+        await asyncio.wait_for(credit.settled(), 5)
+        assert f"re-rating {FIRM} after a change failed" in caplog.text and "the rating model broke" in caplog.text
+        # bounded in number: past `max_rerating` pending the standing is still invalidated, the rating left to the district run
+        stuck = SlowRating()
+        monkeypatch.setattr(credit, "rate", stuck)
+        credit.max_rerating = 1
+        first = repairs.settle(approved, credit, policy)
+        assert first is not None and repairs.settle(approved, credit, policy) is None and len(invalidated) == 4
+        assert f"re-rating {FIRM} after credit repair {case.id} not started: 1 re-ratings pending" in caplog.text
+        # the hub stopping lets it end within the grace, then cancels it
+        await credit.stop(grace=0.05)
+        assert first.cancelled() and credit.rerating() == ()
+        assert stuck.rated == []
 
 
 # ---- end to end, on a running hub ---------------------------------------------------------------
@@ -630,10 +629,10 @@ def record_input(number: str, **changes: Any) -> dict[str, Any]:
 
 def settled(hub: RunningHub, timeout: float = 60) -> None:
     """Wait, from the test thread, for the hub's background re-ratings after repair decisions."""
-    repairs = hub.runtime.repairs
-    pending = repairs.settling()
+    credit = hub.runtime.credit
+    pending = credit.rerating()
     if pending:
-        asyncio.run_coroutine_threadsafe(repairs.settled(), pending[0].get_loop()).result(timeout)
+        asyncio.run_coroutine_threadsafe(credit.settled(), pending[0].get_loop()).result(timeout)
 
 
 @contextlib.contextmanager

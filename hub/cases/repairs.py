@@ -44,12 +44,12 @@ held by two departments (and then it goes to the credit office) — and nothing 
   whom the window does not apply) still see it.
 
 **After the decision has committed** (`RepairRegister.settle`): a repaired listing invalidates the
-credit standing at once (cheap), and the subject is re-rated in the background — a slow department
-must not hold the decision's answer (the approval is committed; a client that timed out and asked
-again would be told the repair is approved). The background re-ratings are bounded (at most
-`MAX_SETTLING` pending, each cancelled after `settle_timeout` s; errors are logged; the next
-district run rates a subject whose re-rating did not happen); `settled()` waits for them, `stop()`
-ends them with the hub.
+credit standing at once (cheap), and the subject is re-rated in the background
+(`CreditGovernance.rerate_later`) — a slow department must not hold the decision's answer (the
+approval is committed; a client that timed out and asked again would be told the repair is
+approved). Those re-ratings are bounded in number, their errors logged, and they end with the
+credit machinery (`CreditGovernance.settled()` waits for them); the next district run rates a
+subject whose re-rating did not happen.
 
 `ApprovedRepairs` keeps the register of approved record repairs in memory in every hub process:
 it follows the change feed's `cases` topic (hub/cluster/views.py) and is invalidated at once by a
@@ -59,7 +59,6 @@ change made through this process, so reading it costs no query per request in st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -95,8 +94,6 @@ MINOR = "轻微"
 TEXT_LIMIT = 1800  # the reason and the commitment each: the case's description holds both (at most 4000)
 DAY = dt.timedelta(days=1)
 Repaired = Mapping[str, Mapping[str, dt.date]]  # family → record key → the day it was repaired
-MAX_SETTLING = 64  # background re-ratings after approvals pending at once; more are left to the district run
-SETTLE_TIMEOUT = 120.0  # seconds one background re-rating may take (department calls have their own deadline)
 
 log = logging.getLogger("xinlian.cases")
 
@@ -317,10 +314,7 @@ class RepairRegister:
 
     cases: CaseRegister
     interval: float = 1.0
-    settle_timeout: float = SETTLE_TIMEOUT
-    max_settling: int = MAX_SETTLING
     approved: ApprovedRepairs = field(init=False)
-    _settling: set["asyncio.Task[None]"] = field(init=False, default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
         self.approved = ApprovedRepairs(self.cases, self.interval)
@@ -419,57 +413,16 @@ class RepairRegister:
     async def withdraw(self, case_id: int, note: str, actor: Actor) -> Case:
         return await self.cases.move(case_id, "withdraw", actor, note, kind=REPAIR, note_required=False)
 
-    def settle(self, case: Case, credit: "CreditGovernance", policy: "Policy") -> "asyncio.Task[None] | None":
+    def settle(self, case: Case, credit: "CreditGovernance", policy: "Policy") -> "asyncio.Task[Any] | None":
         """After a decision has committed: a repaired listing changes the subject's standing — seen at
         once here (invalidated now: cheap), on the change feed elsewhere — and its rating, re-rated in
-        the background so that the decision's answer never waits for a department (`settled` waits
-        for it). Returns the background task, if one was started."""
+        the background (`CreditGovernance.rerate_later`). Returns the background task, if one was
+        started."""
         if not (case.status == APPROVED and case.category == LISTING and case.subject):
             return None
         credit.standing.invalidate()
-        if len(self._settling) >= self.max_settling:
-            log.warning("re-rating %s after credit repair %s not started: %d re-ratings pending; the next district run "
-                        "rates it", case.subject, case.id, len(self._settling))
-            return None
         by = str(case.detail.get("decided_by") or "credit repair")
-        task = asyncio.create_task(self._rerate(case.id, case.subject, credit, policy, self.today(), by),
-                                   name=f"xinlian-repair-settle-{case.id}")
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-        return task
-
-    async def _rerate(
-        self, case_id: int, subject: str, credit: "CreditGovernance", policy: "Policy", today: dt.date, by: str,
-    ) -> None:
-        try:
-            async with asyncio.timeout(self.settle_timeout):
-                await credit.rerate(policy, subject, today, by)
-        except TimeoutError:
-            log.warning("re-rating %s after credit repair %s gave up after %g s; the next district run rates it",
-                        subject, case_id, self.settle_timeout)
-        except Exception:
-            log.exception("re-rating %s after credit repair %s failed; the next district run rates it", subject, case_id)
-
-    def settling(self) -> tuple["asyncio.Task[None]", ...]:
-        """The background re-ratings still running."""
-        return tuple(self._settling)
-
-    async def settled(self) -> None:
-        """Wait until every background re-rating started so far (and any they start) has ended."""
-        while self._settling:
-            await asyncio.gather(*self._settling, return_exceptions=True)
-
-    async def stop(self, grace: float = 10.0) -> None:
-        """With the hub: let the background re-ratings end within `grace` s, then cancel the rest."""
-        pending = self.settling()
-        if not pending:
-            return
-        _, late = await asyncio.wait(pending, timeout=grace)
-        for task in late:
-            task.cancel()
-        for task in late:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return credit.rerate_later(policy, case.subject, self.today(), by, f"credit repair {case.id}")
 
     async def repaired(self, subjects: Iterable[str]) -> dict[str, Repaired]:
         """The approved record repairs of `subjects` (from memory: `ApprovedRepairs`)."""

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("xinlian.credit")
 MAX_BATCH = 10_000
+MAX_RERATING = 100  # background re-ratings pending at once (more: left to the next district run)
 FEEDBACK_DAYS = 366  # measure feedback reports what was applied within the last year
 SWEEP_SECONDS = 3600.0
 
@@ -68,6 +69,8 @@ class CreditGovernance:
         self.district = DistrictRun(store, self.register, self.standing, self.ratings, self.records, audit)
         self._task: asyncio.Task[None] | None = None
         self._runs: set[asyncio.Task[None]] = set()  # district jobs started through the admin API
+        self._rerating: set[asyncio.Task[Rating | None]] = set()  # re-ratings after a change (`rerate_later`)
+        self.max_rerating = MAX_RERATING
         self._stopping = asyncio.Event()
 
     def follow(self, feed: "ChangeFeed") -> None:
@@ -271,6 +274,32 @@ class CreditGovernance:
             log.exception("re-rating %s after a change failed", subject)
         return None
 
+    def rerate_later(self, policy: Policy, subject: str, today: dt.date, by: str, after: str) -> "asyncio.Task[Rating | None] | None":
+        """Re-rate in the background after a change that has committed (`after` says which, for the
+        log), so that the change's answer never waits for a department. Bounded: past
+        `max_rerating` pending, none is started and the next district run rates the subject.
+        Errors are logged (`rerate`); `settled()` waits for them; `stop()` lets them end within its
+        grace, as the district jobs. Returns the task, if one was started."""
+        if not rateable(subject):
+            return None
+        if len(self._rerating) >= self.max_rerating:
+            log.warning("re-rating %s after %s not started: %d re-ratings pending; the next district run rates it",
+                        subject, after, len(self._rerating))
+            return None
+        task = asyncio.create_task(self.rerate(policy, subject, today, by), name=f"xinlian-rerate-{subject}")
+        self._rerating.add(task)
+        task.add_done_callback(self._rerating.discard)
+        return task
+
+    def rerating(self) -> tuple["asyncio.Task[Rating | None]", ...]:
+        """The background re-ratings still running."""
+        return tuple(self._rerating)
+
+    async def settled(self) -> None:
+        """Wait until every background re-rating started so far (and any they start) has ended."""
+        while self._rerating:
+            await asyncio.gather(*self._rerating, return_exceptions=True)
+
     async def current_rating(self, subject: str) -> Rating | None:
         return await self.ratings.latest(subject_key(subject))
 
@@ -326,7 +355,7 @@ class CreditGovernance:
         only if it does not end within `grace` seconds."""
         task, self._task = self._task, None
         self._stopping.set()
-        for running in [t for t in (task, *self._runs) if t is not None]:
+        for running in [t for t in (task, *self._runs, *self._rerating) if t is not None]:
             try:
                 await asyncio.wait_for(asyncio.shield(running), grace)
             except asyncio.TimeoutError:
