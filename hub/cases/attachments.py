@@ -47,7 +47,10 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from xinlian.policies.cases import AttachmentRules
 
 MB = 1024 * 1024
 DATA_DIR_FOLDER = "attachments"  # <data-dir>/attachments
@@ -108,6 +111,11 @@ class AttachmentPolicy:
     def standard(cls) -> AttachmentPolicy:
         """The default: 10 MB a file, 10 files a case, PDF, JPEG or PNG."""
         return cls()
+
+    @classmethod
+    def of(cls, rules: "AttachmentRules") -> AttachmentPolicy:
+        """The policy document's `[cases.attachments]` as the checks take it."""
+        return cls(max_bytes=rules.max_bytes, max_per_case=rules.max_per_case, media_types=rules.media_types)
 
     @classmethod
     def widest(cls) -> AttachmentPolicy:

@@ -578,9 +578,7 @@ def month_table(
         who.setdefault(key, set()).add(by)
 
     ratings = facts.ratings.get(day, [])
-    known = {r.subject for r in ratings}
-    known.update(f.subject for f in facts.findings if f.decided_on <= day)
-    known.update(x.subject for x in facts.listings if x.listed_on <= day)
+    known = known_subjects(facts, day)
     black = {x.subject for x in facts.listings if x.list == "black" and x.current(day)}
     red = {x.subject for x in facts.listings if x.list == "red" and x.current(day)}
     in_force = {s for s, start, end in (spans if spans is not None else finding_spans(facts, rules))

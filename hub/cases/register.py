@@ -200,7 +200,7 @@ class CaseRegister:
             raise CaseInputError(f"attachments: at most {limits.max_per_case} per case")
         if self.attachments is None:
             raise CaseInputError("attachments: this hub stores none (no attachment store configured)")
-        policy = AttachmentPolicy(max_bytes=limits.max_bytes, max_per_case=max(1, limits.max_per_case), media_types=limits.media_types)
+        policy = AttachmentPolicy.of(limits)
         for number, upload in enumerate(uploads, 1):
             try:
                 clean_filename(upload.filename)

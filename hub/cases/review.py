@@ -293,7 +293,7 @@ class ReviewQueue:
         return added
 
     async def sight(self, keys: Iterable[ReviewKey], trusted: bool = False) -> int:
-        """`note` and wait until written (the CLI, tests)."""
+        """`note` and wait until written (for tests and tools: a request never waits)."""
         added = self.note(keys, trusted)
         await self.flush()
         return added

@@ -114,7 +114,7 @@ def uploads(ctx: "RequestContext", given: Optional[list[gql.AttachmentInput]]) -
     limits = ctx.policy.cases.attachments
     if len(given) > limits.max_per_case:
         raise code("BAD_USER_INPUT", f"attachments: at most {limits.max_per_case} per case", argument="attachments")
-    policy = AttachmentPolicy(max_bytes=limits.max_bytes, max_per_case=limits.max_per_case, media_types=limits.media_types)
+    policy = AttachmentPolicy.of(limits)
     out = []
     for a in given:
         try:
