@@ -64,6 +64,7 @@ from xinlian.hub.cases.index import (
     MEDIAN,
     MIN_SUBJECTS,
     OFFICE,
+    PAIRS,
     POPULATION,
     PUBLIC,
     SMALL,
@@ -460,6 +461,7 @@ def shown(m: MonthIndicators) -> dict[str, Any]:
 
 
 LINE_COLUMNS = [c for c in COUNT_CELLS if c not in COMPLAINT_CELLS]
+UNIVERSE = frozenset(LINE_COLUMNS)
 CLASS_NAMES = tuple(f"class_{k}" for k in CLASSES)
 
 
@@ -533,9 +535,13 @@ def check_pattern(groups: dict[str | None, Cells], departments: Sequence[tuple[s
     for g in industries:
         cells, mine = groups[g], hidden[g]
         if cells.count("subjects_known") < MIN_SUBJECTS:
-            assert mine["subjects_known"] == POPULATION and all(mine.get(c) == POPULATION for c in cells.counts)
+            assert mine["subjects_known"] == POPULATION and all(
+                mine.get(c) == POPULATION for c in cells.counts if c in UNIVERSE or isinstance(c, tuple))
             continue
-        assert all(c in mine for c, n in cells.subjects.items() if 0 < n < MIN_SUBJECTS)
+        assert all(c in mine for c, n in cells.subjects.items() if 0 < n < MIN_SUBJECTS and c in UNIVERSE)
+        for whole, part, remainder in PAIRS:  # a remainder worked out by subtraction is never small
+            if whole not in mine and part not in mine:
+                assert not 0 < cells.subjects.get(remainder, 0) < MIN_SUBJECTS, (g, whole, part, mine)
         for total, members in (("subjects_rated", [f"level_{lv}" for lv in LEVELS]), ("subjects_rated", list(CLASS_NAMES)),
                                ("findings_serious", list(departments))):
             unknown = [m for m in members if m in mine]
@@ -568,11 +574,33 @@ def test_the_suppression_pattern_leaves_no_line_with_one_unknown() -> None:
             counts["penalties_一般"] = rng.choice((0, 1, 6))
             findings = {d: rng.choice((0, 1, 2, 5, 7)) for d in departments}
             counts.update(findings, findings_serious=sum(findings.values()))
-            subjects = dict(counts)  # findings and penalties: a subject may have several
-            for c in (*findings, "findings_serious", "penalties_一般"):
+            dishonest = rng.randint(0, counts["subjects_known"])
+            counts.update(subjects_with_dishonesty=dishonest, subjects_honest=counts["subjects_known"] - dishonest)
+            on_time, late = rng.choice((0, 3, 6, 20)), rng.choice((0, 1, 2, 5))
+            counts.update(objections_due=on_time + late, objections_on_time=on_time, objections_late=late)
+            subjects = dict(counts)  # findings, penalties and cases: a subject may have several
+            for c in (*findings, "findings_serious", "penalties_一般", "objections_due", "objections_on_time", "objections_late"):
                 subjects[c] = rng.randint(1, counts[c]) if counts[c] else 0
             groups[g] = Cells(counts, subjects)
         check_pattern(groups, departments)
+
+
+def test_a_figure_worked_out_by_subtraction_is_protected_too() -> None:
+    """Review of the index: `due − onTime` (cases answered late) and `subjectsKnown −
+    subjectsWithDishonesty` (subjects without dishonesty records) are never shown, but the public
+    can subtract; one late answer or one honest subject in an industry suppresses the part shown."""
+    def group(known: int, dishonest: int, due: int, on_time: int) -> Cells:
+        counts: dict[Any, int] = {"subjects_known": known, "subjects_rated": known, "level_BBB": known, "class_B": known,
+                                  "subjects_with_dishonesty": dishonest, "subjects_honest": known - dishonest,
+                                  "objections_due": due, "objections_on_time": on_time, "objections_late": due - on_time}
+        return Cells(counts, dict(counts))
+
+    groups: dict[str | None, Cells] = {"I0": group(10, 9, 8, 7), "I1": group(20, 5, 12, 6), "I2": group(30, 6, 9, 0)}
+    hidden = public_pattern(groups)
+    assert hidden["I0"]["subjects_with_dishonesty"] == COMPLEMENT  # 10 − 9: one honest subject
+    assert hidden["I0"]["objections_on_time"] == COMPLEMENT  # 8 − 7: one late answer
+    assert "objections_on_time" not in hidden["I2"]  # 9 − 0: nine late, none singled out
+    check_pattern(groups, [])
 
 
 def test_a_line_of_one_department_hides_its_total() -> None:

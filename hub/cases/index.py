@@ -557,7 +557,17 @@ def finding_spans(facts: IndexFacts, rules: CreditRules) -> list[FindingSpan]:
 LEVEL_CELLS = {lv: f"level_{lv}" for lv in LEVELS}
 CLASS_CELLS = {c: f"class_{c}" for c in CLASSES}
 PENALTY_CELLS = {s: f"penalties_{s}" for s in PENALTY_SEVERITIES}
-SUBJECT_COUNTED = frozenset((*SUBJECT_CELLS, *LEVEL_CELLS.values(), *CLASS_CELLS.values()))  # one per subject: count = subjects
+HONEST = "subjects_honest"  # known subjects without dishonesty records: never shown (see PAIRS)
+SUBJECT_COUNTED = frozenset((*SUBJECT_CELLS, HONEST, *LEVEL_CELLS.values(), *CLASS_CELLS.values()))  # one per subject: count = subjects
+# figures shown side by side whose difference is a figure of its own, never shown but worked out by
+# subtraction: (the whole, the part shown, the rest). When the rest counts 1 to MIN_SUBJECTS - 1
+# subjects in an industry's public answer, the part is suppressed (complaints: never shown per industry)
+PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("subjects_known", "subjects_with_dishonesty", HONEST),
+    *((f"{k}s_due", f"{k}s_on_time", f"{k}s_late") for k in ("objection", "repair")),
+    ("objections_closed", "objections_corrected", "objections_closed_otherwise"),
+    ("repairs_closed", "repairs_approved", "repairs_closed_otherwise"),
+)
 
 
 def month_table(
@@ -584,8 +594,8 @@ def month_table(
     in_force = {s for s, start, end in (spans if spans is not None else finding_spans(facts, rules))
                 if start <= day and (end is None or day <= end)}
     dishonest = (in_force | black) & known
-    for cell, subjects in (("subjects_known", known), ("subjects_with_dishonesty", dishonest), ("blacklist_size", black),
-                           ("red_list_size", red)):
+    for cell, subjects in (("subjects_known", known), ("subjects_with_dishonesty", dishonest), (HONEST, known - dishonest),
+                           ("blacklist_size", black), ("red_list_size", red)):
         counts.update((group(s), cell) for s in subjects)
     counts.update((group(r.subject), "subjects_rated") for r in ratings)
     counts.update((group(r.subject), LEVEL_CELLS[r.level]) for r in ratings if r.level in LEVEL_CELLS)
@@ -604,7 +614,9 @@ def month_table(
         if c.closed_on is not None and first <= c.closed_on <= day:
             record(c.subject, f"{c.kind}s_closed", by)
             status, outcome = OUTCOMES[c.kind]
-            if c.status == status:
+            if c.status != status:
+                record(c.subject, f"{c.kind}s_closed_otherwise", by)
+            else:
                 record(c.subject, outcome, by)
                 if c.kind == "complaint":
                     g = group(c.subject) if c.subject is not None else None
@@ -613,8 +625,7 @@ def month_table(
             mark = c.timeliness(today)
             if mark is not None:
                 record(c.subject, f"{c.kind}s_due", by)
-                if mark == ON_TIME:
-                    record(c.subject, f"{c.kind}s_on_time", by)
+                record(c.subject, f"{c.kind}s_on_time" if mark == ON_TIME else f"{c.kind}s_late", by)
     for p in facts.penalties:
         if first <= p.decided_on <= day:
             record(p.subject, PENALTY_CELLS.get(p.severity, "penalties_other"), p.subject)
@@ -690,7 +701,10 @@ def public_pattern(groups: Mapping[str | None, Cells], minimum: int = MIN_SUBJEC
        add up to the district's figure, shown), a line with a suppressed cell gets at least two,
        counting together at least `minimum` subjects where the line allows it (`_protect`).
        Subjects without an industry (never rated, or rated without one) are never shown on their
-       own: in a line across the industries they are one more unknown when they count any.
+       own: in a line across the industries they are one more unknown when they count any. And
+       where two figures shown side by side give a third by subtraction (`PAIRS`: known subjects
+       without dishonesty records, cases answered late, cases closed otherwise), a third counting
+       1 to `minimum - 1` subjects suppresses the part shown.
     Complaint figures are not in the pattern: they are never shown per industry.
     """
     industries = sorted(g for g in groups if g)
@@ -711,6 +725,10 @@ def public_pattern(groups: Mapping[str | None, Cells], minimum: int = MIN_SUBJEC
         changed = False
         for g in shown_rows:
             cells, mine = groups[g], hidden[g]
+            for whole, part, remainder in PAIRS:  # the remainder is the whole minus the part: small, the part goes
+                if whole not in mine and part not in mine and 0 < cells.subjects.get(remainder, 0) < minimum:
+                    mine[part] = COMPLEMENT
+                    changed = True
             for total, members in lines:
                 picks = _protect([cells.subjects.get(m, 0) for m in members], [m in mine for m in members],
                                  total in mine, minimum, may_hide_total=True)
