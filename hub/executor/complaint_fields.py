@@ -203,14 +203,14 @@ async def complaints(
         raise cf.code("BAD_USER_INPUT", f"status: one of {', '.join(STATUSES)}", argument="status")
     cases = cf.register_of(ctx)
     found = await cases.find(kind=COMPLAINT, status=status, department=department, today=ctx.today, overdue_only=overdue, limit=first)
-    still_open = await cases.find(kind=COMPLAINT, department=department, open_only=True, limit=100_000, with_history=False)
+    total_open, total_overdue = await cases.tally(COMPLAINT, ctx.today, [{"department": department}])
     for case in found:
         if case.subject:
             ctx.findings.subjects.add(case.subject)
     ctx.findings.detail["cases"] = {"kind": COMPLAINT, "listed": len(found)}
     return ComplaintPage(
         items=[complaint_view(c, ctx.today, cases.calendar, ctx.policy.cases) for c in found],
-        total_open=len(still_open), total_overdue=sum(1 for c in still_open if c.overdue(ctx.today)),
+        total_open=total_open, total_overdue=total_overdue,
     )
 
 
