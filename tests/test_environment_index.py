@@ -877,11 +877,16 @@ async def test_the_assessment_window_ends_with_its_last_month(store: Store) -> N
 MARKET_NAME, TAX_NAME = "新城区市场监督管理局", "国家税务总局呼和浩特市新城区税务局"
 
 
-def entry(at: str, endpoint: str, released: Sequence[str] = (), unavailable: Sequence[str] = ()) -> AuditEntry:
-    detail = {"unavailable": list(unavailable)} if unavailable else None
+def entry(
+    at: str, endpoint: str, released: Sequence[str] = (), unavailable: Sequence[str] = (), asked: Sequence[str] | None = None,
+) -> AuditEntry:
+    detail: dict[str, Any] = {"unavailable": list(unavailable)} if unavailable else {}
+    if asked is not None:
+        detail["asked"] = list(asked)
     return AuditEntry(
         at=utc(at), request_id=f"r-{at}-{endpoint}", endpoint=endpoint, client_id=None, client_kind="public", outcome="ok",
-        policy_version="v1", released=list(released), errors=["UPSTREAM_UNAVAILABLE"] if unavailable else [], detail=detail,
+        policy_version="v1", released=list(released), errors=["UPSTREAM_UNAVAILABLE"] if unavailable else [],
+        detail=detail or None,
     )
 
 
@@ -899,6 +904,10 @@ async def test_availability_over_the_period_from_the_audit_trail(store: Store) -
             entry("2026-01-05T02:00:00", "/admin/graphql", ["penalties.decision_number"], [MARKET_NAME]),  # not a data endpoint
             entry("2026-01-20T02:00:00", "/graphql", ["tax_credit.level"], [TAX_NAME]),  # tax only
             entry("2026-01-21T02:00:00", "/graphql", ["registration.name"]),  # neither
+            # entries that say which departments were called count exactly: tax asked, market's family
+            # named but market not called (its records came from the cache)
+            entry("2026-01-22T02:00:00", "/graphql", ["penalties.decision_number"], asked=[TAX_NAME]),
+            entry("2026-01-23T02:00:00", "/graphql", [], [TAX_NAME], asked=[TAX_NAME, MARKET_NAME]),
         ])
     finally:
         await trail.stop()
@@ -907,13 +916,13 @@ async def test_availability_over_the_period_from_the_audit_trail(store: Store) -
     result = await department_assessment(store, sources, Window(JAN, MAR), TODAY, {"market": Availability(4, 0, "healthy")})
     rows = {(q.department, q.family): q for q in result.rows}
     market, tax = rows[("market", None)], rows[("tax", None)]
-    assert market.availability == RequestAvailability(3, 1) and market.availability.share == 2 / 3
-    assert tax.availability == RequestAvailability(1, 1) and tax.availability.share == 0.0
+    assert market.availability == RequestAvailability(4, 1) and market.availability.share == 3 / 4
+    assert tax.availability == RequestAvailability(3, 2) and tax.availability.share == 1 / 3
     assert market.link == Availability(4, 0, "healthy") and tax.link is None
     assert rows[("market", "penalties")].availability is None  # department rows only
     table = {r["department"]: r for r in csv.DictReader(io.StringIO(assessment_csv(result))) if r["family"] == "*"}
     assert (table["market"]["availability"], table["market"]["availability_requests"], table["market"]["availability_failed"]) == (
-        repr(2 / 3), "3", "1")
+        repr(3 / 4), "4", "1")
     assert (table["market"]["link_availability"], table["tax"]["link_availability"]) == ("1.0", "")
     march = await department_assessment(store, sources, Window(MAR, MAR), TODAY)
     assert {q.department: q.availability for q in march.rows if q.family is None} == {

@@ -68,6 +68,8 @@ def test_a_department_database_that_is_garbage(hub: RunningHub) -> None:
         body = response.json()
         [entry] = hub.audit_entries(response.headers["x-request-id"])
         assert entry.detail["unavailable"] == [hub.connector("tax").department]  # availability, per request
+        assert hub.connector("tax").department in entry.detail["asked"]  # and the departments it called
+        assert hub.connector("courts").department in entry.detail["asked"]
         person = body["data"]["legalPerson"]
         assert person["taxCredit"] is None and person["penalties"] is None  # tax feeds both
         errors = upstream_errors(body)

@@ -63,10 +63,13 @@ class DepartmentQuality:
     repairs_decided: DeadlinesKept
     complaints_resolved: Optional[DeadlinesKept] = strawberry.field(description="Department rows only (complaints name no family).")
     availability: Optional[float] = strawberry.field(
-        description="Over the period, from the audit trail: data-endpoint requests that touched the department (named a field of "
-                    "a family it serves, or named it unavailable) and did not name it unavailable / those requests. Department rows."
+        description="Over the period, from the audit trail: data-endpoint requests that called the department (or that it failed) "
+                    "and that it did not fail / those requests. Department rows."
     )
-    availability_requests: Optional[int] = strawberry.field(description="Data-endpoint requests in the period that touched the department.")
+    availability_requests: Optional[int] = strawberry.field(
+        description="Data-endpoint requests in the period that called the department (`detail.asked`; older entries: that touched "
+                    "a family it serves)."
+    )
     availability_failed: Optional[int] = strawberry.field(description="Those that named it unavailable (`detail.unavailable`).")
     link_availability: Optional[float] = strawberry.field(description="Attempts that did not fail / attempts, this hub process's link since it started.")
     link_attempts: Optional[int]

@@ -16,11 +16,12 @@ Per department (connector name) and per record family it serves, over a period o
   and complaints resolved (or rejected) by their deadline, among those of the department due in
   the period (hub/cases/index.py `CaseFact.timeliness`);
 - **availability** over the period, from the audit trail (`audited_availability`): among the
-  requests to the data endpoints (`/graphql`, `/public/graphql`) in the period that touched the
-  department — whose audit entry names a field of a family its connector serves (`released`,
-  `denied`, `masked`: "family.field") or names the department in `detail.unavailable` (the
-  departments that failed the request, as errors name them: `connector.department`) — the share
-  that did not name it unavailable. Beside it, the **link** as this hub process has seen it since
+  requests to the data endpoints (`/graphql`, `/public/graphql`) in the period that called the
+  department — whose audit entry names it in `detail.asked` (the departments the request called,
+  as errors name them: `connector.department`) or in `detail.unavailable` (those that failed it)
+  — the share that did not name it unavailable. Entries written before `detail.asked` existed
+  count for a department when they name a field of a family its connector serves (`released`,
+  `denied`, `masked`: "family.field"): an estimate. Beside it, the **link** as this hub process has seen it since
   it started (`Federation.status()`: attempts that did not fail / attempts, and the circuit's
   condition); null where there is no link history (the CLI).
 
@@ -215,16 +216,18 @@ def period_bounds(window: Window, today: dt.date) -> tuple[str, str]:
     return format_time(first), format_time(end)
 
 
-def _touched(content: str) -> tuple[set[str], set[str]] | None:
-    """The families a data-endpoint entry names a field of, and the departments it names
-    unavailable; None for an entry of another endpoint."""
+def _touched(content: str) -> tuple[set[str], set[str] | None, set[str]] | None:
+    """The families a data-endpoint entry names a field of, the departments it called (None: the
+    entry predates `detail.asked`) and those it names unavailable; None for an entry of another
+    endpoint."""
     document = json.loads(content)
     if not isinstance(document, dict) or document.get("endpoint") not in DATA_ENDPOINTS:
         return None
     families = {str(name).split(".", 1)[0] for key in ("released", "denied", "masked") for name in document.get(key) or ()}
     detail = document.get("detail")
-    failed = detail.get("unavailable") if isinstance(detail, dict) else None
-    return families, {str(d) for d in failed} if isinstance(failed, list) else set()
+    asked, failed = (detail.get("asked"), detail.get("unavailable")) if isinstance(detail, dict) else (None, None)
+    return (families, {str(d) for d in asked} if isinstance(asked, list) else None,
+            {str(d) for d in failed} if isinstance(failed, list) else set())
 
 
 async def audited_availability(
@@ -241,7 +244,7 @@ async def audited_availability(
     query = select(a.content).where(
         a.at >= start, a.at < end,
         or_(*(a.content.like(f'%"endpoint":"{e}"%') for e in sorted(DATA_ENDPOINTS))),
-        or_(a.content.like('%"unavailable"%'), *(a.content.like(f'%"{f}.%') for f in families)),
+        or_(a.content.like('%"asked"%'), a.content.like('%"unavailable"%'), *(a.content.like(f'%"{f}.%') for f in families)),
     )
     counts = {s.name: [0, 0] for s in sources}
     async with store.engine.connect() as conn:
@@ -250,10 +253,11 @@ async def audited_availability(
             seen = _touched(content)
             if seen is None:
                 continue
-            touched, failed = seen
+            touched, asked, failed = seen
             for s in sources:
                 down = s.department in failed
-                if down or not touched.isdisjoint(s.families):
+                tried = s.department in asked if asked is not None else not touched.isdisjoint(s.families)
+                if down or tried:
                     counts[s.name][0] += 1
                     counts[s.name][1] += down
     return {name: RequestAvailability(n, failed) for name, (n, failed) in counts.items()}

@@ -76,7 +76,12 @@ class DataEndpoint:
         failed = sorted({
             d for e in errors if e["extensions"]["code"] in UPSTREAM_CODES for d in e["extensions"].get("departments") or ()
         })
-        if failed:  # which departments failed this request: their availability over a period (hub/cases/assessment.py)
+        # which departments this request called, and which failed it: their availability over a
+        # period (hub/cases/assessment.py)
+        asked = ctx.departments_asked()
+        if asked:
+            record.detail["asked"] = asked
+        if failed:
             record.detail["unavailable"] = failed
         record.policy_version = ctx.policy.version
         if ctx.findings.rules_applied:  # the policy's row rules and annotations that ran ("family:rule")

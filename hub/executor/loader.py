@@ -75,6 +75,7 @@ class FamilyLoader:
         self.deadline = deadline
         self.cache = cache if cacheable and department.cache_ttl > 0 else None
         self.review = review  # the review before publication, for a reviewed family (hub/cases/review.py)
+        self.asked = False  # the department was called (not only the cache read): its availability was tried
         self._pending: list[_Pending] = []
         self._scheduled = False
 
@@ -134,6 +135,7 @@ class FamilyLoader:
             keys = [k for k in keys if k not in by_key]
         size = max(1, int(connector.batch_size))
         chunks = [keys[i : i + size] for i in range(0, len(keys), size)]
+        self.asked = self.asked or bool(chunks)
         results = await asyncio.gather(*(self._fetch(chunk, fields) for chunk in chunks), return_exceptions=True)
         for chunk, result in zip(chunks, results):
             if isinstance(result, BaseException) and not isinstance(result, ConnectorError):

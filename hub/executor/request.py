@@ -236,6 +236,10 @@ class RequestContext:
             )
         return loader
 
+    def departments_asked(self) -> list[str]:
+        """The departments (as errors name them: `connector.department`) this request called."""
+        return sorted({loader.department.connector.department for loader in self.caches.loaders.values() if loader.asked})
+
     def review_sighting(self, family: str) -> ReviewSighting | None:
         """The review before publication for a family the policy's `publication-review` rule names
         (for any audience: every read queues new records): the loader notes each record's key and
