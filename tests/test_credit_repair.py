@@ -535,6 +535,7 @@ async def test_an_approval_re_rates_the_subject_in_the_background_bounded_and_lo
         await credit.stop(grace=0.05)
         assert first.cancelled() and credit.rerating() == ()
         assert stuck.rated == []
+        assert repairs.settle(approved, credit, policy) is None and credit.rerating() == ()  # stopped: none starts
 
 
 # ---- end to end, on a running hub ---------------------------------------------------------------

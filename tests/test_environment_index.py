@@ -549,6 +549,13 @@ def check_pattern(groups: dict[str | None, Cells], departments: Sequence[tuple[s
                 assert len(unknown) + (total in mine) >= 2, (g, total, mine)
                 left = [m for m in members if m not in mine and cells.count(m)]
                 assert total in mine or sum(cells.subjects.get(m, 0) for m in unknown) >= MIN_SUBJECTS or not left, (g, total)
+    for whole, part, remainder in PAIRS:  # a remainder across the industries, unknown where its part or whole is
+        unknown = [g for g in industries if part in hidden[g] or whole in hidden[g]]
+        rest = groups[None].subjects.get(remainder, 0) if None in groups else 0
+        if [g for g in unknown if groups[g].subjects.get(remainder, 0)]:
+            assert len(unknown) + (rest > 0) >= 2 or len(unknown) == len(industries), (remainder, unknown)
+            left = [g for g in industries if g not in unknown and groups[g].subjects.get(remainder, 0)]
+            assert sum(groups[g].subjects.get(remainder, 0) for g in unknown) + rest >= MIN_SUBJECTS or not left, (remainder, unknown)
     for c in {c for g in industries for c in groups[g].counts}:
         unknown = [g for g in industries if c in hidden[g]]
         rest = groups[None].subjects.get(c, 0) if None in groups else 0
@@ -596,6 +603,13 @@ def test_a_figure_worked_out_by_subtraction_is_protected_too() -> None:
         return Cells(counts, dict(counts))
 
     groups: dict[str | None, Cells] = {"I0": group(10, 9, 8, 7), "I1": group(20, 5, 12, 6), "I2": group(30, 6, 9, 0)}
+    # and across the industries (review): A's two honest subjects were the district's minus B's
+    # and C's, once B's part was hidden beside A's for the parts' sake alone
+    across: dict[str | None, Cells] = {"A": group(10, 8, 0, 0), "B": group(6, 6, 0, 0), "C": group(20, 10, 0, 0)}
+    shown_to_public = public_pattern(across)
+    assert shown_to_public["A"]["subjects_with_dishonesty"] == COMPLEMENT
+    assert "subjects_with_dishonesty" in shown_to_public["C"]  # the honest ones: A's 2 with C's 10, not B's 0
+    check_pattern(across, [])
     hidden = public_pattern(groups)
     assert hidden["I0"]["subjects_with_dishonesty"] == COMPLEMENT  # 10 − 9: one honest subject
     assert hidden["I0"]["objections_on_time"] == COMPLEMENT  # 8 − 7: one late answer

@@ -212,8 +212,11 @@ def test_natural_person_and_search(hub: RunningHub) -> None:
     found = hub.query('{ searchLegalPersons(name: "新城区", first: 5) { uscc name } }', None).json()
     people = found["data"]["searchLegalPersons"]
     assert 1 <= len(people) <= 5 and all("新城区" in p["name"] for p in people)
-    wild = hub.query('{ searchLegalPersons(name: "%", first: 5) { uscc } }', None).json()
-    assert wild["data"]["searchLegalPersons"] == []
+    wild = hub.query('{ searchLegalPersons(name: "%", first: 5) { uscc } }', None)
+    assert wild.json()["data"]["searchLegalPersons"] == []
+    # a search that finds nothing still called the registry: its audit entry says so (availability)
+    [entry] = hub.audit_entries(wild.headers["x-request-id"])
+    assert "新城区市场监督管理局" in entry.detail["asked"]
 
 
 def test_catalogue_lists_every_field_with_class_and_sources(hub: RunningHub) -> None:

@@ -743,6 +743,14 @@ def public_pattern(groups: Mapping[str | None, Cells], minimum: int = MIN_SUBJEC
             for i in picks:
                 hidden[industries[i]][c] = COMPLEMENT
             changed = changed or bool(picks)
+        for whole, part, remainder in PAIRS:  # a remainder across the industries: unknown where its part (or whole) is
+            values = [groups[g].subjects.get(remainder, 0) for g in industries]
+            flags = [part in hidden[g] or whole in hidden[g] for g in industries]
+            rest = sum(groups[g].subjects.get(remainder, 0) for g in groups if not g)
+            picks = _protect(values + [rest], flags + [True], False, minimum) if rest else _protect(values, flags, False, minimum)
+            for i in picks:
+                hidden[industries[i]][part] = COMPLEMENT
+            changed = changed or bool(picks)
     return hidden
 
 

@@ -280,7 +280,7 @@ class CreditGovernance:
         `max_rerating` pending, none is started and the next district run rates the subject.
         Errors are logged (`rerate`); `settled()` waits for them; `stop()` lets them end within its
         grace, as the district jobs. Returns the task, if one was started."""
-        if not rateable(subject):
+        if not rateable(subject) or self._stopping.is_set():  # stopping: the next district run rates it
             return None
         if len(self._rerating) >= self.max_rerating:
             log.warning("re-rating %s after %s not started: %d re-ratings pending; the next district run rates it",
@@ -354,11 +354,13 @@ class CreditGovernance:
         the middle: a cancelled one can leave its connection checked out), then end it; cancel it
         only if it does not end within `grace` seconds."""
         task, self._task = self._task, None
-        self._stopping.set()
-        for running in [t for t in (task, *self._runs, *self._rerating) if t is not None]:
-            try:
-                await asyncio.wait_for(asyncio.shield(running), grace)
-            except asyncio.TimeoutError:
-                running.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
+        self._stopping.set()  # no re-rating starts from now on
+        running = [t for t in (task, *self._runs, *self._rerating) if t is not None]
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=grace)  # one grace for all of them
+        for t in late:
+            t.cancel()
+        for t in late:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t

@@ -160,6 +160,7 @@ class RequestCaches:
     # noted by the loaders of reviewed families (hub/cases/review.py `ReviewSighting`)
     review: Seen = field(default_factory=dict)
     subjects_asked: int = 0
+    called: set[str] = field(default_factory=set)  # departments called outside the loaders (a name search)
 
 
 class RequestContext:
@@ -237,8 +238,10 @@ class RequestContext:
         return loader
 
     def departments_asked(self) -> list[str]:
-        """The departments (as errors name them: `connector.department`) this request called."""
-        return sorted({loader.department.connector.department for loader in self.caches.loaders.values() if loader.asked})
+        """The departments (as errors name them: `connector.department`) this request called: through
+        its loaders (not those whose records all came from the cache) and by name search."""
+        return sorted(self.caches.called | {
+            loader.department.connector.department for loader in self.caches.loaders.values() if loader.asked})
 
     def review_sighting(self, family: str) -> ReviewSighting | None:
         """The review before publication for a family the policy's `publication-review` rule names

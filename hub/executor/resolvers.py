@@ -259,6 +259,7 @@ class HubResolvers:
                 decision = ctx.decision("registration", "name")
                 raise forbidden("registration", decision.disclosure.value, decision.reason.value)
             sources = ctx.federation.sources(REGISTRATION.name)
+            ctx.caches.called.update(d.connector.department for d in sources)  # for the audit entry's `asked`
             results = await asyncio.gather(
                 *(d.link.search(REGISTRATION.name, text, limit, deadline=ctx.deadline) for d in sources),
                 return_exceptions=True,
